@@ -1,0 +1,151 @@
+"""The command line: parses arguments, calls the API, prints. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import ForenscopeError
+
+EXIT_CLEAN, EXIT_SUSPICIOUS, EXIT_USAGE, EXIT_ERRORS = 0, 1, 2, 3
+FORMATS = ("json", "md", "html")
+
+
+def _split(value: str | None) -> tuple[str, ...] | None:
+    if not value:
+        return None
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="forenscope")
+def main() -> None:
+    """Forenscope: is an image AI-generated or tampered, where, why and how."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write reports here (one folder per image) and an index.jsonl; a re-run "
+                   "with the same --out resumes, skipping finished files.")
+@click.option("--format", "formats", default="json,md,html", show_default=True,
+              help="Report formats to write with --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report per line.")
+@click.option("--experts", default=None, help="Comma-separated expert names (default: all).")
+@click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Heatmap threshold for the mask and regions.")
+@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1),
+              help="Images analysed in parallel (processes).")
+def analyze(
+    paths: tuple[str, ...],
+    out_dir: Path | None,
+    formats: str,
+    as_json: bool,
+    experts: str | None,
+    threshold: float,
+    jobs: int,
+) -> None:
+    """Analyse image files, folders or glob patterns.
+
+    Exit status: 0 every image looks clean, 1 at least one is suspicious (AI-generated or
+    tampered), 3 at least one file could not be analysed (the others still are), 2 usage error.
+    """
+    from tqdm import tqdm
+
+    from .batch import analyze_batch, expand_inputs
+    from .experts import get_expert
+
+    fmts = _split(formats) or FORMATS
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad:
+        raise click.BadParameter(f"unknown format(s) {bad}; choose from {FORMATS}")
+    names = _split(experts)
+    try:
+        for name in names or ():
+            get_expert(name)  # fail fast, with a did-you-mean, before any work
+        files = expand_inputs(paths)
+    except ForenscopeError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    counts = {"clean": 0, "suspicious": 0, "error": 0}
+    outcomes = analyze_batch(
+        files, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs
+    )
+    with tqdm(total=len(files), unit="img", file=sys.stderr, disable=None) as bar:
+        for outcome in outcomes:
+            counts[outcome.status] += 1
+            if as_json and outcome.report_json is not None:
+                bar.write(outcome.report_json, file=sys.stdout)
+            elif as_json:
+                bar.write(json.dumps(outcome.index_record()), file=sys.stdout)
+            else:
+                bar.write(f"{outcome.path}: {outcome.status.upper()}: {outcome.summary}")
+            bar.update(1)
+    skipped = len(files) - sum(counts.values())
+    tail = f", {skipped} already done" if skipped else ""
+    click.echo(
+        f"{counts['clean']} clean, {counts['suspicious']} suspicious, "
+        f"{counts['error']} error(s){tail}" + (f"; reports in {out_dir}" if out_dir else ""),
+        err=True,
+    )
+    if counts["error"]:
+        sys.exit(EXIT_ERRORS)
+    sys.exit(EXIT_SUSPICIOUS if counts["suspicious"] else EXIT_CLEAN)
+
+
+@main.command("experts")
+@click.option("--json", "as_json", is_flag=True, help="Print the specs as JSON.")
+def experts_cmd(as_json: bool) -> None:
+    """List the experts with their versions, licences and availability."""
+    from .experts import expert_classes
+
+    rows = []
+    for name, cls in sorted(expert_classes().items()):
+        spec = cls.spec
+        missing = cls().available()
+        rows.append({**spec.model_dump(), "available": missing is None, "missing": missing})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    header = f"{'name':<20} {'version':<8} {'kind':<11} {'targets':<13} {'licence':<28} status"
+    click.echo(header)
+    for r in rows:
+        status = "ok" if r["available"] else f"unavailable: pip install 'forenscope[{r['extra']}]'"
+        click.echo(
+            f"{r['name']:<20} {r['version']:<8} {r['kind']:<11} {r['targets']:<13} "
+            f"{r['licence'][:28]:<28} {status}"
+        )
+
+
+@main.command()
+@click.option("--out", "out_dir", default="forenscope-demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+def demo(out_dir: Path) -> None:
+    """Analyse the shipped CC0 photo and a tampered copy of it; write HTML/JSON/Markdown reports."""
+    from .demo import run_demo
+
+    for line in run_demo(out_dir):
+        click.echo(line)
+
+
+def _attach_optional_groups() -> None:
+    """Command groups of optional subsystems; each imports its heavy parts only when run."""
+    import importlib
+
+    for module, attr, name in (
+        ("forenscope.models.cli", "models_cli", "models"),
+        ("forenscope.train.cli", "train_cli", "train"),
+        ("forenscope.mllm.cli", "llm_cli", "llm"),
+    ):
+        try:
+            cmd = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            continue  # subsystem not built yet in this checkout
+        main.add_command(cmd, name)
+
+
+_attach_optional_groups()

@@ -1,0 +1,1 @@
+"""Evaluation: datasets (manifests), metrics and benchmarks' shared plumbing."""

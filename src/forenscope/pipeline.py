@@ -1,0 +1,113 @@
+"""One analysis: decode -> experts (in parallel) -> fusion -> localization -> Report."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import __version__
+from .experts import get_expert, list_experts
+from .explain import explain
+from .fusion import fuse
+from .io import ImageInput, load_image
+from .localize import localize
+from .types import ExpertResult, ImageInfo, Report
+
+DEFAULT_THRESHOLD = 0.5
+
+
+def default_experts() -> list[str]:
+    """Every registered expert; those missing an optional dependency abstain and say so."""
+    return list_experts()
+
+
+def run_experts(
+    image: ImageInput, names: Sequence[str] | None = None, *, threads: int | None = None
+) -> list[ExpertResult]:
+    """Run experts on one image, in a thread pool (numpy and Pillow release the GIL)."""
+    experts = [get_expert(n) for n in (names if names is not None else default_experts())]
+    threads = threads or min(len(experts), os.cpu_count() or 1) or 1
+    if threads <= 1:
+        return [e.analyze(image) for e in experts]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(lambda e: e.analyze(image), experts))
+
+
+def image_info(image: ImageInput) -> ImageInfo:
+    return ImageInfo(
+        path=image.path,
+        sha256=image.sha256,
+        format=image.format,
+        width=image.width,
+        height=image.height,
+        mode=image.mode,
+        bytes=len(image.data),
+        frames=image.frames,
+        bit_depth=image.bit_depth,
+        orientation_applied=image.orientation,
+        notes=list(image.notes),
+    )
+
+
+def analyze_image(
+    image: ImageInput,
+    *,
+    experts: Sequence[str] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    threads: int | None = None,
+) -> Report:
+    """Analyse an already decoded image."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    results = run_experts(image, experts, threads=threads)
+    timings["experts_s"] = time.perf_counter() - start
+    for r in results:
+        timings[f"expert.{r.expert}_s"] = r.elapsed_s
+
+    t = time.perf_counter()
+    fused = fuse(results, height=image.height, width=image.width)
+    regions = []
+    mask = None
+    if fused.heatmap is not None:
+        mask, regions = localize(fused.heatmap, results=results, threshold=threshold)
+    timings["fusion_s"] = time.perf_counter() - t
+
+    report = Report(
+        forenscope_version=__version__,
+        image=image_info(image),
+        verdict=fused.verdict,
+        attribution=fused.attribution,
+        regions=regions,
+        experts=results,
+        key_evidence=fused.key_evidence,
+        fused_heatmap=fused.heatmap,
+        fused_mask=mask,
+        errors=[r.error for r in results if r.error is not None],
+    )
+    report.explanation = explain(report)
+    timings["total_s"] = time.perf_counter() - start
+    report.timings = timings
+    return report
+
+
+def analyze(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    experts: Sequence[str] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    threads: int | None = None,
+) -> Report:
+    """Analyse one image (a path or the file's bytes) and return its Report.
+
+    Raises `forenscope.errors.InputError` (or a subclass) when the input cannot be decoded.
+    """
+    t = time.perf_counter()
+    image = load_image(source if isinstance(source, bytes) else Path(source))
+    decode_s = time.perf_counter() - t
+    report = analyze_image(image, experts=experts, threshold=threshold, threads=threads)
+    report.timings = {"decode_s": decode_s, **report.timings}
+    report.timings["total_s"] += decode_s
+    return report

@@ -1,0 +1,177 @@
+"""Result models shared by the Python API, the CLI (`--json`), the service and the evaluation.
+
+One definition of every result shape. Arrays (heatmaps, masks) never go into JSON: they are kept
+in memory on the model (excluded from serialisation) and written as PNG sidecars by the renderers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+SCHEMA_VERSION = "1.0"
+
+Label = Literal["real", "ai_generated", "tampered"]
+"""Verdict labels. `ai_generated` = whole image synthesised; `tampered` = a real photo, locally edited."""
+
+Target = Literal["ai_generated", "tampered", "both"]
+"""What an expert's score is evidence of."""
+
+ExpertKind = Literal["signal", "provenance", "learned", "faces"]
+Method = Literal["gan", "diffusion", "other", "unknown"]
+Scope = Literal["global", "local", "none", "unknown"]
+
+# A float32 array in [0, 1], shape (H, W); excluded from JSON and from the JSON schema.
+HeatmapField = Annotated[
+    SkipJsonSchema[np.ndarray[Any, Any] | None],
+    Field(default=None, exclude=True, repr=False),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+class BBox(_Model):
+    """An axis-aligned box in pixels of the (orientation-corrected) image."""
+
+    x: int = Field(ge=0, description="left column")
+    y: int = Field(ge=0, description="top row")
+    width: int = Field(ge=0)
+    height: int = Field(ge=0)
+
+
+class Evidence(_Model):
+    """One fact a person can check, produced by an expert."""
+
+    kind: str = Field(description="short machine id, e.g. 'ela.hotspot', 'exif.software'")
+    summary: str = Field(description="one sentence a person can verify")
+    value: float | int | str | bool | None = None
+    bbox: BBox | None = None
+    proves: Label | None = Field(
+        default=None,
+        description="set when this evidence on its own proves the label (e.g. a C2PA AI claim)",
+    )
+
+
+class ErrorInfo(_Model):
+    type: str
+    message: str
+
+
+class ExpertSpec(_Model):
+    """What an expert is, what it needs and where it comes from."""
+
+    name: str
+    version: str
+    kind: ExpertKind
+    targets: Target
+    description: str
+    inputs: list[str] = Field(default_factory=lambda: ["rgb"])
+    licence: str = "Apache-2.0"
+    produces_heatmap: bool = False
+    requires: list[str] = Field(default_factory=list, description="optional Python modules")
+    extra: str | None = Field(default=None, description="pip extra that provides `requires`")
+    reference: str | None = None
+
+
+class ExpertResult(_Model):
+    """The output of one expert on one image.
+
+    `score` is in [0, 1] (higher = more likely manipulated/generated) or None when the expert
+    cannot judge this image (`abstain_reason` says why). Abstaining experts never vote.
+    """
+
+    expert: str
+    version: str
+    targets: Target
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    confidence: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="how much the expert trusts its own score"
+    )
+    abstain_reason: str | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    heatmap: HeatmapField = None
+    has_heatmap: bool = False
+    elapsed_s: float = 0.0
+    error: ErrorInfo | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def judged(self) -> bool:
+        return self.score is not None and self.error is None
+
+
+class ImageInfo(_Model):
+    path: str | None = None
+    sha256: str
+    format: str
+    width: int
+    height: int
+    mode: str
+    bytes: int
+    frames: int = 1
+    bit_depth: int = 8
+    orientation_applied: int | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class Region(_Model):
+    """A connected suspicious area of the fused mask, described in words."""
+
+    id: int
+    bbox: BBox
+    bbox_relative: tuple[float, float, float, float] = Field(
+        description="(x, y, width, height) as shares of the image width/height"
+    )
+    area_share: float = Field(ge=0.0, le=1.0, description="mask pixels / image pixels")
+    relative_position: str = Field(description="e.g. 'upper-left quadrant'")
+    size_words: str = Field(description="e.g. 'small (about 3% of the image)'")
+    mean_score: float
+    experts: list[str] = Field(default_factory=list, description="experts whose maps agree")
+    description: str
+
+
+class Attribution(_Model):
+    method: Method = "unknown"
+    scope: Scope = "unknown"
+    basis: str = ""
+
+
+class Verdict(_Model):
+    label: Label
+    probability: float = Field(ge=0.0, le=1.0, description="probability of `label`")
+    probabilities: dict[str, float] = Field(description="one probability per label, summing to 1")
+    decided_by: Literal["provenance", "experts", "none"] = "experts"
+    calibrated: bool = Field(
+        default=False,
+        description="True when probabilities come from a model calibrated on held-out data",
+    )
+
+
+class Report(_Model):
+    """Everything Forenscope says about one image."""
+
+    schema_version: str = SCHEMA_VERSION
+    forenscope_version: str
+    image: ImageInfo
+    verdict: Verdict
+    attribution: Attribution
+    regions: list[Region] = Field(default_factory=list)
+    experts: list[ExpertResult] = Field(default_factory=list)
+    key_evidence: list[Evidence] = Field(default_factory=list)
+    explanation: str = ""
+    fused_heatmap: HeatmapField = None
+    fused_mask: HeatmapField = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    errors: list[ErrorInfo] = Field(default_factory=list)
+
+
+class FileFailure(_Model):
+    """A batch entry that produced no report (the file could not be read or decoded)."""
+
+    path: str
+    error: ErrorInfo
