@@ -20,6 +20,8 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep every test's model/response cache out of the user's home."""
     monkeypatch.setenv("FORENSCOPE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -33,7 +33,24 @@ _EXPORTS = {
     "write_report": "report",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "Evidence",
+    "Expert",
+    "ExpertResult",
+    "ImageInput",
+    "Region",
+    "Report",
+    "Verdict",
+    "__version__",
+    "analyze",
+    "analyze_image",
+    "get_expert",
+    "list_experts",
+    "load_image",
+    "register_expert",
+    "run_experts",
+    "write_report",
+]
 
 if TYPE_CHECKING:
     from .experts import Expert, get_expert, list_experts, register_expert

@@ -29,17 +29,37 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write reports here (one folder per image) and an index.jsonl; a re-run "
-                   "with the same --out resumes, skipping finished files.")
-@click.option("--format", "formats", default="json,md,html", show_default=True,
-              help="Report formats to write with --out.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write reports here (one folder per image) and an index.jsonl; a re-run "
+    "with the same --out resumes, skipping finished files.",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="json,md,html",
+    show_default=True,
+    help="Report formats to write with --out.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report per line.")
 @click.option("--experts", default=None, help="Comma-separated expert names (default: all).")
-@click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1),
-              help="Heatmap threshold for the mask and regions.")
-@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1),
-              help="Images analysed in parallel (processes).")
+@click.option(
+    "--threshold",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Heatmap threshold for the mask and regions.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Images analysed in parallel (processes).",
+)
 def analyze(
     paths: tuple[str, ...],
     out_dir: Path | None,
@@ -104,7 +124,7 @@ def experts_cmd(as_json: bool) -> None:
     from .experts import expert_classes
 
     rows = []
-    for name, cls in sorted(expert_classes().items()):
+    for _, cls in sorted(expert_classes().items()):
         spec = cls.spec
         missing = cls().available()
         rows.append({**spec.model_dump(), "available": missing is None, "missing": missing})
@@ -122,8 +142,13 @@ def experts_cmd(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--out", "out_dir", default="forenscope-demo", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    default="forenscope-demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
 def demo(out_dir: Path) -> None:
     """Analyse the shipped CC0 photo and a tampered copy of it; write HTML/JSON/Markdown reports."""
     from .demo import run_demo
@@ -132,20 +157,14 @@ def demo(out_dir: Path) -> None:
         click.echo(line)
 
 
-def _attach_optional_groups() -> None:
-    """Command groups of optional subsystems; each imports its heavy parts only when run."""
-    import importlib
+def _attach_subsystems() -> None:
+    """Command groups of the subsystems; each imports its heavy parts only when it runs."""
+    from .mllm.cli import chat_cli, llm_cli
+    from .service.cli import serve_cmd
 
-    for module, attr, name in (
-        ("forenscope.models.cli", "models_cli", "models"),
-        ("forenscope.train.cli", "train_cli", "train"),
-        ("forenscope.mllm.cli", "llm_cli", "llm"),
-    ):
-        try:
-            cmd = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue  # subsystem not built yet in this checkout
-        main.add_command(cmd, name)
+    main.add_command(llm_cli, "llm")
+    main.add_command(chat_cli, "chat")
+    main.add_command(serve_cmd, "serve")
 
 
-_attach_optional_groups()
+_attach_subsystems()

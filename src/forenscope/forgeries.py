@@ -74,12 +74,12 @@ def synthetic_photo(height: int = 480, width: int = 640, *, seed: int = 0) -> np
         disk = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
         img[disk] = img[disk] * 0.5 + rng.uniform(20, 230, 3) * 0.5
     img += rng.normal(0, 2.5, img.shape)  # sensor noise
-    return np.clip(img, 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(img, 0, 255), dtype=np.uint8)
 
 
 def example_photo() -> np.ndarray:
     """The shipped CC0 photo (1024x768) as RGB uint8."""
-    return np.asarray(Image.open(EXAMPLE_PHOTO).convert("RGB"))
+    return np.asarray(Image.open(EXAMPLE_PHOTO).convert("RGB"), dtype=np.uint8)
 
 
 def _box_mask(shape: tuple[int, ...], box: Box) -> np.ndarray:
@@ -180,7 +180,7 @@ def make_resampled_region(
     cy = box.y + (box.height - ch) // 2
     cx = box.x + (box.width - cw) // 2
     crop = Image.fromarray(base[cy : cy + ch, cx : cx + cw])
-    up = np.asarray(crop.resize((box.width, box.height), Image.BILINEAR))
+    up = np.asarray(crop.resize((box.width, box.height), Image.Resampling.BILINEAR))
     out = base.copy()
     out[box.slices()] = up
     return Forgery(

@@ -14,7 +14,7 @@ from .explain import explain
 from .fusion import fuse
 from .io import ImageInput, load_image
 from .localize import localize
-from .types import ExpertResult, ImageInfo, Report
+from .types import ExpertResult, ImageInfo, Region, Report
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -69,7 +69,7 @@ def analyze_image(
 
     t = time.perf_counter()
     fused = fuse(results, height=image.height, width=image.width)
-    regions = []
+    regions: list[Region] = []
     mask = None
     if fused.heatmap is not None:
         mask, regions = localize(fused.heatmap, results=results, threshold=threshold)

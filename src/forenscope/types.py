@@ -15,7 +15,7 @@ from pydantic.json_schema import SkipJsonSchema
 SCHEMA_VERSION = "1.0"
 
 Label = Literal["real", "ai_generated", "tampered"]
-"""Verdict labels. `ai_generated` = whole image synthesised; `tampered` = a real photo, locally edited."""
+"""`ai_generated` = the whole image was synthesised; `tampered` = a real photo, locally edited."""
 
 Target = Literal["ai_generated", "tampered", "both"]
 """What an expert's score is evidence of."""

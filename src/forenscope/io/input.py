@@ -52,7 +52,7 @@ class ImageInput:
     def gray(self) -> np.ndarray:
         """Luma as float32 in [0, 255] (ITU-R BT.601, as JPEG uses)."""
         r, g, b = (self.rgb[..., i].astype(np.float32) for i in range(3))
-        return 0.299 * r + 0.587 * g + 0.114 * b
+        return np.asarray(0.299 * r + 0.587 * g + 0.114 * b, dtype=np.float32)
 
     @property
     def is_jpeg(self) -> bool:

@@ -1,0 +1,114 @@
+"""LLM engine overhead and throughput against the local fake server.
+
+    python benchmarks/bench_llm.py [--calls 256] [--concurrency 1 8 64]
+
+Rows: client-side overhead per call (encode + build + parse, transport mocked in-process), then
+end-to-end calls/s and latency against `forenscope.mllm.fake_server` on 127.0.0.1 with the
+cache off. The fake server is a threaded Python process, so the top rows measure it as much as
+the client; they bound the engine's overhead, not a real model's speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+
+from forenscope.mllm.config import LLMConfig
+from forenscope.mllm.runner import MLLMEngine
+
+ANSWER = {
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Yes"},
+            "finish_reason": "stop",
+            "logprobs": {
+                "content": [
+                    {
+                        "token": "Yes",
+                        "logprob": -0.1,
+                        "top_logprobs": [
+                            {"token": "Yes", "logprob": -0.1},
+                            {"token": "No", "logprob": -2.4},
+                        ],
+                    }
+                ]
+            },
+        }
+    ],
+    "usage": {"prompt_tokens": 100, "completion_tokens": 1},
+}
+
+
+def _image(i: int) -> np.ndarray:
+    return np.full((256, 256, 3), i % 256, np.uint8)
+
+
+async def _batch(cfg: LLMConfig, calls: int, conc: int, **kw: Any) -> tuple[float, list[float]]:
+    """`conc` workers share `calls` detections; latency is per call, without queueing."""
+    lat: list[float] = []
+    todo = iter(range(calls))
+
+    async def worker(eng: MLLMEngine) -> None:
+        for i in todo:
+            t0 = time.perf_counter()
+            res = await eng.adetect(_image(i), scoring="logprobs")
+            assert res.status == "ok", res.error
+            lat.append(time.perf_counter() - t0)
+
+    async with MLLMEngine(cfg, **kw) as eng:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(eng) for _ in range(conc)))
+        return time.perf_counter() - t0, lat
+
+
+def _row(name: str, conc: int, calls: int, wall: float, lat: list[float]) -> str:
+    p95 = sorted(lat)[int(0.95 * (len(lat) - 1))]
+    return (
+        f"| {name:<22} | {conc:>5} | {calls:>5} | {calls / wall:>9.1f} | "
+        f"{statistics.mean(lat) * 1e3:>9.2f} | {p95 * 1e3:>8.2f} |"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=256)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    args = ap.parse_args()
+    print("| setup                  | conc. | calls |   calls/s |  mean ms |   p95 ms |")
+    print("|------------------------|-------|-------|-----------|----------|----------|")
+    mock = httpx.MockTransport(lambda r: httpx.Response(200, content=json.dumps(ANSWER).encode()))
+    cfg = LLMConfig(base_url="http://mock/v1", model="m", flavor="openai", cache=False)
+    wall, lat = asyncio.run(_batch(cfg, args.calls, 1, transport=mock))
+    print(_row("in-process (overhead)", 1, args.calls, wall, lat))
+    cmd = [sys.executable, "-m", "forenscope.mllm.fake_server", "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().strip().split("=")[1])
+        for conc in args.concurrency:
+            cfg = LLMConfig(
+                base_url=f"http://127.0.0.1:{port}/v1",
+                model="fake",
+                flavor="openai",
+                cache=False,
+                concurrency=conc,
+            )
+            wall, lat = asyncio.run(_batch(cfg, args.calls, conc))
+            print(_row("fake server, HTTP", conc, args.calls, wall, lat))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

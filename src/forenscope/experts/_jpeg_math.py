@@ -1,0 +1,392 @@
+"""Numpy helpers shared by the JPEG and ELA experts: tables, blockwise DCT, grids, re-encoding.
+
+Everything works on 8x8 blocks in the JPEG sense. Tables are in natural (row-major) order, as
+Pillow reports them in `Image.quantization`.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+# ITU-T T.81 Annex K tables (quality 50 in the IJG scaling), natural order.
+STD_LUMA = np.array(
+    [
+        16,
+        11,
+        10,
+        16,
+        24,
+        40,
+        51,
+        61,
+        12,
+        12,
+        14,
+        19,
+        26,
+        58,
+        60,
+        55,
+        14,
+        13,
+        16,
+        24,
+        40,
+        57,
+        69,
+        56,
+        14,
+        17,
+        22,
+        29,
+        51,
+        87,
+        80,
+        62,
+        18,
+        22,
+        37,
+        56,
+        68,
+        109,
+        103,
+        77,
+        24,
+        35,
+        55,
+        64,
+        81,
+        104,
+        113,
+        92,
+        49,
+        64,
+        78,
+        87,
+        103,
+        121,
+        120,
+        101,
+        72,
+        92,
+        95,
+        98,
+        112,
+        100,
+        103,
+        99,
+    ],
+    dtype=np.float64,
+)
+STD_CHROMA = np.array(
+    [
+        17,
+        18,
+        24,
+        47,
+        99,
+        99,
+        99,
+        99,
+        18,
+        21,
+        26,
+        66,
+        99,
+        99,
+        99,
+        99,
+        24,
+        26,
+        56,
+        99,
+        99,
+        99,
+        99,
+        99,
+        47,
+        66,
+        99,
+        99,
+        99,
+        99,
+        99,
+        99,
+    ]
+    + [99] * 32,
+    dtype=np.float64,
+)
+
+
+def ijg_table(quality: int, base: np.ndarray = STD_LUMA) -> np.ndarray:
+    """The quantisation table libjpeg writes for `quality` (1..100), baseline-clamped to 1..255."""
+    q = min(max(int(quality), 1), 100)
+    scale = 5000 // q if q < 50 else 200 - 2 * q
+    return np.asarray(np.clip((base * scale + 50) // 100, 1, 255), dtype=np.float64)
+
+
+@lru_cache(maxsize=2)
+def _all_tables(chroma: bool) -> np.ndarray:
+    base = STD_CHROMA if chroma else STD_LUMA
+    return np.stack([ijg_table(q, base) for q in range(1, 101)])
+
+
+def estimate_quality(table: list[int] | np.ndarray, *, chroma: bool = False) -> tuple[int, float]:
+    """Closest IJG quality for a table and the mean absolute table difference at that quality.
+
+    A difference near 0 means a standard libjpeg table; larger values mean a custom table
+    (cameras, Photoshop) and the quality is then only an equivalent.
+    """
+    t = np.asarray(table, dtype=np.float64).ravel()[:64]
+    err = np.abs(_all_tables(chroma) - t).mean(axis=1)
+    best = int(np.argmin(err))
+    return best + 1, float(err[best])
+
+
+@lru_cache(maxsize=1)
+def dct_matrix() -> np.ndarray:
+    """Orthonormal 8-point DCT-II matrix (rows = frequencies)."""
+    k = np.arange(8)[:, None]
+    n = np.arange(8)[None, :]
+    m = np.cos(np.pi * (2 * n + 1) * k / 16) * np.sqrt(2 / 8)
+    m[0] /= np.sqrt(2)
+    return np.asarray(m, dtype=np.float64)
+
+
+def blocks(gray: np.ndarray, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """View the image as (rows, cols, 8, 8) blocks on a grid starting at `phase` = (dy, dx)."""
+    dy, dx = phase
+    g = gray[dy:, dx:]
+    bh, bw = g.shape[0] // 8, g.shape[1] // 8
+    g = g[: bh * 8, : bw * 8]
+    return g.reshape(bh, 8, bw, 8).swapaxes(1, 2)
+
+
+def block_dct(gray: np.ndarray, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """2-D DCT of every 8x8 block (level-shifted by 128, as JPEG does): (rows, cols, 8, 8)."""
+    d = dct_matrix()
+    b = blocks(gray.astype(np.float64) - 128.0, phase)
+    return np.asarray(np.einsum("ij,rcjk,lk->rcil", d, b, d, optimize=True))
+
+
+def block_mean(values: np.ndarray, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Mean of `values` over each 8x8 block of the grid at `phase` (float32)."""
+    dy, dx = phase
+    g = np.asarray(values[dy:, dx:], dtype=np.float32)
+    bh, bw = g.shape[0] // 8, g.shape[1] // 8
+    # Summing the contiguous axis first is several times faster than a (2, 3) reduction.
+    s = g[: bh * 8, : bw * 8].reshape(bh, 8, bw, 8).sum(axis=3).sum(axis=1)
+    return np.asarray(s / 64.0, dtype=np.float32)
+
+
+def block_var(values: np.ndarray, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Variance of `values` inside each 8x8 block of the grid at `phase` (float32)."""
+    mean = block_mean(values, phase)
+    sq = block_mean(np.square(values, dtype=np.float32), phase)
+    return np.asarray(np.maximum(sq - mean**2, 0.0), dtype=np.float32)
+
+
+def grid_profile(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Blocking strength per column phase and per row phase (8 values each, mean 1).
+
+    JPEG quantises each 8x8 block independently, so the second difference across block borders
+    is larger than inside blocks; its mean at each position modulo 8 peaks at the border phase.
+    Returned as the strength of the boundary *between* pixel p-1 and p at phase p.
+    """
+    g = gray.astype(np.float64)
+    # |x[p-1] - x[p]| minus the average of the neighbouring differences: a boundary step.
+    dh = np.abs(np.diff(g, axis=1))
+    dv = np.abs(np.diff(g, axis=0))
+    eh = np.clip(dh[:, 1:-1] - 0.5 * (dh[:, :-2] + dh[:, 2:]), 0, None).mean(axis=0)
+    ev = np.clip(dv[1:-1, :] - 0.5 * (dv[:-2, :] + dv[2:, :]), 0, None).mean(axis=1)
+    # eh[i] is the step between columns i+1 and i+2, i.e. a boundary at phase (i + 2) % 8.
+    pc, pr = (np.arange(eh.size) + 2) % 8, (np.arange(ev.size) + 2) % 8
+    col = np.bincount(pc, weights=eh, minlength=8) / np.bincount(pc, minlength=8)
+    row = np.bincount(pr, weights=ev, minlength=8) / np.bincount(pr, minlength=8)
+    return col / max(col.mean(), 1e-9), row / max(row.mean(), 1e-9)
+
+
+def grid_phase(gray: np.ndarray) -> tuple[tuple[int, int], float]:
+    """The (dy, dx) origin of the dominant 8x8 blocking grid and its strength.
+
+    Strength = the smaller of the row and column contrast (peak over the median of the other
+    seven phases, minus 1): about 0 with no blocking, above ~0.1 for visible JPEG blocking.
+    """
+    col, row = grid_profile(gray)
+    dx, dy = int(np.argmax(col)), int(np.argmax(row))
+    sc = col[dx] / max(float(np.median(np.delete(col, dx))), 1e-9) - 1
+    sr = row[dy] / max(float(np.median(np.delete(row, dy))), 1e-9) - 1
+    return (dy, dx), float(min(sc, sr))
+
+
+def recompress(img: np.ndarray, quality: int, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Encode and decode with libjpeg at `quality` on the grid starting at `phase`; float32.
+
+    The image is cropped to start at the grid origin and padded back, so the output has the
+    input's shape; the first `phase` rows/columns are copied unchanged.
+    """
+    dy, dx = phase
+    sub = img[dy:, dx:]
+    mode = "L" if sub.ndim == 2 else "RGB"
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(sub), mode).save(
+        buf, "JPEG", quality=int(quality), subsampling=0
+    )
+    out = img.astype(np.float32).copy()
+    out[dy:, dx:] = np.asarray(Image.open(io.BytesIO(buf.getvalue())), dtype=np.float32)
+    return out
+
+
+def robust_z(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(x - median) / (1.4826 * MAD) using only `valid` entries for the statistics."""
+    ref = values[valid] if valid is not None and valid.any() else values.ravel()
+    med = float(np.median(ref))
+    mad = float(np.median(np.abs(ref - med))) * 1.4826
+    return (values - med) / max(mad, 1e-6)
+
+
+def upsample_blocks(
+    block_map: np.ndarray, shape: tuple[int, int], phase: tuple[int, int] = (0, 0)
+) -> np.ndarray:
+    """Paint a per-block map back onto pixels (edges outside the block grid take the nearest)."""
+    up = np.repeat(np.repeat(block_map, 8, axis=0), 8, axis=1)
+    dy, dx = phase
+    h, w = shape
+    pad = ((dy, max(h - dy - up.shape[0], 0)), (dx, max(w - dx - up.shape[1], 0)))
+    return np.pad(up, pad, mode="edge")[:h, :w].astype(np.float32)
+
+
+def smooth_blocks(block_map: np.ndarray, size: int = 3) -> np.ndarray:
+    """Median then mean filter over blocks: removes isolated blocks, keeps region edges."""
+    m = ndimage.median_filter(block_map, size=size, mode="nearest")
+    return np.asarray(ndimage.uniform_filter(m, size=size, mode="nearest"))
+
+
+def local_grid_profiles(
+    gray: np.ndarray, *, clip: float = 2.0, window: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-block blocking strength at each of the 8 row and 8 column phases.
+
+    Returns (rows, cols, 8) arrays for row phases and for column phases, each normalised to
+    mean 1 over the 8 phases and averaged over `window` x `window` blocks. Steps are clipped at
+    `clip` grey levels: JPEG block steps are small, and clipping keeps real edges from voting.
+    """
+    g = gray.astype(np.float32)
+    h, w = g.shape
+    dh = np.abs(np.diff(g, axis=1))
+    dv = np.abs(np.diff(g, axis=0))
+    eh = np.zeros_like(g)
+    ev = np.zeros_like(g)
+    # Stored at column p: the boundary between pixels p-1 and p (phase p % 8), as grid_profile.
+    eh[:, 2:-1] = np.clip(dh[:, 1:-1] - 0.5 * (dh[:, :-2] + dh[:, 2:]), 0, clip)
+    ev[2:-1, :] = np.clip(dv[1:-1, :] - 0.5 * (dv[:-2, :] + dv[2:, :]), 0, clip)
+    bh, bw = h // 8, w // 8
+    pc = eh[: bh * 8, : bw * 8].reshape(bh, 8, bw, 8).sum(axis=1)
+    pr = ev[: bh * 8, : bw * 8].reshape(bh, 8, bw, 8).sum(axis=3).transpose(0, 2, 1)
+    out = []
+    for p in (pr, pc):
+        p = ndimage.uniform_filter(p, size=(window, window, 1), mode="nearest")
+        out.append(p / np.maximum(p.mean(axis=-1, keepdims=True), 1e-3))
+    return out[0], out[1]
+
+
+def hot_bbox(heat: np.ndarray, threshold: float = 0.5) -> tuple[int, int, int, int] | None:
+    """(x, y, width, height) of the largest connected area with heat >= threshold, if any."""
+    labels, n = ndimage.label(heat >= threshold)
+    if n == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    sl = ndimage.find_objects(labels)[int(np.argmax(sizes))]
+    assert sl is not None
+    ys, xs = sl
+    return int(xs.start), int(ys.start), int(xs.stop - xs.start), int(ys.stop - ys.start)
+
+
+# The first AC frequencies in zigzag order: (row, column) inside the 8x8 block.
+ZIGZAG_AC = [(0, 1), (1, 0), (2, 0), (1, 1), (0, 2), (0, 3), (1, 2), (2, 1), (3, 0), (4, 0),
+             (3, 1), (2, 2), (1, 3), (0, 4)]  # fmt: skip
+
+
+_HIST_RANGE = 1024
+
+
+@lru_cache(maxsize=128)
+def _lattice_masks(q: int, tol: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin weights over [-1024, 1024]: kept (from the first off-lattice bin on, which makes the
+    test conservative on decreasing histograms), on the lattice of q, half-way between."""
+    b = np.arange(-_HIST_RANGE, _HIST_RANGE + 1)
+    keep = np.abs(b) >= q / 2
+    d = np.abs(b - q * np.round(b / q))
+    return (keep.astype(np.float64), (keep & (d <= tol)).astype(np.float64),
+            (keep & (d >= (q - 1) / 2)).astype(np.float64))  # fmt: skip
+
+
+def histogram_period(
+    values: np.ndarray, tol: int = 0, max_period: int = 32, min_score: float = 0.6
+) -> tuple[int, float]:
+    """(period, score) of integer `values`: quantisation by a step q leaves them on multiples
+    of q (within `tol` for pixel-domain coefficients, which carry rounding noise).
+
+    For each q, among values outside the zero bin, the histogram density on the lattice is
+    compared with the density half-way between lattice points: score = (on - off) / (on + off),
+    near 1 for a quantised histogram and near 0 (or below) for a smooth one. Divisors of the
+    true step also score high and its multiples hold few values on their lattice, so the largest
+    step that passes both tests wins.
+    """
+    v = values[np.abs(values) <= _HIST_RANGE]
+    hist = np.bincount(v + _HIST_RANGE, minlength=2 * _HIST_RANGE + 1).astype(np.float64)
+    best = (1, 0.0)
+    for q in range(4 * tol + 2 if tol else 2, max_period + 1):
+        keep, on_bins, off_bins = _lattice_masks(q, tol)
+        total = float(hist @ keep)
+        if total < 100:
+            break
+        on_mass = float(hist @ on_bins)
+        on = on_mass / (2 * tol + 1)
+        off = float(hist @ off_bins) / (1 if q % 2 == 0 else 2)
+        score = (on - off) / max(on + off, 1e-9)
+        # Odd multiples of the step also have empty half-way bins; they hold only a fraction
+        # of the values on their lattice, so a step must also hold most values near it.
+        if score >= min_score and on_mass / total >= 0.6:
+            best = (q, score)
+    return best
+
+
+def dq_block_llr(
+    coef: np.ndarray, *, tol: int = 0, min_score: float = 0.6
+) -> tuple[np.ndarray, list[int]]:
+    """Per-block log-likelihood ratio 'tampered vs double-quantised' (Lin et al. 2009, BPPM).
+
+    `coef` is (rows, cols, 8, 8) DCT coefficients in the units whose histogram should be
+    periodic. For each low frequency with a clear period p, a coefficient in bin x has
+    P(x | consistent) = h(x) / (mass of the period window around x) and P(x | tampered) = 1/p;
+    the block's LLR sums log(1/p) - log P(x | consistent) over those frequencies. Values in the
+    window around 0 carry no information and are skipped. Returns the map and the periods used.
+    """
+    llr = np.zeros(coef.shape[:2], np.float64)
+    periods = []
+    for u, v in ZIGZAG_AC:
+        x = np.round(coef[:, :, u, v]).astype(np.int64)
+        p, _ = histogram_period(x, tol, min_score=min_score)
+        if p < 2:
+            continue
+        periods.append(p)
+        lo = int(x.min())
+        h = np.bincount((x - lo).ravel()).astype(np.float64)
+        # Window of p bins centred on the nearest multiple of p.
+        centre = p * np.round(x / p)
+        start = (centre - p // 2 - lo).astype(np.int64)
+        csum = np.concatenate([[0.0], np.cumsum(h)])
+        idx = np.clip(start, 0, h.size)
+        end = np.clip(start + p, 0, h.size)
+        window = csum[end] - csum[idx]
+        p_ok = (h[x - lo] + 0.5) / (window + 0.5 * p)
+        contrib = np.log(1.0 / p) - np.log(np.minimum(p_ok, 1.0))
+        informative = np.abs(centre) > 0  # the zero window: no evidence either way
+        llr += np.where(informative, contrib, 0.0)
+    return llr, periods

@@ -1,0 +1,82 @@
+"""Small numpy/scipy helpers shared by the signal experts (noise, spectrum, copy-move).
+
+Private: the experts' public contract is their `ExpertResult`; these helpers may change freely.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..types import BBox
+
+MAD_TO_SIGMA = 1.4826  # median absolute deviation -> standard deviation of a Gaussian
+
+
+def blocks(a: np.ndarray, size: int) -> np.ndarray:
+    """Non-overlapping size x size blocks of a 2-D array as (rows, cols, size*size).
+
+    The right and bottom remainders (less than one block) are dropped.
+    """
+    nby, nbx = a.shape[0] // size, a.shape[1] // size
+    v = a[: nby * size, : nbx * size].reshape(nby, size, nbx, size)
+    return v.transpose(0, 2, 1, 3).reshape(nby, nbx, size * size)
+
+
+def upsample_blocks(
+    block_map: np.ndarray, size: int, shape: tuple[int, int], step: int | None = None
+) -> np.ndarray:
+    """Paint a per-block map back to pixel size (nearest), edge-padding the remainder.
+
+    `step` is the block stride when blocks overlap: each block then paints the step x step cell
+    at its centre, so the map stays aligned with the image.
+    """
+    step = step or size
+    cells = np.repeat(np.repeat(block_map, step, axis=0), step, axis=1)
+    off = (size - step) // 2
+    out = np.pad(
+        cells,
+        (
+            (off, max(0, shape[0] - off - cells.shape[0])),
+            (off, max(0, shape[1] - off - cells.shape[1])),
+        ),
+        mode="edge",
+    )
+    return out[: shape[0], : shape[1]].astype(np.float32)
+
+
+def robust_center_scale(values: np.ndarray) -> tuple[float, float]:
+    """Median and MAD-based sigma of the finite values (scale never below a tiny epsilon)."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return 0.0, 1.0
+    med = float(np.median(v))
+    mad = float(np.median(np.abs(v - med))) * MAD_TO_SIGMA
+    return med, max(mad, 1e-6)
+
+
+def ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Linear map of [lo, hi] onto [0, 1], clipped: the heatmap's 0.5 level is (lo + hi) / 2."""
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def components(mask: np.ndarray, min_pixels: int = 1) -> list[tuple[BBox, int]]:
+    """Connected components of a boolean mask as (bbox, pixel count), largest first."""
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return []
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    out: list[tuple[BBox, int]] = []
+    for i, sl in enumerate(ndimage.find_objects(labels)):
+        if sl is None or sizes[i] < min_pixels:
+            continue
+        ys, xs = sl
+        box = BBox(x=xs.start, y=ys.start, width=xs.stop - xs.start, height=ys.stop - ys.start)
+        out.append((box, int(sizes[i])))
+    out.sort(key=lambda t: -t[1])
+    return out
+
+
+def bbox_words(box: BBox) -> str:
+    """'x=10..50, y=20..80' (inclusive pixel ranges), the form a person can check in an editor."""
+    return f"x={box.x}..{box.x + box.width - 1}, y={box.y}..{box.y + box.height - 1}"

@@ -1,0 +1,317 @@
+"""JPEG traces: quality from the tables, the 8x8 grid, and a block map of double compression.
+
+Each check is a published method reduced to numpy:
+- quality: the luma quantisation table compared with the IJG tables at every quality;
+- grid: the 8x8 blocking grid found from the pixels (a grid not at (0, 0) means the image was
+  cropped after an earlier JPEG save; a PNG with a grid was once a JPEG);
+- double compression map, on 8x8 blocks: the JPEG ghost (Farid 2009) on the dominant grid finds
+  regions that were saved earlier at a lower quality (aligned double JPEG), and local blocking on
+  a second grid (after Li, Yuan & Yu 2009, block artifact grid) finds pasted patches whose old
+  grid is not aligned with the image's (non-aligned double JPEG), and the quantisation lattice
+  of the DCT coefficients (after Lin et al. 2009, BPPM) finds blocks that did not share the
+  image's earlier compression (a splice into a double-saved JPEG, or into a once-JPEG PNG/TIFF).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from ..io.input import ImageInput
+from ..types import BBox, Evidence, ExpertResult, ExpertSpec
+from . import _jpeg_math as jm
+from .base import Expert
+from .registry import register_expert
+
+MIN_SIDE = 64
+# Grid contrast: never-compressed synthetic images ~0.04, uncompressed camera TIFFs (Columbia,
+# COVERAGE) up to ~0.22, one JPEG save at quality <= 95 above ~0.25.
+GRID_MIN_STRENGTH = 0.25
+INFORMATIVE_MSE = 0.5  # blocks whose re-save error never exceeds this are too flat to judge
+GHOST_MAX_ERROR_RATIO = 0.5  # ghost blocks must re-save at q1 with < half the others' error
+GHOST_DIP = 0.7  # a ghost dip: error at q1 below 0.7x the error at the next quality
+NA_Z_GATE = 3.9  # 99th-percentile z of second-grid blocking in untouched photos: ~3.5
+NA_MIN_QUALITY = 85  # an earlier misaligned grid survives only a high-quality final save
+DQ_MIN_FREQUENCIES = 3  # periodic DCT histograms needed to call a quantisation lattice real
+DQ_BIAS = 1.0  # log prior odds against "tampered" for a block: no evidence stays cold
+
+
+@dataclass
+class _MapPart:
+    blocks: np.ndarray  # per-block heat in [0, 1] on the part's own block grid
+    strength: float  # 0..1, how clearly this part shows a localized inconsistency
+    detail: dict[str, float | int | str]
+
+
+def quantization_tables(image: ImageInput) -> dict[int, list[int]] | None:
+    """The file's quantisation tables (natural order); read from the bytes if io did not."""
+    if image.quantization:
+        return image.quantization
+    if not image.is_jpeg:
+        return None
+    try:
+        with Image.open(io.BytesIO(image.data)) as im:
+            tables = getattr(im, "quantization", None)
+    except Exception:  # unreadable header: treat as unknown, the pixels still speak
+        return None
+    return {int(k): list(v) for k, v in tables.items()} if tables else None
+
+
+def aligned_ghost(gray: np.ndarray, phase: tuple[int, int], q_final: int | None) -> _MapPart:
+    """Farid's JPEG ghost per block: a dip of the re-save error at one quality below the rest.
+
+    Errors are min-max normalised per block over the tried qualities, which cancels texture; a
+    block saved earlier at quality q1 has a normalised error near 0 at q1 while single-saved
+    blocks decrease steadily with quality. The quality whose map is most localized wins.
+    """
+    top = 95 if q_final is None else min(95, q_final - 5)
+    qualities = list(range(40, top + 1, 5))
+    if len(qualities) < 3:
+        return _MapPart(np.zeros((1, 1)), 0.0, {})
+    g8 = np.clip(np.round(gray), 0, 255).astype(np.uint8)
+    # Variance of the difference, not its mean square: the DC rounding of smooth blocks jumps
+    # with each quality's DC step and would fake ghosts.
+    err = np.stack([jm.block_var(jm.recompress(g8, q, phase) - gray, phase) for q in qualities])
+    lo, hi = err.min(axis=0), err.max(axis=0)
+    norm = (err - lo) / np.maximum(hi - lo, 1e-6)
+    informative = hi > INFORMATIVE_MSE
+    best: tuple[float, int, np.ndarray] | None = None
+    for i, q in enumerate(qualities[:-1]):  # the top quality is a dip for every block
+        # A ghost is a dip: lower error than at the next higher quality (flat or clipped
+        # blocks with zero error everywhere are not).
+        dip = informative & (err[i] < GHOST_DIP * err[i + 1])
+        m = jm.smooth_blocks(np.where(dip, 1.0 - norm[i], 0.0))
+        contrast = float(np.percentile(m, 97) - np.median(m))
+        if best is None or contrast > best[0]:
+            best = (contrast, q, m)
+    assert best is not None
+    contrast, q1, m = best
+    gate = float(np.clip((contrast - 0.25) / 0.2, 0.0, 1.0))
+    hot = m >= 0.5
+    i1 = qualities.index(q1)
+    ratio = (
+        float(np.median(err[i1][hot]) / max(np.median(err[i1][~hot & informative]), 1e-6))
+        if hot.any() and (~hot & informative).any()
+        else 1.0
+    )
+    # A real ghost re-saves with much less error than the rest at q1; otherwise the dip is
+    # only the normalisation of a block that is hard to compress at every quality.
+    gate *= float(ratio < GHOST_MAX_ERROR_RATIO)
+    return _MapPart(
+        m * gate,
+        float(np.clip((contrast - 0.25) / 0.4, 0.0, 1.0)) * gate,
+        {"ghost_quality": q1, "ghost_contrast": round(contrast, 3), "ghost_error_ratio": ratio},
+    )
+
+
+def _near(a: int, b: int) -> bool:
+    return (a - b) % 8 in (0, 1, 7)
+
+
+def nonaligned_grid(gray: np.ndarray, phase: tuple[int, int]) -> _MapPart:
+    """Blocks whose blocking follows a second 8x8 grid: a patch pasted off the image's grid.
+
+    For every candidate grid (row phase, column phase) at least 2 px off the dominant one on some
+    axis, the local blocking strength is z-scored against the whole image; the most localized
+    candidate wins.
+    """
+    pr, pc = jm.local_grid_profiles(gray)
+
+    def top_phases(p: np.ndarray, own: int) -> list[int]:
+        tail = [float(np.percentile(jm.robust_z(p[..., k]), 99)) for k in range(8)]
+        others = sorted((k for k in range(8) if k != own), key=lambda k: -tail[k])
+        return [own, *others[:3]]
+
+    best: tuple[float, tuple[int, int], np.ndarray] | None = None
+    for r in top_phases(pr, phase[0]):
+        for c in top_phases(pc, phase[1]):
+            # Within one pixel of the main grid on both axes is where a strong main grid leaks
+            # its own blocking in texture; such small misalignments are not judged.
+            if _near(r, phase[0]) and _near(c, phase[1]):
+                continue
+            # Candidates are ranked on a cheap mean filter; only the winner is median-filtered.
+            z = jm.robust_z(ndimage.uniform_filter(pr[..., r] + pc[..., c], 3, mode="nearest"))
+            tail = float(np.percentile(z, 99))
+            if best is None or tail > best[0]:
+                best = (tail, (r, c), z)
+    assert best is not None
+    tail, grid, _ = best
+    z = jm.robust_z(jm.smooth_blocks(pr[..., grid[0]] + pc[..., grid[1]]))
+    tail = float(np.percentile(z, 99))
+    gate = float(np.clip((tail - NA_Z_GATE) / 0.6, 0.0, 1.0))
+    return _MapPart(
+        np.clip((z - 1.0) / 4.0, 0.0, 1.0) * gate,
+        float(np.clip((tail - NA_Z_GATE) / 2.5, 0.0, 1.0)),
+        {"second_grid_row": grid[0], "second_grid_col": grid[1], "second_grid_z99": tail},
+    )
+
+
+def dq_map(
+    gray: np.ndarray, phases: list[tuple[int, int]], table: list[int] | None
+) -> tuple[_MapPart, tuple[int, int]]:
+    """Blocks whose DCT coefficients are off the quantisation lattice the rest of the image
+    follows (Lin et al. 2009, block posterior probability map).
+
+    In a JPEG file the coefficients are divided by the file's table, so an earlier save shows as
+    a lattice of the quantised values; in a PNG/TIFF of a once-JPEG image the pixel-domain
+    coefficients sit on multiples of the old table. Pasted blocks with another history do not.
+    """
+    best: tuple[list[int], tuple[int, int], np.ndarray] | None = None
+    for phase in phases:
+        coef = jm.block_dct(gray, phase)
+        if table is not None:
+            coef = coef / np.asarray(table[:64], np.float64).reshape(8, 8)
+        # Pixel rounding moves a coefficient by ~0.3 (std), so lattices are exact to 1 bin.
+        llr, periods = jm.dq_block_llr(coef)
+        if best is None or len(periods) > len(best[0]):
+            best = (periods, phase, llr)
+    assert best is not None
+    periods, phase, llr = best
+    # Clipped pixels (blown-out sky, black shadows) break the lattice whatever the history.
+    extreme = np.asarray((gray < 0.5) | (gray > 254.5), dtype=np.float32)
+    llr = np.where(jm.block_mean(extreme, phase) > 0, 0.0, llr)
+    detail: dict[str, float | int | str] = {
+        "dq_periodic_frequencies": len(periods),
+        "dq_units": "multiples of this file's table" if table is not None else "DCT units",
+    }
+    if len(periods) < DQ_MIN_FREQUENCIES:
+        return _MapPart(np.zeros_like(llr), 0.0, detail), phase
+    m = 1.0 / (1.0 + np.exp(-(jm.smooth_blocks(llr) - DQ_BIAS)))
+    contrast = float(np.percentile(m, 97) - np.median(m))
+    detail |= {"dq_steps": ",".join(map(str, periods)), "dq_contrast": round(contrast, 3)}
+    gate = float(np.clip((contrast - 0.3) / 0.2, 0.0, 1.0))
+    return _MapPart(m * gate, float(np.clip((contrast - 0.3) / 0.4, 0.0, 1.0)), detail), phase
+
+
+def _quality_evidence(tables: dict[int, list[int]]) -> tuple[int, Evidence]:
+    q, diff = jm.estimate_quality(tables[min(tables)])
+    kind = "standard IJG table" if diff < 0.5 else f"custom table, mean difference {diff:.1f}"
+    ev = Evidence(
+        kind="jpeg.quality",
+        summary=f"JPEG quality about {q} (luma quantisation table; {kind})",
+        value=q,
+    )
+    return q, ev
+
+
+def _grid_evidence(phase: tuple[int, int], strength: float, is_jpeg: bool) -> Evidence:
+    dy, dx = phase
+    if phase == (0, 0):
+        text = "8x8 JPEG blocking grid found at the image origin (no crop after compression)"
+    else:
+        text = (
+            f"8x8 JPEG blocking grid starts at row {dy}, column {dx}, not at (0, 0): the image "
+            f"was cropped by about {(8 - dy) % 8} rows and {(8 - dx) % 8} columns after a JPEG save"
+        )
+    if not is_jpeg:
+        text += "; the file is not a JPEG, so it was JPEG-compressed before being re-saved"
+    return Evidence(
+        kind="jpeg.grid", summary=f"{text} (grid contrast {strength:.2f})", value=f"{dy},{dx}"
+    )
+
+
+@register_expert
+class JpegArtifactsExpert(Expert):
+    spec = ExpertSpec(
+        name="jpeg_artifacts",
+        version="0.1.0",
+        kind="signal",
+        targets="tampered",
+        description="JPEG quality from the tables, 8x8 grid alignment, and a block map of "
+        "aligned (JPEG ghost), non-aligned (second block grid) and lattice (DCT histogram) "
+        "double-compression inconsistencies.",
+        inputs=["rgb", "jpeg_quantization", "bytes"],
+        produces_heatmap=True,
+        reference="Farid, 'Exposing digital forgeries from JPEG ghosts', IEEE TIFS 2009; "
+        "Li, Yuan & Yu, 'Passive detection of doctored JPEG image via block artifact grid "
+        "extraction', Signal Processing 2009; Lin et al., 'Fast, automatic and fine-grained "
+        "tampered JPEG image detection via DCT coefficient analysis', Pattern Recognition 2009",
+    )
+
+    def _analyze(self, image: ImageInput) -> ExpertResult:
+        if min(image.height, image.width) < MIN_SIDE:
+            return self.abstain(f"image smaller than {MIN_SIDE} px: too few 8x8 blocks")
+        gray = image.gray
+        phase, strength = jm.grid_phase(gray)
+        tables = quantization_tables(image)
+        luma_table = tables[min(tables)] if tables else None
+        phases = [(0, 0)] if tables else list(dict.fromkeys([phase, (0, 0)]))
+        dq, dq_phase = dq_map(gray, phases, luma_table)
+        lattice = int(dq.detail["dq_periodic_frequencies"]) >= DQ_MIN_FREQUENCIES
+        if tables is None and strength < GRID_MIN_STRENGTH and not lattice:
+            return self.abstain(
+                "no JPEG compression history found (no quantisation tables, no 8x8 blocking, "
+                f"no quantised DCT histograms; grid contrast {strength:.3f})",
+                details={"grid_strength": strength},
+            )
+        evidence: list[Evidence] = []
+        q_final = None
+        if tables is not None:
+            q_final, ev = _quality_evidence(tables)
+            evidence.append(ev)
+        if strength >= GRID_MIN_STRENGTH:
+            evidence.append(_grid_evidence(phase, strength, image.is_jpeg))
+        ghost = aligned_ghost(gray, phase, q_final)
+        # A second grid only means something next to a clear first one, and only survives a
+        # high-quality last save (a strong last grid also leaks blocking onto other phases).
+        na_ok = strength >= GRID_MIN_STRENGTH and (q_final or 0) >= NA_MIN_QUALITY
+        second = nonaligned_grid(gray, phase) if na_ok else _MapPart(np.zeros((1, 1)), 0.0, {})
+        shape = (image.height, image.width)
+        heat = np.zeros(shape, np.float32)
+        # Each map lives on its own block grid.
+        parts = (("jpeg.ghost", ghost, phase), ("jpeg.second_grid", second, (0, 0)),
+                 ("jpeg.dq_lattice", dq, dq_phase))  # fmt: skip
+        for kind, part, origin in parts:
+            if part.strength > 0:
+                part_heat = jm.upsample_blocks(part.blocks, shape, origin)
+                heat = np.maximum(heat, part_heat)
+                found = _part_evidence(kind, part, part_heat)
+                evidence += [found] if found else []
+        if not any(e.bbox for e in evidence):
+            text = "no area with a different JPEG history than the rest"
+            evidence.append(Evidence(kind="jpeg.double_compression", summary=text, value=0.0))
+        score = max(ghost.strength, second.strength, dq.strength)
+        details: dict[str, object] = {
+            "grid_phase": list(phase),
+            "grid_strength": strength,
+            "quality": q_final,
+            **ghost.detail,
+            **second.detail,
+            **dq.detail,
+        }
+        return self.result(score, evidence=evidence, heatmap=heat, details=details)
+
+
+def _part_evidence(kind: str, part: _MapPart, heat: np.ndarray) -> Evidence | None:
+    """One checkable sentence for a map part, boxed on its own hottest area."""
+    box = jm.hot_bbox(heat)
+    if part.strength <= 0 or box is None:
+        return None
+    where = f"area x={box[0]}..{box[0] + box[2]}, y={box[1]}..{box[1] + box[3]}"
+    d = part.detail
+    if kind == "jpeg.ghost":
+        q1, ratio = d["ghost_quality"], float(d["ghost_error_ratio"])
+        text = (
+            f"JPEG ghost: re-saving at quality {q1} changes the {where} "
+            f"{1 / max(ratio, 1e-6):.1f}x less than the rest; it was saved earlier at about "
+            f"quality {q1}"
+        )
+    elif kind == "jpeg.second_grid":
+        text = (
+            f"a second 8x8 blocking grid (offset row {d['second_grid_row']}, column "
+            f"{d['second_grid_col']}) appears in the {where}: a patch from another JPEG "
+            "pasted off the image's grid"
+        )
+    else:
+        text = (
+            f"the DCT coefficients of the {where} are off the quantisation lattice (steps "
+            f"{d['dq_steps']} {d['dq_units']} in the lowest frequencies) that the rest of the "
+            "image follows: "
+            "it did not go through the same JPEG compression"
+        )
+    bbox = BBox(x=box[0], y=box[1], width=box[2], height=box[3])
+    return Evidence(kind=kind, summary=text, value=round(part.strength, 3), bbox=bbox)

@@ -1,0 +1,321 @@
+"""Expert results -> one verdict, attribution, fused tamper map and key evidence.
+
+Rules, in order:
+
+1. Abstainers never vote. A result with `score is None` or with an `error` is left out of every
+   step below. When no expert could judge, the verdict is the prior (`PRIOR`, label "real") with
+   `decided_by="none"`: it is not a finding, and the explanation says so.
+2. Provenance dominates. Evidence with `proves` set (a C2PA AI claim, generator parameters, a
+   known generator watermark) decides the label with probability `PROVENANCE_PROBABILITY`,
+   `decided_by="provenance"`, and is cited first. If proofs disagree, the label proven most often
+   wins (ties: ai_generated, then tampered, then real).
+3. Otherwise experts are pooled by target. Each score is read as a likelihood ratio against
+   "real" under even odds, `llr = logit(score)` (scores clipped to [0.02, 0.98]), scaled by a
+   vote weight `EXPERT_WEIGHTS[name] * confidence`: `a = weight * llr`. Per class
+   (ai_generated, tampered) the pooled evidence is a weighted noisy-OR in odds space for the
+   experts that see something, `log(1 + sum(exp(a) - 1))` over a > 0 (one decisive detector is
+   enough, agreement adds a little), plus `NEGATIVE_DISCOUNT[class]` times the
+   informativeness-weighted mean `sum(a*|a|) / sum(|a|)` of the experts that see nothing
+   (silence of a detector that looks for one kind of trace is weak evidence of absence).
+   Experts targeting "both" feed both classes. The class logits `log PRIOR[c] + L_c`
+   (L_real = 0) go through a softmax, so the three probabilities sum to 1. They are NOT
+   calibrated on held-out data yet (`calibrated=False`); the weights are module-level dicts so
+   that a later fit can replace them. The label is the most probable class.
+4. Attribution. The method (gan / diffusion / other) comes from `details["method"]` of judged
+   experts that found something (score >= 0.5) or proved the label, each vote weighted by
+   weight * confidence * score * `details["method_probability"]` (default 1); the heaviest wins.
+   Scope is "local" when a compact region dominates the fused map (and always for "tampered",
+   which is local by definition), "global" for ai_generated without one, "none" for real.
+5. Fused map. Only judged experts whose targets include tampering contribute. Each map is
+   resized to the image, background-subtracted (`localize.normalise_map`: a flat noise map stays
+   low, no min-max stretch) and averaged with weights `weight * confidence * score**2`, so a
+   confident expert that found something dominates. The result is scaled by
+   `min(1, mean score / 0.5)`: maps of experts that judge the image clean cannot light up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from .localize import clean_mask, normalise_map, resize_map
+from .types import Attribution, Evidence, ExpertResult, Label, Method, Verdict
+
+LABELS: tuple[Label, ...] = ("real", "ai_generated", "tampered")
+PRIOR: dict[Label, float] = {"real": 0.5, "ai_generated": 0.25, "tampered": 0.25}
+PROVENANCE_PROBABILITY = 0.99
+DEFAULT_WEIGHT = 1.0
+# Hand-set starting points (not fitted): signal experts with many false alarms on clean,
+# re-compressed photos get less say than matching-based or learned ones.
+EXPERT_WEIGHTS: dict[str, float] = {
+    "ela": 0.6,
+    "noise": 0.7,
+    "jpeg_artifacts": 0.9,
+    "spectrum": 0.7,
+    "copy_move": 1.2,
+    "exif": 0.5,
+    "c2pa": 1.0,
+    "clip_detector": 1.2,
+    "generator_metadata": 1.0,
+    "watermark": 1.0,
+}
+SCORE_CLIP = 0.02
+# How much "I see nothing" counts against a class, relative to "I see it". Each tamper detector
+# sees one kind of trace, so its silence is weak evidence; generation detectors look at the
+# whole image, so theirs counts more.
+NEGATIVE_DISCOUNT: dict[Label, float] = {"ai_generated": 0.7, "tampered": 0.35}
+WORK_SIDE = 1024
+MAX_KEY_EVIDENCE = 8
+EVIDENCE_PER_EXPERT = 2
+_METHODS: tuple[Method, ...] = ("gan", "diffusion", "other")
+_TAMPER_TARGETS = ("tampered", "both")
+
+
+@dataclass
+class Fused:
+    """What the fusion decided; `contributions` maps each voting expert to its signed term in
+    its class's pooled log-likelihood ratio (positive pushes away from "real")."""
+
+    verdict: Verdict
+    attribution: Attribution
+    heatmap: np.ndarray | None
+    key_evidence: list[Evidence] = field(default_factory=list)
+    contributions: dict[str, float] = field(default_factory=dict)
+
+
+def fuse(results: list[ExpertResult], *, height: int, width: int) -> Fused:
+    """Combine expert results into a verdict, attribution, fused map and key evidence."""
+    judged = [r for r in results if r.judged]
+    heatmap = fuse_heatmaps(judged, height=height, width=width)
+    if not judged:
+        verdict = Verdict(
+            label="real",
+            probability=PRIOR["real"],
+            probabilities=dict(PRIOR),
+            decided_by="none",
+            calibrated=False,
+        )
+        basis = "no expert could judge this image"
+        return Fused(verdict, Attribution(method="unknown", scope="unknown", basis=basis), heatmap)
+    terms = _pooled_terms(judged)
+    probabilities = _softmax_probabilities(terms)
+    proofs = [(r, ev) for r in judged for ev in r.evidence if ev.proves is not None]
+    if proofs:
+        verdict = _provenance_verdict(proofs, probabilities)
+    else:
+        label = max(LABELS, key=lambda c: probabilities[c])  # ties keep the earlier label
+        verdict = Verdict(
+            label=label,
+            probability=probabilities[label],
+            probabilities=probabilities,
+            decided_by="experts",
+            calibrated=False,
+        )
+    contributions = _contributions(terms)
+    return Fused(
+        verdict=verdict,
+        attribution=attribute(verdict.label, judged, heatmap),
+        heatmap=heatmap,
+        key_evidence=_key_evidence(verdict.label, judged, terms, proofs),
+        contributions=contributions,
+    )
+
+
+def expert_weight(name: str) -> float:
+    return EXPERT_WEIGHTS.get(name, DEFAULT_WEIGHT)
+
+
+def _llr(score: float) -> float:
+    p = min(1.0 - SCORE_CLIP, max(SCORE_CLIP, score))
+    return math.log(p / (1.0 - p))
+
+
+def _pooled_terms(judged: list[ExpertResult]) -> dict[Label, dict[str, float]]:
+    """Per class, each voting expert's term; the terms of a class sum to its pooled LLR."""
+    votes: dict[Label, list[tuple[str, float]]] = {"ai_generated": [], "tampered": []}
+    for r in judged:
+        assert r.score is not None  # judged
+        vote = (r.expert, expert_weight(r.expert) * r.confidence * _llr(r.score))
+        if r.targets in ("ai_generated", "both"):
+            votes["ai_generated"].append(vote)
+        if r.targets in _TAMPER_TARGETS:
+            votes["tampered"].append(vote)
+    return {label: _class_terms(items, NEGATIVE_DISCOUNT[label]) for label, items in votes.items()}
+
+
+def _class_terms(votes: list[tuple[str, float]], discount: float) -> dict[str, float]:
+    """Soft-OR of the positive votes plus the discounted, informativeness-weighted mean of the
+    negative ones; returned as one additive term per expert."""
+    terms = {name: 0.0 for name, _ in votes}
+    excess = {name: math.expm1(min(a, 30.0)) for name, a in votes if a > 0}
+    if excess:
+        positive = math.log1p(sum(excess.values()))
+        for name, e in excess.items():
+            terms[name] = positive * e / sum(excess.values())
+    negatives = [(name, a) for name, a in votes if a < 0]
+    denominator = sum(abs(a) for _, a in negatives)
+    for name, a in negatives:
+        terms[name] = discount * a * abs(a) / denominator
+    return terms
+
+
+def _softmax_probabilities(terms: dict[Label, dict[str, float]]) -> dict[str, float]:
+    logits = {c: math.log(PRIOR[c]) + sum(terms.get(c, {}).values()) for c in LABELS}
+    top = max(logits.values())
+    exp = {c: math.exp(v - top) for c, v in logits.items()}
+    total = sum(exp.values())
+    return {c: exp[c] / total for c in LABELS}
+
+
+def _provenance_verdict(
+    proofs: list[tuple[ExpertResult, Evidence]], expert_probs: dict[str, float]
+) -> Verdict:
+    counts = Counter(ev.proves for _, ev in proofs)
+    precedence: tuple[Label, ...] = ("ai_generated", "tampered", "real")
+    label = max(precedence, key=lambda c: (counts.get(c, 0), -precedence.index(c)))
+    rest = [c for c in LABELS if c != label]
+    rest_total = sum(expert_probs[c] for c in rest)
+    probabilities = {label: PROVENANCE_PROBABILITY}
+    for c in rest:
+        share = expert_probs[c] / rest_total if rest_total > 0 else 1.0 / len(rest)
+        probabilities[c] = (1.0 - PROVENANCE_PROBABILITY) * share
+    return Verdict(
+        label=label,
+        probability=PROVENANCE_PROBABILITY,
+        probabilities={c: probabilities[c] for c in LABELS},
+        decided_by="provenance",
+        calibrated=False,
+    )
+
+
+def _contributions(terms: dict[Label, dict[str, float]]) -> dict[str, float]:
+    """One number per expert: its term, or for "both" experts the larger-magnitude one."""
+    out: dict[str, float] = {}
+    for class_terms in terms.values():
+        for name, term in class_terms.items():
+            if name not in out or abs(term) > abs(out[name]):
+                out[name] = term
+    return out
+
+
+def _support(label: Label, name: str, terms: dict[Label, dict[str, float]]) -> float:
+    """How much an expert's vote supports `label` (positive = supports)."""
+    if label == "real":
+        own = [t[name] for t in terms.values() if name in t]
+        return -max(own) if own else 0.0
+    return terms.get(label, {}).get(name, 0.0)
+
+
+def _key_evidence(
+    label: Label,
+    judged: list[ExpertResult],
+    terms: dict[Label, dict[str, float]],
+    proofs: list[tuple[ExpertResult, Evidence]],
+) -> list[Evidence]:
+    """Proofs of the label first, then evidence of the experts that most support the label."""
+    chosen: list[Evidence] = [ev for _, ev in proofs if ev.proves == label]
+    ranked = sorted(judged, key=lambda r: -_support(label, r.expert, terms))
+    for r in ranked:
+        if _support(label, r.expert, terms) <= 0:
+            break
+        # Findings that point at a place come before context such as "JPEG quality 92".
+        located_first = sorted(r.evidence, key=lambda ev: ev.bbox is None)
+        fresh = [ev for ev in located_first if ev not in chosen][:EVIDENCE_PER_EXPERT]
+        chosen.extend(fresh)
+    return chosen[:MAX_KEY_EVIDENCE]
+
+
+def attribute(label: Label, judged: list[ExpertResult], heatmap: np.ndarray | None) -> Attribution:
+    """Method from expert details, scope from the shape of the fused map."""
+    if label == "real":
+        return Attribution(method="unknown", scope="none", basis="the verdict is 'real'")
+    method, method_basis = _method_vote(judged)
+    compact = heatmap is not None and compact_region_dominates(heatmap)
+    if label == "tampered":
+        scope_basis = (
+            "a compact region dominates the fused map"
+            if compact
+            else "tampering is a local edit, though no compact region stands out in the map"
+        )
+        scope = "local"
+    else:
+        scope = "local" if compact else "global"
+        scope_basis = (
+            "a compact region dominates the fused map"
+            if compact
+            else "no compact region stands out, so the whole image is implicated"
+        )
+    return Attribution(method=method, scope=scope, basis=f"{method_basis}; {scope_basis}")
+
+
+def _method_vote(judged: list[ExpertResult]) -> tuple[Method, str]:
+    votes: dict[Method, float] = {}
+    sources: dict[Method, list[str]] = {}
+    for r in judged:
+        method = r.details.get("method")
+        proves = any(ev.proves is not None for ev in r.evidence)
+        if method not in _METHODS or r.score is None or not (proves or r.score >= 0.5):
+            continue
+        sure = r.details.get("method_probability", 1.0)
+        sure = float(sure) if isinstance(sure, int | float) else 1.0
+        weight = expert_weight(r.expert) * r.confidence * r.score * sure + (10.0 if proves else 0.0)
+        votes[method] = votes.get(method, 0.0) + weight
+        sources.setdefault(method, []).append(r.expert)
+    if not votes:
+        return "unknown", "no expert named a generation method"
+    best = max(votes, key=lambda m: votes[m])
+    return best, f"method '{best}' reported by {', '.join(sources[best])}"
+
+
+def compact_region_dominates(
+    heatmap: np.ndarray, *, threshold: float = 0.5, max_area_share: float = 0.5
+) -> bool:
+    """True when one connected hot component holds most of the map's mass and is not huge."""
+    fused = np.clip(np.nan_to_num(heatmap.astype(np.float32)), 0.0, 1.0)
+    fused = resize_map(fused, *working_size(fused.shape[0], fused.shape[1], max_side=512))
+    total = float(fused.sum())
+    if total <= 0:
+        return False
+    labels, count = ndimage.label(clean_mask(fused >= threshold))
+    if count == 0:
+        return False
+    index = np.arange(1, count + 1)
+    masses = np.asarray(ndimage.sum(fused, labels=labels, index=index))
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    best = int(np.argmax(masses))
+    return bool(masses[best] >= 0.5 * total and areas[best] <= max_area_share * fused.size)
+
+
+def working_size(height: int, width: int, max_side: int = WORK_SIDE) -> tuple[int, int]:
+    """(height, width) scaled down so the longer side is at most `max_side`."""
+    scale = min(1.0, max_side / max(height, width, 1))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def fuse_heatmaps(judged: list[ExpertResult], *, height: int, width: int) -> np.ndarray | None:
+    """Weighted mean of the normalised tamper maps, scaled by how suspicious the experts are.
+
+    Maps are combined at a working resolution (longer side `WORK_SIDE`) and the result is
+    resized once to the image size: the maps are smooth, and 12 MP images stay fast.
+    """
+    work_h, work_w = working_size(height, width)
+    maps: list[tuple[float, float, np.ndarray]] = []
+    for r in judged:
+        if r.heatmap is None or r.score is None or r.targets not in _TAMPER_TARGETS:
+            continue
+        weight = expert_weight(r.expert) * r.confidence * r.score**2
+        maps.append((weight, r.score, normalise_map(resize_map(r.heatmap, work_h, work_w))))
+    if not maps:
+        return None
+    total = sum(w for w, _, _ in maps)
+    if total <= 0:
+        return np.zeros((height, width), dtype=np.float32)
+    fused = sum((w * m for w, _, m in maps), start=np.zeros((work_h, work_w), np.float32))
+    mean_score = sum(w * s for w, s, _ in maps) / total
+    gain = min(1.0, mean_score / 0.5)
+    fused = np.clip(fused * (gain / total), 0.0, 1.0)
+    return np.asarray(np.clip(resize_map(fused, height, width), 0.0, 1.0), dtype=np.float32)

@@ -1,0 +1,12 @@
+"""Multimodal LLM engine: prompts, k-shot examples, scoring, parsing and an async backend.
+
+Kept light on import: httpx is imported only by `client` (and the modules that use it), so
+`import forenscope.mllm` costs nothing. Entry points: `MLLMEngine` in `runner`, the result
+models in `types`, the prompt library in `prompts`.
+"""
+
+from __future__ import annotations
+
+from .types import Location, Stage1Result, Stage2Answer, Stage2Result
+
+__all__ = ["Location", "Stage1Result", "Stage2Answer", "Stage2Result"]

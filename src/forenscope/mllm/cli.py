@@ -1,0 +1,236 @@
+"""`forenscope llm ...` and `forenscope chat IMAGE` (click groups the main CLI attaches)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .examples import IMAGE_SUFFIXES
+
+_IMAGE_ARGS = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+
+
+def _expand(paths: Sequence[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def _load(config: str | None) -> Any:
+    from ..errors import ConfigError
+    from .config import load_config
+
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        raise click.UsageError(f"{exc} (use --config or FORENSCOPE_LLM_BASE_URL/MODEL)") from None
+
+
+def _emit(rows: Sequence[dict[str, Any]], out: str | None) -> None:
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+config_option = click.option(
+    "--config",
+    "config",
+    type=click.Path(exists=True),
+    default=None,
+    help="JSON/YAML LLM config (env FORENSCOPE_LLM_* overrides)",
+)
+detect_options = [
+    click.option("--variant", type=click.IntRange(1, 5), default=4, show_default=True),
+    click.option(
+        "--k",
+        "k",
+        type=click.IntRange(0, 16),
+        default=0,
+        show_default=True,
+        help="k-shot examples drawn from --pool",
+    ),
+    click.option(
+        "--pool",
+        type=click.Path(exists=True),
+        default=None,
+        help="folder with real/ and fake/ or a CSV/JSON manifest",
+    ),
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--scoring", type=click.Choice(["auto", "votes", "logprobs"]), default="auto"),
+    click.option("--n", "n", type=click.IntRange(1, 64), default=5, show_default=True),
+    click.option("--temperature", type=float, default=1.0, show_default=True),
+]
+
+
+def _with_detect_options(f: Any) -> Any:
+    for opt in reversed(detect_options):
+        f = opt(f)
+    return f
+
+
+async def _safe(path: Path, call: Awaitable[Any]) -> dict[str, Any]:
+    """One output row; an unreadable image becomes an error row instead of ending the batch."""
+    from ..errors import InputError
+
+    try:
+        result = await call
+    except (OSError, ValueError, InputError) as exc:
+        return {"path": str(path), "error": {"type": type(exc).__name__, "message": str(exc)}}
+    return {"path": str(path), **result.model_dump()}
+
+
+@click.group("llm")
+def llm_cli() -> None:
+    """Ask a multimodal LLM (any OpenAI-compatible endpoint) about images."""
+
+
+def _engine_run(config: str | None, pool: str | None, job: Any) -> Any:
+    from .examples import ExamplePool
+    from .runner import MLLMEngine
+
+    cfg = _load(config)
+    ex_pool = ExamplePool.load(pool) if pool else None
+
+    async def main() -> Any:
+        async with MLLMEngine(cfg, pool=ex_pool) as eng:
+            result = await job(eng)
+            return result, eng.usage
+
+    return asyncio.run(main())
+
+
+@llm_cli.command("detect")
+@_IMAGE_ARGS
+@config_option
+@_with_detect_options
+@click.option("--out", type=click.Path(), default=None, help="JSON-lines file (default stdout)")
+def detect_cmd(
+    paths: tuple[str, ...], config: str | None, pool: str | None, out: str | None, **opts: Any
+) -> None:
+    """Stage 1: probability that each image is AI-generated or tampered."""
+    files = _expand(paths)
+
+    async def job(eng: Any) -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(_safe(p, eng.adetect(p, **opts)) for p in files)))
+
+    rows, usage = _engine_run(config, pool, job)
+    _emit(rows, out)
+    click.echo(f"usage: {usage.model_dump_json()}", err=True)
+
+
+@llm_cli.command("analyse")
+@_IMAGE_ARGS
+@config_option
+@click.option("--evidence", multiple=True, help="expert evidence text shown to the LLM (repeat)")
+@click.option("--out", type=click.Path(), default=None)
+def analyse_cmd(
+    paths: tuple[str, ...], config: str | None, evidence: tuple[str, ...], out: str | None
+) -> None:
+    """Stage 2: where, what, which traces and which method, as a JSON object per image."""
+    files = _expand(paths)
+
+    async def job(eng: Any) -> list[dict[str, Any]]:
+        calls = (_safe(p, eng.aanalyse(p, evidence=evidence)) for p in files)
+        return list(await asyncio.gather(*calls))
+
+    rows, usage = _engine_run(config, None, job)
+    _emit(rows, out)
+    click.echo(f"usage: {usage.model_dump_json()}", err=True)
+
+
+@llm_cli.command("run")
+@_IMAGE_ARGS
+@config_option
+@_with_detect_options
+@click.option("--out-dir", type=click.Path(file_okay=False), required=True)
+@click.option(
+    "--stage2-min",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="run stage 2 when P(fake) >= this; negative = always",
+)
+def run_cmd(
+    paths: tuple[str, ...],
+    config: str | None,
+    pool: str | None,
+    out_dir: str,
+    stage2_min: float,
+    **opts: Any,
+) -> None:
+    """Stage 1 then stage 2 on files/folders; one JSON per image plus summary.json."""
+    files = _expand(paths)
+    floor = None if stage2_min < 0 else stage2_min
+
+    async def job(eng: Any) -> list[Any]:
+        return list(await eng.arun(files, stage2_min_probability=floor, **opts))
+
+    runs, usage = _engine_run(config, pool, job)
+    dest = Path(out_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    for i, run in enumerate(runs):
+        name = f"{i:05d}_{Path(run.path).stem}.json"
+        (dest / name).write_text(run.model_dump_json(indent=1), encoding="utf-8")
+        key = "input_error" if run.error else (run.stage1.status if run.stage1 else "missing")
+        counts[key] = counts.get(key, 0) + 1
+    summary = {"images": len(runs), "stage1": counts, "usage": usage.model_dump()}
+    (dest / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    click.echo(json.dumps(summary))
+
+
+@llm_cli.command("fake-server", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def fake_server_cmd(args: tuple[str, ...]) -> None:
+    """Run the local fault-injecting OpenAI-compatible test server (see --help of it)."""
+    from .fake_server import main
+
+    main(list(args))
+
+
+@click.command("chat")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@config_option
+@click.option(
+    "--history",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON history file (default: IMAGE.chat.json)",
+)
+@click.option("--evidence", multiple=True, help="evidence to ground the conversation on")
+@click.option("--message", "-m", default=None, help="ask one question and exit")
+def chat_cli(
+    image: str,
+    config: str | None,
+    history: str | None,
+    evidence: tuple[str, ...],
+    message: str | None,
+) -> None:
+    """Ask follow-up questions about an image; the conversation is kept in a JSON file."""
+    from ..errors import InputError
+    from .chat import ChatSession
+    from .errors import LLMError
+
+    cfg = _load(config)
+    session = ChatSession.open(Path(history or f"{image}.chat.json"), Path(image), list(evidence))
+    questions = [message] if message else (line.strip() for line in sys.stdin)
+    for q in questions:
+        if not q or q in ("exit", "quit"):
+            break
+        try:
+            answer = asyncio.run(session.ask(cfg, q))
+        except (InputError, LLMError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(answer)

@@ -1,0 +1,129 @@
+"""Backend configuration: a JSON/YAML file and FORENSCOPE_LLM_* env; API keys only from env."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import ConfigError, MissingDependencyError
+from .image import Detail, ImagePolicy
+
+Flavor = Literal["openai", "vllm", "ollama", "llamacpp", "generic"]
+
+
+class Capabilities(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vision: bool = True
+    json_schema: bool = False  # honours response_format {"type": "json_schema"}
+    logprobs: bool = False  # returns choices[].logprobs.content[].top_logprobs
+    n: bool = False  # honours n > 1 in one request
+    max_top_logprobs: int = 20
+
+
+# What each server family supports on /v1/chat/completions. Ollama ignores `n` and only
+# returns logprobs from v0.12.11; llama.cpp's server returns OpenAI-shaped logprobs on its /v1
+# route (its native /completion uses `completion_probabilities`).
+FLAVOR_CAPABILITIES: dict[str, dict[str, Any]] = {
+    "openai": {"json_schema": True, "logprobs": True, "n": True},
+    "vllm": {"json_schema": True, "logprobs": True, "n": True},
+    "ollama": {"json_schema": True, "logprobs": True, "n": False},
+    "llamacpp": {"json_schema": True, "logprobs": True, "n": False},
+    "generic": {},
+}
+
+
+class LLMConfig(BaseModel):
+    """Where and how to call an OpenAI-compatible chat-completions endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(description="e.g. https://api.openai.com/v1, http://127.0.0.1:8000/v1")
+    model: str
+    flavor: Flavor = "generic"
+    api_key_env: str | None = Field(
+        default=None, description="NAME of the env var that holds the key (never the key)"
+    )
+    capabilities: dict[str, Any] = Field(default_factory=dict, description="overrides")
+    timeout_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    retry_after_max_s: float = Field(default=120.0, ge=0)
+    concurrency: int = Field(default=4, ge=1)
+    image_max_side: int = Field(default=1024, ge=64)
+    image_detail: Detail = "auto"
+    jpeg_quality: int = Field(default=90, ge=30, le=100)
+    price_prompt_per_1m: float | None = None
+    price_completion_per_1m: float | None = None
+    cache: bool = True
+    audit_log: str | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    token_limit_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        default="max_tokens", description="newer OpenAI models only accept max_completion_tokens"
+    )
+
+    @property
+    def caps(self) -> Capabilities:
+        return Capabilities(**{**FLAVOR_CAPABILITIES[self.flavor], **self.capabilities})
+
+    @property
+    def endpoint(self) -> str:
+        return self.base_url.rstrip("/") + "/chat/completions"
+
+    @property
+    def image_policy(self) -> ImagePolicy:
+        return ImagePolicy(self.image_max_side, self.jpeg_quality, self.image_detail)
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+_ENV_KEYS = {
+    "FORENSCOPE_LLM_BASE_URL": "base_url",
+    "FORENSCOPE_LLM_MODEL": "model",
+    "FORENSCOPE_LLM_FLAVOR": "flavor",
+    "FORENSCOPE_LLM_API_KEY_ENV": "api_key_env",
+    "FORENSCOPE_LLM_CONCURRENCY": "concurrency",
+    "FORENSCOPE_LLM_TIMEOUT": "timeout_s",
+    "FORENSCOPE_LLM_AUDIT_LOG": "audit_log",
+}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise MissingDependencyError("YAML LLM config", "pyyaml", "llm") from exc
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data.get("llm", data) if isinstance(data.get("llm"), dict) else data
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> LLMConfig:
+    """File values, overridden by FORENSCOPE_LLM_* env; unknown keys and inline keys rejected."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = _read_file(Path(path)) if path else {}
+    for var, key in _ENV_KEYS.items():
+        if env.get(var):
+            data[key] = env[var]
+    if env.get("FORENSCOPE_LLM_CAPABILITIES"):
+        names = [c.strip() for c in env["FORENSCOPE_LLM_CAPABILITIES"].split(",") if c.strip()]
+        data["capabilities"] = {**data.get("capabilities", {}), **dict.fromkeys(names, True)}
+    if "api_key" in data:
+        raise ConfigError("API keys are read from the environment only: set api_key_env")
+    try:
+        return LLMConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid LLM config: {exc}") from None

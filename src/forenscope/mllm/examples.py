@@ -1,0 +1,119 @@
+"""k-shot in-context examples: a user pool of labelled real/fake images, drawn reproducibly."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..errors import ConfigError
+
+PoolLabel = Literal["real", "fake"]
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+_FAKE_WORDS = {"fake", "1", "yes", "ai_generated", "tampered", "generated", "synthetic"}
+_REAL_WORDS = {"real", "0", "no", "authentic", "pristine"}
+
+
+@dataclass(frozen=True)
+class Example:
+    path: Path
+    label: PoolLabel
+
+    @property
+    def id(self) -> str:
+        return f"{self.label}/{self.path.name}"
+
+    @property
+    def answer(self) -> str:
+        """The assistant turn shown after this example's image (stage-1 answer)."""
+        return "yes" if self.label == "fake" else "no"
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def _label(word: str, where: str) -> PoolLabel:
+    w = word.strip().lower()
+    if w in _FAKE_WORDS:
+        return "fake"
+    if w in _REAL_WORDS:
+        return "real"
+    raise ConfigError(f"{where}: label {word!r} is neither real nor fake")
+
+
+class ExamplePool:
+    """Labelled images. Build from a folder with `real/` and `fake/` subfolders, or a manifest
+    (CSV with `path,label` columns, or a JSON list of {"path", "label"}); relative paths are
+    resolved against the manifest's folder."""
+
+    def __init__(self, examples: list[Example]) -> None:
+        self.examples = sorted(examples, key=lambda e: (e.label, str(e.path)))
+
+    @classmethod
+    def from_folder(cls, root: str | Path) -> ExamplePool:
+        root = Path(root)
+        found = [
+            Example(p, label)
+            for label in ("real", "fake")
+            for p in sorted((root / label).glob("*"))
+            if p.suffix.lower() in IMAGE_SUFFIXES
+        ]
+        if not found:
+            raise ConfigError(f"{root}: no images under real/ or fake/")
+        return cls(found)
+
+    @classmethod
+    def from_manifest(cls, manifest: str | Path) -> ExamplePool:
+        manifest = Path(manifest)
+        text = manifest.read_text(encoding="utf-8")
+        rows: list[dict[str, str]]
+        if manifest.suffix.lower() == ".json":
+            rows = [{k: str(v) for k, v in r.items()} for r in json.loads(text)]
+        else:
+            rows = list(csv.DictReader(text.splitlines()))
+        out = []
+        for i, row in enumerate(rows):
+            if "path" not in row or "label" not in row:
+                raise ConfigError(f"{manifest}: row {i + 1} needs 'path' and 'label'")
+            path = Path(row["path"])
+            out.append(
+                Example(
+                    path if path.is_absolute() else manifest.parent / path,
+                    _label(row["label"], f"{manifest} row {i + 1}"),
+                )
+            )
+        return cls(out)
+
+    @classmethod
+    def load(cls, source: str | Path) -> ExamplePool:
+        return cls.from_folder(source) if Path(source).is_dir() else cls.from_manifest(source)
+
+    def draw(self, k: int, seed: int = 0, exclude_sha256: str | None = None) -> list[Example]:
+        """k examples, balanced real/fake when possible, same draw for the same (k, seed).
+
+        The query image itself is never used as its own example.
+        """
+        if k <= 0:
+            return []
+        rng = random.Random(f"{seed}:{k}")
+        by_label: dict[PoolLabel, list[Example]] = {"real": [], "fake": []}
+        for ex in self.examples:
+            if exclude_sha256 is None or ex.sha256() != exclude_sha256:
+                by_label[ex.label].append(ex)
+        if k > len(by_label["real"]) + len(by_label["fake"]):
+            raise ConfigError(f"k={k} examples requested but the pool has fewer usable images")
+        want = {"real": k // 2, "fake": k // 2}
+        if k % 2:
+            want[rng.choice(["real", "fake"])] += 1
+        for a, b in (("real", "fake"), ("fake", "real")):  # fill a short side from the other
+            short = want[a] - len(by_label[a])  # type: ignore[index]
+            if short > 0:
+                want[a] -= short
+                want[b] += short
+        chosen = [ex for lab in ("real", "fake") for ex in rng.sample(by_label[lab], want[lab])]
+        rng.shuffle(chosen)
+        return chosen

@@ -1,0 +1,289 @@
+"""The two stages: detect (yes/no -> probability) and analyse (structured JSON answer)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from ..errors import InputError
+from ..types import ErrorInfo
+from .client import AsyncLLMClient, ChatResponse
+from .config import LLMConfig
+from .errors import LLMError
+from .examples import ExamplePool
+from .image import EncodedImage, ImageLike, encode_image
+from .parsing import parse_analysis, parse_yes_no, schema_problem
+from .prompts import DEFAULT_VARIANT, stage1_prompt, stage2_prompt, stage2_response_format
+from .request import answer_texts, build_messages, build_request
+from .scoring import top_tokens, vote_probability, yes_probability
+from .types import ImageRun, Sample, Stage1Result, Stage2Result, Usage
+
+Scoring = Literal["auto", "votes", "logprobs"]
+T = TypeVar("T")
+
+
+def _error(exc: BaseException) -> ErrorInfo:
+    return ErrorInfo(type=type(exc).__name__, message=str(exc)[:500])
+
+
+class MLLMEngine:
+    """Runs the stages against one configured endpoint. Use inside `async with`."""
+
+    def __init__(
+        self,
+        config: LLMConfig,
+        *,
+        pool: ExamplePool | None = None,
+        client: AsyncLLMClient | None = None,
+        **client_kwargs: Any,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self._own_client = client is None
+        self.client = client or AsyncLLMClient(config, **client_kwargs)
+
+    async def __aenter__(self) -> MLLMEngine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._own_client:
+            await self.client.aclose()
+
+    # -- stage 1 ------------------------------------------------------------------------------
+    def _examples(
+        self, k: int, seed: int, query: EncodedImage
+    ) -> list[tuple[EncodedImage, str, str]]:
+        if k <= 0:
+            return []
+        if self.pool is None:
+            from ..errors import ConfigError
+
+            raise ConfigError("k-shot examples requested but no example pool was given")
+        drawn = self.pool.draw(k, seed, exclude_sha256=query.sha256)
+        policy = self.config.image_policy
+        return [(encode_image(ex.path, policy), ex.answer, ex.id) for ex in drawn]
+
+    async def adetect(
+        self,
+        image: ImageLike,
+        *,
+        variant: int = DEFAULT_VARIANT,
+        k: int = 0,
+        seed: int = 0,
+        scoring: Scoring = "auto",
+        n: int = 5,
+        temperature: float = 1.0,
+    ) -> Stage1Result:
+        """Stage 1. LLM failures come back as status='error' (never raised) so batches lose
+        nothing; bad input and bad configuration raise."""
+        template = stage1_prompt(variant)
+        query = encode_image(image, self.config.image_policy)
+        examples = self._examples(k, seed, query)
+        messages = build_messages(template, query, [(e, a) for e, a, _ in examples])
+        params: dict[str, Any] = {
+            "prompt_sha": template.sha256,
+            "image": self.config.image_policy.as_params(),
+            "examples": [e.sha256 for e, _, _ in examples],
+            "extra": self.config.extra_body,
+        }
+        base = Stage1Result(
+            status="ok",
+            method="votes",
+            prompt_version=template.version,
+            model=self.config.model,
+            k_shot=k,
+            example_ids=[i for _, _, i in examples],
+        )
+        caps = self.config.caps
+        use_logprobs = scoring == "logprobs" or (scoring == "auto" and caps.logprobs)
+        try:
+            if use_logprobs:
+                done = await self._detect_logprobs(base, messages, params, query.sha256)
+                if done is not None:
+                    return done
+            return await self._detect_votes(base, messages, params, query.sha256, n, temperature)
+        except LLMError as exc:
+            base.status, base.error = "error", _error(exc)
+            return base
+
+    async def _call(
+        self, body: dict[str, Any], version: str, sha: str, params: dict[str, Any]
+    ) -> ChatResponse:
+        key = {"prompt_version": version, "image_sha256": sha, "params": params}
+        return await self.client.complete({**body, **self.config.extra_body}, key)
+
+    async def _detect_logprobs(
+        self, res: Stage1Result, messages: list[dict[str, Any]], params: dict[str, Any], sha: str
+    ) -> Stage1Result | None:
+        top = min(self.config.caps.max_top_logprobs, 10)
+        body = build_request(self.config.model, messages, max_tokens=4, top_logprobs=top)
+        params = {**params, "mode": "logprobs", "top": top}
+        resp = await self._call(body, res.prompt_version, sha, params)
+        res.usage.add(resp.usage)
+        text = (answer_texts(resp.data) or [None])[0]
+        label, reason = parse_yes_no(text)
+        p = yes_probability(top_tokens(resp.data) or [])
+        if label == "refusal":
+            res.raw.append(text or "")
+            res.samples.append(Sample(text=text or "", label=label, refusal_reason=reason))
+            res.method, res.status, res.refusals = "logprobs", "refused", 1
+            return res
+        if p is None:
+            res.notes.append("endpoint returned no usable logprobs; fell back to votes")
+            return None
+        res.raw.append(text or "")
+        res.samples.append(Sample(text=text or "", label=label, yes_probability=p))
+        res.method, res.probability, res.votes = "logprobs", p, 1
+        res.yes, res.no = int(label == "yes"), int(label == "no")
+        return res
+
+    async def _detect_votes(
+        self,
+        res: Stage1Result,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        sha: str,
+        n: int,
+        temperature: float,
+    ) -> Stage1Result:
+        params = {**params, "mode": "votes", "n": n, "t": temperature}
+        calls: list[Awaitable[ChatResponse]]
+        if self.config.caps.n:
+            body = build_request(self.config.model, messages, temperature=temperature, n=n)
+            calls = [self._call(body, res.prompt_version, sha, params)]
+        else:  # one request per sample; a distinct seed keeps each sample reproducible
+            calls = [
+                self._call(
+                    build_request(self.config.model, messages, temperature=temperature, seed=i),
+                    res.prompt_version,
+                    sha,
+                    {**params, "sample": i},
+                )
+                for i in range(n)
+            ]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        texts: list[str | None] = []
+        for out in outcomes:
+            if isinstance(out, LLMError):
+                res.failed_samples += 1
+                res.error = res.error or _error(out)
+            elif isinstance(out, BaseException):
+                raise out
+            else:
+                res.usage.add(out.usage)
+                texts.extend(answer_texts(out.data))
+        for text in texts:
+            label, reason = parse_yes_no(text)
+            res.samples.append(Sample(text=text or "", label=label, refusal_reason=reason))
+            res.raw.append(text or "")
+        p, res.yes, res.no, res.refusals = vote_probability(s.label for s in res.samples)
+        res.method, res.probability, res.votes = "votes", p, res.yes + res.no
+        if not texts:
+            res.status = "error"
+        elif p is None:
+            res.status = "refused"
+        else:
+            res.status = "ok"
+        return res
+
+    # -- stage 2 ------------------------------------------------------------------------------
+    async def aanalyse(
+        self, image: ImageLike, *, evidence: Sequence[str] = (), max_tokens: int = 800
+    ) -> Stage2Result:
+        """Stage 2: the structured analysis, optionally grounded on expert evidence texts."""
+        template = stage2_prompt(evidence)
+        query = encode_image(image, self.config.image_policy)
+        rf = stage2_response_format() if self.config.caps.json_schema else None
+        body = build_request(
+            self.config.model,
+            build_messages(template, query),
+            max_tokens=max_tokens,
+            response_format=rf,
+        )
+        res = Stage2Result(
+            status="error",
+            prompt_version=template.version,
+            model=self.config.model,
+            evidence_shown=list(evidence),
+        )
+        params = {
+            "prompt_sha": template.sha256,
+            "image": self.config.image_policy.as_params(),
+            "schema": rf is not None,
+            "max_tokens": max_tokens,
+        }
+        try:
+            resp = await self._call(body, template.version, query.sha256, params)
+        except LLMError as exc:
+            res.error = _error(exc)
+            return res
+        res.usage = resp.usage
+        text = (answer_texts(resp.data) or [None])[0]
+        res.raw = text or ""
+        answer, obj, status = parse_analysis(text)
+        res.answer, res.parsed = answer, obj
+        res.status = status
+        if status == "unparseable":
+            finish = (resp.data.get("choices") or [{}])[0].get("finish_reason")
+            res.problem = schema_problem(obj) if obj is not None else "no complete JSON object"
+            if finish == "length":
+                res.problem += " (answer truncated: finish_reason=length)"
+        elif status == "refused":
+            res.problem = "the model declined or returned nothing"
+        return res
+
+    # -- batches ------------------------------------------------------------------------------
+    async def arun(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        stage2: bool = True,
+        stage2_min_probability: float | None = 0.5,
+        evidence: Mapping[str, Sequence[str]] | None = None,
+        **detect_kwargs: Any,
+    ) -> list[ImageRun]:
+        """Stage 1 then (for images at or above the threshold; None = all) stage 2."""
+
+        async def one(path: str | Path) -> ImageRun:
+            run = ImageRun(path=str(path))
+            try:
+                run.stage1 = await self.adetect(path, **detect_kwargs)
+                p = run.stage1.probability
+                floor = stage2_min_probability
+                wanted = floor is None or (p is not None and p >= floor)
+                if stage2 and wanted:
+                    ev = (evidence or {}).get(str(path), ())
+                    run.stage2 = await self.aanalyse(path, evidence=ev)
+            except (OSError, ValueError, InputError) as exc:  # unreadable / undecodable input
+                run.error = _error(exc)
+            return run
+
+        return list(await asyncio.gather(*(one(p) for p in paths)))
+
+    @property
+    def usage(self) -> Usage:
+        return self.client.usage
+
+
+def _run_sync(config: LLMConfig, job: Callable[[MLLMEngine], Awaitable[T]], **kw: Any) -> T:
+    async def main() -> T:
+        async with MLLMEngine(config, **kw) as engine:
+            return await job(engine)
+
+    return asyncio.run(main())
+
+
+def detect(image: ImageLike, config: LLMConfig, **kwargs: Any) -> Stage1Result:
+    """Blocking stage 1 for scripts; engine options (pool, transport, cache) go in kwargs."""
+    eng = {k: kwargs.pop(k) for k in ("pool", "transport", "cache", "audit") if k in kwargs}
+    return _run_sync(config, lambda e: e.adetect(image, **kwargs), **eng)
+
+
+def analyse(
+    image: ImageLike, config: LLMConfig, evidence: Sequence[str] = (), **kwargs: Any
+) -> Stage2Result:
+    """Blocking stage 2 for scripts."""
+    eng = {k: kwargs.pop(k) for k in ("transport", "cache", "audit") if k in kwargs}
+    return _run_sync(config, lambda e: e.aanalyse(image, evidence=evidence, **kwargs), **eng)

@@ -1,0 +1,134 @@
+"""Result models of the MLLM stages (attached to the Report by the pipeline)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..types import ErrorInfo
+
+MLLMMethod = Literal["gan", "diffusion", "other", "unknown"]
+MLLMScope = Literal["global", "local"]
+VoteLabel = Literal["yes", "no", "refusal"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Location(_Model):
+    """Where the forgery is: in words (relative to objects, absolute in the frame) and a box."""
+
+    relative: str = Field(default="", description="relative to objects, e.g. 'above the crowd'")
+    absolute: str = Field(default="", description="in the frame, e.g. 'centre, slightly right'")
+    box: list[float] | None = Field(
+        default=None, description="[x0, y0, x1, y1] as shares of width/height, in [0, 1]"
+    )
+
+    @field_validator("box")
+    @classmethod
+    def _check_box(cls, box: list[float] | None) -> list[float] | None:
+        if box is None:
+            return None
+        if len(box) != 4 or not all(0.0 <= v <= 1.0 for v in box):
+            raise ValueError("box must be 4 numbers in [0, 1]")
+        if box[0] > box[2] or box[1] > box[3]:
+            raise ValueError("box must satisfy x0 <= x1 and y0 <= y1")
+        return box
+
+
+class Stage2Answer(_Model):
+    """The structured stage-2 analysis the LLM is asked to return (seed 000's four items)."""
+
+    location: Location
+    forged_content: str
+    visible_traces: list[str] = Field(default_factory=list)
+    method: MLLMMethod = "unknown"
+    scope: MLLMScope
+    reasoning: str = ""
+    cited_evidence: list[str] = Field(
+        default_factory=list, description="ids of the expert evidence items used, e.g. 'E2'"
+    )
+
+
+class Usage(_Model):
+    """Tokens reported by the endpoint (`usage`), and a cost when prices are configured."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    cached_calls: int = 0
+    cost_usd: float | None = None
+
+    def add(self, other: Usage) -> None:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.calls += other.calls
+        self.cached_calls += other.cached_calls
+        if other.cost_usd is not None:
+            self.cost_usd = (self.cost_usd or 0.0) + other.cost_usd
+
+
+class Sample(_Model):
+    """One answer of stage 1: the raw text and how it was read."""
+
+    text: str
+    label: VoteLabel
+    refusal_reason: str | None = None
+    yes_probability: float | None = Field(
+        default=None, description="from token log-probs of this answer, when returned"
+    )
+
+
+class Stage1Result(_Model):
+    """Stage 1 (detect): probability that the image is AI-generated or tampered.
+
+    `probability` is None when nothing usable came back (all refusals, or an error). Refusals
+    are counted and never turned into votes.
+    """
+
+    status: Literal["ok", "refused", "error"]
+    probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    method: Literal["votes", "logprobs"]
+    votes: int = Field(default=0, description="non-refusal answers")
+    yes: int = 0
+    no: int = 0
+    refusals: int = 0
+    failed_samples: int = 0
+    samples: list[Sample] = Field(default_factory=list)
+    raw: list[str] = Field(default_factory=list, description="raw answer texts, in order")
+    prompt_version: str
+    model: str
+    k_shot: int = 0
+    example_ids: list[str] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    notes: list[str] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+
+
+class Stage2Result(_Model):
+    """Stage 2 (analyse): the structured answer, or the raw text marked as unusable."""
+
+    status: Literal["ok", "unparseable", "refused", "error"]
+    answer: Stage2Answer | None = None
+    raw: str = ""
+    parsed: dict[str, Any] | None = Field(
+        default=None, description="the JSON object found, even when it failed the schema"
+    )
+    problem: str | None = Field(default=None, description="why the answer is not 'ok'")
+    evidence_shown: list[str] = Field(default_factory=list)
+    prompt_version: str
+    model: str
+    usage: Usage = Field(default_factory=Usage)
+    error: ErrorInfo | None = None
+
+
+class ImageRun(_Model):
+    """Both stages for one image of a batch: every image ends with a verdict, a refusal or a
+    recorded error, never silently dropped."""
+
+    path: str
+    stage1: Stage1Result | None = None
+    stage2: Stage2Result | None = None
+    error: ErrorInfo | None = Field(default=None, description="input errors (unreadable file)")

@@ -1,0 +1,181 @@
+"""The report as Markdown: verdict, probabilities, attribution, regions, evidence, experts.
+
+Every string that may come from the image (metadata, file names, expert evidence) goes through
+`md_text`, which escapes HTML and the Markdown characters that could form links or tables.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from ..types import Evidence, ExpertResult, Report
+
+LABEL_TITLES = {"real": "Real", "ai_generated": "AI-generated", "tampered": "Tampered"}
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+
+
+def md_text(value: object) -> str:
+    """Untrusted text made safe for Markdown (one line, no raw HTML, no links or table breaks)."""
+    text = " ".join(str(value).split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(report: Report) -> str:
+    """The whole report as one Markdown document."""
+    sections = [
+        _header(report),
+        _explanation(report),
+        _attribution(report),
+        _regions(report),
+        _evidence(report),
+        _experts(report),
+        _image(report),
+        _timings(report),
+        _errors(report),
+    ]
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def _header(report: Report) -> str:
+    v = report.verdict
+    name = md_text(report.image.path or report.image.sha256[:12])
+    calibrated = "calibrated" if v.calibrated else "not calibrated"
+    lines = [
+        f"# Forenscope report: {name}",
+        "",
+        f"**Verdict: {LABEL_TITLES.get(v.label, v.label)}** — probability {v.probability:.2f} "
+        f"(decided by {v.decided_by}; {calibrated})",
+        "",
+    ]
+    rows = [[LABEL_TITLES.get(k, md_text(k)), f"{p:.3f}"] for k, p in v.probabilities.items()]
+    return "\n".join(lines + _table(["label", "probability"], rows))
+
+
+def _explanation(report: Report) -> str:
+    if not report.explanation:
+        return ""
+    paragraphs = [md_text(p) for p in report.explanation.split("\n\n") if p.strip()]
+    return "## Explanation\n\n" + "\n\n".join(paragraphs)
+
+
+def _attribution(report: Report) -> str:
+    a = report.attribution
+    return "\n".join(
+        [
+            "## Attribution",
+            "",
+            f"- Method: {md_text(a.method)}",
+            f"- Scope: {md_text(a.scope)}",
+            f"- Basis: {md_text(a.basis or '—')}",
+        ]
+    )
+
+
+def _regions(report: Report) -> str:
+    if not report.regions:
+        return "## Regions\n\nNo suspicious region in the fused map."
+    rows = []
+    for r in report.regions:
+        b = r.bbox
+        rel = ", ".join(f"{v:.2f}" for v in r.bbox_relative)
+        rows.append(
+            [
+                str(r.id),
+                md_text(r.relative_position),
+                md_text(r.size_words),
+                f"x {b.x}, y {b.y}, {b.width}×{b.height}",
+                rel,
+                f"{r.mean_score:.2f}",
+                md_text(", ".join(r.experts) or "—"),
+            ]
+        )
+    header = ["#", "where", "size", "bbox (px)", "bbox (x, y, w, h share)", "mean", "experts"]
+    descriptions = [f"{r.id}. {md_text(r.description)}" for r in report.regions]
+    return "\n".join(["## Regions", "", *_table(header, rows), "", *descriptions])
+
+
+def evidence_line(ev: Evidence) -> str:
+    text = f"**{md_text(ev.kind)}**: {md_text(ev.summary)}"
+    if ev.value is not None:
+        text += f" (value: {md_text(ev.value)})"
+    if ev.proves is not None:
+        text += f" — proves {md_text(ev.proves)}"
+    return text
+
+
+def _evidence(report: Report) -> str:
+    if not report.key_evidence:
+        return "## Key evidence\n\nNone."
+    lines = [f"{i}. {evidence_line(ev)}" for i, ev in enumerate(report.key_evidence, start=1)]
+    return "## Key evidence\n\n" + "\n".join(lines)
+
+
+def expert_status(r: ExpertResult) -> str:
+    if r.error is not None:
+        return f"error: {r.error.type}: {r.error.message}"
+    if r.score is None:
+        return f"abstained: {r.abstain_reason or 'no reason given'}"
+    return "judged"
+
+
+def _experts(report: Report) -> str:
+    if not report.experts:
+        return ""
+    rows = []
+    for r in report.experts:
+        top = r.evidence[0].summary if r.evidence else "—"
+        rows.append(
+            [
+                md_text(r.expert),
+                md_text(r.version),
+                md_text(r.targets),
+                _num(r.score),
+                _num(r.confidence),
+                md_text(expert_status(r)),
+                md_text(top),
+                f"{r.elapsed_s:.2f}",
+            ]
+        )
+    header = ["expert", "version", "targets", "score", "conf.", "status", "top evidence", "s"]
+    return "\n".join(["## Experts", "", *_table(header, rows)])
+
+
+def _image(report: Report) -> str:
+    i = report.image
+    rows = [
+        ["file", md_text(i.path or "—")],
+        ["sha256", f"`{i.sha256}`" if re.fullmatch(r"[0-9a-f]*", i.sha256) else md_text(i.sha256)],
+        ["format", md_text(i.format)],
+        ["size", f"{i.width}×{i.height} px, {i.bytes} bytes"],
+        ["mode", md_text(f"{i.mode}, {i.bit_depth} bit, {i.frames} frame(s)")],
+    ]
+    rows += [["note", md_text(n)] for n in i.notes]
+    versions = (
+        f"Forenscope {md_text(report.forenscope_version)}, schema {md_text(report.schema_version)}"
+    )
+    return "\n".join(["## Image", "", *_table(["field", "value"], rows), "", versions])
+
+
+def _timings(report: Report) -> str:
+    if not report.timings:
+        return ""
+    rows = [[md_text(k), f"{v:.3f}"] for k, v in report.timings.items()]
+    return "\n".join(["## Timings", "", *_table(["stage", "seconds"], rows)])
+
+
+def _errors(report: Report) -> str:
+    if not report.errors:
+        return ""
+    lines = [f"- {md_text(e.type)}: {md_text(e.message)}" for e in report.errors]
+    return "## Errors\n\n" + "\n".join(lines)

@@ -1,0 +1,32 @@
+"""The hook through which an LLM answers follow-up questions about an analysed image.
+
+The service stores the conversation and hands the backend everything it needs; the backend (the
+MLLM engine, or a test double) only turns (report, image, history, question) into an answer.
+With no backend configured the chat endpoint answers 501.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from ..types import Report
+from .schemas import ChatMessage
+
+CHAT_NOT_CONFIGURED = (
+    "chat needs an LLM, and none is configured on this server: start it with a chat backend "
+    "(create_app(settings, chat_backend=...)); the analysis itself works without one"
+)
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """Answers one question; `image_jpeg` is the stored preview of the analysed picture.
+
+    The report carries the expert evidence, so an answer can cite it; `history` holds the earlier
+    turns of this analysis' conversation, oldest first. Called in a worker thread.
+    """
+
+    def reply(
+        self, report: Report, image_jpeg: bytes, history: Sequence[ChatMessage], question: str
+    ) -> str: ...

@@ -1,0 +1,56 @@
+"""`forenscope serve`: run the HTTP API and web UI with uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from .settings import TOKEN_ENV
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; anything but loopback requires a token.")  # fmt: skip
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path),
+    default=Path("forenscope-data"), show_default=True,
+    help="Where the SQLite store and the report files live.",
+)  # fmt: skip
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Analyses run at the same time.")  # fmt: skip
+@click.option("--max-upload-mb", default=50, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--expert", "experts", multiple=True, help="Restrict to these experts (repeat).")
+def serve_cmd(
+    host: str, port: int, data_dir: Path, workers: int, max_upload_mb: int,
+    experts: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Serve the API (/v1, OpenAPI at /v1/openapi.json) and the web UI (/).
+
+    The access token is read from the FORENSCOPE_TOKEN environment variable, never from the
+    command line (where other users could read it in the process list).
+    """
+    try:
+        import uvicorn
+
+        from . import Settings, create_app
+    except ImportError as exc:
+        raise click.ClickException(
+            f"{exc}; install the service extra: pip install 'forenscope[service]'"
+        ) from None
+    from ..errors import ConfigError
+
+    token = os.environ.get(TOKEN_ENV) or None
+    settings = Settings(
+        data_dir=data_dir, host=host, port=port, token=token, workers=workers,
+        max_upload_bytes=max_upload_mb * 1024 * 1024, experts=list(experts) or None,
+    )  # fmt: skip
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    auth = "token required" if token else "no token (loopback only)"
+    click.echo(f"Forenscope on http://{host}:{port}/ ({auth}); data in {data_dir}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)

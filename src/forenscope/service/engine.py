@@ -1,0 +1,193 @@
+"""Runs analyses for the service: sniff, decode under limits, analyse, store files and row."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .. import __version__
+from ..errors import InputError, UnknownExpertError
+from ..io import ImageInput, load_image
+from ..io.limits import Limits
+from ..types import Report
+from .blobs import BlobStore, params_key
+from .metrics import Metrics
+from .security import NAME_PATTERN, sniff_image
+from .settings import Settings
+from .store import AnalysisRow, Store, utcnow
+
+OVERLAY_SIDE = 800
+PREVIEW_SIDE = 1600
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+class UnsupportedMediaError(InputError):
+    """The bytes do not start like any accepted image format (whatever the name says)."""
+
+
+class BusyError(Exception):
+    """Too many analyses are already waiting."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    row: AnalysisRow
+    cached: bool
+
+
+def display_name(name: str | None) -> str | None:
+    """A client file name reduced to a label for display; it is never used as a path."""
+    if not name:
+        return None
+    base = re.split(r"[\\/]", name)[-1]
+    base = "".join(ch for ch in base if ch.isprintable())[:200].strip()
+    return base or None
+
+
+class Analyzer:
+    def __init__(self, settings: Settings, store: Store, blobs: BlobStore, metrics: Metrics):
+        self.settings = settings
+        self.store = store
+        self.blobs = blobs
+        self.metrics = metrics
+        self.limits = Limits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+        self._slots = threading.BoundedSemaphore(settings.workers)
+        self._count_lock = threading.Lock()
+        self.busy = 0
+        self.pending = 0
+
+    def check_experts(self, names: Sequence[str] | None) -> list[str] | None:
+        if names is None:
+            return self.settings.experts
+        from ..experts import list_experts
+
+        known = set(list_experts())
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise UnknownExpertError(
+                f"unknown expert(s) {unknown}; known: {', '.join(sorted(known))}"
+            )
+        return list(names)
+
+    def analyze_bytes(
+        self, data: bytes, *, filename: str | None, source: str, url: str | None = None,
+        experts: Sequence[str] | None = None, threshold: float | None = None,
+        job_id: str | None = None,
+    ) -> Outcome:  # fmt: skip
+        """Analyse (or reuse the stored report of) these bytes and record a new analysis."""
+        self.limits.check_bytes(len(data), "upload")
+        if sniff_image(data) is None:
+            raise UnsupportedMediaError(
+                "the content is not an image of a supported format (checked by its leading "
+                "bytes, not its name or declared type)"
+            )
+        names = self.check_experts(experts)
+        thr = self.settings.threshold if threshold is None else threshold
+        sha = hashlib.sha256(data).hexdigest()
+        key = params_key(names, thr, __version__)
+        cached = self.blobs.has_report(sha, key)
+        if cached:
+            report = self.read_report(sha, key)
+        else:
+            report = self._run(data, sha, key, names, thr)
+        row = AnalysisRow(
+            id=uuid.uuid4().hex, created_at=utcnow(), sha256=sha, params_key=key,
+            filename=display_name(filename), source=source, url=url,
+            label=report.verdict.label, probability=report.verdict.probability,
+            decided_by=report.verdict.decided_by, width=report.image.width,
+            height=report.image.height, job_id=job_id,
+        )  # fmt: skip
+        self.store.add_analysis(row)
+        self.metrics.observe_analysis(row.label, cached)
+        return Outcome(row, cached)
+
+    def _run(self, data: bytes, sha: str, key: str, names: list[str] | None, thr: float) -> Report:
+        from ..pipeline import analyze_image
+
+        with self._count_lock:
+            if self.pending >= self.settings.max_pending:
+                raise BusyError("too many analyses are waiting; retry later")
+            self.pending += 1
+        try:
+            self._slots.acquire()
+        finally:
+            with self._count_lock:
+                self.pending -= 1
+        try:
+            with self._count_lock:
+                self.busy += 1
+            image = load_image(data, limits=self.limits)
+            report = analyze_image(
+                image, experts=names, threshold=thr, threads=self.settings.expert_threads
+            )
+            self.blobs.write_report_dir(sha, key, lambda d: write_files(report, image, d))
+        finally:
+            with self._count_lock:
+                self.busy -= 1
+            self._slots.release()
+        return report
+
+    def read_report(self, sha: str, key: str) -> Report:
+        path = self.blobs.report_dir(sha, key) / "report.json"
+        return Report.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def overlay_names(self, row: AnalysisRow) -> list[str]:
+        path = self.blobs.artefact(row.sha256, row.params_key, "index.json")
+        if path is None:
+            return []
+        names = json.loads(path.read_text(encoding="utf-8")).get("overlays", [])
+        return [str(n) for n in names if isinstance(n, str) and _NAME_RE.fullmatch(n)]
+
+
+def write_files(report: Report, image: ImageInput, out: Path) -> None:
+    """Everything the API serves for one report, written into `out`."""
+    from ..report import write_report
+    from ..report.overlays import heatmap_rgba, mask_outline_rgba
+
+    write_report(report, image, out, stem="report")  # report.{json,md,html} + map sidecars
+    size = _fit(image.width, image.height, OVERLAY_SIDE)
+    overlays: list[str] = []
+    for result in report.experts:
+        if result.heatmap is not None and _NAME_RE.fullmatch(result.expert):
+            rgba = heatmap_rgba(result.heatmap, size=size)
+            (out / f"overlay.expert.{result.expert}.png").write_bytes(png_bytes(rgba))
+            overlays.append(result.expert)
+    if report.fused_heatmap is not None:
+        rgba = heatmap_rgba(report.fused_heatmap, size=size)
+        (out / "overlay.fused.png").write_bytes(png_bytes(rgba))
+    if report.fused_mask is not None:
+        outline = mask_outline_rgba(report.fused_mask, size=size, width=3)
+        (out / "overlay.mask.png").write_bytes(png_bytes(outline))
+    (out / "preview.jpg").write_bytes(preview_jpeg(image.rgb))
+    (out / "index.json").write_text(json.dumps({"overlays": overlays}), encoding="utf-8")
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """Fast PNG (zlib level 3, no optimise pass): overlays are written once per analysis."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
+
+
+def preview_jpeg(rgb: np.ndarray) -> bytes:
+    """A re-encoded copy of the picture for the browser (never the uploaded bytes themselves)."""
+    img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).convert("RGB")
+    img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=88)
+    return buf.getvalue()
+
+
+def _fit(width: int, height: int, side: int) -> tuple[int, int]:
+    scale = min(1.0, side / max(width, height, 1))
+    return max(1, round(width * scale)), max(1, round(height * scale))

@@ -1,0 +1,186 @@
+"""/v1 health, metrics, experts, models, batch jobs and chat."""
+
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from .. import __version__
+from .chat import CHAT_NOT_CONFIGURED
+from .deps import AnalysisId, Service, ServiceDep, get_row, limit_analyses, limit_reads
+from .engine import display_name
+from .routes_analyses import ERRORS, _split, _threshold
+from .schemas import (
+    ChatMessage,
+    ChatReply,
+    ChatRequest,
+    ErrorBody,
+    ExpertInfo,
+    Health,
+    Job,
+    JobItem,
+    JobRequest,
+    ModelList,
+)
+from .security import sniff_image
+
+public = APIRouter()
+router = APIRouter()
+MAX_JOB_FILES = 100
+
+_JOB_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "experts": {"type": "string"},
+                        "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                    },
+                }
+            },
+            "application/json": {"schema": {"$ref": "#/components/schemas/JobRequest"}},
+        },
+    }
+}
+
+
+@public.get("/health", response_model=Health, summary="Liveness; no token needed")
+def health(svc: ServiceDep) -> Health:
+    return Health(
+        version=__version__,
+        auth_required=bool(svc.settings.token_value),
+        llm_configured=svc.chat_backend is not None,
+    )
+
+
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus text format")
+def metrics(svc: ServiceDep) -> PlainTextResponse:
+    text = svc.metrics.render(
+        stored_analyses=svc.store.count_analyses(),
+        busy=svc.analyzer.busy,
+        pending=svc.analyzer.pending,
+    )
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@router.get("/experts", response_model=list[ExpertInfo], dependencies=[Depends(limit_reads)])
+def experts() -> list[ExpertInfo]:
+    from ..experts import expert_classes
+
+    out = []
+    for _name, cls in sorted(expert_classes().items()):
+        reason = cls().available()
+        out.append(ExpertInfo(spec=cls.spec, available=reason is None, unavailable_reason=reason))
+    return out
+
+
+@router.get("/models", response_model=ModelList, dependencies=[Depends(limit_reads)])
+def models() -> ModelList:
+    from ..models.registry import list_models
+
+    return ModelList(models=[dict(m) for m in list_models()])
+
+
+@router.post(
+    "/jobs", status_code=202, response_model=Job, responses=ERRORS, openapi_extra=_JOB_BODY,
+    dependencies=[Depends(limit_analyses)],
+    summary="Queue a batch: multipart 'files' (several) or JSON {'urls': [...]}",
+)  # fmt: skip
+async def create_job(request: Request, svc: ServiceDep) -> Job:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        form = await request.form(max_files=MAX_JOB_FILES, max_fields=4)
+        entries: list[tuple[str | None, str, str]] = []
+        for upload in form.getlist("files"):
+            if not isinstance(upload, UploadFile):
+                continue
+            data = await upload.read()
+            if sniff_image(data) is None:  # refuse at once rather than fail later
+                raise HTTPException(415, f"{display_name(upload.filename)!r} is not an image")
+            sha = await anyio.to_thread.run_sync(svc.blobs.stage, data)
+            entries.append((display_name(upload.filename), "upload", sha))
+        if not entries:
+            raise HTTPException(422, "multipart field 'files' with at least one image is required")
+        experts, threshold = _split(form.get("experts")), _threshold(form.get("threshold"))
+    elif ctype == "application/json":
+        try:
+            body = JobRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise HTTPException(422, f"invalid request: {exc.errors(include_url=False)}") from None
+        entries = [(u.split("?")[0].rsplit("/", 1)[-1][:200] or None, "url", u) for u in body.urls]
+        experts, threshold = body.experts, body.threshold
+    else:
+        raise HTTPException(415, "send multipart/form-data with 'files', or JSON with 'urls'")
+    svc.analyzer.check_experts(experts)
+    job_id = svc.jobs.submit(entries, experts, threshold)
+    return job_status(job_id, svc)
+
+
+@router.get("/jobs/{job_id}", response_model=Job, responses=ERRORS,
+            dependencies=[Depends(limit_reads)])  # fmt: skip
+def get_job(job_id: AnalysisId, svc: ServiceDep) -> Job:
+    return job_status(job_id, svc)
+
+
+def job_status(job_id: str, svc: Service) -> Job:
+    found = svc.store.get_job(job_id)
+    if found is None:
+        raise HTTPException(404, "no job with this id")
+    created, updated, rows = found
+    items = [
+        JobItem(
+            index=r.idx, name=r.name, status=r.status, analysis_id=r.analysis_id, error=r.error
+        )  # fmt: skip
+        for r in rows
+    ]
+    done = sum(i.status == "done" for i in items)
+    failed = sum(i.status == "failed" for i in items)
+    finished = done + failed == len(items)
+    started = any(i.status != "queued" for i in items)
+    status = "done" if finished else "running" if started else "queued"
+    return Job(id=job_id, status=status, created_at=created, updated_at=updated,
+               total=len(items), done=done, failed=failed, items=items)  # fmt: skip
+
+
+def _messages(svc: Service, analysis_id: str) -> list[ChatMessage]:
+    return [
+        ChatMessage(role=role, content=content, created_at=at)
+        for role, content, at in svc.store.chat_history(analysis_id)
+    ]
+
+
+@router.get("/analyses/{analysis_id}/chat", response_model=list[ChatMessage],
+            responses=ERRORS, dependencies=[Depends(limit_reads)])  # fmt: skip
+def chat_history(analysis_id: AnalysisId, svc: ServiceDep) -> list[ChatMessage]:
+    get_row(svc, analysis_id)
+    return _messages(svc, analysis_id)
+
+
+@router.post(
+    "/analyses/{analysis_id}/chat", response_model=ChatReply,
+    dependencies=[Depends(limit_analyses)], responses={**ERRORS, 501: {"model": ErrorBody}},
+    summary="Ask a follow-up question about an analysis (501 when no LLM is configured)",
+)  # fmt: skip
+async def chat(analysis_id: AnalysisId, body: ChatRequest, svc: ServiceDep) -> ChatReply:
+    row = get_row(svc, analysis_id)
+    backend = svc.chat_backend
+    if backend is None:
+        raise HTTPException(501, CHAT_NOT_CONFIGURED)
+    report = svc.analyzer.read_report(row.sha256, row.params_key)
+    preview = svc.blobs.artefact(row.sha256, row.params_key, "preview.jpg")
+    image = preview.read_bytes() if preview else b""
+    history = _messages(svc, analysis_id)
+    answer = await anyio.to_thread.run_sync(
+        lambda: backend.reply(report, image, history, body.message)
+    )
+    svc.store.add_chat(analysis_id, "user", body.message)
+    svc.store.add_chat(analysis_id, "assistant", answer)
+    return ChatReply(reply=answer, messages=_messages(svc, analysis_id))

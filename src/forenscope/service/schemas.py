@@ -1,0 +1,122 @@
+"""HTTP request/response models. Reports are the library's own `Report` type, unchanged."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..types import ExpertSpec, Report
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AnalyzeUrlRequest(_Model):
+    url: str = Field(max_length=2048, description="http(s) URL of the image; fetched SSRF-safely")
+    experts: list[str] | None = Field(default=None, description="default: the server's set")
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class AnalysisLinks(_Model):
+    self: str
+    report_json: str
+    report_html: str
+    image: str
+    mask: str | None = Field(description="fused mask PNG (255 inside), when there is a map")
+    overlays: dict[str, str] = Field(
+        description="colour-mapped RGBA overlays: one per expert with a map, plus 'fused' and "
+        "'mask' (outline) when the fused map exists"
+    )
+
+
+class AnalysisSummary(_Model):
+    id: str
+    created_at: str
+    filename: str | None
+    source: Literal["upload", "url", "batch"]
+    url: str | None = None
+    sha256: str
+    label: str
+    probability: float
+    decided_by: str
+    width: int
+    height: int
+    job_id: str | None = None
+
+
+class Analysis(AnalysisSummary):
+    cached: bool = Field(default=False, description="the report was reused for identical bytes")
+    links: AnalysisLinks
+    report: Report
+
+
+class AnalysisPage(_Model):
+    items: list[AnalysisSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobRequest(_Model):
+    urls: list[str] = Field(min_length=1, max_length=100)
+    experts: list[str] | None = None
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class JobItem(_Model):
+    index: int
+    name: str | None
+    status: Literal["queued", "running", "done", "failed"]
+    analysis_id: str | None = None
+    error: str | None = None
+
+
+class Job(_Model):
+    id: str
+    status: Literal["queued", "running", "done"]
+    created_at: str
+    updated_at: str
+    total: int
+    done: int
+    failed: int
+    items: list[JobItem]
+
+
+class ChatRequest(_Model):
+    message: str = Field(min_length=1, max_length=4000)
+
+
+class ChatMessage(_Model):
+    role: Literal["user", "assistant"]
+    content: str
+    created_at: str
+
+
+class ChatReply(_Model):
+    reply: str
+    messages: list[ChatMessage]
+
+
+class ExpertInfo(_Model):
+    spec: ExpertSpec
+    available: bool
+    unavailable_reason: str | None = None
+
+
+class Health(_Model):
+    status: Literal["ok"] = "ok"
+    version: str
+    auth_required: bool
+    llm_configured: bool
+
+
+class ModelList(_Model):
+    models: list[dict[str, Any]]
+
+
+class ErrorBody(_Model):
+    detail: str | list[dict[str, Any]] = Field(
+        description="what went wrong; a list of field errors for request validation failures"
+    )

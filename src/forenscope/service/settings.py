@@ -1,0 +1,76 @@
+"""Service settings: one typed object, defaults in one place, unknown keys rejected."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from ..errors import ConfigError
+
+TOKEN_ENV = "FORENSCOPE_TOKEN"
+
+
+class Settings(BaseModel):
+    """Everything `create_app` needs. `token` is a SecretStr so it never shows in a repr or log."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    token: SecretStr | None = None
+    # Inputs
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_pixels: int = Field(default=60_000_000, gt=0)
+    # Analysis
+    experts: list[str] | None = Field(default=None, description="None = every registered expert")
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    workers: int = Field(default=2, ge=1, description="analyses run at the same time")
+    max_pending: int = Field(default=64, ge=1, description="queued analyses before 503")
+    expert_threads: int | None = Field(default=None, ge=1)
+    # Per-client token buckets; a rate of 0 disables that bucket.
+    analyze_rate_per_min: float = Field(default=30.0, ge=0.0)
+    analyze_burst: int = Field(default=10, ge=1)
+    read_rate_per_s: float = Field(default=50.0, ge=0.0)
+    read_burst: int = Field(default=300, ge=1)
+    # URL fetching (SSRF guard)
+    fetch_timeout_s: float = Field(default=10.0, gt=0.0)
+    fetch_max_redirects: int = Field(default=3, ge=0, le=10)
+    fetch_allow_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs a URL may reach although private/loopback (tests, intranets)",
+    )
+    history_page_max: int = Field(default=100, ge=1)
+
+    @field_validator("fetch_allow_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            ipaddress.ip_network(net, strict=False)  # raises ValueError -> ValidationError
+        return value
+
+    @property
+    def token_value(self) -> str | None:
+        return self.token.get_secret_value() if self.token is not None else None
+
+    def check_exposure(self) -> None:
+        """Refuse to serve beyond loopback without a token (ConfigError)."""
+        if self.token_value:
+            return
+        if not is_loopback_host(self.host):
+            raise ConfigError(
+                f"refusing to listen on {self.host!r} without a token: set {TOKEN_ENV} "
+                "(clients then send 'Authorization: Bearer <token>'), or bind to 127.0.0.1"
+            )
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and loopback literals; anything else (0.0.0.0, names) is exposed."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,183 @@
+"""jpeg_artifacts: quality from tables, grid phase, and the double-compression block map."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from forenscope.experts import _jpeg_math as jm
+from forenscope.experts import list_experts
+from forenscope.experts.jpeg_artifacts import JpegArtifactsExpert
+from forenscope.forgeries import (
+    Box,
+    encode,
+    example_photo,
+    jpeg_roundtrip,
+    make_jpeg_region,
+    make_splice,
+    mask_iou,
+    synthetic_photo,
+)
+from forenscope.io import load_image
+
+EXPERT = JpegArtifactsExpert()
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return example_photo()
+
+
+@pytest.fixture(scope="module")
+def synth() -> np.ndarray:
+    return synthetic_photo()
+
+
+def test_registered_with_full_spec() -> None:
+    assert "jpeg_artifacts" in list_experts()
+    spec = JpegArtifactsExpert.spec
+    assert (spec.kind, spec.targets, spec.produces_heatmap) == ("signal", "tampered", True)
+    assert "jpeg_quantization" in spec.inputs and spec.reference
+
+
+@pytest.mark.parametrize("quality", [50, 75, 90, 95])
+def test_quality_estimate_within_3(photo: np.ndarray, quality: int) -> None:
+    result = EXPERT.analyze(load_image(encode(photo, quality=quality)))
+    est = result.details["quality"]
+    assert abs(est - quality) <= 3
+    assert any(e.kind == "jpeg.quality" and f"about {est}" in e.summary for e in result.evidence)
+
+
+def test_quality_of_custom_table_is_nearest_ijg() -> None:
+    table = jm.ijg_table(80) + np.tile([0, 1], 32)  # a camera-like table close to q80
+    q, diff = jm.estimate_quality(table)
+    assert abs(q - 80) <= 2 and 0 < diff < 1
+
+
+def test_grid_phase_of_cropped_jpeg_saved_as_png(photo: np.ndarray) -> None:
+    once = np.asarray(Image.open(io.BytesIO(encode(photo, quality=75))).convert("RGB"))
+    cropped = once[3:, 5:]  # crop 3 rows and 5 columns, then store losslessly
+    result = EXPERT.analyze(load_image(encode(cropped, "PNG")))
+    assert result.judged
+    assert result.details["grid_phase"] == [5, 3]  # grid origin (dy, dx) = (8 - 3, 8 - 5)
+    grid = next(e for e in result.evidence if e.kind == "jpeg.grid")
+    assert "cropped by about 3 rows and 5 columns" in grid.summary
+    assert "not a JPEG" in grid.summary
+
+
+def test_abstains_on_never_compressed_png(synth: np.ndarray) -> None:
+    result = EXPERT.analyze(load_image(encode(synth, "PNG")))
+    assert result.score is None
+    assert result.abstain_reason and "no JPEG compression history" in result.abstain_reason
+
+
+def test_abstains_on_tiny_image(synth: np.ndarray) -> None:
+    result = EXPERT.analyze(load_image(encode(synth[:40, :300], quality=80)))
+    assert result.score is None and "64 px" in (result.abstain_reason or "")
+
+
+def test_untouched_photo_is_quiet(photo: np.ndarray) -> None:
+    result = EXPERT.analyze(load_image(encode(photo, quality=90)))
+    assert result.score is not None and result.score < 0.2
+    assert result.heatmap is not None and (result.heatmap >= 0.5).mean() < 0.01
+
+
+ALIGNED_CASES = [
+    ("photo", (1 / 6, 1 / 6, 1 / 4, 1 / 4)),
+    ("photo", (1 / 2, 1 / 2, 1 / 3, 1 / 3)),
+    ("photo", (1 / 10, 1 / 2, 1 / 5, 1 / 3)),
+    ("synth", (1 / 6, 1 / 6, 1 / 4, 1 / 4)),
+    ("synth", (1 / 10, 1 / 2, 1 / 5, 1 / 3)),
+]
+
+
+def _box(base: np.ndarray, rel: tuple[float, float, float, float]) -> Box:
+    h, w = base.shape[:2]
+    return Box(int(rel[0] * w), int(rel[1] * h), int(rel[2] * w), int(rel[3] * h))
+
+
+@pytest.mark.parametrize(("which", "rel"), ALIGNED_CASES)
+def test_aligned_low_quality_region_is_localized(
+    which: str, rel: tuple[float, float, float, float], photo: np.ndarray, synth: np.ndarray
+) -> None:
+    base = photo if which == "photo" else synth
+    forgery = make_jpeg_region(base, _box(base, rel), region_quality=55, final_quality=92)
+    result = EXPERT.analyze(load_image(forgery.data))
+    assert result.heatmap is not None and result.heatmap.dtype == np.float32
+    assert result.heatmap.shape == forgery.mask.shape
+    assert mask_iou(result.heatmap >= 0.5, forgery.mask) >= 0.5
+    assert result.score is not None and result.score >= 0.8
+    ghost = next(e for e in result.evidence if e.kind == "jpeg.ghost")
+    assert ghost.bbox is not None and abs(int(ghost.summary.split("quality ")[1][:2]) - 55) <= 5
+
+
+@pytest.mark.parametrize("which", ["photo", "synth"])
+def test_misaligned_region_is_localized_by_its_second_grid(
+    which: str, photo: np.ndarray, synth: np.ndarray
+) -> None:
+    base = photo if which == "photo" else synth
+    forgery = make_jpeg_region(
+        base,
+        _box(base, (1 / 2, 1 / 2, 1 / 3, 1 / 3)),
+        region_quality=55,
+        final_quality=92,
+        shift=(3, 5),
+    )
+    result = EXPERT.analyze(load_image(forgery.data))
+    assert result.heatmap is not None
+    assert mask_iou(result.heatmap >= 0.5, forgery.mask) >= 0.5
+    # shift (x=3, y=5) moved the earlier grid to start at row 8 - 5 = 3, column 8 - 3 = 5
+    assert (result.details["second_grid_row"], result.details["second_grid_col"]) == (3, 5)
+    assert result.score is not None and result.score > 0.3
+
+
+def _paste_fresh(base: np.ndarray, quality: int, rel: tuple[float, float, float, float]):
+    """A once-JPEG photo with a never-compressed patch pasted in (as CASIA2 splices are)."""
+    h, w = base.shape[:2]
+    once = np.asarray(Image.open(io.BytesIO(encode(base, quality=quality))).convert("RGB"))
+    box = _box(base, rel)
+    out = once.copy()
+    out[box.slices()] = synthetic_photo(h, w, seed=5)[box.slices()]
+    mask = np.zeros((h, w), bool)
+    mask[box.slices()] = True
+    return out, mask
+
+
+@pytest.mark.parametrize("which", ["photo", "synth"])
+@pytest.mark.parametrize("quality", [75, 90])
+def test_uncompressed_patch_in_once_jpeg_png_is_off_the_lattice(
+    which: str, quality: int, photo: np.ndarray, synth: np.ndarray
+) -> None:
+    base = photo if which == "photo" else synth
+    rgb, mask = _paste_fresh(base, quality, (1 / 2, 1 / 2, 1 / 3, 1 / 3))
+    result = EXPERT.analyze(load_image(encode(rgb, "PNG")))
+    assert result.heatmap is not None
+    assert mask_iou(result.heatmap >= 0.5, mask) >= 0.5
+    lattice = next(e for e in result.evidence if e.kind == "jpeg.dq_lattice")
+    assert lattice.bbox is not None and "quantisation lattice" in lattice.summary
+
+
+@pytest.mark.parametrize(("fmt", "first"), [("PNG", 75), ("PNG", 90), ("JPEG", 75)])
+def test_untouched_once_jpeg_is_judged_and_quiet(photo: np.ndarray, fmt: str, first: int) -> None:
+    once = np.asarray(Image.open(io.BytesIO(encode(photo, quality=first))).convert("RGB"))
+    result = EXPERT.analyze(load_image(encode(once, fmt, quality=95)))
+    assert result.score is not None and result.score < 0.2  # judged: it has a JPEG history
+    assert result.heatmap is not None and (result.heatmap >= 0.5).mean() < 0.01
+
+
+@pytest.mark.parametrize("which", ["photo", "synth"])
+def test_splice_into_double_compressed_jpeg(
+    which: str, photo: np.ndarray, synth: np.ndarray
+) -> None:
+    # Lin et al.'s setting: the background went through q75 then q92, the pasted patch only q92.
+    base = photo if which == "photo" else synth
+    h, w = base.shape[:2]
+    donor = synthetic_photo(h, w, seed=7)
+    forgery = make_splice(jpeg_roundtrip(base, 75), donor, _box(base, (0.5, 0.5, 1 / 3, 1 / 3)))
+    result = EXPERT.analyze(load_image(forgery.data))
+    assert result.heatmap is not None
+    assert mask_iou(result.heatmap >= 0.5, forgery.mask) >= 0.5
+    assert result.score is not None and result.score >= 0.8

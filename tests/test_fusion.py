@@ -1,0 +1,236 @@
+"""Fusion rules on hand-built expert results (no real expert is run)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from forenscope.fusion import PRIOR, PROVENANCE_PROBABILITY, compact_region_dominates, fuse
+from forenscope.types import ErrorInfo, Evidence, ExpertResult, Target
+
+H, W = 120, 160
+
+
+def expert(
+    name: str,
+    targets: Target,
+    score: float | None,
+    *,
+    confidence: float = 1.0,
+    evidence: list[Evidence] | None = None,
+    heatmap: np.ndarray | None = None,
+    details: dict[str, object] | None = None,
+    error: ErrorInfo | None = None,
+) -> ExpertResult:
+    return ExpertResult(
+        expert=name,
+        version="0",
+        targets=targets,
+        score=score,
+        confidence=confidence,
+        abstain_reason=None if score is not None else "cannot judge",
+        evidence=evidence or [Evidence(kind=f"{name}.fact", summary=f"{name} saw something")],
+        heatmap=heatmap,
+        has_heatmap=heatmap is not None,
+        details=details or {},
+        error=error,
+    )
+
+
+def blob_map(height: int = H, width: int = W, box: tuple[int, int, int, int] = (10, 10, 40, 50)):
+    y0, x0, y1, x1 = box
+    m = np.full((height, width), 0.1, dtype=np.float32)
+    m[y0:y1, x0:x1] = 0.95
+    return m
+
+
+def assert_distribution(probabilities: dict[str, float]) -> None:
+    assert set(probabilities) == {"real", "ai_generated", "tampered"}
+    assert math.isclose(sum(probabilities.values()), 1.0, abs_tol=1e-9)
+    assert all(0.0 <= p <= 1.0 for p in probabilities.values())
+
+
+def test_abstainers_and_errors_never_vote() -> None:
+    base = [expert("copy_move", "tampered", 0.9), expert("spectrum", "ai_generated", 0.2)]
+    noisy = [
+        *base,
+        expert("c2pa_manifest", "both", None),
+        expert(
+            "ela",
+            "both",
+            0.99,
+            error=ErrorInfo(type="ValueError", message="boom"),
+            evidence=[Evidence(kind="x", summary="fake proof", proves="ai_generated")],
+        ),
+    ]
+    clean, extra = fuse(base, height=H, width=W), fuse(noisy, height=H, width=W)
+    assert extra.verdict == clean.verdict
+    assert set(extra.contributions) == {"copy_move", "spectrum"}
+    assert all(ev.summary != "fake proof" for ev in extra.key_evidence)
+
+
+def test_nobody_judged_gives_prior_and_says_so() -> None:
+    fused = fuse(
+        [expert("ela", "both", None), expert("noise", "tampered", None)], height=H, width=W
+    )
+    assert fused.verdict.decided_by == "none"
+    assert fused.verdict.label == "real"
+    assert fused.verdict.probabilities == pytest.approx(PRIOR)
+    assert fused.verdict.calibrated is False
+    assert fused.heatmap is None and fused.key_evidence == []
+    assert "no expert" in fused.attribution.basis
+
+
+def test_provenance_dominates_expert_votes() -> None:
+    proof = Evidence(
+        kind="generator.parameters",
+        summary="PNG text chunk 'parameters' names sampler 'Euler a'",
+        proves="ai_generated",
+    )
+    results = [
+        expert("ela", "both", 0.05),
+        expert("noise", "tampered", 0.05),
+        expert("spectrum", "ai_generated", 0.03),
+        expert("generator_metadata", "ai_generated", 1.0, evidence=[proof]),
+    ]
+    fused = fuse(results, height=H, width=W)
+    assert fused.verdict.label == "ai_generated"
+    assert fused.verdict.decided_by == "provenance"
+    assert fused.verdict.probability == pytest.approx(PROVENANCE_PROBABILITY)
+    assert fused.key_evidence[0] == proof
+    assert_distribution(fused.verdict.probabilities)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_probabilities_form_a_distribution(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    targets: list[Target] = ["ai_generated", "tampered", "both"]
+    results = [
+        expert(f"e{i}", targets[int(rng.integers(3))], float(rng.random()), confidence=rng.random())
+        for i in range(int(rng.integers(1, 7)))
+    ]
+    verdict = fuse(results, height=H, width=W).verdict
+    assert_distribution(verdict.probabilities)
+    assert verdict.probability == verdict.probabilities[verdict.label]
+    assert verdict.label == max(verdict.probabilities, key=lambda k: verdict.probabilities[k])
+
+
+def test_strong_tamper_expert_wins_over_quiet_global_experts() -> None:
+    results = [
+        expert("copy_move", "tampered", 0.95, heatmap=blob_map()),
+        expert("ela", "both", 0.3),
+        expert("noise", "tampered", 0.35),
+        expert("spectrum", "ai_generated", 0.2),
+    ]
+    fused = fuse(results, height=H, width=W)
+    assert fused.verdict.label == "tampered"
+    assert fused.verdict.decided_by == "experts"
+    assert fused.verdict.probabilities["tampered"] > 0.6
+    assert fused.attribution.scope == "local"
+    assert fused.key_evidence[0].kind == "copy_move.fact"
+    assert fused.contributions["copy_move"] > 0 > fused.contributions["spectrum"]
+
+
+def test_silent_tamper_detector_does_not_cancel_a_firing_one() -> None:
+    # each tamper detector looks for one kind of trace: silence is weaker than a detection
+    results = [
+        expert("jpeg_artifacts", "tampered", 1.0),
+        expert("noise", "tampered", 0.0),
+        expert("ela", "tampered", 0.5),
+    ]
+    fused = fuse(results, height=H, width=W)
+    assert fused.verdict.label == "tampered"
+    assert fused.contributions["jpeg_artifacts"] > -fused.contributions["noise"] > 0
+
+
+def test_agreement_adds_evidence() -> None:
+    one = fuse([expert("a", "tampered", 0.8)], height=H, width=W).verdict
+    two = fuse([expert("a", "tampered", 0.8), expert("b", "tampered", 0.8)], height=H, width=W)
+    assert two.verdict.probabilities["tampered"] > one.probabilities["tampered"]
+
+
+def test_strong_generation_expert_gives_ai_generated_and_method() -> None:
+    results = [
+        expert("clip_probe", "ai_generated", 0.93, details={"method": "diffusion"}),
+        expert("noise", "tampered", 0.2),
+    ]
+    fused = fuse(results, height=H, width=W)
+    assert fused.verdict.label == "ai_generated"
+    assert fused.attribution.method == "diffusion"
+    assert fused.attribution.scope == "global"
+    assert "clip_probe" in fused.attribution.basis
+
+
+def test_method_vote_weighs_score_and_method_probability() -> None:
+    results = [
+        expert(
+            "clip_detector",
+            "ai_generated",
+            0.9,
+            details={"method": "gan", "method_probability": 0.55},
+        ),
+        expert(
+            "other",
+            "ai_generated",
+            0.9,
+            details={"method": "diffusion", "method_probability": 0.95},
+        ),
+        expert("quiet", "ai_generated", 0.2, details={"method": "gan"}),  # found nothing: no vote
+    ]
+    attribution = fuse(results, height=H, width=W).attribution
+    assert attribution.method == "diffusion"
+    assert "other" in attribution.basis and "quiet" not in attribution.basis
+
+
+def test_clean_scores_give_real_and_no_scope() -> None:
+    results = [expert("ela", "both", 0.1), expert("spectrum", "ai_generated", 0.15)]
+    fused = fuse(results, height=H, width=W)
+    assert fused.verdict.label == "real"
+    assert fused.verdict.probabilities["real"] > PRIOR["real"] + 0.1
+    assert fused.attribution.scope == "none"
+
+
+def test_higher_score_raises_tamper_probability() -> None:
+    probs = [
+        fuse(
+            [expert("noise", "tampered", s), expert("ela", "both", 0.4)], height=H, width=W
+        ).verdict.probabilities["tampered"]
+        for s in (0.1, 0.5, 0.7, 0.9)
+    ]
+    assert probs == sorted(probs) and probs[-1] > probs[0] + 0.3
+
+
+def test_fused_map_follows_the_confident_expert_and_ignores_flat_noise() -> None:
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0.0, 0.3, size=(60, 80)).astype(np.float32)
+    results = [
+        expert("copy_move", "tampered", 0.9, heatmap=blob_map(60, 80, (5, 5, 20, 25))),
+        expert("noise", "tampered", 0.3, heatmap=noise),
+        expert("spectrum", "ai_generated", 0.9, heatmap=np.ones((60, 80), np.float32)),
+    ]
+    heatmap = fuse(results, height=H, width=W).heatmap
+    assert heatmap is not None and heatmap.shape == (H, W) and heatmap.dtype == np.float32
+    # the blob (rows 10-40, cols 10-50 at image size) is hot; the rest stays cold
+    assert heatmap[15:35, 15:45].mean() > 0.6
+    outside = heatmap.copy()
+    outside[5:45, 5:55] = 0
+    assert outside.max() < 0.3
+
+
+def test_maps_of_clean_verdict_experts_stay_low() -> None:
+    results = [expert("ela", "both", 0.1, heatmap=blob_map())]
+    heatmap = fuse(results, height=H, width=W).heatmap
+    assert heatmap is not None and heatmap.max() < 0.5
+
+
+def test_only_tamper_experts_feed_the_map() -> None:
+    results = [expert("spectrum", "ai_generated", 0.9, heatmap=blob_map())]
+    assert fuse(results, height=H, width=W).heatmap is None
+
+
+def test_compact_region_detection() -> None:
+    assert compact_region_dominates(blob_map(box=(10, 10, 40, 50)) - 0.1)
+    assert not compact_region_dominates(np.full((H, W), 0.9, np.float32))
+    assert not compact_region_dominates(np.zeros((H, W), np.float32))
