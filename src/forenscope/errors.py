@@ -31,8 +31,7 @@ class MissingDependencyError(ForenscopeError, ImportError):
 
     def __init__(self, feature: str, package: str, extra: str) -> None:
         super().__init__(
-            f"{feature} needs the optional package '{package}': "
-            f"pip install 'forenscope[{extra}]'"
+            f"{feature} needs the optional package '{package}': pip install 'forenscope[{extra}]'"
         )
         self.extra = extra
 

@@ -23,9 +23,7 @@ class Expert(ABC):
         """None when every optional module in `spec.requires` can be imported, else why not."""
         for module in self.spec.requires:
             if importlib.util.find_spec(module) is None:
-                return str(
-                    MissingDependencyError(self.spec.name, module, self.spec.extra or "all")
-                )
+                return str(MissingDependencyError(self.spec.name, module, self.spec.extra or "all"))
         return None
 
     def analyze(self, image: ImageInput) -> ExpertResult:
