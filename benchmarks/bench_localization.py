@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from forenscope.eval.datasets import Sample, load_manifest, load_mask
 from forenscope.eval.metrics import all_forged_f1, best_threshold_f1, scores_at
+from forenscope.experts import expert_classes
 from forenscope.io import load_image
 from forenscope.pipeline import analyze_image
 
@@ -37,6 +38,10 @@ PEERS = {  # PhotoHolmes on the same 34 images: F1@0.5, IoU@0.5, oracle F1, s/im
 Row = dict[str, float | str]
 
 
+def _draws_maps(name: str) -> bool:
+    return expert_classes()[name].spec.produces_heatmap
+
+
 def score_sample(sample: Sample) -> list[Row]:
     """One row per map (fused + each expert with a heatmap) for one image."""
     assert sample.mask_file is not None
@@ -45,11 +50,13 @@ def score_sample(sample: Sample) -> list[Row]:
     image = load_image(sample.file)
     report = analyze_image(image, threads=1)
     seconds = time.perf_counter() - start
-    maps: dict[str, np.ndarray | None] = {"fused": report.fused_heatmap}
-    maps.update({r.expert: r.heatmap for r in report.experts if r.heatmap is not None})
+    # An expert that abstains (or a fused map with nothing judged) predicts no pixel: it counts
+    # as an empty map, so every row is a mean over all forged images.
+    mapping = {r.expert: r.heatmap for r in report.experts if _draws_maps(r.expert)}
+    maps: dict[str, np.ndarray | None] = {"fused": report.fused_heatmap, **mapping}
     rows = []
     for name, hm in maps.items():
-        if hm is None:  # nothing judged: the fused map is empty, which predicts no pixel
+        if hm is None:
             hm = np.zeros(truth.shape, np.float32)
         fixed = scores_at(hm, truth, threshold=0.5)
         rows.append(

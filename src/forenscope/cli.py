@@ -60,6 +60,14 @@ def main() -> None:
     type=click.IntRange(1),
     help="Images analysed in parallel (processes).",
 )
+@click.option(
+    "--llm",
+    "llm_config",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="LLM config (YAML/JSON, as `forenscope llm` reads it): also run the MLLM stages "
+    "and compare them with the experts.",
+)
 def analyze(
     paths: tuple[str, ...],
     out_dir: Path | None,
@@ -68,6 +76,7 @@ def analyze(
     experts: str | None,
     threshold: float,
     jobs: int,
+    llm_config: str | None,
 ) -> None:
     """Analyse image files, folders or glob patterns.
 
@@ -92,9 +101,22 @@ def analyze(
         raise click.UsageError(str(exc)) from None
 
     counts = {"clean": 0, "suspicious": 0, "error": 0}
-    outcomes = analyze_batch(
-        files, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs
-    )
+    if llm_config is not None:
+        from .mllm.batch import analyze_batch_llm
+        from .mllm.config import load_config
+
+        try:
+            llm = load_config(llm_config)
+        except ForenscopeError as exc:
+            raise click.UsageError(str(exc)) from None
+        outcomes = analyze_batch_llm(
+            files, llm, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold,
+            jobs=jobs,
+        )  # fmt: skip
+    else:
+        outcomes = analyze_batch(
+            files, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs
+        )
     with tqdm(total=len(files), unit="img", file=sys.stderr, disable=None) as bar:
         for outcome in outcomes:
             counts[outcome.status] += 1
@@ -159,12 +181,20 @@ def demo(out_dir: Path) -> None:
 
 def _attach_subsystems() -> None:
     """Command groups of the subsystems; each imports its heavy parts only when it runs."""
+    from .eval.cli import eval_cli
     from .mllm.cli import chat_cli, llm_cli
+    from .mllm.serve_cli import serve_openai_cmd
+    from .models.cli import models_cli
     from .service.cli import serve_cmd
+    from .train.cli import train_cli
 
+    main.add_command(eval_cli, "eval")
+    main.add_command(models_cli, "models")
+    main.add_command(train_cli, "train")
     main.add_command(llm_cli, "llm")
     main.add_command(chat_cli, "chat")
     main.add_command(serve_cmd, "serve")
+    main.add_command(serve_openai_cmd, "serve-openai")
 
 
 _attach_subsystems()

@@ -1,4 +1,5 @@
-"""One analysis: decode -> experts (in parallel) -> fusion -> localization -> Report."""
+"""One analysis: decode -> experts (in parallel) -> fusion -> localization -> Report, and,
+when an LLM is configured, its two stages compared with the experts (`Report.llm`)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,27 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .experts import get_expert, list_experts
+from .experts import expert_classes, get_expert, list_experts
 from .explain import explain
 from .fusion import fuse
 from .io import ImageInput, load_image
 from .localize import localize
 from .types import ExpertResult, ImageInfo, Region, Report
 
+if TYPE_CHECKING:
+    from .mllm.config import LLMConfig
+
 DEFAULT_THRESHOLD = 0.5
 
 
 def default_experts() -> list[str]:
-    """Every registered expert; those missing an optional dependency abstain and say so."""
-    return list_experts()
+    """Registered experts marked `default` (those missing an optional dependency abstain and say
+    so); comparison baselines run only when named."""
+    classes = expert_classes()
+    return [name for name in list_experts() if classes[name].spec.default]
 
 
 def run_experts(
@@ -58,8 +65,9 @@ def analyze_image(
     experts: Sequence[str] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     threads: int | None = None,
+    llm: LLMConfig | None = None,
 ) -> Report:
-    """Analyse an already decoded image."""
+    """Analyse an already decoded image; with `llm`, also run the MLLM stages (see add_llm)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     results = run_experts(image, experts, threads=threads)
@@ -88,9 +96,31 @@ def analyze_image(
         errors=[r.error for r in results if r.error is not None],
     )
     report.explanation = explain(report)
+    if llm is not None:
+        t = time.perf_counter()
+        add_llm(report, image, llm)
+        timings["llm_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - start
     report.timings = timings
     return report
+
+
+def add_llm(report: Report, image: ImageInput, llm: LLMConfig) -> None:
+    """Stage 1 (detect), then stage 2 (analyse, grounded on the report's evidence and regions).
+
+    The experts' verdict stays; `report.llm` records the LLM's answers and where they agree
+    with the experts, and the explanation gains a paragraph that says so. LLM call failures
+    and refusals are recorded there, never raised.
+    """
+    from .mllm.assess import assess
+    from .mllm.narrative import llm_paragraph
+
+    report.llm = assess(report, image, llm)
+    paragraph = llm_paragraph(report)
+    if paragraph:
+        report.explanation = (
+            f"{report.explanation}\n\n{paragraph}" if report.explanation else paragraph
+        )
 
 
 def analyze(
@@ -99,6 +129,7 @@ def analyze(
     experts: Sequence[str] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     threads: int | None = None,
+    llm: LLMConfig | None = None,
 ) -> Report:
     """Analyse one image (a path or the file's bytes) and return its Report.
 
@@ -107,7 +138,7 @@ def analyze(
     t = time.perf_counter()
     image = load_image(source if isinstance(source, bytes) else Path(source))
     decode_s = time.perf_counter() - t
-    report = analyze_image(image, experts=experts, threshold=threshold, threads=threads)
+    report = analyze_image(image, experts=experts, threshold=threshold, threads=threads, llm=llm)
     report.timings = {"decode_s": decode_s, **report.timings}
     report.timings["total_s"] += decode_s
     return report

@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
+
+from ._common_types import ErrorInfo as ErrorInfo  # re-exported: defined there to avoid a cycle
+from ._common_types import _Model
+from .mllm.types import LLMAssessment as LLMAssessment
 
 SCHEMA_VERSION = "1.0"
 
@@ -29,10 +33,6 @@ HeatmapField = Annotated[
     SkipJsonSchema[np.ndarray[Any, Any] | None],
     Field(default=None, exclude=True, repr=False),
 ]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
 class BBox(_Model):
@@ -57,11 +57,6 @@ class Evidence(_Model):
     )
 
 
-class ErrorInfo(_Model):
-    type: str
-    message: str
-
-
 class ExpertSpec(_Model):
     """What an expert is, what it needs and where it comes from."""
 
@@ -76,6 +71,10 @@ class ExpertSpec(_Model):
     requires: list[str] = Field(default_factory=list, description="optional Python modules")
     extra: str | None = Field(default=None, description="pip extra that provides `requires`")
     reference: str | None = None
+    default: bool = Field(
+        default=True,
+        description="runs in the default analysis; comparison baselines run only when named",
+    )
 
 
 class ExpertResult(_Model):
@@ -168,6 +167,10 @@ class Report(_Model):
     fused_mask: HeatmapField = None
     timings: dict[str, float] = Field(default_factory=dict)
     errors: list[ErrorInfo] = Field(default_factory=list)
+    llm: LLMAssessment | None = Field(
+        default=None,
+        description="the optional MLLM stages, compared with the experts (None = offline run)",
+    )
 
 
 class FileFailure(_Model):

@@ -102,7 +102,8 @@ def read_rows(manifest: Path) -> list[dict[str, str]]:
 
 
 def load_manifest(manifest: Path, **filters: str | set[str]) -> list[Sample]:
-    """Rows of a manifest CSV/JSONL, optionally filtered by column value(s), e.g. label="tampered"."""
+    """Rows of a manifest CSV/JSONL, optionally filtered by column value(s), e.g.
+    label="tampered"."""
     root = manifest.parent
     return [
         sample_from_row(root, row)

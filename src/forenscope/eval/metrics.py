@@ -10,6 +10,7 @@ Conventions, named explicitly because the field mixes them up (see research/anch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -106,7 +107,7 @@ def pixel_histograms(heatmap: np.ndarray, truth: np.ndarray) -> tuple[list[int],
 
 def localization_record(
     heatmap: np.ndarray, truth: np.ndarray, threshold: float = 0.5
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Per-image localization numbers kept in the journal (the map itself is not)."""
     fixed = scores_at(heatmap, truth, threshold=threshold)
     pos, neg = pixel_histograms(heatmap, truth)
@@ -133,17 +134,15 @@ def pooled_best_threshold_f1(hist_pos: np.ndarray, hist_neg: np.ndarray) -> tupl
     return float(f1[i]), i / HIST_BINS
 
 
-def localization_summary(
-    records: list[dict[str, object]], threshold: float = 0.5
-) -> dict[str, object]:
+def localization_summary(records: list[dict[str, Any]], threshold: float = 0.5) -> dict[str, Any]:
     """Means over forged images at the fixed threshold, the per-image oracle, and the pooled
     dataset-level oracle threshold, each named."""
     if not records:
         return {"n": 0}
-    out: dict[str, object] = {"n": len(records), "fixed_threshold": threshold}
+    out: dict[str, Any] = {"n": len(records), "fixed_threshold": threshold}
     for key in ("f1@fixed", "iou@fixed", "mcc@fixed", "f1@best_thr_per_image (oracle)"):
-        out[key] = float(np.mean([float(r[key]) for r in records]))  # type: ignore[arg-type]
-    aucs = [float(r["pixel_auc"]) for r in records if r.get("pixel_auc") is not None]  # type: ignore[arg-type]
+        out[key] = float(np.mean([float(r[key]) for r in records]))
+    aucs = [float(r["pixel_auc"]) for r in records if r.get("pixel_auc") is not None]
     out["pixel_auc"] = float(np.mean(aucs)) if aucs else float("nan")
     out["pixel_auc_undefined"] = len(records) - len(aucs)
     pos = np.sum([r["hist_pos"] for r in records], axis=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import threading
 from importlib.metadata import entry_points
 from typing import TypeVar
 
@@ -24,10 +25,12 @@ BUILTIN_MODULES = (
     "generator_metadata",
     "c2pa_manifest",
     "watermark",
+    "clip_detector",
 )
 
 _REGISTRY: dict[str, type[Expert]] = {}
 _loaded = False
+_load_lock = threading.RLock()  # the service's first requests may arrive on several threads
 
 E = TypeVar("E", bound=type[Expert])
 
@@ -45,11 +48,14 @@ def _load() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    for module in BUILTIN_MODULES:
-        importlib.import_module(f"{__package__}.{module}")
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()  # a plugin registers itself with @register_expert on import
+    with _load_lock:
+        if _loaded:
+            return
+        for module in BUILTIN_MODULES:
+            importlib.import_module(f"{__package__}.{module}")
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            ep.load()  # a plugin registers itself with @register_expert on import
+        _loaded = True  # only once every module has registered
 
 
 def list_experts(pattern: str = "*") -> list[str]:

@@ -2,11 +2,13 @@
 
 Kept light on import: httpx is imported only by `client` (and the modules that use it), so
 `import forenscope.mllm` costs nothing. Entry points: `MLLMEngine` in `runner`, the result
-models in `types`, the prompt library in `prompts`.
+models in `types`, the prompt library in `prompts`, the stages inside an analysis in `assess`
+(`forenscope.analyze(path, llm=load_config(...))`), the OpenAI-compatible server in
+`openai_server`.
 """
 
 from __future__ import annotations
 
-from .types import Location, Stage1Result, Stage2Answer, Stage2Result
+from .types import LLMAssessment, Location, Stage1Result, Stage2Answer, Stage2Result
 
-__all__ = ["Location", "Stage1Result", "Stage2Answer", "Stage2Result"]
+__all__ = ["LLMAssessment", "Location", "Stage1Result", "Stage2Answer", "Stage2Result"]

@@ -200,6 +200,24 @@ def fake_server_cmd(args: tuple[str, ...]) -> None:
     main(list(args))
 
 
+def _grounding(image: str, report_path: str | None, experts: str | None) -> list[str]:
+    """The chat's grounding: a saved report JSON, or a fresh offline analysis of the image."""
+    from ..errors import ForenscopeError
+    from ..pipeline import analyze
+    from ..types import Report
+    from .chat import report_grounding
+
+    try:
+        if report_path:
+            report = Report.model_validate_json(Path(report_path).read_text(encoding="utf-8"))
+        else:
+            names = [n.strip() for n in experts.split(",") if n.strip()] if experts else None
+            report = analyze(image, experts=names)
+    except (ForenscopeError, ValueError) as exc:
+        raise click.ClickException(f"cannot build the grounding report: {exc}") from None
+    return report_grounding(report)
+
+
 @click.command("chat")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
 @config_option
@@ -209,22 +227,35 @@ def fake_server_cmd(args: tuple[str, ...]) -> None:
     default=None,
     help="JSON history file (default: IMAGE.chat.json)",
 )
-@click.option("--evidence", multiple=True, help="evidence to ground the conversation on")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="ground on this report JSON (default: analyse the image offline first)",
+)
+@click.option("--experts", default=None, help="experts for that analysis (comma-separated)")
+@click.option("--evidence", multiple=True, help="extra evidence to ground on (repeat)")
 @click.option("--message", "-m", default=None, help="ask one question and exit")
 def chat_cli(
     image: str,
     config: str | None,
     history: str | None,
+    report_path: str | None,
+    experts: str | None,
     evidence: tuple[str, ...],
     message: str | None,
 ) -> None:
-    """Ask follow-up questions about an image; the conversation is kept in a JSON file."""
+    """Ask follow-up questions about an image, grounded on its full report (verdict, experts,
+    evidence, regions); the conversation is kept in a JSON file and resumed."""
     from ..errors import InputError
     from .chat import ChatSession
     from .errors import LLMError
 
     cfg = _load(config)
-    session = ChatSession.open(Path(history or f"{image}.chat.json"), Path(image), list(evidence))
+    session = ChatSession.open(Path(history or f"{image}.chat.json"), Path(image), [])
+    if not session.evidence:  # a new conversation: analyse once, then the history keeps it
+        session.evidence = [*_grounding(image, report_path, experts), *evidence]
     questions = [message] if message else (line.strip() for line in sys.stdin)
     for q in questions:
         if not q or q in ("exit", "quit"):

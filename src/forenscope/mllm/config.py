@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import ConfigError, MissingDependencyError
 from .image import Detail, ImagePolicy
@@ -36,6 +36,32 @@ FLAVOR_CAPABILITIES: dict[str, dict[str, Any]] = {
     "llamacpp": {"json_schema": True, "logprobs": True, "n": False},
     "generic": {},
 }
+
+
+class PipelineOptions(BaseModel):
+    """How `analyze(..., llm=config)` runs the stages on each image (defaults: seed 000's
+    prompt #4, stage 2 only where the LLM or the experts find the image suspicious)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: int = Field(default=4, ge=1, le=5, description="stage-1 prompt variant")
+    scoring: Literal["auto", "votes", "logprobs"] = "auto"
+    n: int = Field(default=5, ge=1, le=64, description="votes when scoring by votes")
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    k: int = Field(default=0, ge=0, le=16, description="k-shot examples drawn from `pool`")
+    pool: str | None = Field(default=None, description="folder or manifest of labelled examples")
+    seed: int = 0
+    stage2: Literal["auto", "always", "never"] = Field(
+        default="auto", description="auto = when the LLM says yes or the experts' label is not real"
+    )
+    tools: bool = Field(default=False, description="offer the experts as tools in stage 2")
+    max_evidence: int = Field(default=12, ge=0, le=40, description="evidence lines shown")
+
+    @model_validator(mode="after")
+    def _pool_for_k(self) -> PipelineOptions:
+        if self.k > 0 and not self.pool:
+            raise ValueError("pipeline.k > 0 needs pipeline.pool (labelled example images)")
+        return self
 
 
 class LLMConfig(BaseModel):
@@ -68,6 +94,7 @@ class LLMConfig(BaseModel):
     token_limit_field: Literal["max_tokens", "max_completion_tokens"] = Field(
         default="max_tokens", description="newer OpenAI models only accept max_completion_tokens"
     )
+    pipeline: PipelineOptions = Field(default_factory=PipelineOptions)
 
     @property
     def caps(self) -> Capabilities:

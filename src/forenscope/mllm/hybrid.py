@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import UnknownExpertError
 from ..types import ErrorInfo, ExpertResult
@@ -17,7 +14,12 @@ from .errors import LLMError
 from .parsing import parse_analysis
 from .prompts import stage2_prompt
 from .request import answer_texts, build_messages, build_request
-from .types import Stage1Result, Stage2Result
+from .types import Agreement, Stage1Result, Stage2Result, ToolCall
+
+__all__ = [
+    "Agreement", "ToolCall", "analyse_with_tools", "compare", "evidence_texts",
+    "expert_summary", "expert_tools",
+]  # fmt: skip
 
 TOOL_PREFIX = "expert_"
 HYBRID_PROMPT_VERSION = "s2-tools-v1"
@@ -65,20 +67,6 @@ def expert_tools(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
     return out
 
 
-class ToolCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    result: dict[str, Any]
-
-
-class Agreement(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    expert: str
-    expert_score: float
-    llm_probability: float
-    agrees: bool = Field(description="both on the same side of 0.5")
-
-
 def compare(stage1: Stage1Result, experts: Sequence[ExpertResult]) -> list[Agreement]:
     """Per judged expert: does it side with the LLM's stage-1 verdict? (Abstentions skipped.)"""
     p = stage1.probability
@@ -97,37 +85,63 @@ def compare(stage1: Stage1Result, experts: Sequence[ExpertResult]) -> list[Agree
 
 
 async def analyse_with_tools(
-    engine: Any, image: str | Path, *, tools: Sequence[str] | None = None, max_rounds: int = 3
+    engine: Any,
+    image: Any,
+    *,
+    tools: Sequence[str] | None = None,
+    max_rounds: int = 3,
+    results: Sequence[ExpertResult] | None = None,
+    evidence: Sequence[str] = (),
 ) -> tuple[Stage2Result, list[ToolCall]]:
     """Stage 2 where the LLM may call experts as tools before answering (not cached: the
-    conversation depends on the tool results)."""
+    conversation depends on the tool results).
+
+    `image` is a path or an ImageInput. With `results` (experts already run by the pipeline)
+    a tool call answers from them instead of running the expert again, and only those experts
+    are offered. `evidence` lines are listed in the prompt as E1..En, as in plain stage 2.
+    """
     from ..io.image import load_image
+    from ..io.input import ImageInput
     from .image import encode_image
 
     config = engine.config
-    img_input = load_image(image)
-    template = stage2_prompt()
+    img_input = image if isinstance(image, ImageInput) else load_image(image)
+    done = {r.expert: r for r in results} if results is not None else None
+    if done is not None and tools is None:
+        tools = list(done)
+    template = stage2_prompt(evidence)
     query = encode_image(img_input, config.image_policy)
     messages = build_messages(template, query)
     messages[-1]["content"][0]["text"] += _TOOL_HINT
-    res = Stage2Result(status="error", prompt_version=HYBRID_PROMPT_VERSION, model=config.model)
+    res = Stage2Result(
+        status="error",
+        prompt_version=HYBRID_PROMPT_VERSION,
+        model=config.model,
+        evidence_shown=list(evidence),
+    )
     calls: list[ToolCall] = []
     offered = expert_tools(tools)
     try:
-        text = await _tool_loop(engine, img_input, messages, offered, calls, res, max_rounds)
+        text = await _tool_loop(engine, img_input, messages, offered, calls, res, max_rounds, done)
     except LLMError as exc:
         res.error = ErrorInfo(type=type(exc).__name__, message=str(exc)[:500])
         return res, calls
     res.raw = text or ""
     res.answer, res.parsed, status = parse_analysis(text)
     res.status = status
-    res.evidence_shown = [json.dumps(c.result) for c in calls]
+    res.evidence_shown = [*evidence, *(json.dumps(c.result) for c in calls)]
     return res, calls
 
 
-async def _run_tool(name: str, img_input: Any) -> dict[str, Any]:
+async def _run_tool(
+    name: str, img_input: Any, done: dict[str, ExpertResult] | None
+) -> dict[str, Any]:
     from ..experts import get_expert
 
+    if done is not None:  # the pipeline already ran the experts: answer from their results
+        if name in done:
+            return expert_summary(done[name])
+        return {"error": f"no expert named {name!r} ran on this image"}
     try:
         expert = get_expert(name)
     except UnknownExpertError as exc:
@@ -143,6 +157,7 @@ async def _tool_loop(
     calls: list[ToolCall],
     res: Stage2Result,
     max_rounds: int,
+    done: dict[str, ExpertResult] | None = None,
 ) -> str | None:
     """Until the LLM answers without calling tools; the last round offers no tools."""
     for round_ in range(max_rounds + 1):
@@ -160,7 +175,7 @@ async def _tool_loop(
         )
         for call in tool_calls:
             name = str(call["function"]["name"]).removeprefix(TOOL_PREFIX)
-            summary = await _run_tool(name, img_input)
+            summary = await _run_tool(name, img_input, done)
             calls.append(ToolCall(name=name, result=summary))
             messages.append(
                 {

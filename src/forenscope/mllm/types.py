@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..types import ErrorInfo
+from .._common_types import ErrorInfo  # not ..types: that module imports this one
 
 MLLMMethod = Literal["gan", "diffusion", "other", "unknown"]
 MLLMScope = Literal["global", "local"]
@@ -132,3 +132,57 @@ class ImageRun(_Model):
     stage1: Stage1Result | None = None
     stage2: Stage2Result | None = None
     error: ErrorInfo | None = Field(default=None, description="input errors (unreadable file)")
+
+
+class ToolCall(_Model):
+    """One expert the LLM called as a tool, and the summary it got back."""
+
+    name: str
+    result: dict[str, Any]
+
+
+class Agreement(_Model):
+    """Whether one judged expert sides with the LLM's stage-1 answer."""
+
+    expert: str
+    expert_score: float
+    llm_probability: float
+    agrees: bool = Field(description="both on the same side of 0.5")
+
+
+class EvidenceItem(_Model):
+    """One line of grounding shown to the LLM in stage 2, with the id it can cite."""
+
+    id: str = Field(description="'E1', 'E2', ... or, for tool results, the expert name")
+    text: str
+    source: Literal["expert", "region", "tool"]
+    expert: str | None = Field(default=None, description="the expert that produced it")
+
+
+VerdictAgreement = Literal["agree", "disagree", "no_llm_answer", "experts_undecided"]
+
+
+class LLMAssessment(_Model):
+    """The MLLM stages run on one analysed image, compared with the experts.
+
+    The experts' verdict is never replaced: this records what the LLM said, where it agrees or
+    disagrees with each expert, which evidence it was shown and which ids it cited.
+    """
+
+    model: str
+    flavor: str
+    prompt_versions: dict[str, str] = Field(description="stage -> prompt version")
+    stage1: Stage1Result
+    stage2: Stage2Result | None = None
+    stage2_skipped: str | None = Field(default=None, description="why stage 2 did not run")
+    verdict_agreement: VerdictAgreement = Field(
+        description="the LLM's yes/no against the experts' label (real vs not real)"
+    )
+    agreement: list[Agreement] = Field(default_factory=list)
+    evidence_shown: list[EvidenceItem] = Field(default_factory=list)
+    cited_evidence: list[EvidenceItem] = Field(default_factory=list)
+    unknown_citations: list[str] = Field(
+        default_factory=list, description="ids the LLM cited that it was never shown"
+    )
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..types import Evidence, Region, Report
 from .html_assets import CSS, JS
+from .llm_section import render_llm_html
 from .markdown import LABEL_TITLES, expert_status
 from .overlays import data_url, image_data_url, mask_outline_rgba, overlay_png, png_bytes
 
@@ -41,6 +42,7 @@ def render_html(report: Report, image: ImageInput | None = None) -> str:
         _regions(report.regions),
         _evidence(report.key_evidence),
         _experts(report),
+        render_llm_html(report),
         _image_info(report),
     ]
     return (

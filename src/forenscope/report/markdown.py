@@ -33,6 +33,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def render_markdown(report: Report) -> str:
     """The whole report as one Markdown document."""
+    from .llm_section import render_llm_markdown  # imports this module's helpers
+
     sections = [
         _header(report),
         _explanation(report),
@@ -40,6 +42,7 @@ def render_markdown(report: Report) -> str:
         _regions(report),
         _evidence(report),
         _experts(report),
+        render_llm_markdown(report),
         _image(report),
         _timings(report),
         _errors(report),

@@ -20,6 +20,7 @@ from ..errors import (
     InputError,
     UnknownExpertError,
 )
+from ..mllm.errors import LLMError
 from . import routes_analyses, routes_misc
 from .chat import ChatBackend
 from .deps import Service, require_token
@@ -124,9 +125,15 @@ def _add_error_handlers(app: FastAPI) -> None:
         metrics.observe_failure("BusyError")
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
 
+    async def on_llm_error(_request: Request, exc: Exception) -> Response:
+        # The configured LLM failed (after its retries); the message is already key-redacted.
+        metrics.observe_failure(type(exc).__name__)
+        return JSONResponse({"detail": f"the LLM endpoint failed: {exc}"}, status_code=502)
+
     app.add_exception_handler(InputError, on_input_error)
     app.add_exception_handler(UnknownExpertError, on_input_error)
     app.add_exception_handler(BusyError, on_busy)
+    app.add_exception_handler(LLMError, on_llm_error)
 
 
 class ObserveMiddleware:

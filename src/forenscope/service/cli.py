@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .settings import TOKEN_ENV
+
+if TYPE_CHECKING:
+    from .chat import ChatBackend
 
 
 @click.command("serve")
@@ -23,9 +27,11 @@ from .settings import TOKEN_ENV
               help="Analyses run at the same time.")  # fmt: skip
 @click.option("--max-upload-mb", default=50, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--expert", "experts", multiple=True, help="Restrict to these experts (repeat).")
+@click.option("--llm", "llm_config", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="LLM config (YAML/JSON): enables /v1/analyses/{id}/chat.")  # fmt: skip
 def serve_cmd(
     host: str, port: int, data_dir: Path, workers: int, max_upload_mb: int,
-    experts: tuple[str, ...],
+    experts: tuple[str, ...], llm_config: str | None,
 ) -> None:  # fmt: skip
     """Serve the API (/v1, OpenAPI at /v1/openapi.json) and the web UI (/).
 
@@ -48,9 +54,20 @@ def serve_cmd(
         max_upload_bytes=max_upload_mb * 1024 * 1024, experts=list(experts) or None,
     )  # fmt: skip
     try:
-        app = create_app(settings)
+        app = create_app(settings, chat_backend=_chat_backend(llm_config))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     auth = "token required" if token else "no token (loopback only)"
+    auth += f"; chat via {llm_config}" if llm_config else ""
     click.echo(f"Forenscope on http://{host}:{port}/ ({auth}); data in {data_dir}", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+
+
+def _chat_backend(llm_config: str | None) -> ChatBackend | None:
+    """The MLLM chat backend for `--llm`, or None (chat then answers 501)."""
+    if llm_config is None:
+        return None
+    from ..mllm.config import load_config
+    from .chat import LLMChatBackend
+
+    return LLMChatBackend(load_config(llm_config))  # ConfigError: reported by the caller

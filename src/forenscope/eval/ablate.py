@@ -1,0 +1,128 @@
+"""Seed-000-style ablations of an MLLM config: prompt variant x k-shot x n votes, one command.
+
+Every cell is a normal resumable evaluation in `<out>/p<variant>-k<k>-n<n>/`; the engine's
+response cache is shared by all cells. Without `--pool`, a seeded held-out set of real and fake
+images is taken OUT of the evaluated selection to serve as k-shot examples (never scored).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .datasets import Sample
+from .report import md_table
+from .run import EvalConfig, evaluate, select_samples
+
+
+def hold_out_pool(
+    samples: list[Sample], per_class: int, seed: int, out: Path
+) -> tuple[list[Sample], Path]:
+    """(samples left to evaluate, CSV pool of `per_class` real + fake examples taken out)."""
+    rng = random.Random(f"pool:{seed}")
+    reals = [s for s in samples if s.label == "real"]
+    fakes = [s for s in samples if s.label != "real"]
+    if len(reals) < per_class or len(fakes) < per_class:
+        raise ValueError("not enough real/fake samples to hold out a k-shot pool; pass --pool")
+    chosen = rng.sample(reals, per_class) + rng.sample(fakes, per_class)
+    out.mkdir(parents=True, exist_ok=True)
+    pool = out / "kshot_pool.csv"
+    with pool.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label"])
+        for s in chosen:
+            w.writerow([str(s.file.resolve()), "real" if s.label == "real" else "fake"])
+    keys = {s.path for s in chosen}
+    return [s for s in samples if s.path not in keys], pool
+
+
+def cell_row(record: dict[str, Any], threshold: float) -> dict[str, Any]:
+    o = record["summary"]["overall"]
+    usage = record["summary"].get("usage") or {}
+    return {
+        "acc": o.get(f"acc@{threshold:g}"),
+        "auc": o.get("auc"),
+        "refusal_rate": o.get("refusal_rate"),
+        "answer_refusal_rate": usage.get("answer_refusal_rate"),
+        "errors": record["counts"]["errors"],
+        "images": o.get("n_total"),
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "completion_tokens": usage.get("completion_tokens"),
+        "cost_usd": usage.get("cost_usd"),
+    }
+
+
+def ablate(
+    base: EvalConfig,
+    variants: Sequence[int],
+    ks: Sequence[int],
+    ns: Sequence[int],
+    *,
+    progress: Callable[[int], Callable[[int], None]] | None = None,
+    **engine_kwargs: Any,
+) -> dict[str, Any]:
+    samples = select_samples(base)
+    pool_path = base.pool
+    if max(ks) > 0 and pool_path is None:
+        samples, pool = hold_out_pool(samples, max(2, max(ks)), base.seed, base.out)
+        pool_path = str(pool)
+    cells: list[dict[str, Any]] = []
+    for n in ns:
+        for v in variants:
+            for k in ks:
+                cfg = replace(
+                    base,
+                    out=base.out / f"p{v}-k{k}-n{n}",
+                    llm=replace(base.llm, variant=v, k=k, n=n),
+                    pool=pool_path if k > 0 else None,
+                )
+                rec = evaluate(cfg, samples=samples, progress=progress, **engine_kwargs)
+                cells.append({"variant": v, "k": k, "votes": n, **cell_row(rec, base.threshold)})
+    result = {
+        "config": {
+            **base.identity(),
+            "variants": list(variants),
+            "ks": list(ks),
+            "ns": list(ns),
+            "pool": pool_path,
+        },
+        "n_samples": len(samples),
+        "cells": cells,
+    }
+    (base.out / "ablation.json").write_text(
+        json.dumps(result, indent=1, default=str), encoding="utf-8"
+    )
+    (base.out / "ablation.md").write_text(ablation_markdown(result), encoding="utf-8")
+    return result
+
+
+def ablation_markdown(result: dict[str, Any]) -> str:
+    """Seed-000 tables: per prompt (ACC, AUC, refusal rate) and per k, for every n.
+
+    `refusal_rate` = images with no usable answer; `answer_refusal_rate` = refused answers
+    among all answers (votes), the per-query rate of paper 1."""
+    cells = result["cells"]
+    parts = [
+        f"# MLLM ablation ({result['n_samples']} images; pooled over the selection, ACC at 0.5)",
+        "",
+    ]
+    for n in result["config"]["ns"]:
+        ks = result["config"]["ks"]
+        for metric in ("acc", "auc", "refusal_rate", "answer_refusal_rate"):
+            rows = []
+            for v in result["config"]["variants"]:
+                by_k = {c["k"]: c for c in cells if c["variant"] == v and c["votes"] == n}
+                rows.append([f"#{v}", *(by_k[k][metric] if k in by_k else None for k in ks)])
+            parts += [f"## {metric.upper()} per prompt variant x k (n={n} votes)", "",
+                      md_table(["prompt", *(f"k={k}" for k in ks)], rows), ""]  # fmt: skip
+    parts += [
+        "## All cells",
+        "",
+        md_table(list(cells[0]), [list(c.values()) for c in cells]) if cells else "",
+    ]
+    return "\n".join(parts) + "\n"

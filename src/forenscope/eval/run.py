@@ -1,0 +1,201 @@
+"""One evaluation end to end: select samples, guard the protocol, run (resumably), summarise,
+write run.json + report.md + report.html into the output folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .align import Preprocess
+from .datasets import Filter, Sample, load_dataset, select
+from .guards import format_warnings
+from .journal import FsyncMode, Journal
+from .llm_system import LLMSettings, describe_llm, run_llm
+from .overlays import worst_error_overlays
+from .report import html_page, markdown, write_json
+from .runner import Progress, run_sync
+from .summary import summarize
+from .systems import make_system
+
+
+@dataclass
+class EvalConfig:
+    dataset: str
+    system: str
+    out: Path
+    filters: list[str] = field(default_factory=list)
+    sample: int | None = None
+    seed: int = 0
+    limit: int | None = None
+    pre: Preprocess = field(default_factory=Preprocess)
+    jobs: int = 1
+    threshold: float = 0.5
+    llm: LLMSettings = field(default_factory=LLMSettings)
+    pool: str | None = None
+    fsync: FsyncMode = "batch"
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the results (not where they go or how many workers)."""
+        return {
+            "dataset": str(Path(self.dataset).resolve()),
+            "system": self.system,
+            "filters": sorted(self.filters),
+            "sample": self.sample,
+            "seed": self.seed,
+            "limit": self.limit,
+            "preprocess": self.pre.describe(),
+            "align_seed": self.pre.seed,
+            "threshold": self.threshold,
+            "llm": self.llm.as_dict() if self.system.startswith("llm:") else None,
+            "pool": self.pool,
+        }
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def code_version() -> dict[str, Any]:
+    from .. import __version__
+
+    info: dict[str, Any] = {"forenscope": __version__, "git_commit": None, "git_dirty": None}
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        if head.returncode == 0:
+            info["git_commit"] = head.stdout.strip()
+            st = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=here,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
+            info["git_dirty"] = bool(st.stdout.strip()) if st.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def environment() -> dict[str, Any]:
+    import os
+
+    import numpy
+    import PIL
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+    }
+
+
+def select_samples(cfg: EvalConfig) -> list[Sample]:
+    samples = load_dataset(Path(cfg.dataset))
+    return select(
+        samples,
+        [Filter.parse(f) for f in cfg.filters],
+        sample=cfg.sample,
+        seed=cfg.seed,
+        limit=cfg.limit,
+    )
+
+
+def evaluate(
+    cfg: EvalConfig,
+    *,
+    progress: Callable[[int], Progress] | None = None,
+    samples: list[Sample] | None = None,
+    pool: Any = None,
+    overlays: bool = True,
+    **engine_kwargs: Any,
+) -> dict[str, Any]:
+    """Run (or resume) one evaluation and write its reports; returns the run record.
+
+    `progress(total)` returns a callback ticked once per finished sample (the CLI's tqdm bar).
+    """
+    samples = samples if samples is not None else select_samples(cfg)
+    profiles, warnings = format_warnings(samples, cfg.pre.align)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    header = {"type": "header", "config_hash": cfg.hash(), "config": cfg.identity()}
+    start = time.perf_counter()
+    usage = None
+    with Journal(cfg.out / "journal.jsonl", header, fsync=cfg.fsync) as journal:
+        resumed = sum(1 for s in samples if s.path in journal.records)
+        tick = progress(len(samples) - resumed) if progress else None
+        if cfg.system.startswith("llm:"):
+            cfg_file = cfg.system.removeprefix("llm:")
+            if pool is None and cfg.pool:
+                from ..mllm.examples import ExamplePool
+
+                pool = ExamplePool.load(cfg.pool)
+            usage = run_llm(
+                cfg_file,
+                samples,
+                cfg.pre,
+                journal,
+                cfg.llm,
+                pool=pool,
+                progress=tick,
+                **engine_kwargs,
+            )
+            described = describe_llm(cfg_file, cfg.llm)
+        else:
+            system = make_system(cfg.system)
+            described = system.describe()
+            run_sync(
+                cfg.system, samples, cfg.pre, journal, jobs=cfg.jobs, progress=tick, system=system
+            )
+        skipped_lines = journal.skipped_lines
+        records = [journal.records[s.path] for s in samples if s.path in journal.records]
+    finalize = (
+        getattr(make_system(cfg.system), "finalize", None)
+        if not cfg.system.startswith("llm:")
+        else None
+    )
+    if finalize is not None:
+        finalize(records)
+    wall = time.perf_counter() - start
+    record: dict[str, Any] = {
+        "schema": "forenscope.eval/1",
+        "config": {**cfg.identity(), "jobs": cfg.jobs, "out": str(cfg.out)},
+        "config_hash": cfg.hash(),
+        "system": described,
+        "code": code_version(),
+        "environment": environment(),
+        "warnings": warnings,
+        "class_profiles": profiles,
+        "counts": {
+            "samples": len(samples),
+            "resumed_from_journal": resumed,
+            "scored_this_session": len(samples) - resumed,
+            "errors": sum(1 for r in records if r["error"] and r["fake_probability"] is None),
+            "refusals": sum(1 for r in records if r["refusal"] and r["fake_probability"] is None),
+            "sha256_mismatches": sum(
+                1 for r in records if str(r["error"] or "").startswith("sha256 mismatch")
+            ),
+            "torn_journal_lines_skipped": skipped_lines,
+        },
+        "timing": {"wall_s_this_session": wall},
+        "session_usage": usage,
+        "summary": summarize(records, threshold=cfg.threshold),
+        "files_seen": [{"path": r["path"], "sha256": r["sha256_seen"]} for r in records],
+        "samples": records,
+    }
+    write_json(record, cfg.out / "run.json")
+    (cfg.out / "report.md").write_text(markdown(record), encoding="utf-8")
+    sync_system = None if cfg.system.startswith("llm:") else make_system(cfg.system)
+    worst = record["summary"]["worst_errors"]
+    pics = worst_error_overlays(sync_system, samples, worst, cfg.pre) if overlays else {}
+    (cfg.out / "report.html").write_text(html_page(record, pics), encoding="utf-8")
+    return record

@@ -1,0 +1,153 @@
+"""The systems `forenscope eval` can score, behind one small protocol.
+
+A system spec is a string: an expert name (`ela`, `clip_detector`, ...), `analysis` (the fused
+offline pipeline), `format-only` (the container baseline, see `baseline.py`), `noop` (a hash
+of the bytes: measures harness overhead only) or `llm:<config file>` (the MLLM engine, async).
+Every system returns a `Prediction` per image; refusals, abstentions and errors are values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .datasets import Sample
+
+# The pipeline's labels -> the dataset's labels.
+LABEL_MAP = {"real": "real", "ai_generated": "fake", "tampered": "tampered"}
+
+
+@dataclass
+class Prediction:
+    """One system's answer on one image.
+
+    `fake_probability` is P(not real) in [0, 1], or None when the system gave no score (then
+    `refusal` or `error` says why). `scores` holds per-label probabilities when the system has
+    them; `label` is the predicted dataset label (real | fake | tampered) when it names one.
+    """
+
+    fake_probability: float | None = None
+    scores: dict[str, float] | None = None
+    label: str | None = None
+    heatmap: np.ndarray | None = None
+    refusal: str | None = None
+    error: str | None = None
+    attribution: str | None = None
+    usage: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class System(Protocol):
+    name: str
+
+    def describe(self) -> dict[str, Any]:
+        """Versions and settings recorded in the run record."""
+        ...
+
+    def predict(self, data: bytes, sample: Sample) -> Prediction: ...
+
+
+def _decode(data: bytes) -> Any:
+    from ..io import load_image
+
+    return load_image(data)
+
+
+class NoopSystem:
+    """Not a detector: a deterministic pseudo-score from the bytes, for overhead benchmarks and
+    resume tests (`noop:MS` sleeps MS milliseconds per image to stand in for a slow system)."""
+
+    name = "noop"
+
+    def __init__(self, sleep_ms: float = 0.0) -> None:
+        self.sleep_s = sleep_ms / 1000.0
+
+    def describe(self) -> dict[str, Any]:
+        return {"system": "noop", "note": "score = first sha256 byte / 255; not a detector"}
+
+    def predict(self, data: bytes, sample: Sample) -> Prediction:
+        if self.sleep_s:
+            time.sleep(self.sleep_s)
+        return Prediction(fake_probability=hashlib.sha256(data).digest()[0] / 255.0)
+
+
+class ExpertSystem:
+    """One registered expert: its score is P(fake); an abstention is kept as a refusal value."""
+
+    def __init__(self, name: str) -> None:
+        from ..experts import get_expert
+
+        self.name = name
+        self.expert = get_expert(name)
+        self.produces_heatmap = self.expert.spec.produces_heatmap
+
+    def describe(self) -> dict[str, Any]:
+        spec = self.expert.spec
+        return {"system": "expert", "expert": spec.name, "version": spec.version}
+
+    def predict(self, data: bytes, sample: Sample) -> Prediction:
+        res = self.expert.analyze(_decode(data))
+        if res.error is not None:
+            return Prediction(error=f"{res.error.type}: {res.error.message}")
+        if res.score is None:
+            return Prediction(refusal=f"abstained: {res.abstain_reason}")
+        return Prediction(fake_probability=float(res.score), heatmap=res.heatmap)
+
+
+class AnalysisSystem:
+    """The fused offline analysis (`forenscope.pipeline.analyze_image`)."""
+
+    name = "analysis"
+    produces_heatmap = True
+
+    def __init__(self, experts: list[str] | None = None, threshold: float = 0.5) -> None:
+        self.experts = experts
+        self.threshold = threshold
+
+    def describe(self) -> dict[str, Any]:
+        from .. import __version__
+        from ..experts import get_expert
+        from ..pipeline import default_experts
+
+        names = self.experts if self.experts is not None else default_experts()
+        versions = {n: get_expert(n).spec.version for n in names}
+        return {"system": "analysis", "forenscope": __version__, "experts": versions}
+
+    def predict(self, data: bytes, sample: Sample) -> Prediction:
+        from ..pipeline import analyze_image
+
+        report = analyze_image(
+            _decode(data), experts=self.experts, threshold=self.threshold, threads=1
+        )
+        probs = {LABEL_MAP[k]: float(v) for k, v in report.verdict.probabilities.items()}
+        method = report.attribution.method
+        abstained = sum(1 for r in report.experts if r.score is None)
+        return Prediction(
+            fake_probability=1.0 - probs.get("real", 0.0),
+            scores=probs,
+            label=LABEL_MAP[report.verdict.label],
+            heatmap=report.fused_heatmap,
+            attribution=method if method in ("gan", "diffusion") else None,
+            error="; ".join(f"{e.type}: {e.message}" for e in report.errors) or None,
+            extra={"decided_by": report.verdict.decided_by, "experts_abstained": abstained},
+        )
+
+
+def make_system(spec: str) -> System:
+    """A synchronous system from its spec (`llm:` specs are async: see `llm_system.py`)."""
+    if spec == "noop" or spec.startswith("noop:"):
+        return NoopSystem(float(spec.partition(":")[2] or 0))
+    if spec == "analysis" or spec.startswith("analysis:"):
+        names = spec.partition(":")[2]
+        return AnalysisSystem([n for n in names.split(",") if n] or None)
+    if spec == "format-only":
+        from .baseline import FormatOnlySystem
+
+        return FormatOnlySystem()
+    if spec.startswith("llm:"):
+        raise ValueError("llm: systems run on the async engine (eval.llm_system)")
+    return ExpertSystem(spec.removeprefix("expert:"))

@@ -1,0 +1,58 @@
+"""`forenscope serve-openai`: run the OpenAI-compatible endpoint with uvicorn."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import click
+
+
+@click.command("serve-openai")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface; anything but loopback needs FORENSCOPE_TOKEN.")  # fmt: skip
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535),
+              help="0 = a free port, printed as 'READY port=N' on stdout.")  # fmt: skip
+@click.option("--model-id", default="forenscope", show_default=True,
+              help="The model name clients must ask for.")  # fmt: skip
+@click.option("--expert", "experts", multiple=True, help="Restrict to these experts (repeat).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--max-image-mb", default=20, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1))
+def serve_openai_cmd(
+    host: str, port: int, model_id: str, experts: tuple[str, ...], workers: int,
+    max_image_mb: int, threshold: float,
+) -> None:  # fmt: skip
+    """Serve Forenscope as an OpenAI-compatible vision model (/v1/chat/completions, /v1/models).
+
+    Send an image as a base64 data URL; the answer is the verdict and explanation, "Yes"/"No"
+    with log-probs for yes/no questions, or JSON with a response_format. Every response also
+    carries the full report in `forenscope_report`. The token comes from FORENSCOPE_TOKEN.
+    """
+    try:
+        import uvicorn
+
+        from .openai_server import OpenAISettings, create_openai_app
+    except ImportError as exc:
+        raise click.ClickException(
+            f"{exc}; install the service extra: pip install 'forenscope[service]'"
+        ) from None
+    from ..errors import ConfigError, UnknownExpertError
+    from ..service.settings import TOKEN_ENV
+
+    token = os.environ.get(TOKEN_ENV) or None
+    settings = OpenAISettings(
+        host=host, token=token, model_id=model_id, experts=list(experts) or None,
+        workers=workers, max_image_bytes=max_image_mb * 1024 * 1024, threshold=threshold,
+    )  # fmt: skip
+    try:
+        app = create_openai_app(settings)
+    except (ConfigError, UnknownExpertError) as exc:
+        raise click.ClickException(str(exc)) from None
+    # Bind first, so the port is known (and connections queue) before uvicorn starts.
+    sock = socket.create_server((host, port), backlog=256)
+    bound = sock.getsockname()[1]
+    click.echo(f"READY port={bound}")
+    click.echo(f"Forenscope OpenAI-compatible API on http://{host}:{bound}/v1", err=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[sock])

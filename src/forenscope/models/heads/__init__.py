@@ -1,0 +1,1 @@
+"""Shipped linear heads (JSON) and their model cards (Markdown)."""

@@ -1,0 +1,1 @@
+"""Fitting the learned heads and baselines on a labelled manifest (`forenscope train`)."""

@@ -1,0 +1,82 @@
+"""Model cards: what a head was trained on (with licences), how well it does, how to rebuild it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ..learned.heads import LinearHead
+from .data import Sample, licences
+
+NON_COMMERCIAL_HINTS = (
+    "non-commercial",
+    "nc-",
+    "nc ",
+    "research",
+    "unverified",
+    "no licence",
+    "unknown",
+    "not verified",
+    "terms vary",
+)
+
+
+def research_only(samples: list[Sample]) -> bool:
+    """True when any source is non-commercial, research-only or of unclear licence."""
+    return any(
+        any(h in lic.lower() for h in NON_COMMERCIAL_HINTS) for lic in licences(samples).values()
+    )
+
+
+def render_card(
+    head: LinearHead, samples: list[Sample], metrics: dict[str, Any], command: str
+) -> str:
+    counts = Counter((s.source, s.label, s.generator) for s in samples)
+    lines = [
+        f"# Model card: `{head.name}`",
+        "",
+        f"Linear head on `{head.feature}` features; P({head.classes[1]}) vs {head.classes[0]}, "
+        f"calibration: {head.calibration.get('method')}.",
+        "",
+    ]
+    if research_only(samples):
+        lines += [
+            "**Research use only.** At least one training source is non-commercial, "
+            "research-only or has no verified licence (table below). Do not use this head "
+            "commercially; retrain it on data you may use with the command below.",
+            "",
+        ]
+    lines += [
+        "## Training data",
+        "",
+        "Format-aligned: " + str(head.meta.get("alignment")),
+        "",
+        "| source | label | generator | images |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {src} | {lab} | {gen} | {n} |" for (src, lab, gen), n in sorted(counts.items())]
+    lines += ["", "| source | licence |", "|---|---|"]
+    lines += [f"| {src} | {lic} |" for src, lic in sorted(licences(samples).items())]
+    lines += ["", "## Metrics (held-out 20%, grouped by prompt, never used for fit or calibration)"]
+    lines += ["", "Calibration was fitted on out-of-fold logits of the other 80%.", ""]
+    if head.feature == "clip-patch":
+        lines += [
+            "Rows are sampled patch tokens (every 6th of 196 per image), each labelled "
+            "with its image's label; the split keeps all patches of an image together.",
+            "",
+        ]
+    lines += ["| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in metrics.items()]
+    lines += ["", "## Reproduce", "", "```", command, "```", ""]
+    for key in ("encoder_sha256", "seed", "c", "preprocessing"):
+        if key in head.meta:
+            lines.append(f"- {key}: `{head.meta[key]}`")
+    lines += [
+        "",
+        "Limitations: small training set (hundreds of images), 2022-era generators; "
+        "GAN images are mostly CNNDetection (LSUN/ImageNet content) and diffusion images all "
+        "imagen prompts, so attribution partly reflects content. Read the metrics with "
+        "that in mind.",
+        "",
+    ]
+    return "\n".join(lines)

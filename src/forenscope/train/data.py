@@ -1,0 +1,101 @@
+"""Manifest rows, task selection and format alignment for training and evaluation.
+
+Format alignment (see ../shared/data/README.md): every image of every class is decoded to RGB,
+its shorter side resized to ALIGN_SIZE (bicubic), centre-cropped, and re-encoded in memory as
+JPEG q=90 with 4:2:0 chroma, so no class can be told apart by container, size or metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..learned.preprocess import ALIGN_QUALITY, ALIGN_SIZE, align_image
+
+ALIGN_TAG = f"jpeg{ALIGN_QUALITY}-420-{ALIGN_SIZE}"
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: str
+    generator: str
+    family: str
+    source: str
+    licence: str
+    sha256: str
+
+    @property
+    def group(self) -> str:
+        """Split unit: the prompt for text-to-image renders, else the file itself."""
+        rel = self.path.as_posix()
+        if "/fake/imagen/" in f"/{rel}":
+            return "prompt:" + self.path.parent.name
+        return "file:" + self.sha256
+
+
+def read_manifest(manifest: Path) -> list[Sample]:
+    root = manifest.parent
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        return [
+            Sample(
+                path=root / row["path"],
+                label=row["label"],
+                generator=row["generator"],
+                family=row["family"],
+                source=row["source"],
+                licence=row["licence"],
+                sha256=row["sha256"],
+            )
+            for row in csv.DictReader(fh)
+        ]
+
+
+def select(samples: list[Sample], task: str, include_cifake: bool = False) -> list[Sample]:
+    """Rows usable for `task`: 'generated' (real vs fake) or 'attribution' (gan vs diffusion)."""
+    keep = [s for s in samples if include_cifake or s.source != "cifake"]
+    if task == "generated":
+        return [s for s in keep if s.label in ("real", "fake")]
+    if task == "attribution":
+        return [s for s in keep if s.label == "fake" and s.family in ("gan", "diffusion")]
+    raise ValueError(f"unknown task {task!r}")
+
+
+def target(sample: Sample, task: str) -> int:
+    """1 = generated (task 'generated') or diffusion (task 'attribution')."""
+    if task == "generated":
+        return int(sample.label == "fake")
+    return int(sample.family == "diffusion")
+
+
+def load_aligned(path: Path, size: int = ALIGN_SIZE) -> np.ndarray:
+    with Image.open(path) as img:
+        img.load()
+        return align_image(img, size)
+
+
+def licences(samples: list[Sample]) -> dict[str, str]:
+    """source -> licence (first seen) for the model card."""
+    out: dict[str, str] = {}
+    for s in samples:
+        out.setdefault(s.source, s.licence)
+    return out
+
+
+def cifake_split(
+    samples: list[Sample], n_per_class: int = 1000
+) -> tuple[list[Sample], list[Sample]]:
+    """CIFAKE has no split in the manifest: order each class by sha256 (duplicates collapse),
+    the first n go to train and the next n to test. Deterministic and content-blind."""
+    train: list[Sample] = []
+    test: list[Sample] = []
+    for label in ("real", "fake"):
+        rows = {s.sha256: s for s in samples if s.source == "cifake" and s.label == label}
+        ordered = [rows[k] for k in sorted(rows)]
+        train += ordered[:n_per_class]
+        test += ordered[n_per_class : 2 * n_per_class]
+    return train, test

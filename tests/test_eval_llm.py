@@ -1,0 +1,112 @@
+"""`llm:<config>` systems and the seed-000 ablation against the fake OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from forenscope.eval.cli import eval_cli
+from test_eval_datasets import make_dataset
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else str(address)
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise RuntimeError(f"test tried to reach the network: {address!r}")
+        return real(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+class _Server:
+    def __init__(self, *args: str) -> None:
+        cmd = [sys.executable, "-m", "forenscope.mllm.fake_server", "--port", "0", *args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.startswith("READY port="), line
+        self.port = int(line.strip().split("=")[1])
+
+    def hits(self) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=5) as r:
+            return int(json.load(r)["hits"])
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    srv = _Server("--faults", "refusal:0.15", "--seed", "3")
+    yield srv
+    srv.proc.terminate()
+    srv.proc.wait(timeout=10)
+
+
+def _config(tmp_path: Path, port: int) -> Path:
+    cfg = {"base_url": f"http://127.0.0.1:{port}/v1", "model": "fake-vision", "max_retries": 1,
+           "backoff_base_s": 0.0, "concurrency": 8, "price_prompt_per_1m": 1.0,
+           "price_completion_per_1m": 2.0}  # fmt: skip
+    path = tmp_path / "llm.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def test_llm_run_keeps_refusals_and_counts_tokens(tmp_path: Path, server: _Server) -> None:
+    manifest = make_dataset(tmp_path / "data", n_real=8, n_fake=8, n_tampered=0, size=16)
+    args = [str(manifest), "--system", f"llm:{_config(tmp_path, server.port)}", "--out",
+            str(tmp_path / "run"), "--n", "3", "--size", "16"]  # fmt: skip
+    res = CliRunner().invoke(eval_cli, args)
+    assert res.exit_code == 0, res.output
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    usage = rec["summary"]["usage"]
+    assert usage["prompt_tokens"] > 0 and usage["calls"] == 48 and usage["cost_usd"] > 0
+    assert usage["answer_refusal_rate"] > 0  # refused answers are counted, never votes
+    assert rec["system"]["prompt_version"].startswith("s1-p4") and rec["system"]["model"]
+    assert rec["summary"]["overall"]["auc"] > 0.9  # the fake server calls bright images fake
+    hits = server.hits()
+    again = CliRunner().invoke(eval_cli, [*args, "--restart"])
+    assert again.exit_code == 0 and server.hits() == hits  # every answer came from the cache
+
+
+def test_ablation_tables_from_one_command(tmp_path: Path, server: _Server) -> None:
+    manifest = make_dataset(tmp_path / "data", n_real=8, n_fake=8, n_tampered=0, size=16)
+    out = tmp_path / "abl"
+    args = ["ablate", str(manifest), "--config", str(_config(tmp_path, server.port)), "--out",
+            str(out), "--variants", "1,4", "--ks", "0,2", "--ns", "2", "--size", "16"]  # fmt: skip
+    res = CliRunner().invoke(eval_cli, args)
+    assert res.exit_code == 0, res.output
+    result: dict[str, Any] = json.loads((out / "ablation.json").read_text())
+    cells = {(c["variant"], c["k"]): c for c in result["cells"]}
+    assert set(cells) == {(1, 0), (1, 2), (4, 0), (4, 2)}
+    assert result["n_samples"] == 12  # 2 real + 2 fake held out as the k-shot pool
+    assert all(c["images"] == 12 and c["votes"] == 2 for c in cells.values())
+    assert all(c["acc"] is not None for c in cells.values())
+    md = (out / "ablation.md").read_text()
+    assert "## ACC per prompt variant x k (n=2 votes)" in md and "| #4 |" in md
+    assert "REFUSAL_RATE" in md and "| #4 | - |" not in md  # every cell of the grid filled
+    k2 = json.loads((out / "p4-k2-n2" / "run.json").read_text())
+    assert all(len(r["extra"]["example_ids"]) == 2 for r in k2["samples"] if r["extra"])
+
+
+def test_stage2_explanations_are_scored_against_the_mask(tmp_path: Path, server: _Server) -> None:
+    manifest = make_dataset(tmp_path / "data", n_real=2, n_fake=0, n_tampered=3, size=24)
+    args = [str(manifest), "--system", f"llm:{_config(tmp_path, server.port)}", "--out",
+            str(tmp_path / "run"), "--n", "1", "--size", "24", "--stage2"]  # fmt: skip
+    res = CliRunner().invoke(eval_cli, args)
+    assert res.exit_code == 0, res.output
+    ex = json.loads((tmp_path / "run" / "run.json").read_text())["summary"]["explanations"]
+    assert ex["n_asked"] == 3
+    # the fake server points at the brightest 3x3 cell: the pasted patch, upper left
+    assert ex["n_ok"] >= 1 and ex["relative_position"] == pytest.approx(1.0)
+    assert "Stage-2 explanations" in (tmp_path / "run" / "report.md").read_text()

@@ -1,0 +1,270 @@
+"""Learned detector: preprocessing, heads, metrics, the expert on a fake encoder, training."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from forenscope.errors import ModelError
+from forenscope.experts.clip_detector import ClipDetector
+from forenscope.io.input import ImageInput
+from forenscope.learned.encoder import ClipEncoder
+from forenscope.learned.fake_encoder import build_fake_encoder
+from forenscope.learned.heads import LinearHead, load_head
+from forenscope.learned.metrics import ece, roc_auc
+from forenscope.learned.preprocess import (
+    CLIP_MEAN,
+    CLIP_STD,
+    align_image,
+    clip_crop,
+    preprocess_rgb,
+    to_tensor,
+)
+from forenscope.models.cache import default_cache_dir
+from forenscope.models.registry import CLIP_B16_INT8
+from forenscope.models.sources import file_sha256
+from forenscope.train.cli import train_cli
+
+
+@pytest.fixture(scope="module")
+def fake_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_fake_encoder(tmp_path_factory.mktemp("enc") / "fake.onnx")
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_encoder: Path) -> Path:
+    monkeypatch.setenv("FORENSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FORENSCOPE_CLIP_ONNX", str(fake_encoder))
+    for var in ("FORENSCOPE_CLIP_SOURCE", "FORENSCOPE_AUTO_PULL", "FORENSCOPE_CLIP_HEADS"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def image_input(rgb: np.ndarray) -> ImageInput:
+    return ImageInput(rgb=rgb, data=rgb.tobytes(), format="PNG", mode="RGB")
+
+
+# -- preprocessing ----------------------------------------------------------------------------
+def test_clip_crop_geometry() -> None:
+    crop, box = clip_crop(Image.new("RGB", (300, 200)))
+    assert crop.size == (224, 224)
+    assert box == pytest.approx((50.0, 0.0, 250.0, 200.0), abs=1.0)  # centre square of 200
+
+
+def test_tensor_values_match_clip_normalisation() -> None:
+    rgb = np.zeros((32, 48, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 255, 128, 0
+    tensor, _ = preprocess_rgb(rgb)
+    assert tensor.shape == (1, 3, 224, 224) and tensor.dtype == np.float32
+    want = (np.array([255, 128, 0]) / 255.0 - CLIP_MEAN.ravel()) / CLIP_STD.ravel()
+    np.testing.assert_allclose(tensor[0, :, 100, 100], want, atol=1e-5)
+    with pytest.raises(ValueError):
+        preprocess_rgb(rgb.astype(np.float32))
+
+
+def test_align_image_is_deterministic_jpeg_224() -> None:
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (120, 90, 3), dtype=np.uint8))
+    a, b = align_image(img), align_image(img)
+    assert a.shape == (224, 224, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert to_tensor([Image.fromarray(a)]).shape == (1, 3, 224, 224)
+
+
+# -- heads and metrics ------------------------------------------------------------------------
+def make_head(dim: int = 4, calibration: dict[str, object] | None = None) -> LinearHead:
+    return LinearHead(
+        name="t",
+        feature="f",
+        classes=("real", "generated"),
+        mean=np.zeros(dim),
+        scale=np.ones(dim),
+        weights=np.arange(1.0, dim + 1),
+        bias=-1.0,
+        calibration=calibration or {"method": "platt", "a": 2.0, "b": 0.5},
+    )
+
+
+def test_head_roundtrip_and_calibration(tmp_path: Path) -> None:
+    head = make_head()
+    head.save(tmp_path / "t.json")
+    loaded = load_head("t", tmp_path)
+    x = np.array([[0.0, 0, 0, 0], [1, 0, 0, 0]])
+    np.testing.assert_allclose(loaded.logit(x), [-1.0, 0.0])
+    want = 1 / (1 + np.exp(-(2.0 * np.array([-1.0, 0.0]) + 0.5)))
+    np.testing.assert_allclose(loaded.predict_proba(x), want, rtol=1e-6)
+    iso = make_head(calibration={"method": "isotonic", "x": [-1.0, 1.0], "y": [0.1, 0.9]})
+    np.testing.assert_allclose(iso.predict_proba(x), [0.1, 0.5])
+    with pytest.raises(ModelError, match="expects 4 features"):
+        head.logit(np.zeros((1, 3)))
+    bad = head.to_dict() | {"weights": [0.0] * 4}
+    with pytest.raises(ModelError, match="zero"):
+        LinearHead.from_dict(bad)
+
+
+def test_metrics() -> None:
+    y = np.array([0, 0, 1, 1])
+    assert roc_auc(y, np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
+    assert roc_auc(y, np.array([1, 1, 1, 1])) == pytest.approx(0.5)
+    assert ece(np.array([0, 1] * 50), np.full(100, 0.5)) == pytest.approx(0.0)
+    assert ece(np.ones(10), np.zeros(10)) == pytest.approx(1.0)
+
+
+def test_shipped_heads_are_valid() -> None:
+    for name in ("clip-generated", "clip-attribution", "clip-patch"):
+        head = load_head(name)
+        assert head.dim == 512 and head.meta["encoder_sha256"] == CLIP_B16_INT8.sha256
+        assert head.calibration["method"] in ("platt", "isotonic")
+        assert head.meta["metrics"]["auc"] > 0.8
+
+
+# -- encoder and expert on the fake encoder ---------------------------------------------------
+def test_encoder_shapes_and_patch_projection(fake_encoder: Path) -> None:
+    enc = ClipEncoder(fake_encoder, threads=1, batch_size=2)
+    batch = np.random.default_rng(1).normal(size=(3, 3, 224, 224)).astype(np.float32)
+    out = enc.encode(batch, tokens=True)
+    assert out.embeds.shape == (3, 512) and out.tokens is not None
+    assert out.tokens.shape == (3, 197, 768)
+    patches = enc.project_patches(out.tokens)
+    assert patches.shape == (3, 196, 512)
+    cls_as_patch = out.tokens.copy()
+    cls_as_patch[:, 1] = cls_as_patch[:, 0]  # the class token projected = the pooled output
+    np.testing.assert_allclose(enc.project_patches(cls_as_patch)[:, 0], out.embeds, atol=1e-4)
+
+
+def write_heads(directory: Path, encoder: Path) -> None:
+    rng = np.random.default_rng(0)
+    for name, classes in (
+        ("clip-generated", ("real", "generated")),
+        ("clip-attribution", ("gan", "diffusion")),
+    ):
+        head = LinearHead(
+            name=name,
+            feature="clip",
+            classes=classes,
+            mean=np.zeros(512),
+            scale=np.full(512, 0.05),
+            weights=rng.normal(size=512),
+            bias=0.0,
+            meta={"encoder_sha256": file_sha256(encoder)},
+        )
+        head.save(directory / f"{name}.json")
+
+
+def test_expert_on_tiny_image(
+    env: Path, fake_encoder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_heads(env / "heads", fake_encoder)
+    monkeypatch.setenv("FORENSCOPE_CLIP_HEADS", str(env / "heads"))
+    rgb = np.random.default_rng(2).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    result = ClipDetector().analyze(image_input(rgb))
+    assert result.error is None and result.abstain_reason is None
+    assert result.score is not None and 0.0 <= result.score <= 1.0
+    assert result.heatmap is not None and result.heatmap.shape == (40, 60)
+    assert result.heatmap.dtype == np.float32 and 0 <= result.heatmap.min() <= 1
+    assert result.details["method"] in ("gan", "diffusion")
+    assert 0.5 <= result.details["method_probability"] <= 1.0
+    assert np.array(result.details["patch_grid"]).shape == (14, 14)
+    kinds = [e.kind for e in result.evidence]
+    assert kinds == ["clip.generated", "clip.method", "clip.patch_max"]
+    assert f"{result.score:.2f}" in result.evidence[0].summary
+
+
+def test_expert_abstains_without_model(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FORENSCOPE_CLIP_ONNX")
+    result = ClipDetector().analyze(image_input(np.zeros((8, 8, 3), np.uint8)))
+    assert result.score is None and result.error is None
+    assert "forenscope models pull" in (result.abstain_reason or "")
+
+
+def test_expert_refuses_heads_of_another_encoder(env: Path) -> None:
+    # the shipped heads pin the real encoder's sha256; the fake encoder differs
+    result = ClipDetector().analyze(image_input(np.zeros((8, 8, 3), np.uint8)))
+    assert result.score is None and "train heads" in (result.abstain_reason or "")
+
+
+# -- training on a synthetic manifest ---------------------------------------------------------
+def synthetic_manifest(root: Path, n: int = 30) -> Path:
+    """'fake' images carry a periodic 4-px upsampling pattern and a colour cast; 'real' don't."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(2 * n):
+        fake = i % 2 == 1
+        base = rng.normal(120, 30, (1, 1, 3)) + rng.normal(0, 12, (96, 96, 3))
+        if fake:
+            grid = (np.indices((96, 96)).sum(0) % 4 < 2)[..., None] * 25.0
+            base = base + grid + np.array([30.0, -10, -20])
+        rel = f"{'fake' if fake else 'real'}/{i}.png"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(root / rel)
+        rows.append(
+            {
+                "path": rel,
+                "label": "fake" if fake else "real",
+                "generator": "toygan" if fake else "camera",
+                "family": "gan" if fake else "camera",
+                "scope": "global" if fake else "none",
+                "mask": "",
+                "source": "synthetic",
+                "licence": "CC0-1.0",
+                "width": 96,
+                "height": 96,
+                "format": "PNG",
+                "sha256": hashlib.sha256((root / rel).read_bytes()).hexdigest(),
+            }
+        )
+    manifest = root / "manifest.csv"
+    with open(manifest, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return manifest
+
+
+@pytest.mark.parametrize("detector", ["fredect-generated", "clip-generated", "clip-patch"])
+def test_train_beats_chance_on_held_out(env: Path, detector: str) -> None:
+    manifest = synthetic_manifest(env / "data")
+    out = env / "heads"
+    res = CliRunner().invoke(
+        train_cli,
+        ["--manifest", str(manifest), "--detector", detector, "--out", str(out), "--seed", "1"],
+    )
+    assert res.exit_code == 0, res.output
+    head = json.loads((out / f"{detector}.json").read_text())
+    metrics = head["meta"]["metrics"]
+    assert metrics["n"] >= 10 and metrics["auc"] >= 0.75  # held-out part, never fitted on
+    card = (out / f"{detector}.md").read_text()
+    assert "CC0-1.0" in card and f"--detector {detector}" in card and "| auc |" in card
+    assert "Research use only" not in card  # CC0 data: no research-only banner
+
+
+@pytest.mark.slow
+def test_real_encoder_if_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uses the encoder from the user's default cache when present (never downloads)."""
+    path = default_cache_dir() / "models" / CLIP_B16_INT8.name / CLIP_B16_INT8.filename
+    if not path.is_file():
+        pytest.skip("real CLIP encoder not cached; run `forenscope models pull`")
+    monkeypatch.setenv("FORENSCOPE_CLIP_ONNX", str(path))
+    ramp = np.linspace(0, 255, 256, dtype=np.uint8)
+    rgb = np.stack(np.broadcast_arrays(ramp[None, :], ramp[:, None], ramp[None, ::-1]), -1)
+    result = ClipDetector().analyze(image_input(np.ascontiguousarray(rgb)))
+    assert result.error is None and result.score is not None
+    assert result.heatmap is not None and result.heatmap.shape == (256, 256)
+
+
+def test_baseline_experts_on_tiny_image() -> None:
+    from forenscope.experts.clip_detector import FreDectBaseline, GramBaseline
+
+    rgb = np.random.default_rng(3).integers(0, 255, (30, 50, 3), dtype=np.uint8)
+    for expert in (FreDectBaseline(), GramBaseline()):
+        result = expert.analyze(image_input(rgb))
+        assert result.error is None and result.score is not None and 0 <= result.score <= 1
+        assert 0 < result.confidence < 1  # weak baseline: confidence from its held-out AUC
+        assert "P(generated)" in result.evidence[0].summary
