@@ -103,3 +103,38 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path: Path) -> None:
             continue  # a line torn by the kill is redone, as read_index does
     names = sorted(Path(rec["path"]).name for rec in records)
     assert names == [f"img{i:02d}.jpg" for i in range(10)], "each file exactly once"
+
+
+def test_batch_of_hostile_and_unusual_files(tmp_path: Path) -> None:
+    """The issue's list: a clear per-file error or a real analysis each; the batch ends."""
+    import io_fixtures as fx
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    made = {
+        "error": [
+            fx.write_zero_byte(folder),
+            fx.write_truncated_jpeg(folder),
+            fx.write_text_as_jpg(folder),
+            fx.write_png_claiming(folder, 30000, 30000),
+        ],
+        "analysed": [
+            fx.write_tiff16_grey(folder, np.linspace(0, 65535, 64 * 64).reshape(64, 64)),
+            fx.write_cmyk_jpeg(folder),
+            fx.write_animated_gif(folder, [(255, 0, 0), (0, 255, 0), (0, 0, 255)]),
+            fx.write_palette_png_transparent(folder),
+        ],
+    }
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["analyze", str(folder), "--out", str(out)])
+    assert result.exit_code == EXIT_ERRORS, result.output
+    records = {Path(rec["path"]).name: rec for rec in read_index(out).values()}
+    assert len(records) == 8
+    for path in made["error"]:
+        rec = records[path.name]
+        assert rec["status"] == "error", rec
+        assert path.name in rec["error"]["message"], "the message must name the file"
+    for path in made["analysed"]:
+        assert records[path.name]["status"] in ("clean", "suspicious"), records[path.name]
+    too_big = records[made["error"][3].name]["error"]
+    assert too_big["type"] == "ImageTooLargeError"
