@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from expert_fixtures import jpeg_region, photo_fixture, rel_box, synth_fixture  # noqa: F401  (fixtures)
 from forenscope.experts import _jpeg_math as jm
 from forenscope.experts import list_experts
 from forenscope.experts.jpeg_artifacts import JpegArtifactsExpert
 from forenscope.forgeries import (
     Box,
     encode,
-    example_photo,
     jpeg_roundtrip,
     make_jpeg_region,
     make_splice,
@@ -24,16 +24,6 @@ from forenscope.forgeries import (
 from forenscope.io import load_image
 
 EXPERT = JpegArtifactsExpert()
-
-
-@pytest.fixture(scope="module")
-def photo() -> np.ndarray:
-    return example_photo()
-
-
-@pytest.fixture(scope="module")
-def synth() -> np.ndarray:
-    return synthetic_photo()
 
 
 def test_registered_with_full_spec() -> None:
@@ -64,7 +54,7 @@ def test_grid_phase_of_cropped_jpeg_saved_as_png(photo: np.ndarray) -> None:
     assert result.judged
     assert result.details["grid_phase"] == [5, 3]  # grid origin (dy, dx) = (8 - 3, 8 - 5)
     grid = next(e for e in result.evidence if e.kind == "jpeg.grid")
-    assert "cropped by about 3 rows and 5 columns" in grid.summary
+    assert "cropped by 3 rows and 5 columns" in grid.summary
     assert "not a JPEG" in grid.summary
 
 
@@ -94,17 +84,12 @@ ALIGNED_CASES = [
 ]
 
 
-def _box(base: np.ndarray, rel: tuple[float, float, float, float]) -> Box:
-    h, w = base.shape[:2]
-    return Box(int(rel[0] * w), int(rel[1] * h), int(rel[2] * w), int(rel[3] * h))
-
-
 @pytest.mark.parametrize(("which", "rel"), ALIGNED_CASES)
 def test_aligned_low_quality_region_is_localized(
     which: str, rel: tuple[float, float, float, float], photo: np.ndarray, synth: np.ndarray
 ) -> None:
     base = photo if which == "photo" else synth
-    forgery = make_jpeg_region(base, _box(base, rel), region_quality=55, final_quality=92)
+    forgery = make_jpeg_region(base, rel_box(base, rel), region_quality=55, final_quality=92)
     result = EXPERT.analyze(load_image(forgery.data))
     assert result.heatmap is not None and result.heatmap.dtype == np.float32
     assert result.heatmap.shape == forgery.mask.shape
@@ -121,7 +106,7 @@ def test_misaligned_region_is_localized_by_its_second_grid(
     base = photo if which == "photo" else synth
     forgery = make_jpeg_region(
         base,
-        _box(base, (1 / 2, 1 / 2, 1 / 3, 1 / 3)),
+        rel_box(base, (1 / 2, 1 / 2, 1 / 3, 1 / 3)),
         region_quality=55,
         final_quality=92,
         shift=(3, 5),
@@ -134,11 +119,68 @@ def test_misaligned_region_is_localized_by_its_second_grid(
     assert result.score is not None and result.score > 0.3
 
 
-def _paste_fresh(base: np.ndarray, quality: int, rel: tuple[float, float, float, float]):
+def test_off_grid_excess_cancels_the_main_grids_symmetric_echo() -> None:
+    # Main grid at phase 2, with the echo an aligned earlier save leaves: symmetric about 2.
+    echo = np.array([1.2, 0.2, 3.0, 0.2, 1.2, 0.7, 1.2, 0.7])
+    assert np.allclose(jm.off_grid_excess(echo, 2), 0.0)
+    spike = echo.copy()
+    spike[5] += 1.0  # a second grid at phase 5 has no mirror twin (phase 7)
+    excess = jm.off_grid_excess(spike, 2)
+    assert int(np.argmax(excess)) == 5 and excess[5] == pytest.approx(1.0)
+
+
+# Regression: an aligned earlier save (a JPEG ghost) once produced "a second 8x8 blocking grid
+# (offset row 0, column 2)" because its stronger blocking on the image's own grid, and the
+# mirror-symmetric echo of it on other phases, counted as blocking on an off-grid candidate.
+@pytest.mark.parametrize("subsampling", [0, 2])
+@pytest.mark.parametrize("quality", [50, 60, 70])
+@pytest.mark.parametrize("rel", [(0.625, 0.125, 0.25, 0.25), (0.1, 0.5, 0.25, 0.3)])
+def test_aligned_region_never_claims_a_second_grid(
+    photo: np.ndarray, quality: int, subsampling: int, rel: tuple[float, float, float, float]
+) -> None:
+    data = jpeg_region(photo, rel_box(photo, rel), quality, subsampling=subsampling)
+    result = EXPERT.analyze(load_image(data))
+    assert not [e for e in result.evidence if e.kind == "jpeg.second_grid"]
+    assert result.details["grid_phase"] == [0, 0]
+
+
+def test_reported_aligned_case_has_a_ghost_and_no_second_grid(photo: np.ndarray) -> None:
+    forgery = make_jpeg_region(photo, Box(640, 96, 256, 192), region_quality=50, final_quality=92)
+    result = EXPERT.analyze(load_image(forgery.data))
+    kinds = [e.kind for e in result.evidence]
+    assert "jpeg.ghost" in kinds and "jpeg.second_grid" not in kinds
+    assert result.heatmap is not None
+    assert mask_iou(result.heatmap >= 0.5, forgery.mask) >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("shift", "subsampling"), [((3, 5), 0), ((3, 5), 2), ((0, 3), 2), ((5, 2), 2)]
+)
+def test_misaligned_paste_reports_its_grid_offset(
+    photo: np.ndarray, shift: tuple[int, int], subsampling: int
+) -> None:
+    box = rel_box(photo, (0.5, 0.5, 1 / 3, 1 / 3))
+    data = jpeg_region(photo, box, 55, shift=shift, subsampling=subsampling)
+    result = EXPERT.analyze(load_image(data))
+    # A patch rolled by (x, y) before its first save has its grid at row -y, column -x (mod 8).
+    want = ((8 - shift[1]) % 8, (8 - shift[0]) % 8)
+    assert (result.details["second_grid_row"], result.details["second_grid_col"]) == want
+    second = next(e for e in result.evidence if e.kind == "jpeg.second_grid")
+    assert f"row {want[0]}, column {want[1]}" in second.summary
+    assert second.bbox is not None
+    mask = np.zeros(photo.shape[:2], bool)
+    mask[box.slices()] = True
+    assert result.heatmap is not None and mask_iou(result.heatmap >= 0.5, mask) >= 0.5
+    assert result.details["second_grid_ghost_ratio"] < 0.55
+
+
+def _paste_fresh(
+    base: np.ndarray, quality: int, rel: tuple[float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """A once-JPEG photo with a never-compressed patch pasted in (as CASIA2 splices are)."""
     h, w = base.shape[:2]
     once = np.asarray(Image.open(io.BytesIO(encode(base, quality=quality))).convert("RGB"))
-    box = _box(base, rel)
+    box = rel_box(base, rel)
     out = once.copy()
     out[box.slices()] = synthetic_photo(h, w, seed=5)[box.slices()]
     mask = np.zeros((h, w), bool)
@@ -176,7 +218,7 @@ def test_splice_into_double_compressed_jpeg(
     base = photo if which == "photo" else synth
     h, w = base.shape[:2]
     donor = synthetic_photo(h, w, seed=7)
-    forgery = make_splice(jpeg_roundtrip(base, 75), donor, _box(base, (0.5, 0.5, 1 / 3, 1 / 3)))
+    forgery = make_splice(jpeg_roundtrip(base, 75), donor, rel_box(base, (0.5, 0.5, 1 / 3, 1 / 3)))
     result = EXPERT.analyze(load_image(forgery.data))
     assert result.heatmap is not None
     assert mask_iou(result.heatmap >= 0.5, forgery.mask) >= 0.5

@@ -14,113 +14,22 @@ from PIL import Image
 from scipy import ndimage
 
 # ITU-T T.81 Annex K tables (quality 50 in the IJG scaling), natural order.
-STD_LUMA = np.array(
-    [
-        16,
-        11,
-        10,
-        16,
-        24,
-        40,
-        51,
-        61,
-        12,
-        12,
-        14,
-        19,
-        26,
-        58,
-        60,
-        55,
-        14,
-        13,
-        16,
-        24,
-        40,
-        57,
-        69,
-        56,
-        14,
-        17,
-        22,
-        29,
-        51,
-        87,
-        80,
-        62,
-        18,
-        22,
-        37,
-        56,
-        68,
-        109,
-        103,
-        77,
-        24,
-        35,
-        55,
-        64,
-        81,
-        104,
-        113,
-        92,
-        49,
-        64,
-        78,
-        87,
-        103,
-        121,
-        120,
-        101,
-        72,
-        92,
-        95,
-        98,
-        112,
-        100,
-        103,
-        99,
-    ],
-    dtype=np.float64,
-)
-STD_CHROMA = np.array(
-    [
-        17,
-        18,
-        24,
-        47,
-        99,
-        99,
-        99,
-        99,
-        18,
-        21,
-        26,
-        66,
-        99,
-        99,
-        99,
-        99,
-        24,
-        26,
-        56,
-        99,
-        99,
-        99,
-        99,
-        99,
-        47,
-        66,
-        99,
-        99,
-        99,
-        99,
-        99,
-        99,
-    ]
-    + [99] * 32,
-    dtype=np.float64,
-)
+STD_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61,
+    12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77,
+    24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101,
+    72, 92, 95, 98, 112, 100, 103, 99,
+], dtype=np.float64)  # fmt: skip
+STD_CHROMA = np.array([
+    17, 18, 24, 47, 99, 99, 99, 99,
+    18, 21, 26, 66, 99, 99, 99, 99,
+    24, 26, 56, 99, 99, 99, 99, 99,
+    47, 66, 99, 99, 99, 99, 99, 99,
+] + [99] * 32, dtype=np.float64)  # fmt: skip
 
 
 def ijg_table(quality: int, base: np.ndarray = STD_LUMA) -> np.ndarray:
@@ -293,6 +202,26 @@ def local_grid_profiles(
         p = ndimage.uniform_filter(p, size=(window, window, 1), mode="nearest")
         out.append(p / np.maximum(p.mean(axis=-1, keepdims=True), 1e-3))
     return out[0], out[1]
+
+
+def off_grid_excess(profile: np.ndarray, own: int) -> np.ndarray:
+    """Blocking at each phase beyond what the dominant grid at phase `own` explains.
+
+    An area with stronger blocking on the dominant grid (an earlier, lower-quality save on the
+    same grid) also changes the other phases: the steps next to its block borders, the smooth
+    interiors of its blocks and the 2-px period of 4:2:0 chroma upsampling all shape them. That
+    pattern is mirror-symmetric about the grid's border, so phase k is compared with its mirror
+    phase 2 * own - k (same parity, same distance to the border); the phase opposite the border
+    is its own mirror and is compared with the two phases 2 px from it. A second grid at phase k
+    has no such twin. `profile` is (..., 8); the result has the same shape, 0 at `own`.
+    """
+    k = np.arange(8)
+    out: np.ndarray = profile - profile[..., (2 * own - k) % 8]
+    far = (own + 4) % 8
+    out[..., far] = profile[..., far] - 0.5 * (
+        profile[..., (far + 2) % 8] + profile[..., (far - 2) % 8]
+    )
+    return out
 
 
 def hot_bbox(heat: np.ndarray, threshold: float = 0.5) -> tuple[int, int, int, int] | None:

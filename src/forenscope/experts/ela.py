@@ -25,15 +25,18 @@ TEXTURE_BINS = 16
 ERR_EPS = 0.3  # grey levels added before the log, so flat blocks do not dominate
 MAD_FLOOR = 0.15  # in log units: a bin of identical blocks must not give infinite z
 Z_HOT = 2.0  # |z| at which the heat map reaches 0.5
+MIN_ERROR_DIFF = 0.5  # grey levels a block's error must differ from its texture bin's median
 
 
-def texture_normalised_z(error: np.ndarray, texture: np.ndarray) -> np.ndarray:
-    """Robust z of log block error against blocks of similar log texture."""
+def texture_normalised_z(error: np.ndarray, texture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Robust z of log block error against blocks of similar log texture, and the typical
+    (median) error of each block's texture bin in grey levels."""
     le = np.log(error + ERR_EPS)
     lt = np.log(texture + 0.5)
     edges = np.quantile(lt, np.linspace(0.0, 1.0, TEXTURE_BINS + 1))
     idx = np.clip(np.searchsorted(edges, lt, side="right") - 1, 0, TEXTURE_BINS - 1)
     z = np.zeros_like(le)
+    typical = np.zeros_like(le)
     for b in range(TEXTURE_BINS):
         sel = idx == b
         if not sel.any():
@@ -41,22 +44,26 @@ def texture_normalised_z(error: np.ndarray, texture: np.ndarray) -> np.ndarray:
         med = float(np.median(le[sel]))
         mad = float(np.median(np.abs(le[sel] - med))) * 1.4826
         z[sel] = (le[sel] - med) / max(mad, MAD_FLOOR)
-    return z
+        typical[sel] = np.exp(med) - ERR_EPS
+    return z, typical
 
 
-def ela_blocks(rgb: np.ndarray, quality: int = RESAVE_QUALITY) -> tuple[np.ndarray, np.ndarray]:
-    """(per-block mean absolute re-save error, per-block robust z-map smoothed over blocks)."""
+def ela_blocks(
+    rgb: np.ndarray, quality: int = RESAVE_QUALITY
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per block: mean absolute re-save error, the typical error of equally textured blocks,
+    and the robust z-map smoothed over blocks."""
     resaved = jm.recompress(rgb, quality)
     error = np.asarray(np.abs(resaved - rgb.astype(np.float32)).mean(axis=-1))
     gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     texture = np.asarray(np.abs(ndimage.laplace(gray)))
     eb = jm.block_mean(error)
-    z = texture_normalised_z(eb, jm.block_mean(texture))
+    z, typical = texture_normalised_z(eb, jm.block_mean(texture))
     # Clipped (saturated or black) blocks re-save without error whatever their history.
     extreme = np.asarray(((rgb <= 2) | (rgb >= 253)).any(axis=-1), dtype=np.float32)
     clipped = jm.block_mean(extreme) > 0.25
     z[clipped] = 0.0
-    return eb, jm.smooth_blocks(z)
+    return eb, typical, jm.smooth_blocks(z)
 
 
 def heat_from_z(z: np.ndarray) -> np.ndarray:
@@ -99,7 +106,7 @@ class ElaExpert(Expert):
     def _analyze(self, image: ImageInput) -> ExpertResult:
         if min(image.height, image.width) < MIN_SIDE:
             return self.abstain(f"image smaller than {MIN_SIDE} px: too few 8x8 blocks")
-        eb, z = ela_blocks(image.rgb)
+        eb, typical, z = ela_blocks(image.rgb)
         heat = jm.upsample_blocks(heat_from_z(z), (image.height, image.width))
         level = float(np.median(eb))
         evidence = [
@@ -111,10 +118,17 @@ class ElaExpert(Expert):
             )
         ]
         found = largest_hot_area(z)
-        if found is None:
-            text = "no area re-saves differently from equally textured areas elsewhere"
+        # In flat areas every error is tiny and a fraction of a grey level makes a large z:
+        # a difference nobody could see on the ELA image is not reported.
+        diff = float(np.mean(eb[found[0]] - typical[found[0]])) if found else 0.0
+        if found is None or abs(diff) < MIN_ERROR_DIFF:
+            text = (
+                "no area re-saves differently (by at least "
+                f"{MIN_ERROR_DIFF} grey levels) from equally textured areas elsewhere"
+            )
             evidence.append(Evidence(kind="ela.hotspot", summary=text, value=0.0))
-            return self.result(0.0, evidence=evidence, heatmap=heat, details={"hot_blocks": 0})
+            details = {"hot_blocks": 0, "largest_area_error_difference": diff}
+            return self.result(0.0, evidence=evidence, heatmap=heat, details=details)
         area, mean_z = found
         rows, cols = np.nonzero(area)
         x, y = int(cols.min()) * 8, int(rows.min()) * 8
@@ -124,10 +138,11 @@ class ElaExpert(Expert):
                 kind="ela.hotspot",
                 summary=f"area x={x}..{x + w}, y={y}..{y + h} re-saves with "
                 f"{'more' if mean_z > 0 else 'less'} error than equally textured areas "
-                f"elsewhere (mean z {mean_z:+.1f} over {int(area.sum())} blocks of 8x8)",
+                f"elsewhere ({diff:+.2f} grey levels per pixel, mean z {mean_z:+.1f} over "
+                f"{int(area.sum())} blocks of 8x8)",
                 value=round(mean_z, 2),
                 bbox=BBox(x=x, y=y, width=w, height=h),
             )
         )
-        details = {"hot_blocks": int(area.sum()), "hot_mean_z": mean_z}
+        details = {"hot_blocks": int(area.sum()), "hot_mean_z": mean_z, "hot_error_diff": diff}
         return self.result(score_area(z, area), evidence=evidence, heatmap=heat, details=details)

@@ -6,10 +6,11 @@ Each check is a published method reduced to numpy:
   cropped after an earlier JPEG save; a PNG with a grid was once a JPEG);
 - double compression map, on 8x8 blocks: the JPEG ghost (Farid 2009) on the dominant grid finds
   regions that were saved earlier at a lower quality (aligned double JPEG), and local blocking on
-  a second grid (after Li, Yuan & Yu 2009, block artifact grid) finds pasted patches whose old
-  grid is not aligned with the image's (non-aligned double JPEG), and the quantisation lattice
-  of the DCT coefficients (after Lin et al. 2009, BPPM) finds blocks that did not share the
-  image's earlier compression (a splice into a double-saved JPEG, or into a once-JPEG PNG/TIFF).
+  a second grid (after Li, Yuan & Yu 2009, block artifact grid), confirmed by a JPEG ghost on
+  that grid, finds pasted patches whose old grid is not aligned with the image's (non-aligned
+  double JPEG), and the quantisation lattice of the DCT coefficients (after Lin et al. 2009,
+  BPPM) finds blocks that did not share the image's earlier compression (a splice into a
+  double-saved JPEG, or into a once-JPEG PNG/TIFF).
 """
 
 from __future__ import annotations
@@ -34,8 +35,15 @@ GRID_MIN_STRENGTH = 0.25
 INFORMATIVE_MSE = 0.5  # blocks whose re-save error never exceeds this are too flat to judge
 GHOST_MAX_ERROR_RATIO = 0.5  # ghost blocks must re-save at q1 with < half the others' error
 GHOST_DIP = 0.7  # a ghost dip: error at q1 below 0.7x the error at the next quality
-NA_Z_GATE = 3.9  # 99th-percentile z of second-grid blocking in untouched photos: ~3.5
+# 99th-percentile z of off-grid blocking excess: 2.8-12 in untouched or aligned-ghost photos
+# (kodak, bsds, wallpapers at q85-95), so the shifted ghost below has the last word.
+NA_Z_GATE = 3.5
 NA_MIN_QUALITY = 85  # an earlier misaligned grid survives only a high-quality final save
+NA_GHOST_QUALITIES = (45, 55, 65, 75)
+NA_GHOST_MAX_SIDE = 320  # px of the area re-saved to confirm a second grid
+# Re-save error on the second grid / on the main grid: >= 0.59 in 210 negatives, 0.19-0.48
+# for patches saved at q55 and pasted 2+ px off the grid.
+NA_GHOST_RATIO = 0.55
 DQ_MIN_FREQUENCIES = 3  # periodic DCT histograms needed to call a quantisation lattice real
 DQ_BIAS = 1.0  # log prior odds against "tampered" for a block: no evidence stays cold
 
@@ -115,39 +123,100 @@ def _near(a: int, b: int) -> bool:
 def nonaligned_grid(gray: np.ndarray, phase: tuple[int, int]) -> _MapPart:
     """Blocks whose blocking follows a second 8x8 grid: a patch pasted off the image's grid.
 
-    For every candidate grid (row phase, column phase) at least 2 px off the dominant one on some
-    axis, the local blocking strength is z-scored against the whole image; the most localized
-    candidate wins.
+    Each axis is scored by its blocking beyond what the dominant grid explains
+    (`off_grid_excess`), so an area saved earlier on the *same* grid (a JPEG ghost) does not
+    pass for a second grid: its extra blocking on the dominant phase, and the mirror-symmetric
+    echo of it on the other phases, cancel out. For every candidate grid (row phase, column
+    phase) at least 2 px off the dominant one on some axis, the local excess is z-scored against
+    the whole image; the most localized candidate wins. An axis on the dominant phase adds
+    nothing, so a patch misaligned on one axis only is judged on that axis.
     """
     pr, pc = jm.local_grid_profiles(gray)
+    er, ec = jm.off_grid_excess(pr, phase[0]), jm.off_grid_excess(pc, phase[1])
 
-    def top_phases(p: np.ndarray, own: int) -> list[int]:
-        tail = [float(np.percentile(jm.robust_z(p[..., k]), 99)) for k in range(8)]
-        others = sorted((k for k in range(8) if k != own), key=lambda k: -tail[k])
+    def top_phases(e: np.ndarray, own: int) -> list[int]:
+        tail = [float(np.percentile(jm.robust_z(e[..., k]), 99)) for k in range(8)]
+        # One pixel off the main grid is where a strong main grid leaks its own blocking in
+        # texture, so such small misalignments are not judged: an axis is on the grid or >= 2
+        # px off it.
+        others = sorted((k for k in range(8) if not _near(k, own)), key=lambda k: -tail[k])
         return [own, *others[:3]]
 
-    best: tuple[float, tuple[int, int], np.ndarray] | None = None
-    for r in top_phases(pr, phase[0]):
-        for c in top_phases(pc, phase[1]):
-            # Within one pixel of the main grid on both axes is where a strong main grid leaks
-            # its own blocking in texture; such small misalignments are not judged.
-            if _near(r, phase[0]) and _near(c, phase[1]):
+    best: tuple[float, tuple[int, int]] | None = None
+    for r in top_phases(er, phase[0]):
+        for c in top_phases(ec, phase[1]):
+            if (r, c) == phase:
                 continue
             # Candidates are ranked on a cheap mean filter; only the winner is median-filtered.
-            z = jm.robust_z(ndimage.uniform_filter(pr[..., r] + pc[..., c], 3, mode="nearest"))
+            z = jm.robust_z(ndimage.uniform_filter(er[..., r] + ec[..., c], 3, mode="nearest"))
             tail = float(np.percentile(z, 99))
             if best is None or tail > best[0]:
-                best = (tail, (r, c), z)
+                best = (tail, (r, c))
     assert best is not None
-    tail, grid, _ = best
-    z = jm.robust_z(jm.smooth_blocks(pr[..., grid[0]] + pc[..., grid[1]]))
+    grid = best[1]
+    z = jm.robust_z(jm.smooth_blocks(er[..., grid[0]] + ec[..., grid[1]]))
     tail = float(np.percentile(z, 99))
-    gate = float(np.clip((tail - NA_Z_GATE) / 0.6, 0.0, 1.0))
-    return _MapPart(
-        np.clip((z - 1.0) / 4.0, 0.0, 1.0) * gate,
-        float(np.clip((tail - NA_Z_GATE) / 2.5, 0.0, 1.0)),
-        {"second_grid_row": grid[0], "second_grid_col": grid[1], "second_grid_z99": tail},
-    )
+    heat = np.clip((z - 1.0) / 4.0, 0.0, 1.0)
+    detail: dict[str, float | int | str] = {
+        "second_grid_row": grid[0], "second_grid_col": grid[1], "second_grid_z99": tail,
+    }  # fmt: skip
+    box = jm.hot_bbox(jm.upsample_blocks(heat, gray.shape))
+    if tail < NA_Z_GATE or box is None:
+        return _MapPart(np.zeros_like(heat), 0.0, detail)
+    # Blocking alone can come from texture; an earlier save on that grid also leaves a ghost.
+    ratio, q1 = shifted_ghost(gray, box, grid, phase)
+    detail |= {"second_grid_ghost_ratio": round(ratio, 3), "second_grid_ghost_quality": q1}
+    gate = float(np.clip((tail - NA_Z_GATE) / 0.6, 0.0, 1.0)) * float(ratio < NA_GHOST_RATIO)
+    if gate > 0:  # the ghost also outlines the patch better than the noisy blocking does
+        heat = shifted_ghost_map(gray, grid, phase, q1)
+        # The evidence names the area of this map: measure the ratio there.
+        box = jm.hot_bbox(jm.upsample_blocks(heat, gray.shape))
+        if box is not None:
+            detail["second_grid_ghost_ratio"] = round(
+                shifted_ghost(gray, box, grid, phase, (q1,))[0], 3
+            )
+    return _MapPart(heat * gate, float(np.clip((tail - NA_Z_GATE) / 2.5, 0.0, 1.0)) * gate, detail)
+
+
+def shifted_ghost_map(
+    gray: np.ndarray, grid: tuple[int, int], main: tuple[int, int], quality: int
+) -> np.ndarray:
+    """Per block (on the (0, 0) block grid) heat of `shifted_ghost`'s error ratio."""
+    g8 = np.clip(np.round(gray), 0, 255).astype(np.uint8)
+    err = [jm.block_mean((jm.recompress(g8, quality, p) - gray) ** 2) for p in (grid, main)]
+    ratio = jm.smooth_blocks(err[0] / np.maximum(err[1], 1e-3))
+    informative = jm.smooth_blocks(err[1]) > INFORMATIVE_MSE
+    return np.asarray(np.clip((0.8 - ratio) / 0.4, 0.0, 1.0) * informative)
+
+
+def shifted_ghost(
+    gray: np.ndarray,
+    box: tuple[int, int, int, int],
+    grid: tuple[int, int],
+    main: tuple[int, int],
+    qualities: tuple[int, ...] = NA_GHOST_QUALITIES,
+) -> tuple[float, int]:
+    """Farid's ghost on a second grid: (lowest error ratio, its quality) of re-saving the area in
+    `box` on `grid` versus on the image's own grid. An area saved earlier on `grid` at quality q
+    re-saves at q on that grid with far less error; texture blocking that only looks like a grid
+    does not."""
+    x, y, w, h = box
+    if min(w, h) < 32:  # too few whole blocks once the copied borders are left out
+        return float("inf"), 0
+    # The centre of a large area says as much as all of it, at a fixed cost.
+    x, y = x + max(w - NA_GHOST_MAX_SIDE, 0) // 2, y + max(h - NA_GHOST_MAX_SIDE, 0) // 2
+    w, h = min(w, NA_GHOST_MAX_SIDE), min(h, NA_GHOST_MAX_SIDE)
+    crop = np.clip(np.round(gray[y : y + h, x : x + w]), 0, 255).astype(np.uint8)
+    ref = crop.astype(np.float32)[8:-8, 8:-8]  # the crop's borders are copied, not re-saved
+    best = (float("inf"), 0)
+    for q in qualities:
+        err = []
+        for r, c in (grid, main):
+            out = jm.recompress(crop, q, ((r - y) % 8, (c - x) % 8))[8:-8, 8:-8]
+            err.append(float(np.mean((out - ref) ** 2)))
+        ratio = err[0] / max(err[1], 1e-6)
+        best = min(best, (ratio, q))
+    return best
 
 
 def dq_map(
@@ -201,11 +270,15 @@ def _quality_evidence(tables: dict[int, list[int]]) -> tuple[int, Evidence]:
 def _grid_evidence(phase: tuple[int, int], strength: float, is_jpeg: bool) -> Evidence:
     dy, dx = phase
     if phase == (0, 0):
-        text = "8x8 JPEG blocking grid found at the image origin (no crop after compression)"
+        text = (
+            "8x8 JPEG blocking grid found at the image origin (not cropped after compression, "
+            "or cropped by multiples of 8 pixels)"
+        )
     else:
         text = (
             f"8x8 JPEG blocking grid starts at row {dy}, column {dx}, not at (0, 0): the image "
-            f"was cropped by about {(8 - dy) % 8} rows and {(8 - dx) % 8} columns after a JPEG save"
+            f"was cropped by {(8 - dy) % 8} rows and {(8 - dx) % 8} columns (plus any multiple of "
+            "8) after a JPEG save"
         )
     if not is_jpeg:
         text += "; the file is not a JPEG, so it was JPEG-compressed before being re-saved"
@@ -272,7 +345,10 @@ class JpegArtifactsExpert(Expert):
                 found = _part_evidence(kind, part, part_heat)
                 evidence += [found] if found else []
         if not any(e.bbox for e in evidence):
-            text = "no area with a different JPEG history than the rest"
+            text = (
+                "no area with a different JPEG history was found (JPEG ghost, second grid and "
+                "DCT lattice checks)"
+            )
             evidence.append(Evidence(kind="jpeg.double_compression", summary=text, value=0.0))
         score = max(ghost.strength, second.strength, dq.strength)
         details: dict[str, object] = {
@@ -301,10 +377,16 @@ def _part_evidence(kind: str, part: _MapPart, heat: np.ndarray) -> Evidence | No
             f"quality {q1}"
         )
     elif kind == "jpeg.second_grid":
+        r, c, ratio = (
+            d["second_grid_row"],
+            d["second_grid_col"],
+            float(d["second_grid_ghost_ratio"]),
+        )
         text = (
-            f"a second 8x8 blocking grid (offset row {d['second_grid_row']}, column "
-            f"{d['second_grid_col']}) appears in the {where}: a patch from another JPEG "
-            "pasted off the image's grid"
+            f"a second 8x8 blocking grid starting at row {r}, column {c} appears in the {where}, "
+            f"and re-saving that area at quality {d['second_grid_ghost_quality']} on this grid "
+            f"changes it {1 / max(ratio, 1e-6):.1f}x less than on the image's own grid: a patch "
+            "from another JPEG pasted off the image's grid"
         )
     else:
         text = (
