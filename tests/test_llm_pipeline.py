@@ -100,7 +100,7 @@ def _tampered() -> bytes:
 # -- offline stays as it was ------------------------------------------------------------------
 OFFLINE_KEYS = [
     "schema_version", "forenscope_version", "image", "verdict", "attribution", "regions",
-    "experts", "key_evidence", "explanation", "timings", "errors", "llm",
+    "experts", "key_evidence", "explanation", "faces", "notes", "timings", "errors", "llm",
 ]  # fmt: skip
 
 

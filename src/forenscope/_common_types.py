@@ -1,13 +1,18 @@
 """Tiny models shared by `forenscope.types` and `forenscope.mllm.types`.
 
-They live here so that the Report (in `types`) can hold the MLLM results (in `mllm.types`)
-while the MLLM models still use `ErrorInfo`, without a circular import. Import them from
-`forenscope.types`, which re-exports them.
+They live here so that the Report (in `types`) can hold the MLLM results (in `mllm.types`) and
+the face reports (in `faces.types`), which themselves use these models, without a circular
+import. Import them from `forenscope.types`, which re-exports them.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Label = Literal["real", "ai_generated", "tampered"]
+"""`ai_generated` = the whole image was synthesised; `tampered` = a real photo, locally edited."""
 
 
 class _Model(BaseModel):
@@ -17,3 +22,25 @@ class _Model(BaseModel):
 class ErrorInfo(_Model):
     type: str
     message: str
+
+
+class BBox(_Model):
+    """An axis-aligned box in pixels of the (orientation-corrected) image."""
+
+    x: int = Field(ge=0, description="left column")
+    y: int = Field(ge=0, description="top row")
+    width: int = Field(ge=0)
+    height: int = Field(ge=0)
+
+
+class Evidence(_Model):
+    """One fact a person can check, produced by an expert."""
+
+    kind: str = Field(description="short machine id, e.g. 'ela.hotspot', 'exif.software'")
+    summary: str = Field(description="one sentence a person can verify")
+    value: float | int | str | bool | None = None
+    bbox: BBox | None = None
+    proves: Label | None = Field(
+        default=None,
+        description="set when this evidence on its own proves the label (e.g. a C2PA AI claim)",
+    )

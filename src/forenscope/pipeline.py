@@ -16,7 +16,7 @@ from .explain import explain
 from .fusion import fuse
 from .io import ImageInput, load_image
 from .localize import localize
-from .types import ExpertResult, ImageInfo, Region, Report
+from .types import ExpertResult, FaceReport, ImageInfo, Region, Report
 
 if TYPE_CHECKING:
     from .mllm.config import LLMConfig
@@ -83,6 +83,10 @@ def analyze_image(
         mask, regions = localize(fused.heatmap, results=results, threshold=threshold)
     timings["fusion_s"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    faces, notes = _faces(image, results, regions)
+    timings["faces_s"] = time.perf_counter() - t
+
     report = Report(
         forenscope_version=__version__,
         image=image_info(image),
@@ -93,6 +97,8 @@ def analyze_image(
         key_evidence=fused.key_evidence,
         fused_heatmap=fused.heatmap,
         fused_mask=mask,
+        faces=faces,
+        notes=notes,
         errors=[r.error for r in results if r.error is not None],
     )
     report.explanation = explain(report)
@@ -103,6 +109,24 @@ def analyze_image(
     timings["total_s"] = time.perf_counter() - start
     report.timings = timings
     return report
+
+
+def _faces(
+    image: ImageInput, results: list[ExpertResult], regions: list[Region]
+) -> tuple[list[FaceReport], list[str]]:
+    """Face reports (when a face expert ran), and each region named by the facial part it
+    covers, so a map over a face says "the left eye of face 1", not just "upper middle"."""
+    if not any(r.expert.startswith("face_") for r in results):
+        return [], []
+    from .faces import analyze_faces, describe_region_on_faces
+
+    faces, why_not = analyze_faces(image, results)
+    for region in regions:
+        part = describe_region_on_faces(region.bbox, faces)
+        if part is not None:
+            region.on_face = part
+            region.description = f"{region.description.rstrip('.')}; on {part}."
+    return faces, [f"faces not analysed: {why_not}"] if why_not else []
 
 
 def add_llm(report: Report, image: ImageInput, llm: LLMConfig) -> None:

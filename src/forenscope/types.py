@@ -12,14 +12,16 @@ import numpy as np
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
-from ._common_types import ErrorInfo as ErrorInfo  # re-exported: defined there to avoid a cycle
+# Re-exported: defined there so mllm.types and faces.types can use them without a cycle.
+from ._common_types import BBox as BBox
+from ._common_types import ErrorInfo as ErrorInfo
+from ._common_types import Evidence as Evidence
+from ._common_types import Label as Label
 from ._common_types import _Model
+from .faces.types import FaceReport as FaceReport
 from .mllm.types import LLMAssessment as LLMAssessment
 
 SCHEMA_VERSION = "1.0"
-
-Label = Literal["real", "ai_generated", "tampered"]
-"""`ai_generated` = the whole image was synthesised; `tampered` = a real photo, locally edited."""
 
 Target = Literal["ai_generated", "tampered", "both"]
 """What an expert's score is evidence of."""
@@ -33,28 +35,6 @@ HeatmapField = Annotated[
     SkipJsonSchema[np.ndarray[Any, Any] | None],
     Field(default=None, exclude=True, repr=False),
 ]
-
-
-class BBox(_Model):
-    """An axis-aligned box in pixels of the (orientation-corrected) image."""
-
-    x: int = Field(ge=0, description="left column")
-    y: int = Field(ge=0, description="top row")
-    width: int = Field(ge=0)
-    height: int = Field(ge=0)
-
-
-class Evidence(_Model):
-    """One fact a person can check, produced by an expert."""
-
-    kind: str = Field(description="short machine id, e.g. 'ela.hotspot', 'exif.software'")
-    summary: str = Field(description="one sentence a person can verify")
-    value: float | int | str | bool | None = None
-    bbox: BBox | None = None
-    proves: Label | None = Field(
-        default=None,
-        description="set when this evidence on its own proves the label (e.g. a C2PA AI claim)",
-    )
 
 
 class ExpertSpec(_Model):
@@ -131,6 +111,9 @@ class Region(_Model):
     size_words: str = Field(description="e.g. 'small (about 3% of the image)'")
     mean_score: float
     experts: list[str] = Field(default_factory=list, description="experts whose maps agree")
+    on_face: str | None = Field(
+        default=None, description="the facial part it covers, e.g. 'the left eye of face 1'"
+    )
     description: str
 
 
@@ -165,6 +148,8 @@ class Report(_Model):
     explanation: str = ""
     fused_heatmap: HeatmapField = None
     fused_mask: HeatmapField = None
+    faces: list[FaceReport] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="what could not be checked, and why")
     timings: dict[str, float] = Field(default_factory=dict)
     errors: list[ErrorInfo] = Field(default_factory=list)
     llm: LLMAssessment | None = Field(

@@ -152,18 +152,35 @@ def _bar(desc: str) -> Callable[[int], Callable[[int], None]]:
 @click.option("--k", "k", type=click.IntRange(0, 16), default=0, show_default=True)
 @click.option("--n", "n", type=click.IntRange(1, 64), default=5, show_default=True)
 @click.option("--stage2", is_flag=True, help="LLM: also score stage-2 explanations on forgeries")
-@click.option("--engine", type=click.Choice(["local"]), default="local", help="ray: not built")
-def run_cmd(system: str, jobs: int, engine: str, stage2: bool, **kw: Any) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: the same job as Ray tasks (pip install 'forenscope[ray]')",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster to join (needs --engine ray); default: a private local Ray with --jobs CPUs",
+)
+def run_cmd(
+    system: str, jobs: int, engine: str, ray_address: str | None, stage2: bool, **kw: Any
+) -> None:
     """Evaluate one system; prints the per-source table and writes run.json/report.md/.html."""
+    from ..errors import ForenscopeError
     from .journal import JournalMismatch
     from .report import head_cols, headline_rows, md_table
     from .run import evaluate
 
+    if ray_address and engine != "ray":
+        raise click.BadParameter("needs --engine ray", param_hint="--ray-address")
     cfg = _config(kw, system, jobs)
     cfg.llm = replace(cfg.llm, stage2=stage2)
+    cfg.engine, cfg.ray_address = engine, ray_address
     try:
         rec = evaluate(cfg, progress=_bar(system))
-    except (JournalMismatch, ValueError) as exc:
+    except (JournalMismatch, ValueError, ForenscopeError) as exc:
         raise click.ClickException(str(exc)) from None
     for w in rec["warnings"]:
         click.secho(f"WARNING: {w}", fg="red", bold=True, err=True)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .align import Preprocess
 from .datasets import Filter, Sample, load_dataset, select
@@ -23,6 +23,8 @@ from .report import html_page, markdown, write_json
 from .runner import Progress, run_sync
 from .summary import summarize
 from .systems import make_system
+
+Engine = Literal["local", "ray"]
 
 
 @dataclass
@@ -40,6 +42,8 @@ class EvalConfig:
     llm: LLMSettings = field(default_factory=LLMSettings)
     pool: str | None = None
     fsync: FsyncMode = "batch"
+    engine: Engine = "local"  # like jobs, not part of identity(): both give the same records
+    ray_address: str | None = None
 
     def identity(self) -> dict[str, Any]:
         """What defines the results (not where they go or how many workers)."""
@@ -124,6 +128,8 @@ def evaluate(
 
     `progress(total)` returns a callback ticked once per finished sample (the CLI's tqdm bar).
     """
+    if cfg.engine != "local" and cfg.system.startswith("llm:"):
+        raise ValueError(f"--engine {cfg.engine} runs image systems; llm: has its own async engine")
     samples = samples if samples is not None else select_samples(cfg)
     profiles, warnings = format_warnings(samples, cfg.pre.align)
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -153,9 +159,13 @@ def evaluate(
         else:
             system = make_system(cfg.system)
             described = system.describe()
-            run_sync(
-                cfg.system, samples, cfg.pre, journal, jobs=cfg.jobs, progress=tick, system=system
-            )
+            opts: dict[str, Any] = {"jobs": cfg.jobs, "progress": tick}
+            if cfg.engine == "ray":
+                from .ray_engine import run_ray
+
+                run_ray(cfg.system, samples, cfg.pre, journal, address=cfg.ray_address, **opts)
+            else:
+                run_sync(cfg.system, samples, cfg.pre, journal, system=system, **opts)
         skipped_lines = journal.skipped_lines
         records = [journal.records[s.path] for s in samples if s.path in journal.records]
     finalize = (
@@ -168,7 +178,7 @@ def evaluate(
     wall = time.perf_counter() - start
     record: dict[str, Any] = {
         "schema": "forenscope.eval/1",
-        "config": {**cfg.identity(), "jobs": cfg.jobs, "out": str(cfg.out)},
+        "config": {**cfg.identity(), "jobs": cfg.jobs, "engine": cfg.engine, "out": str(cfg.out)},
         "config_hash": cfg.hash(),
         "system": described,
         "code": code_version(),

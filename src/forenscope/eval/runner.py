@@ -114,10 +114,24 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(spec: str, pre: Preprocess) -> None:
     _WORKER["system"] = make_system(spec)
     _WORKER["pre"] = pre
+    _WORKER["key"] = (spec, pre)
 
 
 def _work(sample: Sample) -> dict[str, Any]:
     return score_sample(_WORKER["system"], sample, _WORKER["pre"])
+
+
+def worker_score(spec: str, pre: Preprocess, sample: Sample) -> dict[str, Any]:
+    """The pool's per-sample work for engines whose workers outlive one run (Ray): the system is
+    built once per worker process and (spec, preprocess)."""
+    if _WORKER.get("key") != (spec, pre):
+        _init_worker(spec, pre)
+    return _work(sample)
+
+
+def pending(samples: Sequence[Sample], journal: Journal) -> list[Sample]:
+    """The samples the journal has no record of: the one resume rule every engine uses."""
+    return [s for s in samples if sample_key(s) not in journal.records]
 
 
 def run_sync(
@@ -131,7 +145,7 @@ def run_sync(
     system: System | None = None,
 ) -> None:
     """Score every sample not yet in the journal. jobs=1 runs in this process (no pickling)."""
-    todo = [s for s in samples if sample_key(s) not in journal.records]
+    todo = pending(samples, journal)
     tick = progress or (lambda n: None)
     if jobs <= 1:
         sysm = system or make_system(spec)

@@ -26,6 +26,10 @@ BUILTIN_MODULES = (
     "c2pa_manifest",
     "watermark",
     "clip_detector",
+    "face_seam",
+    "face_consistency",
+    "face_eyes",
+    "face_clip",
 )
 
 _REGISTRY: dict[str, type[Expert]] = {}

@@ -51,6 +51,16 @@ def evidence_items(report: Report, limit: int = 12, *, experts: bool = True) -> 
         rows += [("expert", line, name) for name, line in expert_evidence(report, limit)]
     # Region descriptions already say where, how big and which experts flagged them.
     rows += [("region", r.description, None) for r in report.regions[:MAX_REGIONS_SHOWN]]
+    if report.faces:  # named facial parts let the LLM speak of "the left eye", not "upper middle"
+        from ..faces import faces_for_prompt
+
+        rows.append(
+            (
+                "region",
+                faces_for_prompt(report.faces, report.image.width, report.image.height),
+                None,
+            )
+        )
     return [
         EvidenceItem(id=f"E{i}", text=text, source=source, expert=expert)
         for i, (source, text, expert) in enumerate(rows, 1)

