@@ -30,6 +30,7 @@ BUILTIN_MODULES = (
     "face_consistency",
     "face_eyes",
     "face_clip",
+    "learned_localizer",
 )
 
 _REGISTRY: dict[str, type[Expert]] = {}
