@@ -15,9 +15,12 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .mllm.config import LLMConfig
 
 Status = Literal["clean", "suspicious", "error"]
 INDEX_NAME = "index.jsonl"
@@ -109,8 +112,10 @@ def analyze_file(
     experts: tuple[str, ...] | None,
     threshold: float,
     threads: int | None = None,
+    llm: LLMConfig | None = None,
 ) -> Outcome:
-    """Analyse one file and write its reports; errors come back as values (runs in a worker)."""
+    """Analyse one file (with the MLLM stages when `llm` is given) and write its reports;
+    errors come back as values (runs in a worker)."""
     from .io import load_image
     from .pipeline import analyze_image
 
@@ -119,7 +124,9 @@ def analyze_file(
     try:
         sha = _file_sha256(Path(path))
         image = load_image(path)
-        report = analyze_image(image, experts=experts, threshold=threshold, threads=threads)
+        report = analyze_image(
+            image, experts=experts, threshold=threshold, threads=threads, llm=llm
+        )
         if out_dir is not None:
             from .report import write_report
 
@@ -130,6 +137,10 @@ def analyze_file(
         return _failure(path, sha, exc)
     verdict = report.verdict
     summary = f"{verdict.label} (p={verdict.probability:.2f})"
+    if report.llm is not None:
+        p = report.llm.stage1.probability
+        llm_says = f"{p:.2f}" if p is not None else report.llm.stage1.status
+        summary += f"; LLM P(fake) {llm_says} ({report.llm.verdict_agreement})"
     if report.regions:
         summary += f"; {len(report.regions)} region(s), first: {report.regions[0].description}"
     return Outcome(
@@ -152,6 +163,7 @@ def analyze_batch(
     experts: tuple[str, ...] | None = None,
     threshold: float = 0.5,
     jobs: int = 1,
+    llm: LLMConfig | None = None,
 ) -> Iterator[Outcome]:
     """Yield one Outcome per file, in completion order; skips files already in `out_dir`'s index."""
     pending = [str(p) for p in paths]
@@ -171,12 +183,13 @@ def analyze_batch(
             pending = keep
     if jobs <= 1:
         for p in pending:
-            yield _record(out_dir, analyze_file(p, out, formats, experts, threshold))
+            yield _record(out_dir, analyze_file(p, out, formats, experts, threshold, None, llm))
         return
     # Each worker analyses one image with a single expert thread: the pool parallelises images.
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures: dict[Future[Outcome], str] = {
-            pool.submit(analyze_file, p, out, formats, experts, threshold, 1): p for p in pending
+            pool.submit(analyze_file, p, out, formats, experts, threshold, 1, llm): p
+            for p in pending
         }
         for fut in as_completed(futures):
             try:

@@ -101,22 +101,18 @@ def analyze(
         raise click.UsageError(str(exc)) from None
 
     counts = {"clean": 0, "suspicious": 0, "error": 0}
+    llm = None
     if llm_config is not None:
-        from .mllm.batch import analyze_batch_llm
         from .mllm.config import load_config
 
         try:
             llm = load_config(llm_config)
         except ForenscopeError as exc:
             raise click.UsageError(str(exc)) from None
-        outcomes = analyze_batch_llm(
-            files, llm, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold,
-            jobs=jobs,
-        )  # fmt: skip
-    else:
-        outcomes = analyze_batch(
-            files, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs
-        )
+    outcomes = analyze_batch(
+        files, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
+        llm=llm,
+    )  # fmt: skip
     with tqdm(total=len(files), unit="img", file=sys.stderr, disable=None) as bar:
         for outcome in outcomes:
             counts[outcome.status] += 1
