@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,3 +27,18 @@ def _isolated_cache(
 ) -> None:
     """Keep every test's model/response cache out of the user's home."""
     monkeypatch.setenv("FORENSCOPE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail loudly if any test tries to reach a host other than this machine's loopback."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        host = str(address[0]) if isinstance(address, tuple) else str(address)
+        loopback = host in ("localhost", "::1") or host.startswith(("127.", "::ffff:127."))
+        if not loopback and not host.startswith("/"):  # "/...": a Unix socket
+            raise RuntimeError(f"test tried to reach the network: {address!r}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)

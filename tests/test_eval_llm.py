@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -16,19 +15,6 @@ from click.testing import CliRunner
 
 from forenscope.eval.cli import eval_cli
 from test_eval_datasets import make_dataset
-
-
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = socket.socket.connect
-
-    def guarded(self: socket.socket, address: Any) -> Any:
-        host = address[0] if isinstance(address, tuple) else str(address)
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            raise RuntimeError(f"test tried to reach the network: {address!r}")
-        return real(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
 class _Server:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -23,19 +22,6 @@ from forenscope.mllm.config import LLMConfig
 from forenscope.mllm.runner import MLLMEngine
 from forenscope.mllm.scoring import top_tokens, yes_probability
 from forenscope.mllm.types import ImageRun
-
-
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = socket.socket.connect
-
-    def guarded(self: socket.socket, address: Any) -> Any:
-        host = address[0] if isinstance(address, tuple) else str(address)
-        if host not in ("127.0.0.1", "::1", "localhost") and not str(host).startswith("/"):
-            raise RuntimeError(f"test tried to reach the network: {address!r}")
-        return real(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
 class FakeServer:
