@@ -25,6 +25,7 @@ HEATMAP_MAX_SIDE = 1024
 
 _lock = threading.Lock()
 _models: dict[str, Any] = {}  # "encoder path|heads dir" -> ClipDetectorModel
+_daams: dict[int, Any] = {}  # id(model) -> DaamExplainer, or the reason it is unavailable
 
 
 def _load() -> Any:
@@ -105,7 +106,53 @@ class ClipDetector(Expert):
             heatmap = full_heatmap(pred.grid, box, image.width, image.height)
             evidence.append(_patch_evidence(pred.grid, box))
             details["patch_grid"] = np.round(pred.grid, 3).tolist()
+        flow = _attention_flow(model, image.rgb, details)
+        if flow is not None:
+            evidence.append(flow)
         return self.result(pred.p_generated, evidence=evidence, heatmap=heatmap, details=details)
+
+
+def _daam_explainer(model: Any) -> Any:
+    """The model's DAAM explainer (built once), or a str saying why there is none."""
+    from ..learned.daam import DaamExplainer
+
+    with _lock:
+        if id(model) not in _daams:
+            try:
+                _daams[id(model)] = DaamExplainer(model.encoder, model.generated, model.patch)
+            except ModelError as exc:
+                _daams[id(model)] = str(exc)
+        return _daams[id(model)]
+
+
+def _attention_flow(model: Any, rgb: np.ndarray, details: dict[str, Any]) -> Evidence | None:
+    """Seed 003's DAAM view into `details`; an extra encoder pass, off with FORENSCOPE_CLIP_DAAM=0.
+    The score is untouched: it always comes from the plain detector pass."""
+    if os.environ.get("FORENSCOPE_CLIP_DAAM", "1") == "0":
+        return None
+    from ..learned.daam import compact_maps, flow_summary
+
+    explainer = _daam_explainer(model)
+    if isinstance(explainer, str):
+        details["daam_unavailable"] = explainer
+        return None
+    result = explainer.explain(rgb)
+    details["daam"] = compact_maps(result.accumulated)
+    details["daam_flow"] = flow_summary(result)
+    block, first, n = result.decision_block, result.first_block, len(result.cls_score)
+    side = "generated" if result.cls_score[-1] >= 0.5 else "real"
+    reached = "" if first == block else f", first reached at block {first + 1}"
+    return Evidence(
+        kind="clip.decision_block",
+        summary=(
+            f"Attention flow (DAAM): the decision forms at block {block + 1} of {n}: the class "
+            f"token, read through the final layer norm, projection and head, stays on the "
+            f"{side} side from block {block + 1} on{reached} "
+            f"(P(generated) {result.cls_score[block]:.2f} there, {result.cls_score[-1]:.2f} at "
+            f"the output)"
+        ),
+        value=block + 1,
+    )
 
 
 def _score_evidence(model: Any, pred: Any) -> Evidence:

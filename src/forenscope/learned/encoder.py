@@ -72,8 +72,12 @@ class ClipEncoder:
 
     def project_patches(self, tokens: np.ndarray) -> np.ndarray:
         """(N, 1 + P, W) hidden states -> (N, P, D) patch embeddings in the pooled space."""
+        return self.project_tokens(tokens[:, 1:, :])
+
+    def project_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        """(N, T, W) hidden tokens -> (N, T, D): final layer norm + visual projection."""
         gamma, beta, proj = self._load_projection()
-        patches = tokens[:, 1:, :].astype(np.float32)
+        patches = tokens.astype(np.float32)
         mu = patches.mean(-1, keepdims=True)
         var = ((patches - mu) ** 2).mean(-1, keepdims=True)
         normed = (patches - mu) / np.sqrt(var + LN_EPS) * gamma + beta

@@ -3,7 +3,11 @@
 pixel_values (N, 3, 224, 224) -> image_embeds (N, 512), hidden tokens (N, 197, 768). Tokens are
 16x16 average-pooled colours mapped to 768-d; the class token is their mean; the embedding is
 post_layernorm(class token) @ visual_projection, so `ClipEncoder.project_patches` applies
-exactly as on the real graph. A few MB, built in well under a second; carries no knowledge.
+exactly as on the real graph. With `blocks` > 0 it also computes intermediate "block outputs"
+named like the real graph's (`/vision_model/encoder/layers.N/Add_1_output_0`, N < blocks;
+the last block is `last_hidden_state`, as on the real graph), each a per-channel rescaling of
+the last hidden state; they feed nothing, so the two graph outputs are unchanged.
+A few MB, built in well under a second; carries no knowledge.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+BLOCK_OUTPUT = "/vision_model/encoder/layers.{}/Add_1_output_0"
 
-def build_fake_encoder(path: Path, seed: int = 0) -> Path:
-    """Write the fake encoder ONNX file to `path` and return it."""
+
+def build_fake_encoder(path: Path, seed: int = 0, blocks: int = 0) -> Path:
+    """Write the fake encoder ONNX file to `path` and return it (with `blocks` side outputs)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -52,6 +58,15 @@ def build_fake_encoder(path: Path, seed: int = 0) -> Path:
             "MatMul", ["normed", "proj_w"], ["image_embeds"], name="/visual_projection/MatMul"
         ),
     ]
+    block_rng = np.random.default_rng(seed + 1)  # own stream: the main weights stay as before
+    for i in range(blocks):
+        gain = block_rng.uniform(-1.0, 2.0, 768).astype(np.float32)
+        inits.append(numpy_helper.from_array(gain, f"block{i}_gain"))
+        nodes.append(
+            helper.make_node(
+                "Mul", ["last_hidden_state", f"block{i}_gain"], [BLOCK_OUTPUT.format(i)]
+            )
+        )
     graph = helper.make_graph(
         nodes,
         "fake_clip",
