@@ -116,7 +116,8 @@ def _faces(
 ) -> tuple[list[FaceReport], list[str]]:
     """Face reports (when a face expert ran), and each region named by the facial part it
     covers, so a map over a face says "the left eye of face 1", not just "upper middle"."""
-    if not any(r.expert.startswith("face_") for r in results):
+    classes = expert_classes()
+    if not any(classes[r.expert].spec.kind == "faces" for r in results if r.expert in classes):
         return [], []
     from .faces import analyze_faces, describe_region_on_faces
 
