@@ -320,3 +320,26 @@ def test_analyze_faces_without_detector(monkeypatch: pytest.MonkeyPatch) -> None
         [],
         "no face detector: pip install ai-edge-litert",
     )
+
+
+# -- the face section of the report ------------------------------------------------------------
+def test_report_has_a_face_section_with_named_regions(face_models: Path) -> None:
+    from forenscope.pipeline import analyze_image
+    from forenscope.report import render_html, render_markdown
+
+    experts = ["face_seam", "face_consistency", "face_eye_highlights", "ela"]
+    report = analyze_image(as_input(draw_face()), experts=experts, threads=1)
+    assert len(report.faces) == 1 and not report.notes
+    names = {r.name for r in report.faces[0].regions}
+    assert {"left eye", "right eye", "mouth"} <= names
+    md, page = render_markdown(report), render_html(report)
+    assert "## Faces" in md and "### Face 1" in md and "left eye" in md
+    assert "<h2>Faces</h2>" in page and "face_seam" in page
+
+
+def test_no_face_means_no_face_section() -> None:
+    from forenscope.pipeline import analyze_image
+    from forenscope.report import render_markdown
+
+    report = analyze_image(as_input(draw_face()), experts=["ela"], threads=1)
+    assert report.faces == [] and "## Faces" not in render_markdown(report)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..types import Evidence, Region, Report
+from .faces_section import render_faces_html
 from .html_assets import CSS, JS
 from .llm_section import render_llm_html
 from .markdown import LABEL_TITLES, expert_status
@@ -41,6 +42,7 @@ def render_html(report: Report, image: ImageInput | None = None) -> str:
         "</div>",
         _regions(report.regions),
         _evidence(report.key_evidence),
+        render_faces_html(report),
         _experts(report),
         render_llm_html(report),
         _image_info(report),

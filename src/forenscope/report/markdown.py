@@ -33,7 +33,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def render_markdown(report: Report) -> str:
     """The whole report as one Markdown document."""
-    from .llm_section import render_llm_markdown  # imports this module's helpers
+    from .faces_section import render_faces_markdown  # both import this module's helpers
+    from .llm_section import render_llm_markdown
 
     sections = [
         _header(report),
@@ -41,6 +42,7 @@ def render_markdown(report: Report) -> str:
         _attribution(report),
         _regions(report),
         _evidence(report),
+        render_faces_markdown(report),
         _experts(report),
         render_llm_markdown(report),
         _image(report),
