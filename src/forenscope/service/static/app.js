@@ -82,6 +82,14 @@ async function show(a) {
   const evidence = a.report.key_evidence.length ? a.report.key_evidence :
     a.report.experts.flatMap((e) => e.evidence.slice(0, 2));
   fillList($("evidence"), evidence.map((e) => [e.summary, e.kind]), "No evidence items.");
+  // One line per face and per-face check: "face 1: face_seam 0.12" or its abstain reason.
+  const faces = a.report.faces || [];
+  $("faces-box").hidden = !faces.length;
+  fillList($("faces"), faces.flatMap((f) => f.checks.map((c) => [
+    "face " + f.index + ": " + c.expert + " " +
+      (c.score === null ? "abstained (" + (c.abstain_reason || "no reason") + ")" : c.score.toFixed(2)),
+    c.evidence.length ? c.evidence[0].summary : "",
+  ])), "No face check ran.");
   $("photo").src = await blobUrl(a.links.image);
   buildOverlayButtons(a);
   $("result").hidden = false;
