@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 
 import numpy as np
 import pytest
 
-from forenscope.fusion import PRIOR, PROVENANCE_PROBABILITY, compact_region_dominates, fuse
+import forenscope.fusion as fusion_module
+from forenscope.fusion import (
+    PRIOR,
+    PROVENANCE_PROBABILITY,
+    WEIGHTS_FILE,
+    FittedFusion,
+    compact_region_dominates,
+    expert_features,
+    fitted_model,
+    fuse,
+    handset_probabilities,
+    load_fitted,
+)
 from forenscope.types import ErrorInfo, Evidence, ExpertResult, Target
 
 H, W = 120, 160
@@ -234,3 +248,114 @@ def test_compact_region_detection() -> None:
     assert compact_region_dominates(blob_map(box=(10, 10, 40, 50)) - 0.1)
     assert not compact_region_dominates(np.full((H, W), 0.9, np.float32))
     assert not compact_region_dominates(np.zeros((H, W), np.float32))
+
+
+# --- fitted fusion (step 3b) -------------------------------------------------------------------
+
+TOY_EXPERTS = ("copy_move", "spectrum", "c2pa")
+
+
+def toy_model(*, temperature: float = 1.0) -> FittedFusion:
+    # real, ai_generated, tampered rows; per expert [judged, judged * logit(score)]
+    coef = np.zeros((3, 6))
+    coef[2, 1] = 1.5  # copy_move's logit pushes "tampered"
+    coef[1, 3] = 1.0  # spectrum's logit pushes "ai_generated"
+    coef[0, 4] = -0.5  # c2pa judging at all lowers "real" a little
+    data = {
+        "classes": ["real", "ai_generated", "tampered"],
+        "experts": list(TOY_EXPERTS),
+        "coef": coef.tolist(),
+        "intercept": [0.5, 0.0, 0.0],
+        "temperature": temperature,
+        "calibrated": True,
+    }
+    return FittedFusion.from_dict(data)
+
+
+def toy_results(copy_move: float | None, spectrum: float | None) -> list[ExpertResult]:
+    return [
+        expert("copy_move", "tampered", copy_move),
+        expert("spectrum", "ai_generated", spectrum),
+        expert("c2pa", "both", None),
+    ]
+
+
+def test_features_encode_abstention_as_an_indicator_not_a_half() -> None:
+    x = expert_features(toy_results(0.98, None), TOY_EXPERTS)
+    assert x[0] == 1.0 and math.isclose(x[1], math.log(0.98 / 0.02))
+    assert x[2] == 0.0 and x[3] == 0.0  # abstained: no score term, indicator 0
+    half = expert_features(toy_results(0.98, 0.5), TOY_EXPERTS)
+    assert half[2] == 1.0 and half[3] == 0.0  # a judged 0.5 differs from an abstention
+
+
+def test_fitted_model_is_used_only_for_its_expert_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = toy_model()
+    monkeypatch.setattr(fusion_module, "fitted_model", lambda: model)
+    fused = fuse(toy_results(0.95, 0.1), height=H, width=W)
+    assert fused.verdict.calibrated and fused.verdict.label == "tampered"
+    assert_distribution(fused.verdict.probabilities)
+    assert fused.verdict.probabilities == pytest.approx(model.probabilities(toy_results(0.95, 0.1)))
+    assert fused.contributions["copy_move"] > 0 > fused.contributions["spectrum"]
+    other = [*toy_results(0.95, 0.1), expert("ela", "tampered", 0.6)]
+    fallback = fuse(other, height=H, width=W)
+    assert not fallback.verdict.calibrated
+    assert fallback.verdict.probabilities == pytest.approx(handset_probabilities(other))
+
+
+def test_model_is_not_extrapolated_when_an_always_judged_expert_abstains(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = dataclasses.replace(toy_model(), always_judged=frozenset({"spectrum"}))
+    monkeypatch.setattr(fusion_module, "fitted_model", lambda: model)
+    assert fuse(toy_results(0.95, 0.1), height=H, width=W).verdict.calibrated
+    unseen = toy_results(0.95, None)  # spectrum judged every training image
+    fused = fuse(unseen, height=H, width=W)
+    assert not fused.verdict.calibrated
+    assert fused.verdict.probabilities == pytest.approx(handset_probabilities(unseen))
+
+
+def test_temperature_softens_without_changing_the_label() -> None:
+    sharp, soft = toy_model(), toy_model(temperature=3.0)
+    results = toy_results(0.9, 0.2)
+    p, q = sharp.probabilities(results), soft.probabilities(results)
+    assert max(p, key=lambda c: p[c]) == max(q, key=lambda c: q[c])
+    assert max(q.values()) < max(p.values())
+
+
+def test_provenance_still_overrides_the_fitted_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fusion_module, "fitted_model", toy_model)
+    proof = Evidence(kind="c2pa.ai", summary="C2PA claims AI generation", proves="ai_generated")
+    results = [*toy_results(0.98, 0.02)[:2], expert("c2pa", "both", 0.99, evidence=[proof])]
+    fused = fuse(results, height=H, width=W)
+    assert fused.verdict.decided_by == "provenance" and fused.verdict.label == "ai_generated"
+    assert fused.verdict.probability == PROVENANCE_PROBABILITY
+
+
+def test_malformed_weights_are_refused() -> None:
+    with pytest.raises(ValueError):
+        FittedFusion.from_dict(
+            {
+                "classes": ["real", "ai_generated", "tampered"],
+                "experts": ["a"],
+                "coef": [[0.0]],
+                "intercept": [0.0, 0.0, 0.0],
+            }
+        )
+
+
+def test_fitted_fusion_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FORENSCOPE_FUSION", raising=False)
+    assert fitted_model() is None
+    monkeypatch.setenv("FORENSCOPE_FUSION", "fitted")
+    assert fitted_model() is load_fitted()
+
+
+def test_shipped_weights_if_present_are_well_formed() -> None:
+    load_fitted.cache_clear()
+    model = load_fitted()
+    if model is None:
+        pytest.skip("no fusion_weights.json shipped: the hand-set fusion is in use")
+    data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    assert "fit_fusion.py" in data["command"] and data["data"]["sources"]
+    assert data["cv"]["scheme"] == "leave-one-source-out"
+    assert model.temperature > 0 and np.isfinite(model.coef).all()

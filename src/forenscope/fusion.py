@@ -18,9 +18,18 @@ Rules, in order:
    informativeness-weighted mean `sum(a*|a|) / sum(|a|)` of the experts that see nothing
    (silence of a detector that looks for one kind of trace is weak evidence of absence).
    Experts targeting "both" feed both classes. The class logits `log PRIOR[c] + L_c`
-   (L_real = 0) go through a softmax, so the three probabilities sum to 1. They are NOT
-   calibrated on held-out data yet (`calibrated=False`); the weights are module-level dicts so
-   that a later fit can replace them. The label is the most probable class.
+   (L_real = 0) go through a softmax, so the three probabilities sum to 1. These hand-set
+   probabilities are NOT calibrated (`calibrated=False`). The label is the most probable class.
+3b. Fitted path (opt-in: `FORENSCOPE_FUSION=fitted`). When `fusion_weights.json` (package data
+   next to this module, written by `benchmarks/fit_fusion.py`) exists and the results come from
+   exactly its expert set, step 3
+   is replaced by a multinomial logistic regression over, per expert, the judged indicator and
+   `judged * logit(score)` (abstention is information, not a 0.5), divided by a temperature
+   fitted on held-out predictions; `calibrated` is the JSON's `calibrated` flag. Provenance
+   (step 2) still overrides it. The model is not extrapolated: when an expert that judged every
+   training image abstains (e.g. clip_detector without its cached model), the input is outside
+   the data it was fitted on and the hand-set rule above is the fallback, as it is without the
+   JSON or for another expert set.
 4. Attribution. The method (gan / diffusion / other) comes from `details["method"]` of judged
    experts that found something (score >= 0.5) or proved the label, each vote weighted by
    weight * confidence * score * `details["method_probability"]` (default 1); the heaviest wins.
@@ -35,9 +44,15 @@ Rules, in order:
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -101,8 +116,14 @@ def fuse(results: list[ExpertResult], *, height: int, width: int) -> Fused:
         )
         basis = "no expert could judge this image"
         return Fused(verdict, Attribution(method="unknown", scope="unknown", basis=basis), heatmap)
-    terms = _pooled_terms(judged)
-    probabilities = _softmax_probabilities(terms)
+    model = fitted_model()
+    if model is not None and model.matches(results):
+        terms, probabilities = model.terms(results), model.probabilities(results)
+        calibrated = model.calibrated
+    else:
+        terms = _pooled_terms(judged)
+        probabilities = _softmax_probabilities(terms)
+        calibrated = False
     proofs = [(r, ev) for r in judged for ev in r.evidence if ev.proves is not None]
     if proofs:
         verdict = _provenance_verdict(proofs, probabilities)
@@ -113,7 +134,7 @@ def fuse(results: list[ExpertResult], *, height: int, width: int) -> Fused:
             probability=probabilities[label],
             probabilities=probabilities,
             decided_by="experts",
-            calibrated=False,
+            calibrated=calibrated,
         )
     contributions = _contributions(terms)
     return Fused(
@@ -123,6 +144,109 @@ def fuse(results: list[ExpertResult], *, height: int, width: int) -> Fused:
         key_evidence=_key_evidence(verdict.label, judged, terms, proofs),
         contributions=contributions,
     )
+
+
+def handset_probabilities(results: Sequence[ExpertResult]) -> dict[str, float]:
+    """Class probabilities of the hand-set rule (step 3) from the judged results."""
+    return _softmax_probabilities(_pooled_terms([r for r in results if r.judged]))
+
+
+@dataclass(frozen=True)
+class FittedFusion:
+    """Multinomial logistic regression over expert features (see step 3b), numpy inference."""
+
+    experts: tuple[str, ...]
+    coef: np.ndarray  # (len(LABELS), 2 * len(experts)): per expert [judged, judged * logit]
+    intercept: np.ndarray  # (len(LABELS),)
+    temperature: float = 1.0
+    calibrated: bool = False
+    always_judged: frozenset[str] = frozenset()  # judged on every training image
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FittedFusion:
+        if tuple(data["classes"]) != LABELS:
+            raise ValueError(f"fusion weights are for classes {data['classes']}, not {LABELS}")
+        experts = tuple(str(n) for n in data["experts"])
+        coef = np.asarray(data["coef"], dtype=np.float64)
+        intercept = np.asarray(data["intercept"], dtype=np.float64)
+        if coef.shape != (len(LABELS), 2 * len(experts)) or intercept.shape != (len(LABELS),):
+            raise ValueError(f"fusion weights have shape {coef.shape}, {intercept.shape}")
+        temperature = float(data.get("temperature", 1.0))
+        calibrated = bool(data.get("calibrated", False))
+        always = frozenset(str(n) for n in data.get("always_judged", []))
+        return cls(experts, coef, intercept, temperature, calibrated, always)
+
+    def matches(self, results: Sequence[ExpertResult]) -> bool:
+        """The model applies to the expert set it was fitted on (abstainers included), and only
+        when every expert that judged all training images judged this one too."""
+        names = [r.expert for r in results]
+        if len(names) != len(set(names)) or set(names) != set(self.experts):
+            return False
+        return all(r.judged for r in results if r.expert in self.always_judged)
+
+    def features(self, results: Sequence[ExpertResult]) -> np.ndarray:
+        return expert_features(results, self.experts)
+
+    def logits(self, results: Sequence[ExpertResult]) -> np.ndarray:
+        z = (self.coef @ self.features(results) + self.intercept) / self.temperature
+        return np.asarray(z, dtype=np.float64)
+
+    def probabilities(self, results: Sequence[ExpertResult]) -> dict[str, float]:
+        z = self.logits(results)
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        return {c: float(p[i]) for i, c in enumerate(LABELS)}
+
+    def terms(self, results: Sequence[ExpertResult]) -> dict[Label, dict[str, float]]:
+        """Per non-real class, each judged expert's share of that class's logit minus real's."""
+        x = self.features(results)
+        out: dict[Label, dict[str, float]] = {}
+        for ci, label in enumerate(LABELS[1:], start=1):
+            delta = (self.coef[ci] - self.coef[0]) * x / self.temperature
+            out[label] = {
+                r.expert: float(delta[2 * i] + delta[2 * i + 1])
+                for r in results
+                if r.judged
+                for i in [self.experts.index(r.expert)]
+            }
+        return out
+
+
+def expert_features(results: Sequence[ExpertResult], experts: Sequence[str]) -> np.ndarray:
+    """Per expert in `experts` order: [judged, judged * clipped logit(score)]."""
+    by_name = {r.expert: r for r in results}
+    x = np.zeros(2 * len(experts), dtype=np.float64)
+    for i, name in enumerate(experts):
+        r = by_name.get(name)
+        if r is not None and r.judged and r.score is not None:
+            x[2 * i], x[2 * i + 1] = 1.0, _llr(r.score)
+    return x
+
+
+WEIGHTS_FILE = Path(__file__).with_name("fusion_weights.json")
+
+
+FUSION_ENV = "FORENSCOPE_FUSION"
+
+
+def fitted_model() -> FittedFusion | None:
+    """The shipped fitted fusion when `FORENSCOPE_FUSION=fitted`, else None (hand-set).
+
+    Opt-in for now: it was fitted and cross-validated on 256 px JPEG-aligned images; on
+    full-size photos its calibration is unverified, and on the 15 full-size wallpapers of
+    ../shared/data it did not reduce false alarms (4 vs 3 of 15). See BENCHMARKS.md.
+    """
+    if os.environ.get(FUSION_ENV, "handset") != "fitted":
+        return None
+    return load_fitted()
+
+
+@lru_cache(maxsize=1)
+def load_fitted() -> FittedFusion | None:
+    """The shipped fitted fusion, or None when the JSON is absent."""
+    if not WEIGHTS_FILE.exists():
+        return None
+    return FittedFusion.from_dict(json.loads(WEIGHTS_FILE.read_text(encoding="utf-8")))
 
 
 def expert_weight(name: str) -> float:
