@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -42,3 +43,21 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture()
+def face_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with the three verified face .tflite files, or skip (never downloads)."""
+    pytest.importorskip("ai_edge_litert")
+    from forenscope.faces.models import FACE_MODELS
+    from forenscope.models.cache import default_cache_dir
+
+    flat = tmp_path / "face-models"
+    flat.mkdir()
+    for spec in FACE_MODELS.values():
+        src = default_cache_dir() / "models" / spec.name / spec.filename
+        if not src.is_file():
+            pytest.skip("face models not cached: run `forenscope models pull`")
+        shutil.copy(src, flat / spec.filename)
+    monkeypatch.setenv("FORENSCOPE_FACE_MODELS_DIR", str(flat))
+    return flat

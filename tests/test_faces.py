@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from forenscope.faces import detect as detect_mod
 from forenscope.faces.detect import Face, FaceDetectorUnavailable
 from forenscope.faces.models import FACE_MODELS, model_path, pull_face_models
 from forenscope.io.input import ImageInput
-from forenscope.models.cache import default_cache_dir
 from forenscope.types import BBox
 
 
@@ -69,21 +67,6 @@ def as_input(rgb: np.ndarray) -> ImageInput:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
     return ImageInput(rgb=rgb, data=buf.getvalue(), format="PNG", mode="RGB")
-
-
-@pytest.fixture()
-def face_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A folder with the three verified .tflite files, or skip (never downloads)."""
-    pytest.importorskip("ai_edge_litert")
-    flat = tmp_path / "face-models"
-    flat.mkdir()
-    for spec in FACE_MODELS.values():
-        src = default_cache_dir() / "models" / spec.name / spec.filename
-        if not src.is_file():
-            pytest.skip("face models not cached: run forenscope.faces.models.pull_face_models()")
-        shutil.copy(src, flat / spec.filename)
-    monkeypatch.setenv("FORENSCOPE_FACE_MODELS_DIR", str(flat))
-    return flat
 
 
 def part_box(rgb: np.ndarray, part: str) -> BBox:

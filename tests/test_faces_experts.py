@@ -67,20 +67,6 @@ def blend_inner_face(rgb: np.ndarray, factor: float = 0.85) -> np.ndarray:
     return np.asarray((rgb * (1 - w) + smooth * w).round(), np.uint8)
 
 
-@pytest.fixture()
-def face_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    pytest.importorskip("ai_edge_litert")
-    flat = tmp_path / "face-models"
-    flat.mkdir()
-    for spec in FACE_MODELS.values():
-        src = default_cache_dir() / "models" / spec.name / spec.filename
-        if not src.is_file():
-            pytest.skip("face models not cached: run forenscope.faces.models.pull_face_models()")
-        shutil.copy(src, flat / spec.filename)
-    monkeypatch.setenv("FORENSCOPE_FACE_MODELS_DIR", str(flat))
-    return flat
-
-
 @pytest.mark.parametrize("cls", EXPERTS)
 def test_abstain_without_a_face(face_models: Path, cls: type) -> None:
     res = cls().analyze(as_input(np.full((200, 200, 3), 90, np.uint8)))
