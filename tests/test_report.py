@@ -237,3 +237,20 @@ def test_overlay_png_is_a_small_palette_image_of_the_requested_size() -> None:
 def test_schema_file_is_up_to_date() -> None:
     stored = (ROOT / "docs" / "report-schema.json").read_text(encoding="utf-8")
     assert stored == json_schema_text(), "run: python -m forenscope.report docs/report-schema.json"
+
+
+def test_html_shows_the_daam_strip_when_the_detector_stored_it(report: Report) -> None:
+    from forenscope.report import render_html
+
+    assert "DAAM" not in render_html(report)
+    maps = [np.full((14, 14), b / 12, dtype=np.float32).round(3).tolist() for b in range(1, 13)]
+    flow = {"blocks": 12, "decision_block": 9, "cls_score": [b / 12 for b in range(1, 13)]}
+    clip = ExpertResult(
+        expert="clip_detector", version="t", targets="ai_generated", score=0.9,
+        details={"daam": maps, "daam_flow": flow},
+    )  # fmt: skip
+    report.experts.append(clip)
+    page = render_html(report)
+    assert "How the CLIP decision forms (DAAM)" in page
+    assert page.count('alt="accumulated map after block') == 12
+    assert "the decision forms at block 9" in page

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..types import Evidence, Region, Report
+from .daam_section import render_daam_html
 from .faces_section import render_faces_html
 from .html_assets import CSS, JS
 from .llm_section import render_llm_html
@@ -43,6 +44,7 @@ def render_html(report: Report, image: ImageInput | None = None) -> str:
         _regions(report.regions),
         _evidence(report.key_evidence),
         render_faces_html(report),
+        render_daam_html(report),
         _experts(report),
         render_llm_html(report),
         _image_info(report),
