@@ -14,8 +14,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -23,6 +21,7 @@ import httpx
 import numpy as np
 
 from forenscope.mllm.config import LLMConfig
+from forenscope.mllm.fake_server import FakeServerProcess
 from forenscope.mllm.runner import MLLMEngine
 
 ANSWER = {
@@ -90,14 +89,10 @@ def main() -> None:
     cfg = LLMConfig(base_url="http://mock/v1", model="m", flavor="openai", cache=False)
     wall, lat = asyncio.run(_batch(cfg, args.calls, 1, transport=mock))
     print(_row("in-process (overhead)", 1, args.calls, wall, lat))
-    cmd = [sys.executable, "-m", "forenscope.mllm.fake_server", "--port", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline().strip().split("=")[1])
+    with FakeServerProcess() as server:
         for conc in args.concurrency:
             cfg = LLMConfig(
-                base_url=f"http://127.0.0.1:{port}/v1",
+                base_url=server.base_url,
                 model="fake",
                 flavor="openai",
                 cache=False,
@@ -105,9 +100,6 @@ def main() -> None:
             )
             wall, lat = asyncio.run(_batch(cfg, args.calls, conc))
             print(_row("fake server, HTTP", conc, args.calls, wall, lat))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,29 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from forenscope.eval.cli import eval_cli
+from forenscope.mllm.fake_server import FakeServerProcess
 from test_eval_datasets import make_dataset
 
 
-class _Server:
-    def __init__(self, *args: str) -> None:
-        cmd = [sys.executable, "-m", "forenscope.mllm.fake_server", "--port", "0", *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.startswith("READY port="), line
-        self.port = int(line.strip().split("=")[1])
-
-    def hits(self) -> int:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=5) as r:
-            return int(json.load(r)["hits"])
-
-
 @pytest.fixture
-def server() -> Iterator[_Server]:
-    srv = _Server("--faults", "refusal:0.15", "--seed", "3")
-    yield srv
-    srv.proc.terminate()
-    srv.proc.wait(timeout=10)
+def server() -> Iterator[FakeServerProcess]:
+    with FakeServerProcess("--faults", "refusal:0.15", "--seed", "3") as srv:
+        yield srv
 
 
 def _config(tmp_path: Path, port: int) -> Path:
@@ -48,7 +30,9 @@ def _config(tmp_path: Path, port: int) -> Path:
     return path
 
 
-def test_llm_run_keeps_refusals_and_counts_tokens(tmp_path: Path, server: _Server) -> None:
+def test_llm_run_keeps_refusals_and_counts_tokens(
+    tmp_path: Path, server: FakeServerProcess
+) -> None:
     manifest = make_dataset(tmp_path / "data", n_real=8, n_fake=8, n_tampered=0, size=16)
     args = [str(manifest), "--system", f"llm:{_config(tmp_path, server.port)}", "--out",
             str(tmp_path / "run"), "--n", "3", "--size", "16"]  # fmt: skip
@@ -65,7 +49,7 @@ def test_llm_run_keeps_refusals_and_counts_tokens(tmp_path: Path, server: _Serve
     assert again.exit_code == 0 and server.hits() == hits  # every answer came from the cache
 
 
-def test_ablation_tables_from_one_command(tmp_path: Path, server: _Server) -> None:
+def test_ablation_tables_from_one_command(tmp_path: Path, server: FakeServerProcess) -> None:
     manifest = make_dataset(tmp_path / "data", n_real=8, n_fake=8, n_tampered=0, size=16)
     out = tmp_path / "abl"
     args = ["ablate", str(manifest), "--config", str(_config(tmp_path, server.port)), "--out",
@@ -85,7 +69,9 @@ def test_ablation_tables_from_one_command(tmp_path: Path, server: _Server) -> No
     assert all(len(r["extra"]["example_ids"]) == 2 for r in k2["samples"] if r["extra"])
 
 
-def test_stage2_explanations_are_scored_against_the_mask(tmp_path: Path, server: _Server) -> None:
+def test_stage2_explanations_are_scored_against_the_mask(
+    tmp_path: Path, server: FakeServerProcess
+) -> None:
     manifest = make_dataset(tmp_path / "data", n_real=2, n_fake=0, n_tampered=3, size=24)
     args = [str(manifest), "--system", f"llm:{_config(tmp_path, server.port)}", "--out",
             str(tmp_path / "run"), "--n", "1", "--size", "24", "--stage2"]  # fmt: skip

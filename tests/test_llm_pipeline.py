@@ -6,9 +6,6 @@ from __future__ import annotations
 import io
 import json
 import socket
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +18,7 @@ import forenscope
 from forenscope.forgeries import Box, example_photo, make_jpeg_region
 from forenscope.mllm.assess import evidence_items, resolve_citations, verdict_agreement
 from forenscope.mllm.config import LLMConfig, PipelineOptions
+from forenscope.mllm.fake_server import FakeServerProcess
 from forenscope.mllm.narrative import llm_paragraph
 from forenscope.mllm.types import (
     Agreement,
@@ -45,28 +43,11 @@ def _own_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FORENSCOPE_CACHE_DIR", str(tmp_path / "cache"))
 
 
-class FakeServer:
-    def __init__(self, *args: str) -> None:
-        cmd = [sys.executable, "-m", "forenscope.mllm.fake_server", "--port", "0", *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.startswith("READY port="), line
-        self.port = int(line.strip().split("=")[1])
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-
-    def hits(self) -> int:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=5) as r:
-            return int(json.load(r)["hits"])
-
+class FakeServer(FakeServerProcess):
     def config(self, **kw: Any) -> LLMConfig:
         base = {"base_url": self.base_url, "model": "fake-vision", "flavor": "openai",
                 "backoff_base_s": 0.01, "backoff_max_s": 0.02, "max_retries": 1}  # fmt: skip
         return LLMConfig.model_validate({**base, **kw})
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import subprocess
-import sys
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,35 +16,15 @@ from PIL import Image
 
 from forenscope.mllm.cache import ResponseCache
 from forenscope.mllm.config import LLMConfig
+from forenscope.mllm.fake_server import FakeServerProcess
 from forenscope.mllm.runner import MLLMEngine
 from forenscope.mllm.scoring import top_tokens, yes_probability
 from forenscope.mllm.types import ImageRun
 
 
-class FakeServer:
-    def __init__(self, *args: str) -> None:
-        cmd = [sys.executable, "-m", "forenscope.mllm.fake_server", "--port", "0", *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("READY port="):
-            self.proc.kill()
-            raise RuntimeError(f"fake server did not start: {line!r}")
-        self.port = int(line.strip().split("=")[1])
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=5) as r:
-            return dict(json.load(r))
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def server(request: pytest.FixtureRequest) -> Iterator[FakeServer]:
-    srv = FakeServer(*getattr(request, "param", ()))
+def server(request: pytest.FixtureRequest) -> Iterator[FakeServerProcess]:
+    srv = FakeServerProcess(*getattr(request, "param", ()))
     yield srv
     srv.close()
 
@@ -64,7 +41,7 @@ def _images(folder: Path, values: list[int], size: int = 32) -> list[Path]:
     return paths
 
 
-def _config(srv: FakeServer, **kw: Any) -> LLMConfig:
+def _config(srv: FakeServerProcess, **kw: Any) -> LLMConfig:
     base = {
         "base_url": srv.base_url,
         "model": "fake-vision",
@@ -85,7 +62,7 @@ def _run(config: LLMConfig, paths: list[Path], cache_dir: Path, **kw: Any) -> li
 
 
 def test_two_stages_through_a_server_process_and_cached_rerun(
-    server: FakeServer, tmp_path: Path
+    server: FakeServerProcess, tmp_path: Path
 ) -> None:
     paths = _images(tmp_path / "imgs", [230, 240, 20, 35])
     config = _config(server, flavor="openai")
@@ -120,7 +97,7 @@ FAULTY = (
 
 
 @pytest.mark.parametrize("server", [FAULTY], indirect=True)
-def test_200_images_under_faults_lose_nothing(server: FakeServer, tmp_path: Path) -> None:
+def test_200_images_under_faults_lose_nothing(server: FakeServerProcess, tmp_path: Path) -> None:
     values = [(i * 37) % 256 for i in range(200)]
     paths = _images(tmp_path / "imgs", values, size=16)
     config = _config(server, flavor="generic", capabilities={"logprobs": True}, concurrency=16)
@@ -153,7 +130,7 @@ def test_200_images_under_faults_lose_nothing(server: FakeServer, tmp_path: Path
 
 
 @pytest.mark.parametrize("server", [("--script", "hang,ok", "--hang", "2")], indirect=True)
-def test_read_timeout_is_retried(server: FakeServer, tmp_path: Path) -> None:
+def test_read_timeout_is_retried(server: FakeServerProcess, tmp_path: Path) -> None:
     paths = _images(tmp_path / "imgs", [200])
     config = _config(server, flavor="openai", timeout_s=0.5, cache=False)
     runs = _run(config, paths, tmp_path / "cache", stage2=False)
@@ -161,7 +138,9 @@ def test_read_timeout_is_retried(server: FakeServer, tmp_path: Path) -> None:
     assert server.stats()["hits"] == 2
 
 
-def test_official_openai_client_reads_the_wire_format(server: FakeServer, tmp_path: Path) -> None:
+def test_official_openai_client_reads_the_wire_format(
+    server: FakeServerProcess, tmp_path: Path
+) -> None:
     import base64
 
     from openai import OpenAI
@@ -199,7 +178,7 @@ def test_official_openai_client_reads_the_wire_format(server: FakeServer, tmp_pa
 
 
 def test_cli_run_detect_and_chat_against_the_server(
-    server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: FakeServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from click.testing import CliRunner
 
@@ -262,7 +241,7 @@ def test_cli_run_detect_and_chat_against_the_server(
     assert [t["role"] for t in turns] == ["user", "assistant"] * 2 and turns[2]["content"] == "Why?"
 
 
-def test_hybrid_tool_calls_run_registry_experts(server: FakeServer, tmp_path: Path) -> None:
+def test_hybrid_tool_calls_run_registry_experts(server: FakeServerProcess, tmp_path: Path) -> None:
     import numpy as np
 
     from forenscope.mllm.hybrid import analyse_with_tools

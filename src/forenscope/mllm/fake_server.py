@@ -1,10 +1,11 @@
 """A fault-injecting fake OpenAI-compatible vision endpoint on the standard library.
 
 For tests and benchmarks: `python -m forenscope.mllm.fake_server --port 0` prints
-`READY port=N`. Answers are a deterministic function of the image: P(yes) = mean brightness, so
-bright images are "fake". Faults (429 with Retry-After, 500, garbage bodies, refusals, empty or
-truncated answers, delays, hangs) are injected at seeded random rates (`--faults 429:0.1,...`)
-or in a fixed order for the first requests (`--script 429,500`). GET /stats counts hits.
+`READY port=N`; `FakeServerProcess(*args)` starts it in a subprocess and reads that line.
+Answers are a deterministic function of the image: P(yes) = mean brightness, so bright images
+are "fake". Faults (429 with Retry-After, 500, garbage bodies, refusals, empty or truncated
+answers, delays, hangs) are injected at seeded random rates (`--faults 429:0.1,...`) or in a
+fixed order for the first requests (`--script 429,500`). GET /stats counts hits.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import io
 import json
 import math
 import random
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -253,6 +256,38 @@ class Handler(BaseHTTPRequestHandler):
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+
+class FakeServerProcess:
+    """This server in a subprocess on a free loopback port (`args` are its CLI options)."""
+
+    def __init__(self, *args: str) -> None:
+        cmd = [sys.executable, "-m", "forenscope.mllm.fake_server", "--port", "0", *args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY port="):
+            self.proc.kill()
+            raise RuntimeError(f"fake server did not start: {line!r}")
+        self.port = int(line.strip().split("=")[1])
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=5) as r:
+            return dict(json.load(r))
+
+    def hits(self) -> int:
+        return int(self.stats()["hits"])
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def __enter__(self) -> FakeServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def main(argv: list[str] | None = None) -> None:
