@@ -131,6 +131,22 @@ def test_alignment_makes_every_class_identical_in_format(tmp_path: Path) -> None
     assert prepare(jpg.getvalue(), Preprocess("none"), "c")[0] == jpg.getvalue()
 
 
+def test_aligned_mask_stays_on_the_object_and_matches_the_detector_crop() -> None:
+    from forenscope.learned.preprocess import clip_crop
+
+    rgb = np.zeros((90, 150, 3), np.uint8)
+    rgb[20:50, 70:110] = 255  # a white block off-centre in a landscape image
+    mask = rgb[..., 0] > 0
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    data, m = prepare(buf.getvalue(), Preprocess("png", 48), "k", mask)
+    pixels = np.asarray(_decode(data).convert("L"), dtype=float)
+    assert m is not None and m.shape == pixels.shape == (48, 48)
+    assert pixels[m].mean() > 200 and pixels[~m].mean() < 40  # mask registered with the block
+    crop, _ = clip_crop(Image.fromarray(rgb), 48)  # the eval crop is the detectors' crop
+    assert np.array_equal(np.asarray(crop.convert("L"), dtype=float), pixels)
+
+
 def test_perturbations_are_seeded_and_move_the_mask(tmp_path: Path) -> None:
     rgb = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     buf = io.BytesIO()

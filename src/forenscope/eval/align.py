@@ -21,6 +21,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ..learned.preprocess import clip_crop, crop_geometry
+
 AlignMode = Literal["none", "jpeg90", "png"]
 ALIGN_MODES: tuple[AlignMode, ...] = ("none", "jpeg90", "png")
 Op = Callable[
@@ -130,16 +132,13 @@ class Preprocess:
 def _square(
     im: Image.Image, mask: np.ndarray | None, size: int
 ) -> tuple[Image.Image, np.ndarray | None]:
-    scale = size / min(im.width, im.height)
-    w, h = max(size, round(im.width * scale)), max(size, round(im.height * scale))
-    im = im.resize((w, h), Image.Resampling.BICUBIC)
-    x, y = (w - size) // 2, (h - size) // 2
-    box = (x, y, x + size, y + size)
+    crop, _ = clip_crop(im, size)
     if mask is not None:
+        w, h, x, y = crop_geometry(im.width, im.height, size)
         mask = _mask_to(mask, (w, h))
         assert mask is not None
         mask = mask[y : y + size, x : x + size]
-    return im.crop(box), mask
+    return crop, mask
 
 
 def prepare(

@@ -22,15 +22,21 @@ Box = tuple[float, float, float, float]
 """(left, top, right, bottom) of the crop in the original image's pixel coordinates."""
 
 
+def crop_geometry(width: int, height: int, size: int) -> tuple[int, int, int, int]:
+    """(resized width, resized height, left, top) of "shorter side to `size`, centre square";
+    shared by the detectors' crop and the eval harness's alignment (which also crops masks)."""
+    scale = size / min(width, height)
+    new_w, new_h = max(size, int(round(width * scale))), max(size, int(round(height * scale)))
+    return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
+
+
 def clip_crop(img: Image.Image, size: int = CLIP_SIZE) -> tuple[Image.Image, Box]:
     """Resize the shorter side to `size` (bicubic) and take the centre square."""
     w, h = img.size
-    scale = size / min(w, h)
-    new_w, new_h = max(size, int(round(w * scale))), max(size, int(round(h * scale)))
+    new_w, new_h, left, top = crop_geometry(w, h, size)
     resized = (
         img if (new_w, new_h) == (w, h) else img.resize((new_w, new_h), Image.Resampling.BICUBIC)
     )
-    left, top = (new_w - size) // 2, (new_h - size) // 2
     crop = resized.crop((left, top, left + size, top + size))
     sx, sy = w / new_w, h / new_h
     return crop, (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
