@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 
 import click
@@ -29,18 +28,15 @@ def serve_openai_cmd(
     with log-probs for yes/no questions, or JSON with a response_format. Every response also
     carries the full report in `forenscope_report`. The token comes from FORENSCOPE_TOKEN.
     """
-    try:
+    from ..service.launch import service_extra_required, token_from_env
+
+    with service_extra_required():
         import uvicorn
 
         from .openai_server import OpenAISettings, create_openai_app
-    except ImportError as exc:
-        raise click.ClickException(
-            f"{exc}; install the service extra: pip install 'forenscope[service]'"
-        ) from None
     from ..errors import ConfigError, UnknownExpertError
-    from ..service.settings import TOKEN_ENV
 
-    token = os.environ.get(TOKEN_ENV) or None
+    token = token_from_env()
     settings = OpenAISettings(
         host=host, token=token, model_id=model_id, experts=list(experts) or None,
         workers=workers, max_image_bytes=max_image_mb * 1024 * 1024, threshold=threshold,

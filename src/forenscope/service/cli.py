@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from .settings import TOKEN_ENV
+from .launch import service_extra_required, token_from_env
 
 if TYPE_CHECKING:
     from .chat import ChatBackend
@@ -38,17 +37,13 @@ def serve_cmd(
     The access token is read from the FORENSCOPE_TOKEN environment variable, never from the
     command line (where other users could read it in the process list).
     """
-    try:
+    with service_extra_required():
         import uvicorn
 
         from . import Settings, create_app
-    except ImportError as exc:
-        raise click.ClickException(
-            f"{exc}; install the service extra: pip install 'forenscope[service]'"
-        ) from None
     from ..errors import ConfigError
 
-    token = os.environ.get(TOKEN_ENV) or None
+    token = token_from_env()
     settings = Settings(
         data_dir=data_dir, host=host, port=port, token=token, workers=workers,
         max_upload_bytes=max_upload_mb * 1024 * 1024, experts=list(experts) or None,
