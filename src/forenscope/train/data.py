@@ -7,7 +7,6 @@ JPEG q=90 with 4:2:0 chroma, so no class can be told apart by container, size or
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,20 +38,21 @@ class Sample:
 
 
 def read_manifest(manifest: Path) -> list[Sample]:
-    root = manifest.parent
-    with open(manifest, newline="", encoding="utf-8") as fh:
-        return [
-            Sample(
-                path=root / row["path"],
-                label=row["label"],
-                generator=row["generator"],
-                family=row["family"],
-                source=row["source"],
-                licence=row["licence"],
-                sha256=row["sha256"],
-            )
-            for row in csv.DictReader(fh)
-        ]
+    """The manifest's rows (CSV or JSONL, read by the eval harness's reader) with absolute paths."""
+    from ..eval.datasets import load_manifest
+
+    return [
+        Sample(
+            path=row.file,
+            label=row.label,
+            generator=row.generator,
+            family=row.family,
+            source=row.source,
+            licence=row.licence,
+            sha256=row.sha256,
+        )
+        for row in load_manifest(manifest)
+    ]
 
 
 def select(samples: list[Sample], task: str, include_cifake: bool = False) -> list[Sample]:
