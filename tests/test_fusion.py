@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import forenscope.fusion as fusion_module
+from forenscope import map_fusion
 from forenscope.fusion import (
     PRIOR,
     PROVENANCE_PROBABILITY,
@@ -19,6 +20,7 @@ from forenscope.fusion import (
     expert_features,
     fitted_model,
     fuse,
+    fuse_heatmaps,
     handset_probabilities,
     load_fitted,
 )
@@ -359,3 +361,93 @@ def test_shipped_weights_if_present_are_well_formed() -> None:
     assert "fit_fusion.py" in data["command"] and data["data"]["sources"]
     assert data["cv"]["scheme"] == "leave-one-source-out"
     assert model.temperature > 0 and np.isfinite(model.coef).all()
+
+
+# --- fitted fused map (map_fusion.py) ----------------------------------------------------------
+
+MAP_KEYS = {"version", "experts", "features", "coef", "intercept", "map_side", "smooth_share"}
+
+
+def test_map_fusion_weights_load_with_expected_keys() -> None:
+    map_fusion.load_model.cache_clear()
+    model = map_fusion.load_model()
+    assert model is not None, "map_fusion_weights.json must ship with the package"
+    data = json.loads(map_fusion.WEIGHTS_FILE.read_text(encoding="utf-8"))
+    assert MAP_KEYS <= set(data) and "tampered" not in data["fitted_on"].split("never")[0]
+    assert data["features"] == map_fusion.feature_names(model.experts)
+    assert {"copy_move", "learned_localizer"} <= set(model.experts)
+    assert np.isfinite(model.coef).all() and math.isfinite(model.intercept)
+
+
+def test_malformed_map_weights_are_refused() -> None:
+    data = json.loads(map_fusion.WEIGHTS_FILE.read_text(encoding="utf-8"))
+    with pytest.raises(ValueError, match="other features"):
+        map_fusion.MapFusionModel.from_dict({**data, "features": data["features"][:-1]})
+    with pytest.raises(ValueError, match="shape"):
+        map_fusion.MapFusionModel.from_dict({**data, "coef": data["coef"][:-1]})
+    with pytest.raises(ValueError, match="map_side"):
+        map_fusion.MapFusionModel.from_dict({**data, "map_side": 4})
+
+
+def test_map_mode_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    results = [expert("copy_move", "tampered", 0.9, heatmap=blob_map())]
+    handset = fuse_heatmaps(results, height=H, width=W, mode="handset")
+    fitted = fuse_heatmaps(results, height=H, width=W, mode="fitted")
+    assert handset is not None and fitted is not None and not np.allclose(handset, fitted)
+    monkeypatch.setenv(map_fusion.MODE_ENV, "handset")
+    assert np.array_equal(fuse(results, height=H, width=W).heatmap, handset)
+    monkeypatch.setenv(map_fusion.MODE_ENV, "fitted")
+    assert np.array_equal(fuse(results, height=H, width=W).heatmap, fitted)
+    monkeypatch.setenv(map_fusion.MODE_ENV, "no-such-mode")
+    assert map_fusion.map_mode() == map_fusion.DEFAULT_MODE
+
+
+def test_fitted_map_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(map_fusion.MODE_ENV, raising=False)
+    assert map_fusion.map_mode() == "handset"
+    results = [expert("copy_move", "tampered", 0.9, heatmap=blob_map())]
+    default = fuse(results, height=H, width=W).heatmap
+    assert np.array_equal(default, fuse_heatmaps(results, height=H, width=W, mode="handset"))
+
+
+def test_fitted_map_equals_the_stacked_features_it_was_fitted_on() -> None:
+    """Inference folds the linear score per expert; it must match the fitting features."""
+    model = map_fusion.load_model()
+    assert model is not None
+    rng = np.random.default_rng(5)
+    shape = (48, 64)
+    inputs = [
+        map_fusion.MapInput(name, float(rng.uniform(0.05, 0.95)), blob_map(60, 80) * rng.uniform())
+        for name in model.experts[:4]
+    ]
+    normalised = map_fusion.normalised_maps(inputs, shape)
+    scores = {m.expert: m.score for m in inputs}
+    handset = rng.uniform(0, 1, shape).astype(np.float32)
+    stacked = map_fusion.pixel_features(
+        normalised, scores, handset, model.experts, model.smooth_share
+    )
+    folded = map_fusion.linear_score(model, normalised, scores, handset)
+    expected = np.tensordot(model.coef, stacked, axes=1) + model.intercept
+    np.testing.assert_allclose(folded, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_fitted_map_falls_back_to_handset_without_weights(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    results = [expert("copy_move", "tampered", 0.9, heatmap=blob_map())]
+    monkeypatch.setattr(map_fusion, "load_model", lambda: None)
+    fitted = fuse_heatmaps(results, height=H, width=W, mode="fitted")
+    assert np.array_equal(fitted, fuse_heatmaps(results, height=H, width=W, mode="handset"))
+    unknown = [expert("someone_else", "tampered", 0.9, heatmap=blob_map())]
+    assert fuse_heatmaps(unknown, height=H, width=W, mode="fitted") is not None
+
+
+def test_fitted_map_stays_dark_when_the_experts_judge_the_image_clean() -> None:
+    rng = np.random.default_rng(3)
+    results = [
+        expert(name, "tampered", 0.1, heatmap=rng.uniform(0, 0.4, (60, 80)).astype(np.float32))
+        for name in ("copy_move", "ela", "jpeg_artifacts", "learned_localizer", "noise")
+    ]
+    heatmap = fuse_heatmaps(results, height=H, width=W, mode="fitted")
+    assert heatmap is not None and heatmap.shape == (H, W) and heatmap.dtype == np.float32
+    assert float(np.mean(heatmap >= 0.5)) < 0.01

@@ -40,6 +40,11 @@ Rules, in order:
    low, no min-max stretch) and averaged with weights `weight * confidence * score**2`, so a
    confident expert that found something dominates. The result is scaled by
    `min(1, mean score / 0.5)`: maps of experts that judge the image clean cannot light up.
+5b. Fitted map (opt-in: `FORENSCOPE_MAP_FUSION=fitted`, see `map_fusion.py`): a per-pixel
+   logistic regression over the same normalised maps, the experts' scores and the step-5 map,
+   fitted on synthetic forgeries of real photos (`benchmarks/fit_map_fusion.py`), gives
+   P(pixel forged). Opt-in because on real tampered images it buys its higher F1@0.5 with about
+   twice the flagged area on untouched photos (BENCHMARKS.md, localization).
 """
 
 from __future__ import annotations
@@ -420,26 +425,63 @@ def working_size(height: int, width: int, max_side: int = WORK_SIDE) -> tuple[in
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def fuse_heatmaps(judged: list[ExpertResult], *, height: int, width: int) -> np.ndarray | None:
-    """Weighted mean of the normalised tamper maps, scaled by how suspicious the experts are.
+def fuse_heatmaps(
+    judged: list[ExpertResult], *, height: int, width: int, mode: str | None = None
+) -> np.ndarray | None:
+    """The fused tamper map at (height, width), or None when no tamper expert drew a map.
 
-    Maps are combined at a working resolution (longer side `WORK_SIDE`) and the result is
-    resized once to the image size: the maps are smooth, and 12 MP images stay fast.
+    `mode` "handset" (the default) is the weighted mean of step 5; "fitted" (opt-in with
+    `FORENSCOPE_MAP_FUSION=fitted`, see `map_fusion.map_mode`) rescales it to P(pixel forged) with
+    the shipped per-pixel logistic model, and falls back to "handset" when the weights are absent
+    or none of the model's experts drew a map.
     """
-    work_h, work_w = working_size(height, width)
+    from . import map_fusion
+
+    mode = mode or map_fusion.map_mode()
+    model = map_fusion.load_model() if mode == "fitted" else None
+    if model is not None:
+        inputs = map_fusion.inputs_from_results(judged, _TAMPER_TARGETS)
+        if any(m.expert in model.experts for m in inputs):
+            shape = map_fusion.work_shape(height, width, model.map_side)
+            normalised = map_fusion.normalised_maps(inputs, shape)
+            handset = handset_map(judged, shape, normalised)
+            assert handset is not None  # `inputs` is not empty
+            return map_fusion.fitted_map(
+                inputs, handset, normalised, height=height, width=width, model=model
+            )
+    fused = handset_map(judged, working_size(height, width))
+    if fused is None:
+        return None
+    return np.asarray(np.clip(resize_map(fused, height, width), 0.0, 1.0), dtype=np.float32)
+
+
+def handset_map(
+    judged: list[ExpertResult],
+    shape: tuple[int, int],
+    normalised: dict[str, np.ndarray] | None = None,
+) -> np.ndarray | None:
+    """Weighted mean of the normalised tamper maps at `shape`, scaled by how suspicious the
+    experts are (step 5). `normalised` may hold maps already normalised at `shape`, by expert.
+
+    Maps are combined at a working resolution (longer side `WORK_SIDE` by default) and the
+    caller resizes the result once to the image size: the maps are smooth, and 12 MP images
+    stay fast.
+    """
+    work_h, work_w = shape
     maps: list[tuple[float, float, np.ndarray]] = []
     for r in judged:
         if r.heatmap is None or r.score is None or r.targets not in _TAMPER_TARGETS:
             continue
         weight = expert_weight(r.expert) * r.confidence * r.score**2
-        maps.append((weight, r.score, normalise_map(resize_map(r.heatmap, work_h, work_w))))
+        done = (normalised or {}).get(r.expert)
+        norm = done if done is not None else normalise_map(resize_map(r.heatmap, work_h, work_w))
+        maps.append((weight, r.score, norm))
     if not maps:
         return None
     total = sum(w for w, _, _ in maps)
     if total <= 0:
-        return np.zeros((height, width), dtype=np.float32)
+        return np.zeros((work_h, work_w), dtype=np.float32)
     fused = sum((w * m for w, _, m in maps), start=np.zeros((work_h, work_w), np.float32))
     mean_score = sum(w * s for w, s, _ in maps) / total
     gain = min(1.0, mean_score / 0.5)
-    fused = np.clip(fused * (gain / total), 0.0, 1.0)
-    return np.asarray(np.clip(resize_map(fused, height, width), 0.0, 1.0), dtype=np.float32)
+    return np.asarray(np.clip(fused * (gain / total), 0.0, 1.0), dtype=np.float32)
