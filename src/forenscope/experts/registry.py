@@ -26,6 +26,7 @@ BUILTIN_MODULES = (
     "c2pa_manifest",
     "watermark",
     "clip_detector",
+    "cnn_baseline",
     "face_seam",
     "face_consistency",
     "face_eyes",

@@ -21,6 +21,8 @@ DETECTORS: dict[str, tuple[str, str, tuple[str, str]]] = {
     "gram-generated": ("gram", "generated", ("real", "generated")),
     # every sampled patch carries its image's label; the head scores the 14x14 patch map
     "clip-patch": ("clip-patch", "generated", ("real", "generated")),
+    # CNNSpot-style baseline: a small CNN trained with torch on the aligned pixels (train/cnn.py)
+    "cnn-generated": ("cnn", "generated", ("real", "generated")),
 }
 HEADS_DIR = Path(__file__).resolve().parents[1] / "models" / "heads"
 
@@ -46,6 +48,8 @@ def train_detector(
     from .fit import train_and_calibrate
 
     feature, task, classes = DETECTORS[detector]
+    if feature == "cnn":
+        raise ForenscopeError("cnn-generated is trained by forenscope.train.cnn.train_cnn")
     samples = select(read_manifest(manifest), task, include_cifake=include_cifake)
     if len({target(s, task) for s in samples}) < 2:
         raise ForenscopeError(f"manifest {manifest} has no rows of both classes for {task}")
@@ -91,7 +95,7 @@ def train_detector(
     type=click.Path(file_okay=False, path_type=Path),
     default=HEADS_DIR,
     show_default=True,
-    help="where <detector>.json and <detector>.md are written",
+    help="where <detector>.json and <detector>.md (and cnn-generated.onnx) are written",
 )
 @click.option("--seed", default=0, show_default=True)
 @click.option(
@@ -99,6 +103,12 @@ def train_detector(
 )
 @click.option("--c", "c", default=0.05, show_default=True, help="inverse L2 strength")
 @click.option("--include-cifake", is_flag=True, help="also train on CIFAKE (32 px; off by default)")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="cnn-generated only: training epochs (default: the shipped model's)",
+)
 def train_cli(
     manifest: Path,
     detector: str,
@@ -107,10 +117,14 @@ def train_cli(
     calibration: str,
     c: float,
     include_cifake: bool,
+    epochs: int | None,
 ) -> None:
     """Fit a head or baseline on format-aligned images and write weights + model card."""
     from .card import render_card
 
+    if detector == "cnn-generated":
+        _train_cnn_cli(manifest, out, seed, calibration, include_cifake, epochs)
+        return
     try:
         head, metrics, samples = train_detector(
             manifest,
@@ -145,3 +159,36 @@ def train_cli(
     click.echo(
         f"wrote {out / (detector + '.json')}: " + ", ".join(f"{k}={v}" for k, v in metrics.items())
     )
+
+
+def _train_cnn_cli(
+    manifest: Path,
+    out: Path,
+    seed: int,
+    calibration: str,
+    include_cifake: bool,
+    epochs: int | None,
+) -> None:
+    """cnn-generated: torch training, ONNX + JSON sidecar + model card (train/cnn.py)."""
+    from .cnn import CnnConfig, train_cnn, write_cnn
+
+    epochs = epochs or CnnConfig().epochs
+    command = "forenscope train " + shlex.join(
+        ["--manifest", str(manifest), "--detector", "cnn-generated", "--seed", str(seed)]
+        + ["--calibration", calibration, "--epochs", str(epochs)]
+        + (["--include-cifake"] if include_cifake else [])
+    )
+    try:
+        run = train_cnn(
+            manifest,
+            seed=seed,
+            calibration=calibration,
+            epochs=epochs,
+            include_cifake=include_cifake,
+            progress=True,
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        written = write_cnn(run, out, "cnn-generated", command)
+    except ForenscopeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {written}: " + ", ".join(f"{k}={v}" for k, v in run.metrics.items()))
