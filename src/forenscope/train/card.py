@@ -65,6 +65,15 @@ def render_card(
             "with its image's label; the split keeps all patches of an image together.",
             "",
         ]
+    if head.feature == "clip-patch-composite":
+        lines += [
+            "Rows are patch tokens of composites (a region of a generated image pasted into a "
+            "real photo, seeded; `forenscope/train/composites.py`), labelled 1 where the paste "
+            "mask covers at least half the patch, plus real-into-real pastes labelled 0 and the "
+            "patches of every untouched image with its image's label. It learns where something "
+            "was pasted or generated: it also flags about half of a pasted *real* region.",
+            "",
+        ]
     lines += ["| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in metrics.items()]
     lines += ["", "## Reproduce", "", "```", command, "```", ""]

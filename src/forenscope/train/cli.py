@@ -21,6 +21,9 @@ DETECTORS: dict[str, tuple[str, str, tuple[str, str]]] = {
     "gram-generated": ("gram", "generated", ("real", "generated")),
     # every sampled patch carries its image's label; the head scores the 14x14 patch map
     "clip-patch": ("clip-patch", "generated", ("real", "generated")),
+    # patches of generated regions pasted into real photos, labelled by the paste mask
+    # (train/composites.py): a localizer of pasted or generated regions
+    "clip-patch-composite": ("clip-patch-composite", "generated", ("real", "generated")),
     # CNNSpot-style baseline: a small CNN trained with torch on the aligned pixels (train/cnn.py)
     "cnn-generated": ("cnn", "generated", ("real", "generated")),
 }
@@ -50,12 +53,15 @@ def train_detector(
     feature, task, classes = DETECTORS[detector]
     if feature == "cnn":
         raise ForenscopeError("cnn-generated is trained by forenscope.train.cnn.train_cnn")
-    samples = select(read_manifest(manifest), task, include_cifake=include_cifake)
-    if len({target(s, task) for s in samples}) < 2:
-        raise ForenscopeError(f"manifest {manifest} has no rows of both classes for {task}")
-    x = features_for(samples, feature, progress)
-    y = np.array([target(s, task) for s in samples])
-    groups = [s.group for s in samples]
+    if feature == "clip-patch-composite":
+        x, y, groups, samples = _composite_rows(manifest, seed, progress)
+    else:
+        samples = select(read_manifest(manifest), task, include_cifake=include_cifake)
+        if len({target(s, task) for s in samples}) < 2:
+            raise ForenscopeError(f"manifest {manifest} has no rows of both classes for {task}")
+        x = features_for(samples, feature, progress)
+        y = np.array([target(s, task) for s in samples])
+        groups = [s.group for s in samples]
     if x.ndim == 3:  # patches: one row per patch, grouped with their image
         per = x.shape[1]
         x, y = x.reshape(-1, x.shape[2]), np.repeat(y, per)
@@ -80,6 +86,19 @@ def train_detector(
         head.meta["encoder_sha256"] = file_sha256(encoder_path())
         head.meta["preprocessing"] = "shorter side 224 bicubic, centre crop, CLIP mean/std, L2"
     return head, metrics, samples
+
+
+def _composite_rows(
+    manifest: Path, seed: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray, list[str], list[Sample]]:
+    """Patch rows of seeded composites (CIFAKE never included) for `clip-patch-composite`."""
+    from .composites import composite_patch_dataset
+
+    try:
+        data = composite_patch_dataset(manifest, seed=seed, progress=progress)
+    except ValueError as exc:
+        raise ForenscopeError(str(exc)) from exc
+    return data.x, data.y, data.groups, data.samples
 
 
 @click.command("train")
