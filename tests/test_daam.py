@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from forenscope.learned.daam import (
     blocks_graph,
     compact_maps,
 )
-from forenscope.learned.detector import ClipDetectorModel
+from forenscope.learned.detector import ClipDetectorModel, Prediction
 from forenscope.learned.encoder import ClipEncoder
 from forenscope.learned.fake_encoder import build_fake_encoder
 from forenscope.learned.heads import LinearHead
@@ -134,12 +137,14 @@ def write_heads(directory: Path, encoder: Path) -> None:
     make_head("clip-generated", encoder, 0).save(directory / "clip-generated.json")
 
 
-def run_expert(monkeypatch: pytest.MonkeyPatch, encoder: Path, tmp_path: Path) -> dict[str, Any]:
+def run_expert(
+    monkeypatch: pytest.MonkeyPatch, encoder: Path, tmp_path: Path, rgb: np.ndarray | None = None
+) -> dict[str, Any]:
     write_heads(tmp_path / "heads", encoder)
     monkeypatch.setenv("FORENSCOPE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("FORENSCOPE_CLIP_ONNX", str(encoder))
     monkeypatch.setenv("FORENSCOPE_CLIP_HEADS", str(tmp_path / "heads"))
-    result = ClipDetector().analyze(image_input(ramp_rgb()))
+    result = ClipDetector().analyze(image_input(ramp_rgb() if rgb is None else rgb))
     assert result.error is None and result.score is not None
     return {"score": result.score, "details": result.details, "evidence": result.evidence}
 
@@ -153,6 +158,7 @@ def test_expert_details_and_score_unchanged(
     monkeypatch.setenv("FORENSCOPE_CLIP_DAAM", "1")
     out = run_expert(monkeypatch, fake_blocks, tmp_path)
     assert out["score"] == plain["score"]
+    assert out["details"]["patch_grid"] == plain["details"]["patch_grid"]
     daam = np.asarray(out["details"]["daam"])
     assert daam.shape == (3, 14, 14) and daam[-1].max() == pytest.approx(1.0)
     flow = out["details"]["daam_flow"]
@@ -170,26 +176,137 @@ def test_expert_without_block_outputs_still_scores(
     assert all(e.kind != "clip.decision_block" for e in out["evidence"])
 
 
+# -- one encoder pass for the score, the patch map and DAAM (issue 3) ------------------------
+def assert_same(one: tuple[Prediction, DaamResult], two: tuple[Prediction, DaamResult]) -> None:
+    """Single-pass and two-pass results agree to float tolerance, field by field."""
+    (p1, d1), (p2, d2) = one, two
+    assert p1.p_generated == pytest.approx(p2.p_generated, abs=1e-7)
+    assert p1.logit == pytest.approx(p2.logit, abs=1e-6)
+    assert (p1.p_diffusion is None) == (p2.p_diffusion is None)
+    if p1.p_diffusion is not None:
+        assert p1.p_diffusion == pytest.approx(p2.p_diffusion, abs=1e-7)
+    assert p1.grid is not None and p2.grid is not None
+    np.testing.assert_allclose(p1.grid, p2.grid, atol=1e-6)
+    for name in ("relevance", "accumulated", "patch_mean", "cls_score"):
+        np.testing.assert_allclose(getattr(d1, name), getattr(d2, name), atol=1e-6)
+
+
+def test_one_pass_equals_two_passes(explainer: DaamExplainer, fake_blocks: Path) -> None:
+    attribution = make_head("a", fake_blocks, 2)
+    model = ClipDetectorModel(explainer.encoder, explainer.generated, attribution, explainer.patch)
+    rgb = np.random.default_rng(5).integers(0, 255, (90, 70, 3), dtype=np.uint8)
+    one = explainer.predict_and_explain(model, rgb)
+    assert_same(one, (model.predict([rgb])[0], explainer.explain(rgb)))
+    assert one[0].p_diffusion is not None  # the attribution head is served too
+    # the pass also has the plain graph's outputs (batched: to float rounding, as ORT's
+    # kernels may tile a batch of 2 and two runs of 1 differently)
+    batch = np.random.default_rng(6).normal(size=(2, 3, 224, 224)).astype(np.float32)
+    out, plain = explainer.run(batch), model.encoder.encode(batch, tokens=True)
+    assert out.tokens is not None and plain.tokens is not None
+    np.testing.assert_allclose(out.embeds, plain.embeds, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out.tokens, plain.tokens, rtol=1e-5, atol=1e-5)
+    assert out.blocks.shape == (2, 3, 197, 768)
+
+
+@pytest.fixture
+def ort_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts onnxruntime sessions created and `run` calls, over every session."""
+    import onnxruntime as ort
+
+    calls: Counter[str] = Counter()
+    init, run = ort.InferenceSession.__init__, ort.InferenceSession.run
+
+    def counting_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        calls["sessions"] += 1
+        init(self, *args, **kwargs)
+
+    def counting_run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls["runs"] += 1
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(ort.InferenceSession, "__init__", counting_init)
+    monkeypatch.setattr(ort.InferenceSession, "run", counting_run)
+    return calls
+
+
+def test_expert_runs_one_session_once_per_image(
+    fake_blocks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ort_calls: Counter[str]
+) -> None:
+    rgbs = [ramp_rgb(), np.random.default_rng(7).integers(0, 255, (50, 80, 3), dtype=np.uint8)]
+    outs = [run_expert(monkeypatch, fake_blocks, tmp_path, rgb) for rgb in rgbs]
+    assert ort_calls == Counter(sessions=1, runs=2)  # the block graph only, one run per image
+    for out in outs:
+        assert {"daam", "daam_flow", "patch_grid", "p_generated"} <= set(out["details"])
+    assert outs[0]["details"]["patch_grid"] != outs[1]["details"]["patch_grid"]
+
+
+def test_expert_without_daam_runs_the_plain_graph_once(
+    fake_blocks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ort_calls: Counter[str]
+) -> None:
+    monkeypatch.setenv("FORENSCOPE_CLIP_DAAM", "0")
+    out = run_expert(monkeypatch, fake_blocks, tmp_path)
+    assert ort_calls == Counter(sessions=1, runs=1)
+    assert "daam" not in out["details"] and "daam_unavailable" not in out["details"]
+    assert "patch_grid" in out["details"]
+
+
+def test_expert_fallback_runs_the_plain_graph_once(
+    fake_plain: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ort_calls: Counter[str]
+) -> None:
+    out = run_expert(monkeypatch, fake_plain, tmp_path)
+    assert ort_calls == Counter(sessions=1, runs=1)
+    assert "per-block outputs" in out["details"]["daam_unavailable"]
+
+
+def test_expert_from_threads_builds_one_session(
+    fake_blocks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ort_calls: Counter[str]
+) -> None:
+    write_heads(tmp_path / "heads", fake_blocks)
+    monkeypatch.setenv("FORENSCOPE_CLIP_ONNX", str(fake_blocks))
+    monkeypatch.setenv("FORENSCOPE_CLIP_HEADS", str(tmp_path / "heads"))
+    image = image_input(ramp_rgb())
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: ClipDetector().analyze(image), range(8)))
+    assert ort_calls == Counter(sessions=1, runs=8)
+    assert all(r.error is None and r.details["daam"] == results[0].details["daam"] for r in results)
+
+
+def real_photo(shared_data: Path) -> np.ndarray:
+    """The first real photograph of at least 256 px in the shared manifest."""
+    from PIL import Image
+
+    with open(shared_data / "manifest.csv", newline="") as fh:
+        row = next(
+            r
+            for r in csv.DictReader(fh)
+            if r["label"] == "real" and min(int(r["width"]), int(r["height"])) >= 256
+        )
+    with Image.open(shared_data / row["path"]) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 @pytest.mark.slow
-def test_real_encoder_blocks_and_timing() -> None:
-    """12 blocks from the cached INT8 model; prints the extra time per image on one core."""
+def test_real_encoder_one_pass_equals_two_passes(shared_data: Path) -> None:
+    """Cached INT8 model, real photo: the single pass gives the two passes' numbers; prints
+    the time of each on one core."""
     path = default_cache_dir() / "models" / CLIP_B16_INT8.name / CLIP_B16_INT8.filename
     if not path.is_file():
         pytest.skip("real CLIP encoder not cached; run `forenscope models pull`")
     model = ClipDetectorModel.load(path, threads=1)
     explainer = DaamExplainer(model.encoder, model.generated, model.patch, threads=1)
-    assert explainer.n_blocks == 12
-    rgb = ramp_rgb(256)
-    model.predict([rgb])  # warm both sessions
-    explainer.explain(rgb)
+    assert explainer.n_blocks == 12 and explainer.hidden_name == model.encoder.token_name
+    rgb = real_photo(shared_data)
+    explainer.predict_and_explain(model, rgb)  # warm both sessions and the projection
+    two = (model.predict([rgb])[0], explainer.explain(rgb))
     t0 = time.perf_counter()
-    pred = model.predict([rgb])[0]
+    two = (model.predict([rgb])[0], explainer.explain(rgb))
     t1 = time.perf_counter()
-    result = explainer.explain(rgb)
+    one = explainer.predict_and_explain(model, rgb)
     t2 = time.perf_counter()
-    print(f"\nplain detector {1000 * (t1 - t0):.0f} ms, DAAM extra {1000 * (t2 - t1):.0f} ms")
-    assert result.accumulated.shape == (12, 14, 14)
-    assert pred.grid is not None
-    assert result.patch_mean[-1] == pytest.approx(float(pred.grid.mean()), abs=1e-4)
+    print(f"\ntwo passes {1000 * (t1 - t0):.0f} ms, one pass {1000 * (t2 - t1):.0f} ms")
+    assert_same(one, two)
+    result = one[1]
+    assert one[0].grid is not None and result.accumulated.shape == (12, 14, 14)
+    assert result.patch_mean[-1] == pytest.approx(float(one[0].grid.mean()), abs=1e-4)
     # INT8 projection in the graph vs dequantised numpy: close, not bit-equal
-    assert result.cls_score[-1] == pytest.approx(pred.p_generated, abs=0.02)
+    assert result.cls_score[-1] == pytest.approx(one[0].p_generated, abs=0.02)

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from PIL import Image
 from forenscope.errors import ModelError
 from forenscope.experts.clip_detector import ClipDetector
 from forenscope.io.input import ImageInput
-from forenscope.learned.encoder import ClipEncoder
+from forenscope.learned.encoder import LN_EPS, ClipEncoder, read_projection
 from forenscope.learned.fake_encoder import build_fake_encoder
 from forenscope.learned.heads import LinearHead, load_head
 from forenscope.learned.metrics import ece, roc_auc
@@ -139,6 +140,32 @@ def test_encoder_shapes_and_patch_projection(fake_encoder: Path) -> None:
     np.testing.assert_allclose(enc.project_patches(cls_as_patch)[:, 0], out.embeds, atol=1e-4)
 
 
+def test_lazy_encoder_opens_its_session_on_first_use(fake_encoder: Path) -> None:
+    enc = ClipEncoder(fake_encoder, threads=1, lazy=True)
+    assert not enc.loaded
+    tokens = np.random.default_rng(3).normal(0, 2, (2, 197, 768)).astype(np.float32)
+    enc.project_patches(tokens)  # the projection comes from the file, not the session
+    assert not enc.loaded
+    out = enc.encode(np.zeros((1, 3, 224, 224), np.float32), tokens=True)
+    assert enc.loaded and out.embeds.shape == (1, 512)
+    assert enc.input_name == "pixel_values" and enc.token_name == "last_hidden_state"
+
+
+def test_project_tokens_matches_the_textbook_form(fake_encoder: Path) -> None:
+    """The in-place layer norm and single GEMM give the per-image formula's numbers (bit-equal
+    with OpenBLAS here; the tolerance leaves room for another BLAS's blocking)."""
+    gamma, beta, proj = read_projection(fake_encoder)
+    tokens = np.random.default_rng(4).normal(0, 3, (5, 197, 768)).astype(np.float32)
+    mu = tokens.mean(-1, keepdims=True)
+    var = ((tokens - mu) ** 2).mean(-1, keepdims=True)
+    normed = (tokens - mu) / np.sqrt(var + LN_EPS) * gamma + beta
+    want = np.stack([n @ proj for n in normed])
+    got = ClipEncoder(fake_encoder, lazy=True).project_tokens(tokens)
+    assert got.dtype == np.float32 and got.shape == (5, 197, 512)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
 def write_heads(directory: Path, encoder: Path) -> None:
     rng = np.random.default_rng(0)
     for name, classes in (
@@ -247,16 +274,35 @@ def test_train_beats_chance_on_held_out(env: Path, detector: str) -> None:
 
 @pytest.mark.slow
 def test_real_encoder_if_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Uses the encoder from the user's default cache when present (never downloads)."""
+    """Uses the encoder from the user's default cache when present (never downloads); with
+    DAAM on (default) or off, the expert runs the encoder once per image."""
+    import onnxruntime as ort
+
     path = default_cache_dir() / "models" / CLIP_B16_INT8.name / CLIP_B16_INT8.filename
     if not path.is_file():
         pytest.skip("real CLIP encoder not cached; run `forenscope models pull`")
     monkeypatch.setenv("FORENSCOPE_CLIP_ONNX", str(path))
+    runs: list[list[str]] = []
+    real_run = ort.InferenceSession.run
+
+    def counting_run(self: Any, names: list[str], *args: Any, **kwargs: Any) -> Any:
+        runs.append(list(names))
+        return real_run(self, names, *args, **kwargs)
+
+    monkeypatch.setattr(ort.InferenceSession, "run", counting_run)
     ramp = np.linspace(0, 255, 256, dtype=np.uint8)
     rgb = np.stack(np.broadcast_arrays(ramp[None, :], ramp[:, None], ramp[None, ::-1]), -1)
-    result = ClipDetector().analyze(image_input(np.ascontiguousarray(rgb)))
+    image = image_input(np.ascontiguousarray(rgb))
+    result = ClipDetector().analyze(image)
     assert result.error is None and result.score is not None
     assert result.heatmap is not None and result.heatmap.shape == (256, 256)
+    assert np.asarray(result.details["daam"]).shape == (12, 14, 14)
+    assert len(runs) == 1 and len(runs[0]) == 13  # embeddings + 12 blocks, one run
+    monkeypatch.setenv("FORENSCOPE_CLIP_DAAM", "0")
+    plain = ClipDetector().analyze(image)
+    assert len(runs) == 2 and len(runs[1]) == 2 and "daam" not in plain.details
+    assert plain.score == pytest.approx(result.score, abs=1e-6)
+    np.testing.assert_allclose(plain.details["patch_grid"], result.details["patch_grid"], atol=2e-3)
 
 
 def test_baseline_experts_on_tiny_image() -> None:

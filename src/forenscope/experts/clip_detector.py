@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -21,6 +21,10 @@ from ..types import Evidence, ExpertResult, ExpertSpec
 from .base import Expert
 from .registry import register_expert
 
+if TYPE_CHECKING:
+    from ..learned.daam import DaamExplainer, DaamResult
+    from ..learned.detector import ClipDetectorModel, Prediction
+
 HEATMAP_MAX_SIDE = 1024
 
 _lock = threading.Lock()
@@ -28,8 +32,10 @@ _models: dict[str, Any] = {}  # "encoder path|heads dir" -> ClipDetectorModel
 _daams: dict[int, Any] = {}  # id(model) -> DaamExplainer, or the reason it is unavailable
 
 
-def _load() -> Any:
-    """The detector model, once per encoder path; raises ModelError when unavailable."""
+def _load() -> ClipDetectorModel:
+    """The detector model, once per encoder path; raises ModelError when unavailable.
+    Its encoder session is created on first use: with DAAM on, the block-output graph's
+    session serves everything and the plain one is never loaded (~200 MB saved)."""
     from ..learned.detector import ClipDetectorModel
     from ..models.sources import encoder_path
 
@@ -37,8 +43,9 @@ def _load() -> Any:
     key = f"{path}|{os.environ.get('FORENSCOPE_CLIP_HEADS', '')}"
     with _lock:
         if key not in _models:
-            _models[key] = ClipDetectorModel.load(path)
-        return _models[key]
+            _models[key] = ClipDetectorModel.load(path, lazy=True)
+        model: ClipDetectorModel = _models[key]
+        return model
 
 
 def full_heatmap(grid: np.ndarray, box: tuple[float, ...], width: int, height: int) -> np.ndarray:
@@ -76,9 +83,9 @@ class ClipDetector(Expert):
     def _analyze(self, image: ImageInput) -> ExpertResult:
         try:
             model = _load()
-        except ModelError as exc:
+            pred, flow = _encode(model, image.rgb)
+        except ModelError as exc:  # includes an encoder session that cannot be created
             return self.abstain(str(exc))
-        pred = model.predict([image.rgb])[0]
         evidence = [_score_evidence(model, pred)]
         details: dict[str, Any] = {
             "p_generated": round(pred.p_generated, 4),
@@ -106,13 +113,14 @@ class ClipDetector(Expert):
             heatmap = full_heatmap(pred.grid, box, image.width, image.height)
             evidence.append(_patch_evidence(pred.grid, box))
             details["patch_grid"] = np.round(pred.grid, 3).tolist()
-        flow = _attention_flow(model, image.rgb, details)
-        if flow is not None:
-            evidence.append(flow)
+        if isinstance(flow, str):
+            details["daam_unavailable"] = flow
+        elif flow is not None:
+            evidence.append(_attention_flow(flow, details))
         return self.result(pred.p_generated, evidence=evidence, heatmap=heatmap, details=details)
 
 
-def _daam_explainer(model: Any) -> Any:
+def _daam_explainer(model: ClipDetectorModel) -> DaamExplainer | str:
     """The model's DAAM explainer (built once), or a str saying why there is none."""
     from ..learned.daam import DaamExplainer
 
@@ -122,21 +130,28 @@ def _daam_explainer(model: Any) -> Any:
                 _daams[id(model)] = DaamExplainer(model.encoder, model.generated, model.patch)
             except ModelError as exc:
                 _daams[id(model)] = str(exc)
-        return _daams[id(model)]
+        found: DaamExplainer | str = _daams[id(model)]
+        return found
 
 
-def _attention_flow(model: Any, rgb: np.ndarray, details: dict[str, Any]) -> Evidence | None:
-    """Seed 003's DAAM view into `details`; an extra encoder pass, off with FORENSCOPE_CLIP_DAAM=0.
-    The score is untouched: it always comes from the plain detector pass."""
+def _encode(
+    model: ClipDetectorModel, rgb: np.ndarray
+) -> tuple[Prediction, DaamResult | str | None]:
+    """(Prediction, DaamResult | why DAAM is unavailable | None when off) from ONE encoder
+    pass: with DAAM on (FORENSCOPE_CLIP_DAAM != 0) the block-output graph also gives the
+    embeddings and the last hidden state, so it serves the score and the patch map as well."""
     if os.environ.get("FORENSCOPE_CLIP_DAAM", "1") == "0":
-        return None
-    from ..learned.daam import compact_maps, flow_summary
-
+        return model.predict([rgb])[0], None
     explainer = _daam_explainer(model)
     if isinstance(explainer, str):
-        details["daam_unavailable"] = explainer
-        return None
-    result = explainer.explain(rgb)
+        return model.predict([rgb])[0], explainer
+    return explainer.predict_and_explain(model, rgb)
+
+
+def _attention_flow(result: DaamResult, details: dict[str, Any]) -> Evidence:
+    """Seed 003's DAAM view into `details`, and its one-line evidence."""
+    from ..learned.daam import compact_maps, flow_summary
+
     details["daam"] = compact_maps(result.accumulated)
     details["daam_flow"] = flow_summary(result)
     block, first, n = result.decision_block, result.first_block, len(result.cls_score)

@@ -18,13 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from ..errors import MissingDependencyError, ModelError
-from .detector import unit
+from .detector import ClipDetectorModel, Prediction, aligned_tensor, unit
 from .encoder import ClipEncoder
 from .heads import LinearHead
-from .preprocess import align_image, to_tensor
 
 BLOCK_RE = re.compile(r"^/vision_model/encoder/layers\.(\d+)/Add_1_output_0$")
 
@@ -111,8 +109,21 @@ def _save_atomic(model: Any, dest: Path) -> None:
         raise ModelError(f"cannot write the block-output graph next to the model: {exc}") from exc
 
 
+@dataclass
+class BlockPass:
+    """All outputs of one run of the block-output graph (N images, B blocks)."""
+
+    embeds: np.ndarray  # (N, D) pooled embeddings, as the plain graph gives them
+    tokens: np.ndarray | None  # (N, 1 + P, W) last hidden state (None if the graph has none)
+    blocks: np.ndarray  # (N, B, 1 + P, W) every block's residual output
+
+
 class DaamExplainer:
-    """Runs the block-output graph and builds the DAAM views for the detector's heads."""
+    """Runs the block-output graph and builds the DAAM views for the detector's heads.
+
+    That graph still has the plain graph's outputs, so one run of it also serves the score and
+    the patch map (`predict_and_explain`); its session is the only one a caller needs then.
+    """
 
     def __init__(
         self,
@@ -124,21 +135,38 @@ class DaamExplainer:
         from ..models.sources import file_sha256
 
         variant, self.block_names = blocks_graph(encoder.path, file_sha256(encoder.path))
-        # reuse the encoder's session options and its (dequantised) final projection
+        # `encoder` lends its (dequantised) final projection; its own session is never used
         self.encoder = encoder
-        self.session = ClipEncoder(variant, threads=threads, batch_size=1).session
+        self.blocks = ClipEncoder(variant, threads=threads, batch_size=1)
+        # the last name is the graph's hidden-state output unless the graph has none
+        last = self.block_names[-1]
+        self.hidden_name = None if BLOCK_RE.match(last) else last
         self.generated, self.patch = generated, patch
+
+    @property
+    def session(self) -> Any:
+        return self.blocks.session
 
     @property
     def n_blocks(self) -> int:
         return len(self.block_names)
 
+    def run(self, tensor: np.ndarray) -> BlockPass:
+        """One run of the block-output graph on a preprocessed (N, 3, 224, 224) batch."""
+        outs = self.blocks.run([self.blocks.embed_name, *self.block_names], tensor)
+        blocks = np.stack(outs[1:], axis=1)
+        return BlockPass(outs[0], blocks[:, -1] if self.hidden_name else None, blocks)
+
     def explain(self, rgb: np.ndarray) -> DaamResult:
         """DAAM views of one uint8 (H, W, 3) image, format-aligned as the detector does."""
-        tensor = to_tensor([Image.fromarray(align_image(Image.fromarray(rgb)))])
-        outs = self.session.run(self.block_names, {self.encoder.input_name: tensor})
-        blocks = np.concatenate([np.asarray(o, dtype=np.float32) for o in outs])  # (B, T, W)
-        return self.from_blocks(blocks)
+        return self.from_blocks(self.run(aligned_tensor([rgb])).blocks[0])
+
+    def predict_and_explain(
+        self, model: ClipDetectorModel, rgb: np.ndarray
+    ) -> tuple[Prediction, DaamResult]:
+        """`model.predict([rgb])[0]` and `self.explain(rgb)` from a single encoder pass."""
+        out = self.run(aligned_tensor([rgb]))
+        return model.predictions(out.embeds, out.tokens)[0], self.from_blocks(out.blocks[0])
 
     def from_blocks(self, blocks: np.ndarray) -> DaamResult:
         """DAAM views from the (B, 1 + P, W) hidden tokens of one image, one row per block."""

@@ -30,6 +30,11 @@ class Prediction:
     grid: np.ndarray | None  # (14, 14) calibrated P(generated) per patch
 
 
+def aligned_tensor(images: list[np.ndarray]) -> np.ndarray:
+    """uint8 (H, W, 3) images -> format-aligned, normalised (N, 3, 224, 224) encoder input."""
+    return to_tensor([Image.fromarray(align_image(Image.fromarray(i))) for i in images])
+
+
 def unit(x: np.ndarray) -> np.ndarray:
     return np.asarray(x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12))
 
@@ -53,10 +58,15 @@ class ClipDetectorModel:
 
     @classmethod
     def load(
-        cls, path: Path, heads_dir: Path | None = None, threads: int | None = None
+        cls,
+        path: Path,
+        heads_dir: Path | None = None,
+        threads: int | None = None,
+        lazy: bool = False,
     ) -> ClipDetectorModel:
         """Load the encoder at `path` and its heads (shipped, `heads_dir`, or env
-        FORENSCOPE_CLIP_HEADS); refuse heads fitted on another encoder."""
+        FORENSCOPE_CLIP_HEADS); refuse heads fitted on another encoder. `lazy` defers the
+        encoder session to the first `predict` (for callers that may run another graph)."""
         from ..models.sources import file_sha256
 
         if heads_dir is None and os.environ.get("FORENSCOPE_CLIP_HEADS"):
@@ -74,17 +84,21 @@ class ClipDetectorModel:
                 optional.append(load_head(name, heads_dir))
             except ModelError:
                 optional.append(None)
-        return cls(ClipEncoder(path, threads=threads), generated, *optional)
+        return cls(ClipEncoder(path, threads=threads, lazy=lazy), generated, *optional)
 
     def predict(self, images: list[np.ndarray], patches: bool = True) -> list[Prediction]:
         """Format-align each uint8 (H, W, 3) image exactly as in training, then score it."""
-        tensor = to_tensor([Image.fromarray(align_image(Image.fromarray(i))) for i in images])
-        out = self.encoder.encode(tensor, tokens=patches)
-        emb = unit(out.embeds.astype(np.float64))
+        out = self.encoder.encode(aligned_tensor(images), tokens=patches)
+        return self.predictions(out.embeds, out.tokens if patches else None)
+
+    def predictions(self, embeds: np.ndarray, tokens: np.ndarray | None) -> list[Prediction]:
+        """Predictions from one encoder pass: pooled (N, D) embeddings and, for the patch
+        map, the (N, 1 + P, W) last hidden state (None: no map), whichever graph gave them."""
+        emb = unit(embeds.astype(np.float64))
         logits = self.generated.logit(emb)
         probs = self.generated.calibrate_logit(logits)
         p_diff = self.attribution.predict_proba(emb) if self.attribution is not None else None
-        grids = self.patch_grids(out.tokens) if patches else None
+        grids = self.patch_grids(tokens)
         return [
             Prediction(
                 p_generated=float(np.clip(probs[i], 0.0, 1.0)),
@@ -92,7 +106,7 @@ class ClipDetectorModel:
                 p_diffusion=None if p_diff is None else float(p_diff[i]),
                 grid=None if grids is None else grids[i],
             )
-            for i in range(len(images))
+            for i in range(len(emb))
         ]
 
     def patch_grids(self, tokens: np.ndarray | None) -> np.ndarray | None:
