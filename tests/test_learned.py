@@ -110,6 +110,17 @@ def test_head_roundtrip_and_calibration(tmp_path: Path) -> None:
         LinearHead.from_dict(bad)
 
 
+def test_patch_map_prefers_the_composite_head_and_falls_back(tmp_path: Path) -> None:
+    from forenscope.learned.detector import PATCH_HEADS, _optional_head
+
+    shipped = _optional_head(PATCH_HEADS, None)
+    assert shipped is not None and shipped.name == "clip-patch-composite"
+    load_head("clip-patch").save(tmp_path / "clip-patch.json")  # a heads dir without composites
+    fallback = _optional_head(PATCH_HEADS, tmp_path)
+    assert fallback is not None and fallback.name == "clip-patch"
+    assert _optional_head(PATCH_HEADS, tmp_path / "empty") is None
+
+
 def test_metrics() -> None:
     y = np.array([0, 0, 1, 1])
     assert roc_auc(y, np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
@@ -119,7 +130,7 @@ def test_metrics() -> None:
 
 
 def test_shipped_heads_are_valid() -> None:
-    for name in ("clip-generated", "clip-attribution", "clip-patch"):
+    for name in ("clip-generated", "clip-attribution", "clip-patch", "clip-patch-composite"):
         head = load_head(name)
         assert head.dim == 512 and head.meta["encoder_sha256"] == CLIP_B16_INT8.sha256
         assert head.calibration["method"] in ("platt", "isotonic")

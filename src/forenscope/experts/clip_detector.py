@@ -111,7 +111,7 @@ class ClipDetector(Expert):
         if pred.grid is not None:
             box = _crop_box(image.width, image.height)
             heatmap = full_heatmap(pred.grid, box, image.width, image.height)
-            evidence.append(_patch_evidence(pred.grid, box))
+            evidence.append(_patch_evidence(pred.grid, box, model.patch.name))
             details["patch_grid"] = np.round(pred.grid, 3).tolist()
         if isinstance(flow, str):
             details["daam_unavailable"] = flow
@@ -190,7 +190,9 @@ def _crop_box(width: int, height: int) -> tuple[float, float, float, float]:
     return (left, top, left + side, top + side)
 
 
-def _patch_evidence(grid: np.ndarray, box: tuple[float, float, float, float]) -> Evidence:
+def _patch_evidence(
+    grid: np.ndarray, box: tuple[float, float, float, float], head: str
+) -> Evidence:
     side = grid.shape[0]
     row, col = np.unravel_index(int(np.argmax(grid)), grid.shape)
     cell = (box[2] - box[0]) / side
@@ -198,7 +200,9 @@ def _patch_evidence(grid: np.ndarray, box: tuple[float, float, float, float]) ->
     return Evidence(
         kind="clip.patch_max",
         summary=(
-            f"Most generated-looking 16 px patch of the {side}x{side} CLIP grid is at "
+            # the composite-trained head also answers to pasted real content: say so
+            f"Most {'pasted- or generated' if 'composite' in head else 'generated'}-looking "
+            f"16 px patch of the {side}x{side} CLIP grid is at "
             f"x={x:.0f}, y={y:.0f} (P = {grid.max():.2f}); patch mean {grid.mean():.2f}, "
             f"{(grid >= 0.5).mean():.0%} of patches above 0.5"
         ),
