@@ -310,3 +310,16 @@ def test_real_encoder_one_pass_equals_two_passes(shared_data: Path) -> None:
     assert result.patch_mean[-1] == pytest.approx(float(one[0].grid.mean()), abs=1e-4)
     # INT8 projection in the graph vs dequantised numpy: close, not bit-equal
     assert result.cls_score[-1] == pytest.approx(one[0].p_generated, abs=0.02)
+
+
+def test_face_crops_are_scored_through_the_same_session(
+    fake_blocks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ort_calls: Counter[str]
+) -> None:
+    from forenscope.experts.clip_detector import score_images
+
+    rgb = np.random.default_rng(8).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    out = run_expert(monkeypatch, fake_blocks, tmp_path, rgb)
+    (pred,) = score_images([rgb])  # what face_clip calls for each face crop
+    assert ort_calls == Counter(sessions=1, runs=2)  # no second ~200 MB session
+    assert pred.grid is None
+    assert pred.p_generated == pytest.approx(out["details"]["p_generated"], abs=1e-4)

@@ -120,6 +120,21 @@ class ClipDetector(Expert):
         return self.result(pred.p_generated, evidence=evidence, heatmap=heatmap, details=details)
 
 
+def score_images(rgbs: list[np.ndarray]) -> list[Prediction]:
+    """P(generated) (no patch maps) of uint8 images through the encoder session this expert
+    already holds, so other experts (face crops) do not load a second ~200 MB session.
+    Raises ModelError when the encoder is unavailable."""
+    from ..learned.detector import aligned_tensor
+
+    model = _load()
+    daam_on = os.environ.get("FORENSCOPE_CLIP_DAAM", "1") != "0"
+    explainer = _daam_explainer(model) if daam_on else None
+    if explainer is None or isinstance(explainer, str):
+        return model.predict(rgbs, patches=False)
+    (embeds,) = explainer.blocks.run([explainer.blocks.embed_name], aligned_tensor(rgbs))
+    return model.predictions(embeds, None)
+
+
 def _daam_explainer(model: ClipDetectorModel) -> DaamExplainer | str:
     """The model's DAAM explainer (built once), or a str saying why there is none."""
     from ..learned.daam import DaamExplainer

@@ -9,8 +9,6 @@ face alone. Uses the CLIP encoder and heads of `forenscope.learned` (never downl
 from __future__ import annotations
 
 import math
-import threading
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -27,21 +25,6 @@ from .registry import register_expert
 CROP_SCALE = 1.6
 CROP_SIZE = 256  # resampled side before the detector's own 224 alignment
 MIN_FACE_PX = 48  # below this the crop is an upscaled blur the heads never saw
-
-_lock = threading.Lock()
-_model: dict[str, Any] = {}
-
-
-def _detector() -> Any:
-    """The CLIP detector model, loaded once (raises ModelError when the encoder is absent)."""
-    from ..learned.detector import ClipDetectorModel
-    from ..models.sources import encoder_path
-
-    path = encoder_path()
-    with _lock:
-        if str(path) not in _model:
-            _model[str(path)] = ClipDetectorModel.load(path)
-        return _model[str(path)]
 
 
 def aligned_crop(rgb: np.ndarray, face: Face) -> np.ndarray:
@@ -65,7 +48,9 @@ def check_face(image: ImageInput, face: Face, report: FaceReport) -> FaceCheckRe
     side = min(face.width, face.height)
     if side < MIN_FACE_PX:
         return FaceCheckResult(reason=f"face too small ({side:.0f} px < {MIN_FACE_PX} px)")
-    pred = _detector().predict([aligned_crop(image.rgb, face)], patches=False)[0]
+    from .clip_detector import score_images
+
+    pred = score_images([aligned_crop(image.rgb, face)])[0]
     ev = Evidence(
         kind="faces.clip",
         summary=(
@@ -94,9 +79,10 @@ class FaceClipExpert(Expert):
 
     def _analyze(self, image: ImageInput) -> ExpertResult:
         from ..faces.detect import FaceDetectorUnavailable
+        from .clip_detector import _load
 
         try:
-            _detector()
+            _load()  # abstain before looking for faces when the encoder is absent
             return run_per_face(self, image, check_face)
         except (FaceDetectorUnavailable, ModelError) as exc:
             return self.abstain(str(exc))
