@@ -123,9 +123,7 @@ def box_forgery(
     photo: np.ndarray, donor: np.ndarray, rng: np.random.Generator
 ) -> tuple[bytes, np.ndarray, str]:
     """One of `forenscope.forgeries`' makers on a random box."""
-    base = synth.random_crop(photo, rng, 256, 768)
-    if rng.random() < 0.6:
-        base = synth.jpeg(base, int(rng.integers(70, 99)))
+    base = _base(photo, rng, 256)
     h, w = base.shape[:2]
     bh, bw = int(h * rng.uniform(0.15, 0.5)), int(w * rng.uniform(0.15, 0.5))
     box = fg.Box(int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh)), bw, bh)
@@ -154,10 +152,16 @@ def box_forgery(
 def untouched(
     photo: np.ndarray, _: np.ndarray, rng: np.random.Generator
 ) -> tuple[bytes, np.ndarray, str]:
-    base = synth.random_crop(photo, rng, 192, 768)
+    base = _base(photo, rng, 192)
+    return _save(base, rng), np.zeros(base.shape[:2], bool), "untouched"
+
+
+def _base(photo: np.ndarray, rng: np.random.Generator, min_side: int) -> np.ndarray:
+    """A random crop of the photo, JPEG-compressed 60% of the time (as photos arrive)."""
+    base = synth.random_crop(photo, rng, min_side, 768)
     if rng.random() < 0.6:
         base = synth.jpeg(base, int(rng.integers(70, 99)))
-    return _save(base, rng), np.zeros(base.shape[:2], bool), "untouched"
+    return base
 
 
 MAKERS = ((synth_forgery, 0.55), (box_forgery, 0.35), (untouched, 0.10))

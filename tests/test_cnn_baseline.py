@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import shutil
 import sys
@@ -23,6 +21,7 @@ from forenscope.learned.heads import HEADS_PACKAGE
 from forenscope.learned.metrics import roc_auc
 from forenscope.learned.preprocess import align_image
 from forenscope.train.cli import train_cli
+from manifest_fixtures import write_manifest
 
 
 def shipped_dir(tmp_path: Path) -> Path:
@@ -130,33 +129,7 @@ def test_fit_beats_chance_and_onnx_matches_torch(tmp_path: Path) -> None:
 
 def synthetic_manifest(root: Path, n: int = 40) -> Path:
     x, y = synthetic_images(n, 96, seed=5)
-    rows = []
-    for i, (img, fake) in enumerate(zip(x, y, strict=True)):
-        rel = f"{'fake' if fake else 'real'}/{i}.png"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(root / rel)
-        rows.append(
-            {
-                "path": rel,
-                "label": "fake" if fake else "real",
-                "generator": "toygan" if fake else "camera",
-                "family": "gan" if fake else "camera",
-                "scope": "global" if fake else "none",
-                "mask": "",
-                "source": "synthetic",
-                "licence": "CC0-1.0",
-                "width": 96,
-                "height": 96,
-                "format": "PNG",
-                "sha256": hashlib.sha256((root / rel).read_bytes()).hexdigest(),
-            }
-        )
-    manifest = root / "manifest.csv"
-    with open(manifest, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return manifest
+    return write_manifest(root, list(x), [bool(v) for v in y])
 
 
 def test_train_cli_writes_onnx_sidecar_and_card(tmp_path: Path) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from forenscope.models.cache import default_cache_dir
 from forenscope.models.registry import CLIP_B16_INT8
 from forenscope.models.sources import file_sha256
 from forenscope.train.cli import train_cli
+from manifest_fixtures import write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -232,38 +231,16 @@ def test_expert_refuses_heads_of_another_encoder(env: Path) -> None:
 def synthetic_manifest(root: Path, n: int = 30) -> Path:
     """'fake' images carry a periodic 4-px upsampling pattern and a colour cast; 'real' don't."""
     rng = np.random.default_rng(0)
-    rows = []
+    images, fake = [], []
     for i in range(2 * n):
-        fake = i % 2 == 1
+        is_fake = i % 2 == 1
         base = rng.normal(120, 30, (1, 1, 3)) + rng.normal(0, 12, (96, 96, 3))
-        if fake:
+        if is_fake:
             grid = (np.indices((96, 96)).sum(0) % 4 < 2)[..., None] * 25.0
             base = base + grid + np.array([30.0, -10, -20])
-        rel = f"{'fake' if fake else 'real'}/{i}.png"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(root / rel)
-        rows.append(
-            {
-                "path": rel,
-                "label": "fake" if fake else "real",
-                "generator": "toygan" if fake else "camera",
-                "family": "gan" if fake else "camera",
-                "scope": "global" if fake else "none",
-                "mask": "",
-                "source": "synthetic",
-                "licence": "CC0-1.0",
-                "width": 96,
-                "height": 96,
-                "format": "PNG",
-                "sha256": hashlib.sha256((root / rel).read_bytes()).hexdigest(),
-            }
-        )
-    manifest = root / "manifest.csv"
-    with open(manifest, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return manifest
+        images.append(np.clip(base, 0, 255).astype(np.uint8))
+        fake.append(is_fake)
+    return write_manifest(root, images, fake)
 
 
 @pytest.mark.parametrize("detector", ["fredect-generated", "clip-generated", "clip-patch"])
