@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import MissingDependencyError, ModelError
+from ..errors import ModelError
 from .heads import HEADS_PACKAGE, sigmoid
 from .preprocess import ALIGN_SIZE, align_image
 
@@ -101,10 +101,8 @@ class CnnModel:
     """The exported CNN as an onnxruntime session; `predict` returns calibrated P(generated)."""
 
     def __init__(self, onnx_path: Path, sidecar: CnnSidecar, threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise MissingDependencyError("the CNN baseline", "onnxruntime", "learned") from exc
+        from .ort_session import cpu_session
+
         if not onnx_path.is_file():
             raise ModelError(f"CNN weights {onnx_path} not found")
         digest = sha256_of(onnx_path)
@@ -113,16 +111,7 @@ class CnnModel:
                 f"{onnx_path.name}: sha256 {digest[:12]}... does not match the sidecar's "
                 f"{sidecar.onnx_sha256[:12]}...; refusing to load"
             )
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(
-                str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"cannot load {onnx_path}: {exc}") from exc
+        self.session = cpu_session(onnx_path, "the CNN baseline", threads)
         self.path = onnx_path
         self.sidecar = sidecar
 

@@ -134,21 +134,9 @@ class ClipEncoder:
 
 
 def _new_session(path: Path, threads: int | None) -> Any:
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise MissingDependencyError("the CLIP detector", "onnxruntime", "learned") from exc
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    try:
-        return ort.InferenceSession(
-            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ModelError(f"cannot load encoder {path}: {exc}") from exc
+    from .ort_session import cpu_session
+
+    return cpu_session(path, "the CLIP detector", threads)
 
 
 def _pick_outputs(outputs: list[Any]) -> tuple[str, str | None]:

@@ -54,8 +54,9 @@ def _reachable(forest: Forest, t: int) -> list[int]:
 
 def build_session(forest: Forest, n_features: int) -> Any:
     """An onnxruntime session mapping float32 (N, n_features) to the raw log-odds (N, 1)."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper
+
+    from ..learned.ort_session import cpu_session
 
     nl = _node_lists(forest)
     node = helper.make_node(
@@ -87,9 +88,8 @@ def build_session(forest: Forest, n_features: int) -> Any:
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
     )
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1  # the pipeline already runs experts in parallel
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    # one thread: the pipeline already runs experts in parallel
+    return cpu_session(model.SerializeToString(), "the learned tamper localizer", threads=1)
 
 
 def raw_score(session: Any, x: np.ndarray) -> np.ndarray:
