@@ -50,7 +50,8 @@ def two_pass(model: Any, rgb: np.ndarray) -> tuple[Any, Any]:
     """The expert's encoder step as it was before issue 3's single pass."""
     from forenscope.experts import clip_detector
 
-    explainer = clip_detector._daam_explainer(model)
+    explainer = clip_detector._daam_if_on(model)  # DAAM is on in this mode
+    assert explainer is not None
     pred = model.predict([rgb])[0]
     return pred, explainer if isinstance(explainer, str) else explainer.explain(rgb)
 

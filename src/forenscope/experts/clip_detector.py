@@ -127,16 +127,18 @@ def score_images(rgbs: list[np.ndarray]) -> list[Prediction]:
     from ..learned.detector import aligned_tensor
 
     model = _load()
-    daam_on = os.environ.get("FORENSCOPE_CLIP_DAAM", "1") != "0"
-    explainer = _daam_explainer(model) if daam_on else None
+    explainer = _daam_if_on(model)
     if explainer is None or isinstance(explainer, str):
         return model.predict(rgbs, patches=False)
     (embeds,) = explainer.blocks.run([explainer.blocks.embed_name], aligned_tensor(rgbs))
     return model.predictions(embeds, None)
 
 
-def _daam_explainer(model: ClipDetectorModel) -> DaamExplainer | str:
-    """The model's DAAM explainer (built once), or a str saying why there is none."""
+def _daam_if_on(model: ClipDetectorModel) -> DaamExplainer | str | None:
+    """The model's DAAM explainer, why there is none (str), or None when
+    FORENSCOPE_CLIP_DAAM=0 turns the view (and its block-output session) off."""
+    if os.environ.get("FORENSCOPE_CLIP_DAAM", "1") == "0":
+        return None
     from ..learned.daam import DaamExplainer
 
     with _lock:
@@ -155,10 +157,8 @@ def _encode(
     """(Prediction, DaamResult | why DAAM is unavailable | None when off) from ONE encoder
     pass: with DAAM on (FORENSCOPE_CLIP_DAAM != 0) the block-output graph also gives the
     embeddings and the last hidden state, so it serves the score and the patch map as well."""
-    if os.environ.get("FORENSCOPE_CLIP_DAAM", "1") == "0":
-        return model.predict([rgb])[0], None
-    explainer = _daam_explainer(model)
-    if isinstance(explainer, str):
+    explainer = _daam_if_on(model)
+    if explainer is None or isinstance(explainer, str):
         return model.predict([rgb])[0], explainer
     return explainer.predict_and_explain(model, rgb)
 
@@ -252,12 +252,18 @@ class _BaselineExpert(Expert):
             f"{self.label} linear head on the re-encoded 224 px image: P(generated) = {p:.2f} "
             f"(weak baseline, held-out AUC {auc:.2f})"
         )
-        return self.result(
-            p,
-            evidence=[Evidence(kind=f"{self.spec.name}.score", summary=summary, value=round(p, 4))],
-            confidence=max(0.0, 2.0 * (auc - 0.5)),
-            details={"p_generated": round(p, 4), "heldout_auc": auc},
-        )
+        return baseline_result(self, p, auc, summary)
+
+
+def baseline_result(expert: Expert, p: float, auc: float, summary: str) -> ExpertResult:
+    """A comparison baseline's result: its confidence is 2 * (held-out AUC - 0.5), so the fusion
+    weighs a weak baseline below the CLIP detector."""
+    return expert.result(
+        p,
+        evidence=[Evidence(kind=f"{expert.spec.name}.score", summary=summary, value=round(p, 4))],
+        confidence=max(0.0, 2.0 * (auc - 0.5)),
+        details={"p_generated": round(p, 4), "heldout_auc": auc},
+    )
 
 
 @register_expert

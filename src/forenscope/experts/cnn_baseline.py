@@ -12,8 +12,9 @@ from typing import Any
 
 from ..errors import MissingDependencyError, ModelError
 from ..io.input import ImageInput
-from ..types import Evidence, ExpertResult, ExpertSpec
+from ..types import ExpertResult, ExpertSpec
 from .base import Expert
+from .clip_detector import baseline_result
 from .registry import register_expert
 
 _lock = threading.Lock()
@@ -58,9 +59,4 @@ class CnnBaseline(Expert):
             f"CNNSpot-style small CNN on the re-encoded 224 px image: P(generated) = {p:.2f} "
             f"(weak baseline trained from scratch, held-out AUC {auc:.2f})"
         )
-        return self.result(
-            p,
-            evidence=[Evidence(kind="cnn_baseline.score", summary=summary, value=round(p, 4))],
-            confidence=max(0.0, 2.0 * (auc - 0.5)),
-            details={"p_generated": round(p, 4), "heldout_auc": auc},
-        )
+        return baseline_result(self, p, auc, summary)
