@@ -32,9 +32,8 @@ from tqdm import tqdm
 from forenscope.eval.datasets import Sample, load_manifest, load_mask
 from forenscope.eval.metrics import all_forged_f1, best_threshold_f1, scores_at
 from forenscope.experts import expert_classes
-from forenscope.fusion import fuse_heatmaps
+from forenscope.fusion import fuse_heatmaps, localize
 from forenscope.io import load_image
-from forenscope.localize import localize
 from forenscope.pipeline import analyze_image
 from forenscope.types import Report
 

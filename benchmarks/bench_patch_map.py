@@ -355,7 +355,7 @@ def fused_maps(image: ImageInput) -> dict[str, np.ndarray | None]:
     """The fused map as `analyze_image` makes it (default mode), plus each mode and each
     expert's map from the same expert run; a mode that fails is reported, not fatal."""
     from forenscope.fusion import fuse_heatmaps
-    from forenscope.map_fusion import map_mode
+    from forenscope.fusion.map_fitted import map_mode
     from forenscope.pipeline import run_experts
 
     results = run_experts(image, None, threads=1)

@@ -1,6 +1,7 @@
 """Fit the fusion on data with leave-one-source-out CV; ship the weights only if they are better.
 
-    python benchmarks/fit_fusion.py --data ../shared/data --write src/forenscope/fusion_weights.json
+    python benchmarks/fit_fusion.py --data ../shared/data \
+        --write src/forenscope/fusion/weights/verdict.json
 
 Steps: (1) run the default experts on every non-CIFAKE image of the manifest, aligned exactly as
 `forenscope eval` aligns them (jpeg90, 256 px), caching the per-expert results; (2) for each
@@ -99,7 +100,7 @@ def to_results(experts: dict[str, dict[str, Any]]) -> list[Any]:
 
 def proven_label(results: list[Any]) -> str | None:
     """The provenance override, exactly as `fuse` applies it (it is not refitted)."""
-    from forenscope.fusion import _provenance_verdict
+    from forenscope.fusion.verdict import _provenance_verdict
 
     proofs = [(r, ev) for r in results if r.judged for ev in r.evidence if ev.proves is not None]
     if not proofs:
@@ -110,7 +111,7 @@ def proven_label(results: list[Any]) -> str | None:
 def override(p: np.ndarray, label: str | None) -> np.ndarray:
     if label is None:
         return p
-    from forenscope.fusion import PROVENANCE_PROBABILITY
+    from forenscope.fusion.verdict import PROVENANCE_PROBABILITY
 
     q = np.full(3, (1 - PROVENANCE_PROBABILITY) / 2)
     q[LABELS.index(label)] = PROVENANCE_PROBABILITY
@@ -225,7 +226,7 @@ def write(
         "model": f"multinomial logistic regression, L2 C={c} (nested LOSO from {C_GRID}),"
         f" balanced classes, seed={SEED}",
         "command": "python benchmarks/fit_fusion.py --data ../shared/data"
-        " --write src/forenscope/fusion_weights.json",
+        " --write src/forenscope/fusion/weights/verdict.json",
         "data": {
             "manifest": "shared/data/manifest.csv (CIFAKE excluded)",
             "preprocess": "align=jpeg90 size=256 (as forenscope eval)",
@@ -258,7 +259,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     records = extract(args.data.resolve(), args.cache, args.jobs)
-    from forenscope.fusion import expert_features, handset_probabilities
+    from forenscope.fusion.verdict import expert_features, handset_probabilities
 
     experts = tuple(sorted(records[0]["experts"]))
     results = [to_results(r["experts"]) for r in records]

@@ -1,4 +1,4 @@
-"""Fit the fused-map calibration (src/forenscope/map_fusion.py) on synthetic forgeries.
+"""Fit the fused-map calibration (src/forenscope/fusion/map_fitted.py) on synthetic forgeries.
 
     python benchmarks/fit_map_fusion.py [--data ../shared/data] [--n 360] [--jobs 2] [--seed 0]
 
@@ -13,7 +13,7 @@ untouched controls. Every image goes through the default experts as in `analyze_
 maps are cached at the model's working size (outside the repository), then a per-pixel logistic
 regression is fitted on 80% of the photos and its bias is shifted so that the fixed 0.5 threshold
 maximises mean F1 on the other 20% (with a cap on the flagged share of untouched images there).
-Writes src/forenscope/map_fusion_weights.json.
+Writes src/forenscope/fusion/weights/map_fitted.json.
 """
 
 from __future__ import annotations
@@ -34,11 +34,9 @@ from tqdm import tqdm
 
 from forenscope import forgeries as fg
 from forenscope.eval.datasets import load_manifest
-from forenscope.fusion import _TAMPER_TARGETS, handset_map
-from forenscope.io import load_image
-from forenscope.localize import resize_map
-from forenscope.localizer import synth
-from forenscope.map_fusion import (
+from forenscope.fusion import handset_map, resize_map
+from forenscope.fusion.expert_weights import TAMPER_TARGETS
+from forenscope.fusion.map_fitted import (
     MapFusionModel,
     MapInput,
     feature_names,
@@ -47,10 +45,12 @@ from forenscope.map_fusion import (
     pixel_features,
     work_shape,
 )
+from forenscope.io import load_image
+from forenscope.localizer import synth
 from forenscope.pipeline import run_experts
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "src" / "forenscope" / "map_fusion_weights.json"
+OUT = ROOT / "src" / "forenscope" / "fusion" / "weights" / "map_fitted.json"
 EXPERTS = ("copy_move", "ela", "jpeg_artifacts", "learned_localizer", "noise", "spectrum")
 MAP_SIDE = 384
 SMOOTH_SHARE = 0.03
@@ -212,7 +212,7 @@ def collect(task: Task, cache: Path) -> Path:
     shape = work_shape(image.height, image.width, MAP_SIDE)
     judged = [r for r in results if r.judged]
     handset = handset_map(judged, shape)
-    inputs = inputs_from_results(judged, _TAMPER_TARGETS)
+    inputs = inputs_from_results(judged, TAMPER_TARGETS)
     arrays: dict[str, np.ndarray] = {
         "truth": np.asarray(
             Image.fromarray(mask.astype(np.float32), mode="F").resize(

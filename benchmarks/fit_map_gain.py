@@ -48,9 +48,8 @@ from tqdm import tqdm
 from forenscope import fusion
 from forenscope.eval.datasets import Sample, load_manifest, load_mask
 from forenscope.eval.metrics import all_forged_f1, scores_at
-from forenscope.fusion import fuse_heatmaps, handset_map, working_size
+from forenscope.fusion import fuse_heatmaps, handset_map, localize, resize_map, working_size
 from forenscope.io import load_image
-from forenscope.localize import localize, resize_map
 from forenscope.pipeline import run_experts
 
 GAINS = tuple(round(1.0 + 0.05 * i, 2) for i in range(41))  # 1.00 .. 3.00

@@ -9,18 +9,17 @@ import math
 import numpy as np
 import pytest
 
-import forenscope.fusion as fusion_module
-from forenscope import map_fusion
-from forenscope.fusion import (
+import forenscope.fusion.verdict as fusion_module
+from forenscope.fusion import map_fitted as map_fusion
+from forenscope.fusion.maps import compact_region_dominates, fuse_heatmaps
+from forenscope.fusion.verdict import (
     PRIOR,
     PROVENANCE_PROBABILITY,
     WEIGHTS_FILE,
     FittedFusion,
-    compact_region_dominates,
     expert_features,
     fitted_model,
     fuse,
-    fuse_heatmaps,
     handset_probabilities,
     load_fitted,
 )
@@ -356,14 +355,14 @@ def test_shipped_weights_if_present_are_well_formed() -> None:
     load_fitted.cache_clear()
     model = load_fitted()
     if model is None:
-        pytest.skip("no fusion_weights.json shipped: the hand-set fusion is in use")
+        pytest.skip("no fusion weights shipped: the hand-set fusion is in use")
     data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
     assert "fit_fusion.py" in data["command"] and data["data"]["sources"]
     assert data["cv"]["scheme"] == "leave-one-source-out"
     assert model.temperature > 0 and np.isfinite(model.coef).all()
 
 
-# --- fitted fused map (map_fusion.py) ----------------------------------------------------------
+# --- fitted fused map (fusion/map_fitted.py) ---------------------------------------------
 
 MAP_KEYS = {"version", "experts", "features", "coef", "intercept", "map_side", "smooth_share"}
 
@@ -371,7 +370,7 @@ MAP_KEYS = {"version", "experts", "features", "coef", "intercept", "map_side", "
 def test_map_fusion_weights_load_with_expected_keys() -> None:
     map_fusion.load_model.cache_clear()
     model = map_fusion.load_model()
-    assert model is not None, "map_fusion_weights.json must ship with the package"
+    assert model is not None, "weights/map_fitted.json must ship with the package"
     data = json.loads(map_fusion.WEIGHTS_FILE.read_text(encoding="utf-8"))
     assert MAP_KEYS <= set(data) and "tampered" not in data["fitted_on"].split("never")[0]
     assert data["features"] == map_fusion.feature_names(model.experts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forenscope.localize import localize, position_words, size_words
+from forenscope.fusion.localize import localize, position_words, size_words
 from forenscope.types import ExpertResult
 
 H, W = 200, 300

@@ -12,9 +12,8 @@ import pytest
 from PIL import Image
 
 from forenscope.explain import explain
-from forenscope.fusion import fuse
+from forenscope.fusion import fuse, localize
 from forenscope.io.input import ImageInput
-from forenscope.localize import localize
 from forenscope.report import (
     json_schema_text,
     render_html,

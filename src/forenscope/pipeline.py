@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .experts import expert_classes, get_expert, list_experts
 from .explain import explain
-from .fusion import fuse
+from .fusion.localize import localize
+from .fusion.verdict import fuse
 from .io import ImageInput, load_image
-from .localize import localize
 from .types import ExpertResult, FaceReport, ImageInfo, Region, Report
 
 if TYPE_CHECKING:

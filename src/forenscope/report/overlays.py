@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from ..localize import resize_map
+from ..fusion.localize import resize_map
 
 # Control points of an "inferno"-like perceptual map (black -> purple -> orange -> pale yellow),
 # interpolated into a 256-entry lookup table so no plotting library is needed.

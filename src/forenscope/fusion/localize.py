@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .types import BBox, ExpertResult, Region
+from ..types import BBox, ExpertResult, Region
 
 BACKGROUND_PERCENTILE = 50.0
 """A map's background level; regions up to about half the image survive normalisation."""

@@ -20,7 +20,7 @@ Rules, in order:
    Experts targeting "both" feed both classes. The class logits `log PRIOR[c] + L_c`
    (L_real = 0) go through a softmax, so the three probabilities sum to 1. These hand-set
    probabilities are NOT calibrated (`calibrated=False`). The label is the most probable class.
-3b. Fitted path (opt-in: `FORENSCOPE_FUSION=fitted`). When `fusion_weights.json` (package data
+3b. Fitted path (opt-in: `FORENSCOPE_FUSION=fitted`). When `weights/verdict.json` (package data
    next to this module, written by `benchmarks/fit_fusion.py`) exists and the results come from
    exactly its expert set, step 3
    is replaced by a multinomial logistic regression over, per expert, the judged indicator and
@@ -40,7 +40,7 @@ Rules, in order:
    low, no min-max stretch) and averaged with weights `weight * confidence * score**2`, so a
    confident expert that found something dominates. The result is scaled by
    `min(1, mean score / 0.5)`: maps of experts that judge the image clean cannot light up.
-5b. Fitted map (opt-in: `FORENSCOPE_MAP_FUSION=fitted`, see `map_fusion.py`): a per-pixel
+5b. Fitted map (opt-in: `FORENSCOPE_MAP_FUSION=fitted`, see `map_fitted.py`): a per-pixel
    logistic regression over the same normalised maps, the experts' scores and the step-5 map,
    fitted on synthetic forgeries of real photos (`benchmarks/fit_map_fusion.py`), gives
    P(pixel forged). Opt-in because on real tampered images it buys its higher F1@0.5 with about
@@ -60,39 +60,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
-from .localize import clean_mask, normalise_map, resize_map
-from .types import Attribution, Evidence, ExpertResult, Label, Method, Verdict
+from ..types import Attribution, Evidence, ExpertResult, Label, Method, Verdict
+from .expert_weights import TAMPER_TARGETS, expert_weight
+from .maps import compact_region_dominates, fuse_heatmaps
 
 LABELS: tuple[Label, ...] = ("real", "ai_generated", "tampered")
 PRIOR: dict[Label, float] = {"real": 0.5, "ai_generated": 0.25, "tampered": 0.25}
 PROVENANCE_PROBABILITY = 0.99
-DEFAULT_WEIGHT = 1.0
-# Hand-set starting points (not fitted): signal experts with many false alarms on clean,
-# re-compressed photos get less say than matching-based or learned ones.
-EXPERT_WEIGHTS: dict[str, float] = {
-    "ela": 0.6,
-    "noise": 0.7,
-    "jpeg_artifacts": 0.9,
-    "spectrum": 0.7,
-    "copy_move": 1.2,
-    "exif": 0.5,
-    "c2pa": 1.0,
-    "clip_detector": 1.2,
-    "generator_metadata": 1.0,
-    "watermark": 1.0,
-}
 SCORE_CLIP = 0.02
 # How much "I see nothing" counts against a class, relative to "I see it". Each tamper detector
 # sees one kind of trace, so its silence is weak evidence; generation detectors look at the
 # whole image, so theirs counts more.
 NEGATIVE_DISCOUNT: dict[Label, float] = {"ai_generated": 0.7, "tampered": 0.35}
-WORK_SIDE = 1024
 MAX_KEY_EVIDENCE = 8
 EVIDENCE_PER_EXPERT = 2
 _METHODS: tuple[Method, ...] = ("gan", "diffusion", "other")
-_TAMPER_TARGETS = ("tampered", "both")
 
 
 @dataclass
@@ -228,7 +211,7 @@ def expert_features(results: Sequence[ExpertResult], experts: Sequence[str]) -> 
     return x
 
 
-WEIGHTS_FILE = Path(__file__).with_name("fusion_weights.json")
+WEIGHTS_FILE = Path(__file__).parent / "weights" / "verdict.json"
 
 
 FUSION_ENV = "FORENSCOPE_FUSION"
@@ -254,10 +237,6 @@ def load_fitted() -> FittedFusion | None:
     return FittedFusion.from_dict(json.loads(WEIGHTS_FILE.read_text(encoding="utf-8")))
 
 
-def expert_weight(name: str) -> float:
-    return EXPERT_WEIGHTS.get(name, DEFAULT_WEIGHT)
-
-
 def _llr(score: float) -> float:
     p = min(1.0 - SCORE_CLIP, max(SCORE_CLIP, score))
     return math.log(p / (1.0 - p))
@@ -271,7 +250,7 @@ def _pooled_terms(judged: list[ExpertResult]) -> dict[Label, dict[str, float]]:
         vote = (r.expert, expert_weight(r.expert) * r.confidence * _llr(r.score))
         if r.targets in ("ai_generated", "both"):
             votes["ai_generated"].append(vote)
-        if r.targets in _TAMPER_TARGETS:
+        if r.targets in TAMPER_TARGETS:
             votes["tampered"].append(vote)
     return {label: _class_terms(items, NEGATIVE_DISCOUNT[label]) for label, items in votes.items()}
 
@@ -398,90 +377,3 @@ def _method_vote(judged: list[ExpertResult]) -> tuple[Method, str]:
         return "unknown", "no expert named a generation method"
     best = max(votes, key=lambda m: votes[m])
     return best, f"method '{best}' reported by {', '.join(sources[best])}"
-
-
-def compact_region_dominates(
-    heatmap: np.ndarray, *, threshold: float = 0.5, max_area_share: float = 0.5
-) -> bool:
-    """True when one connected hot component holds most of the map's mass and is not huge."""
-    fused = np.clip(np.nan_to_num(heatmap.astype(np.float32)), 0.0, 1.0)
-    fused = resize_map(fused, *working_size(fused.shape[0], fused.shape[1], max_side=512))
-    total = float(fused.sum())
-    if total <= 0:
-        return False
-    labels, count = ndimage.label(clean_mask(fused >= threshold))
-    if count == 0:
-        return False
-    index = np.arange(1, count + 1)
-    masses = np.asarray(ndimage.sum(fused, labels=labels, index=index))
-    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    best = int(np.argmax(masses))
-    return bool(masses[best] >= 0.5 * total and areas[best] <= max_area_share * fused.size)
-
-
-def working_size(height: int, width: int, max_side: int = WORK_SIDE) -> tuple[int, int]:
-    """(height, width) scaled down so the longer side is at most `max_side`."""
-    scale = min(1.0, max_side / max(height, width, 1))
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def fuse_heatmaps(
-    judged: list[ExpertResult], *, height: int, width: int, mode: str | None = None
-) -> np.ndarray | None:
-    """The fused tamper map at (height, width), or None when no tamper expert drew a map.
-
-    `mode` "handset" (the default) is the weighted mean of step 5; "fitted" (opt-in with
-    `FORENSCOPE_MAP_FUSION=fitted`, see `map_fusion.map_mode`) rescales it to P(pixel forged) with
-    the shipped per-pixel logistic model, and falls back to "handset" when the weights are absent
-    or none of the model's experts drew a map.
-    """
-    from . import map_fusion
-
-    mode = mode or map_fusion.map_mode()
-    model = map_fusion.load_model() if mode == "fitted" else None
-    if model is not None:
-        inputs = map_fusion.inputs_from_results(judged, _TAMPER_TARGETS)
-        if any(m.expert in model.experts for m in inputs):
-            shape = map_fusion.work_shape(height, width, model.map_side)
-            normalised = map_fusion.normalised_maps(inputs, shape)
-            handset = handset_map(judged, shape, normalised)
-            assert handset is not None  # `inputs` is not empty
-            return map_fusion.fitted_map(
-                inputs, handset, normalised, height=height, width=width, model=model
-            )
-    fused = handset_map(judged, working_size(height, width))
-    if fused is None:
-        return None
-    return np.asarray(np.clip(resize_map(fused, height, width), 0.0, 1.0), dtype=np.float32)
-
-
-def handset_map(
-    judged: list[ExpertResult],
-    shape: tuple[int, int],
-    normalised: dict[str, np.ndarray] | None = None,
-) -> np.ndarray | None:
-    """Weighted mean of the normalised tamper maps at `shape`, scaled by how suspicious the
-    experts are (step 5). `normalised` may hold maps already normalised at `shape`, by expert.
-
-    Maps are combined at a working resolution (longer side `WORK_SIDE` by default) and the
-    caller resizes the result once to the image size: the maps are smooth, and 12 MP images
-    stay fast.
-    """
-    work_h, work_w = shape
-    maps: list[tuple[float, float, np.ndarray]] = []
-    for r in judged:
-        if r.heatmap is None or r.score is None or r.targets not in _TAMPER_TARGETS:
-            continue
-        weight = expert_weight(r.expert) * r.confidence * r.score**2
-        done = (normalised or {}).get(r.expert)
-        norm = done if done is not None else normalise_map(resize_map(r.heatmap, work_h, work_w))
-        maps.append((weight, r.score, norm))
-    if not maps:
-        return None
-    total = sum(w for w, _, _ in maps)
-    if total <= 0:
-        return np.zeros((work_h, work_w), dtype=np.float32)
-    fused = sum((w * m for w, _, m in maps), start=np.zeros((work_h, work_w), np.float32))
-    mean_score = sum(w * s for w, s, _ in maps) / total
-    gain = min(1.0, mean_score / 0.5)
-    return np.asarray(np.clip(fused * (gain / total), 0.0, 1.0), dtype=np.float32)

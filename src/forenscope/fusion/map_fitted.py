@@ -15,7 +15,7 @@ and per pixel a logistic regression reads, for every expert in the fitted set,
     max smooth(v) the height of the map's strongest blob (an image-level gate: a map with no
                  blob keeps the whole image dark),
 
-plus the hand-set fused value itself. Weights come from `map_fusion_weights.json` (package data,
+plus the hand-set fused value itself. Weights come from `weights/map_fitted.json` (package data,
 written by `benchmarks/fit_map_fusion.py`, fitted on synthetic forgeries of real photos only).
 Experts outside the fitted set are ignored; an abstaining expert contributes zeros, as in
 training. The probability map is resized once to the image size.
@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ..types import ExpertResult
 from .localize import normalise_map, resize_map
-from .types import ExpertResult
 
-WEIGHTS_FILE = Path(__file__).with_name("map_fusion_weights.json")
+WEIGHTS_FILE = Path(__file__).parent / "weights" / "map_fitted.json"
 MODE_ENV = "FORENSCOPE_MAP_FUSION"
 MODES = ("handset", "fitted")
 DEFAULT_MODE = "handset"

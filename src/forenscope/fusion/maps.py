@@ -1,0 +1,100 @@
+"""Expert maps -> one fused tamper map (the hand-set weighted mean, or the fitted per-pixel
+model of `map_fitted`), and the shape test that decides "local" vs "global" scope."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..types import ExpertResult
+from .expert_weights import TAMPER_TARGETS, expert_weight
+from .localize import clean_mask, normalise_map, resize_map
+
+WORK_SIDE = 1024
+
+
+def compact_region_dominates(
+    heatmap: np.ndarray, *, threshold: float = 0.5, max_area_share: float = 0.5
+) -> bool:
+    """True when one connected hot component holds most of the map's mass and is not huge."""
+    fused = np.clip(np.nan_to_num(heatmap.astype(np.float32)), 0.0, 1.0)
+    fused = resize_map(fused, *working_size(fused.shape[0], fused.shape[1], max_side=512))
+    total = float(fused.sum())
+    if total <= 0:
+        return False
+    labels, count = ndimage.label(clean_mask(fused >= threshold))
+    if count == 0:
+        return False
+    index = np.arange(1, count + 1)
+    masses = np.asarray(ndimage.sum(fused, labels=labels, index=index))
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    best = int(np.argmax(masses))
+    return bool(masses[best] >= 0.5 * total and areas[best] <= max_area_share * fused.size)
+
+
+def working_size(height: int, width: int, max_side: int = WORK_SIDE) -> tuple[int, int]:
+    """(height, width) scaled down so the longer side is at most `max_side`."""
+    scale = min(1.0, max_side / max(height, width, 1))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def fuse_heatmaps(
+    judged: list[ExpertResult], *, height: int, width: int, mode: str | None = None
+) -> np.ndarray | None:
+    """The fused tamper map at (height, width), or None when no tamper expert drew a map.
+
+    `mode` "handset" (the default) is the weighted mean of step 5; "fitted" (opt-in with
+    `FORENSCOPE_MAP_FUSION=fitted`, see `map_fusion.map_mode`) rescales it to P(pixel forged) with
+    the shipped per-pixel logistic model, and falls back to "handset" when the weights are absent
+    or none of the model's experts drew a map.
+    """
+    from . import map_fitted as map_fusion
+
+    mode = mode or map_fusion.map_mode()
+    model = map_fusion.load_model() if mode == "fitted" else None
+    if model is not None:
+        inputs = map_fusion.inputs_from_results(judged, TAMPER_TARGETS)
+        if any(m.expert in model.experts for m in inputs):
+            shape = map_fusion.work_shape(height, width, model.map_side)
+            normalised = map_fusion.normalised_maps(inputs, shape)
+            handset = handset_map(judged, shape, normalised)
+            assert handset is not None  # `inputs` is not empty
+            return map_fusion.fitted_map(
+                inputs, handset, normalised, height=height, width=width, model=model
+            )
+    fused = handset_map(judged, working_size(height, width))
+    if fused is None:
+        return None
+    return np.asarray(np.clip(resize_map(fused, height, width), 0.0, 1.0), dtype=np.float32)
+
+
+def handset_map(
+    judged: list[ExpertResult],
+    shape: tuple[int, int],
+    normalised: dict[str, np.ndarray] | None = None,
+) -> np.ndarray | None:
+    """Weighted mean of the normalised tamper maps at `shape`, scaled by how suspicious the
+    experts are (step 5). `normalised` may hold maps already normalised at `shape`, by expert.
+
+    Maps are combined at a working resolution (longer side `WORK_SIDE` by default) and the
+    caller resizes the result once to the image size: the maps are smooth, and 12 MP images
+    stay fast.
+    """
+    work_h, work_w = shape
+    maps: list[tuple[float, float, np.ndarray]] = []
+    for r in judged:
+        if r.heatmap is None or r.score is None or r.targets not in TAMPER_TARGETS:
+            continue
+        weight = expert_weight(r.expert) * r.confidence * r.score**2
+        done = (normalised or {}).get(r.expert)
+        norm = done if done is not None else normalise_map(resize_map(r.heatmap, work_h, work_w))
+        maps.append((weight, r.score, norm))
+    if not maps:
+        return None
+    total = sum(w for w, _, _ in maps)
+    if total <= 0:
+        return np.zeros((work_h, work_w), dtype=np.float32)
+    fused = sum((w * m for w, _, m in maps), start=np.zeros((work_h, work_w), np.float32))
+    mean_score = sum(w * s for w, s, _ in maps) / total
+    gain = min(1.0, mean_score / 0.5)
+    return np.asarray(np.clip(fused * (gain / total), 0.0, 1.0), dtype=np.float32)
