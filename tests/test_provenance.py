@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +15,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from forenscope.experts import watermark as wm
-from forenscope.experts.c2pa_manifest import C2paExpert, judge, summarize
+from forenscope.experts.base import Expert
+from forenscope.experts.c2pa_manifest import C2paExpert, judge, safe_url, summarize
 from forenscope.experts.exif import ExifExpert
 from forenscope.experts.generator_metadata import (
     MAX_CHUNK,
@@ -23,9 +26,12 @@ from forenscope.experts.generator_metadata import (
 )
 from forenscope.io import load_image
 from forenscope.io.input import ImageInput
-from forenscope.types import ExpertResult
+from forenscope.types import Evidence, ExpertResult
 from provenance_fixtures import (
+    A1111_RUNS,
+    COMFY_RUNS,
     IPTC,
+    comfy_chunks,
     embed_watermark,
     exif_with_thumbnail,
     jpeg_bytes,
@@ -58,20 +64,22 @@ def judged(result: ExpertResult) -> float:
 
 # -- specs ------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("cls", "name", "targets", "requires"),
+    ("cls", "name", "version", "targets", "requires"),
     [
-        (ExifExpert, "exif", "both", []),
-        (GeneratorMetadataExpert, "generator_metadata", "ai_generated", []),
-        (C2paExpert, "c2pa", "both", ["c2pa"]),
-        (wm.WatermarkExpert, "watermark", "ai_generated", ["pywt", "cv2"]),
+        (ExifExpert, "exif", "1.1", "both", []),
+        (GeneratorMetadataExpert, "generator_metadata", "1.1", "ai_generated", []),
+        (C2paExpert, "c2pa", "1.1", "both", ["c2pa"]),
+        (wm.WatermarkExpert, "watermark", "1.0", "ai_generated", ["pywt", "cv2"]),
     ],
 )
-def test_specs(cls: type, name: str, targets: str, requires: list[str]) -> None:
+def test_specs(
+    cls: type[Expert], name: str, version: str, targets: str, requires: list[str]
+) -> None:
     spec = cls.spec
     assert (spec.name, spec.kind, spec.version, spec.targets) == (
         name,
         "provenance",
-        "1.0",
+        version,
         targets,
     )
     assert spec.requires == requires and spec.licence.startswith("Apache-2.0")
@@ -89,6 +97,45 @@ def test_exif_editor_software() -> None:
     result = ExifExpert().analyze(make_input(data))
     assert judged(result) >= 0.7 and not proves(result)
     assert "Software = 'Adobe Photoshop 24.0 (Windows)'" in result.evidence[0].summary
+    assert (result.evidence[0].kind, result.evidence[0].value) == ("exif.editor", "Adobe Photoshop")
+    assert result.details["editor"] == "Adobe Photoshop"
+
+
+def editor_of(data: bytes) -> str | None:
+    """The editor the EXIF expert names, checking that evidence and details agree."""
+    result = ExifExpert().analyze(make_input(data))
+    assert result.error is None
+    named = [e.value for e in result.evidence if e.kind == "exif.editor"]
+    assert result.details.get("editor") == (named[0] if named else None)
+    return result.details.get("editor")
+
+
+@pytest.mark.parametrize(
+    ("tags", "editor"),
+    [
+        ({0x0131: "Adobe Photoshop Lightroom Classic 12.0 (Windows)"}, "Adobe Lightroom"),
+        ({0x0131: "Adobe Photoshop Camera Raw 15.0 (Macintosh)"}, "Adobe Camera Raw"),
+        ({0x0131: "GIMP 2.10.34"}, "GIMP"),
+        ({0x0131: "Paint.NET v3.36"}, "Paint.NET"),
+        ({0x0131: "Picsart"}, "PicsArt"),
+        ({0x000B: "Affinity Photo 2.3.0"}, "Affinity Photo"),  # ProcessingSoftware
+        # Camera firmware and phone OS versions are not editors.
+        ({0x0131: "Ver.1.00"}, None),
+        ({0x0131: "Firmware Version 1.2.0"}, None),
+        ({0x0131: "HDR+ 1.0.345647733z"}, None),
+        ({0x0131: "16.1.1", 0x010F: "Apple", 0x0110: "iPhone 14 Pro"}, None),
+        ({0x0131: "Google Camera 8.7", 0x010F: "Google", 0x0110: "Pixel 7"}, None),
+        # An editor's name in a camera field or a caption is not the software that saved it.
+        ({0x0110: "GIMP", 0x010E: "retouched in Photoshop later"}, None),
+    ],
+)
+def test_exif_editor_names(tags: dict[int, str], editor: str | None) -> None:
+    assert editor_of(jpeg_bytes(RGB, tags=tags)) == editor
+
+
+def test_exif_editor_from_xmp_creator_tool() -> None:
+    xmp = xmp_packet("<xmp:CreatorTool>Pixelmator Pro 3.3.2</xmp:CreatorTool>")
+    assert editor_of(jpeg_bytes(RGB, xmp=xmp)) == "Pixelmator"
 
 
 @pytest.mark.parametrize(
@@ -98,7 +145,9 @@ def test_exif_editor_software() -> None:
         (None, {0x9286: b"ASCII\0\0\0Made with OpenAI Labs"}),  # DALL-E 2 UserComment
     ],
 )
-def test_exif_generator_proves_ai(tags: dict | None, exif_ifd: dict | None) -> None:
+def test_exif_generator_proves_ai(
+    tags: dict[int, Any] | None, exif_ifd: dict[int, Any] | None
+) -> None:
     result = ExifExpert().analyze(make_input(jpeg_bytes(RGB, tags=tags, exif_ifd=exif_ifd)))
     assert judged(result) >= 0.95 and proves(result) == {"ai_generated"}
 
@@ -208,8 +257,126 @@ def test_parse_a1111() -> None:
 def test_generator_a1111_png_proves() -> None:
     result = GeneratorMetadataExpert().analyze(make_input(png_bytes(RGB, {"parameters": A1111})))
     assert judged(result) >= 0.99 and proves(result) == {"ai_generated"}
-    assert result.evidence[0].summary.startswith("text chunk 'parameters' = 'a castle")
+    assert result.evidence[0].summary.startswith(
+        "Stable Diffusion (A1111/Forge) generated the whole image from a text prompt (txt2img) "
+        "(text chunk 'parameters' = 'a castle"
+    )
     assert result.details["parsed"]["parameters"]["settings"]["Seed"] == "1234567"
+    assert {k: result.details[k] for k in ("method", "scope", "edit")} == {
+        "method": "diffusion",
+        "scope": "global",
+        "edit": "txt2img",
+    }
+
+
+def generator_flags(result: ExpertResult) -> tuple[set[str], str, str, str]:
+    assert judged(result) >= 0.99 and result.confidence >= 0.9
+    d = result.details
+    return proves(result), d["edit"], d["scope"], d["method"]
+
+
+TXT2IMG = ({"ai_generated"}, "txt2img", "global", "diffusion")
+IMG2IMG = ({"tampered"}, "img2img", "global", "diffusion")
+INPAINT = ({"tampered"}, "inpaint", "local", "diffusion")
+
+
+@pytest.mark.parametrize(
+    ("run", "expected"),
+    [
+        ("txt2img", TXT2IMG),
+        ("hires", TXT2IMG),  # hires fix writes a denoising strength, but it is txt2img
+        ("adetailer", TXT2IMG),  # ADetailer inpaints its own generated face
+        ("img2img", IMG2IMG),
+        ("inpaint", INPAINT),
+        ("inpaint_masked", INPAINT),
+        ("img2img_old", IMG2IMG),  # unversioned "Mask blur" alone: only img2img is certain
+    ],
+)
+def test_generator_a1111_modes(run: str, expected: tuple[set[str], str, str, str]) -> None:
+    data = png_bytes(RGB, {"parameters": A1111_RUNS[run]})  # a tEXt chunk, as A1111 saves
+    assert png_text_chunks(data) == {"parameters": A1111_RUNS[run]}
+    result = GeneratorMetadataExpert().analyze(make_input(data))
+    assert generator_flags(result) == expected
+
+
+def test_generator_a1111_inpaint_says_what_it_did() -> None:
+    result = GeneratorMetadataExpert().analyze(
+        make_input(png_bytes(RGB, {"parameters": A1111_RUNS["inpaint"]}))
+    )
+    assert result.evidence[0].summary.startswith(
+        "Stable Diffusion (A1111/Forge) inpainted part of an existing image: mask blur 4, "
+        "denoising strength 0.75 (text chunk 'parameters'"
+    )
+    img2img = GeneratorMetadataExpert().analyze(
+        make_input(png_bytes(RGB, {"parameters": A1111_RUNS["img2img"]}))
+    )
+    assert "redrew an existing image (img2img): denoising strength 0.6" in (
+        img2img.evidence[0].summary
+    )
+
+
+def test_generator_a1111_jpeg_inpaint() -> None:
+    # A1111 saves JPEG/WebP parameters into EXIF UserComment (UNICODE, big-endian UTF-16).
+    comment = b"UNICODE\0" + A1111_RUNS["inpaint_masked"].encode("utf-16-be")
+    result = GeneratorMetadataExpert().analyze(
+        make_input(jpeg_bytes(RGB, exif_ifd={0x9286: comment}))
+    )
+    assert generator_flags(result) == INPAINT
+
+
+@pytest.mark.parametrize(
+    ("run", "expected"),
+    [
+        ("txt2img", TXT2IMG),
+        ("img2img", IMG2IMG),
+        ("inpaint", INPAINT),
+        ("controlnet_txt2img", TXT2IMG),  # a photo used as a pose guide is not edited
+        ("masked_second_pass", TXT2IMG),  # a noise mask over its own generated latent
+    ],
+)
+def test_generator_comfyui_modes(run: str, expected: tuple[set[str], str, str, str]) -> None:
+    chunks = comfy_chunks(COMFY_RUNS[run])
+    result = GeneratorMetadataExpert().analyze(make_input(png_bytes(RGB, chunks)))
+    assert generator_flags(result) == expected
+    parsed = result.details["parsed"]
+    assert parsed["prompt"]["edit"] == parsed["workflow"]["edit"] == expected[1]
+    assert parsed["prompt"]["models"] == ["v1-5-pruned-emaonly.safetensors"]
+
+
+def test_generator_comfyui_words_and_workflow_alone() -> None:
+    inpaint = comfy_chunks(COMFY_RUNS["inpaint"])
+    result = GeneratorMetadataExpert().analyze(make_input(png_bytes(RGB, inpaint)))
+    assert result.evidence[0].summary.startswith(
+        "ComfyUI inpainted part of an existing image: an image from LoadImage, through "
+        "VAEEncodeForInpaint, denoise 1"
+    )
+    img2img = comfy_chunks(COMFY_RUNS["img2img"])
+    result = GeneratorMetadataExpert().analyze(make_input(png_bytes(RGB, img2img)))
+    assert "redrew an existing image (img2img)" in result.evidence[0].summary
+    assert "denoise 0.87" in result.evidence[0].summary
+    # The UI-format workflow alone (read from its widgets and links) tells the same story.
+    alone = {"workflow": inpaint["workflow"]}
+    result = GeneratorMetadataExpert().analyze(make_input(png_bytes(RGB, alone)))
+    assert generator_flags(result) == INPAINT
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("sdxl_inpaint", INPAINT),
+        ("flux_outpaint", INPAINT),
+        ("img2img", IMG2IMG),
+        ("txt2img", TXT2IMG),
+    ],
+)
+def test_generator_invokeai_generation_mode(
+    mode: str, expected: tuple[set[str], str, str, str]
+) -> None:
+    meta = json.dumps({"positive_prompt": "a fox", "generation_mode": mode, "seed": 7})
+    result = GeneratorMetadataExpert().analyze(
+        make_input(png_bytes(RGB, {"invokeai_metadata": meta}))
+    )
+    assert generator_flags(result) == expected
 
 
 def test_generator_a1111_jpeg_usercomment() -> None:
@@ -277,6 +444,8 @@ def test_generator_other_tools(text: dict[str, str], generator: str) -> None:
     result = GeneratorMetadataExpert().analyze(make_input(png_bytes(RGB, text, itxt=True)))
     assert proves(result) == {"ai_generated"}
     assert generator in {e.value for e in result.evidence}
+    # Their records do not say whether an input image was used: whole-image, edit unknown.
+    assert (result.details["edit"], result.details["scope"]) == ("unknown", "global")
 
 
 def test_png_text_chunks_compressed_bomb_and_corrupt() -> None:
@@ -326,6 +495,11 @@ def test_generator_hostile_chunks() -> None:
 
 
 # -- c2pa ------------------------------------------------------------------------------------
+CAPTURE: list[dict[str, Any]] = [
+    {"action": "c2pa.created", "digitalSourceType": IPTC + "digitalCapture"}
+]
+
+
 @pytest.fixture(scope="module")
 def signed_ai() -> bytes:
     pytest.importorskip("c2pa")
@@ -339,79 +513,225 @@ def signed_ai() -> bytes:
     return sign_c2pa(jpeg_bytes(RGB), "image/jpeg", actions, title="gen.jpg")
 
 
+@pytest.fixture(scope="module")
+def signed_capture() -> bytes:
+    pytest.importorskip("c2pa")
+    return sign_c2pa(jpeg_bytes(RGB), "image/jpeg", CAPTURE, title="IMG_0001.jpg")
+
+
+def kinds(result: ExpertResult) -> dict[str, Evidence]:
+    return {e.kind: e for e in result.evidence}
+
+
 def test_c2pa_signed_ai_manifest_proves(signed_ai: bytes) -> None:
     result = C2paExpert().analyze(make_input(signed_ai))
     assert judged(result) >= 0.99 and proves(result) == {"ai_generated"}
     assert result.details["claim_generator"].startswith("forenscope-test")
     assert result.details["issuer"] == "Forenscope Test" and result.details["failures"] == []
+    assert result.details["tamper_after_signing"] is False
+    assert result.details["digital_capture"] is False
     assert any(
         "'TestGen 2'" in e.summary and "trainedAlgorithmicMedia" in e.summary
         for e in result.evidence
     )
 
 
+def test_c2pa_digital_capture_supports_real(signed_capture: bytes) -> None:
+    result = C2paExpert().analyze(make_input(signed_capture))
+    assert judged(result) <= 0.15 and not proves(result)
+    assert result.details["digital_capture"] is True
+    assert result.details["tamper_after_signing"] is False
+    found = kinds(result)
+    assert found["c2pa.digital_capture"].value == "c2pa.created"
+    # Our test signer is on no trust list: said, and not held against the image.
+    assert result.details["untrusted_signer"] is True
+    assert "not evidence of tampering" in found["c2pa.untrusted_signer"].summary
+    assert found["c2pa.untrusted_signer"].value == "Forenscope Test Signer"
+
+
 def test_c2pa_edited_without_ai_does_not_prove() -> None:
     pytest.importorskip("c2pa")
-    actions = [
-        {"action": "c2pa.created", "digitalSourceType": IPTC + "digitalCapture"},
-        {"action": "c2pa.edited", "softwareAgent": {"name": "Photo Editor"}},
-    ]
+    edit: dict[str, Any] = {"action": "c2pa.edited", "softwareAgent": {"name": "Photo Editor"}}
+    actions = [*CAPTURE, edit]
     result = C2paExpert().analyze(make_input(sign_c2pa(jpeg_bytes(RGB), "image/jpeg", actions)))
     assert 0.5 <= judged(result) < 0.9 and not proves(result)
     assert [a["action"] for a in result.details["actions"]] == ["c2pa.created", "c2pa.edited"]
 
 
-def test_c2pa_pixels_changed_after_signing(signed_ai: bytes) -> None:
-    im = Image.open(io.BytesIO(signed_ai))
-    assert im.format == "JPEG"
+def _flip_tail(data: bytes, start: int, stop: int) -> bytes:
+    return data[:start] + bytes(b ^ 0x55 for b in data[start:stop]) + data[stop:]
+
+
+def test_c2pa_pixels_changed_after_signing(signed_capture: bytes) -> None:
+    assert Image.open(io.BytesIO(signed_capture)).format == "JPEG"
     # Flip bytes near the end of the entropy-coded data: the data hash no longer matches.
-    damaged = signed_ai[:-40] + bytes(b ^ 0x55 for b in signed_ai[-40:-2]) + signed_ai[-2:]
+    damaged = _flip_tail(signed_capture, len(signed_capture) - 40, len(signed_capture) - 2)
     result = C2paExpert().analyze(make_input(damaged))
-    assert result.error is None
-    assert not proves(result) and result.details["failures"]
+    assert judged(result) >= 0.9 and not proves(result)
+    assert "assertion.dataHash.mismatch" in result.details["failures"]
+    assert result.details["tamper_after_signing"] is True
+    # The camera claim described other bytes: it no longer supports "real".
+    assert result.details["digital_capture"] is False
+    mismatch = kinds(result)["c2pa.data_hash_mismatch"]
+    assert "the image data changed after the manifest was signed" in mismatch.summary
+    assert "c2pa.digital_capture" not in kinds(result)
 
 
-def test_c2pa_composite_manifest_json() -> None:
-    store = {
+def test_c2pa_png_pixels_changed_after_signing() -> None:
+    pytest.importorskip("c2pa")
+    signed = sign_c2pa(png_bytes(RGB), "image/png", CAPTURE, title="shot.png")
+    assert C2paExpert().analyze(make_input(signed)).details["tamper_after_signing"] is False
+    idat = signed.index(b"IDAT") + 4
+    damaged = _flip_tail(signed, idat + 10, idat + 40)
+    # The PNG CRC now fails too, so build the input by hand as a tolerant loader might.
+    result = C2paExpert().analyze(ImageInput(rgb=RGB, data=damaged, format="PNG", mode="RGB"))
+    assert judged(result) >= 0.9 and result.details["tamper_after_signing"] is True
+    assert "c2pa.data_hash_mismatch" in kinds(result)
+
+
+def test_c2pa_manifest_altered_after_signing(signed_capture: bytes) -> None:
+    at = signed_capture.index(b"forenscope-test")  # the claim generator's name, in the claim
+    altered = signed_capture[:at] + b"F" + signed_capture[at + 1 :]
+    result = C2paExpert().analyze(make_input(altered))
+    assert 0.5 <= judged(result) < 0.9 and not proves(result)
+    found = kinds(result)
+    assert found["c2pa.claim_signature_mismatch"].value == "claimSignature.mismatch"
+    assert "manifest itself was altered" in found["c2pa.claim_signature_mismatch"].summary
+    assert "c2pa.data_hash_mismatch" not in found
+    assert result.details["tamper_after_signing"] is False
+    assert result.details["digital_capture"] is False
+
+
+def _store(actions: list[dict[str, Any]], codes: list[str]) -> dict[str, Any]:
+    return {
         "active_manifest": "urn:a",
         "manifests": {
             "urn:a": {
                 "claim_generator_info": [{"name": "Adobe Photoshop", "version": "25.0"}],
                 "title": "beach.jpg",
-                "assertions": [
-                    {
-                        "label": "c2pa.actions.v2",
-                        "data": {
-                            "actions": [
-                                {"action": "c2pa.opened"},
-                                {
-                                    "action": "c2pa.edited",
-                                    "softwareAgent": "Adobe Firefly",
-                                    "digitalSourceType": IPTC
-                                    + "compositeWithTrainedAlgorithmicMedia",
-                                },
-                            ]
-                        },
-                    }
-                ],
+                "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": actions}}],
                 "ingredients": [{"title": "IMG_1.jpg", "relationship": "parentOf"}],
                 "signature_info": {"issuer": "Adobe Inc.", "time": "2024-01-01T00:00:00Z"},
             }
         },
-        "validation_state": "Valid",
-        "validation_status": [{"code": "signingCredential.untrusted"}],
+        "validation_state": "Invalid" if set(codes) - {"signingCredential.untrusted"} else "Valid",
+        "validation_status": [
+            {"code": c, "url": "self#jumbf=/c2pa/urn:a/c2pa.signature"} for c in codes
+        ],
     }
+
+
+GENERATIVE_FILL = {
+    "action": "c2pa.edited",
+    "softwareAgent": "Adobe Firefly",
+    "digitalSourceType": IPTC + "compositeWithTrainedAlgorithmicMedia",
+}
+
+
+def test_c2pa_composite_manifest_json() -> None:
+    store = _store([{"action": "c2pa.opened"}, GENERATIVE_FILL], ["signingCredential.untrusted"])
     summary = summarize(store)
-    score, _, evidence = judge(summary)
-    assert score >= 0.95 and {e.proves for e in evidence if e.proves} == {"tampered"}
+    judgement = judge(summary)
+    assert judgement.score is not None and judgement.score >= 0.95
+    assert {e.proves for e in judgement.evidence if e.proves} == {"tampered"}
+    assert judgement.flags == {
+        "tamper_after_signing": False,
+        "digital_capture": False,
+        "method": "diffusion",
+        "scope": "local",
+        "edit": "inpaint",
+    }
     assert summary["issuer"] == "Adobe Inc." and summary["ingredients"][0]["title"] == "IMG_1.jpg"
+    assert summary["failures"] == [] and summary["untrusted_signer"] is True
     assert summarize({"manifests": "junk", "active_manifest": 3})["actions"] == []
+
+
+@pytest.mark.parametrize(
+    ("description", "label"),
+    [("Generative Fill", "tampered"), ("Used Magic Eraser", "tampered"), ("Denoise", None)],
+)
+def test_c2pa_algorithmically_enhanced(description: str, label: str | None) -> None:
+    action = {
+        "action": "c2pa.edited",
+        "digitalSourceType": IPTC + "algorithmicallyEnhanced",
+        "description": description,
+    }
+    judgement = judge(summarize(_store([action], [])))
+    assert {e.proves for e in judgement.evidence if e.proves} == ({label} if label else set())
+    assert judgement.flags.get("edit") == ("inpaint" if label else None)
+
+
+def test_c2pa_validation_codes_json() -> None:
+    # A valid manifest whose only failure is a BMFF hash (video, HEIF): bytes changed too.
+    bmff = judge(summarize(_store([{"action": "c2pa.opened"}], ["assertion.bmffHash.mismatch"])))
+    assert bmff.score is not None and bmff.score >= 0.9 and bmff.flags["tamper_after_signing"]
+    # A generative-fill claim in a manifest altered after signing proves nothing.
+    altered = judge(summarize(_store([GENERATIVE_FILL], ["claimSignature.mismatch"])))
+    assert not any(e.proves for e in altered.evidence) and "edit" not in altered.flags
+    # An expired certificate is reported, but is no evidence about the picture by itself.
+    expired = judge(summarize(_store([], ["signingCredential.expired"])))
+    assert expired.score is None
+    assert [e.kind for e in expired.evidence][1:] == ["c2pa.validation_failure"]
+    # Only an untrusted signer and no actions: nothing to score (neutral), the signer is named.
+    untrusted = judge(summarize(_store([], ["signingCredential.untrusted"])))
+    assert untrusted.score is None and "c2pa.untrusted_signer" in {
+        e.kind for e in untrusted.evidence
+    }
+    # An ingredient's failures (its url names another manifest) are not this file's.
+    store = _store([{"action": "c2pa.opened"}], [])
+    store["validation_status"] = [
+        {"code": "assertion.dataHash.mismatch", "url": "self#jumbf=/c2pa/urn:b/c2pa.hash.data"}
+    ]
+    assert summarize(store)["failures"] == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # The SDK sees "c2pa" in the file and refuses to fetch the manifest it points to.
+        "https://cloud.example.com/manifests/abc.c2pa?x=1&y=<2>",
+        # No "c2pa" in the bytes at all: only the XMP reference tells.
+        "https://cai-manifests.example.com/manifests/urn-uuid-1234",
+    ],
+)
+def test_c2pa_remote_manifest_is_reported_not_fetched(url: str) -> None:
+    pytest.importorskip("c2pa")
+    data = sign_c2pa(jpeg_bytes(RGB), "image/jpeg", CAPTURE, remote_url=url)
+    assert b"dcterms:provenance" in data
+    result = C2paExpert().analyze(make_input(data))
+    assert result.error is None and result.score is None
+    assert result.abstain_reason != "no C2PA manifest"
+    assert "offline" in (result.abstain_reason or "")
+    ref = kinds(result)["c2pa.remote_manifest"]
+    assert isinstance(ref.value, str) and ref.value.startswith(url.split("?")[0])
+    assert "not fetched" in ref.summary and "offline" in ref.summary
+    assert result.details["remote_manifest_url"] == ref.value
+    assert not {"<", ">", '"', " "} & set(ref.value)
+
+
+def test_c2pa_remote_reference_in_xmp_is_escaped() -> None:
+    pytest.importorskip("c2pa")
+    xmp = xmp_packet(
+        "<dcterms:provenance>https://evil.example/m?a=1&amp;b=&lt;script&gt;alert('x')"
+        "&lt;/script&gt;</dcterms:provenance>"
+    )
+    result = C2paExpert().analyze(make_input(jpeg_bytes(RGB, xmp=xmp)))
+    ref = kinds(result)["c2pa.remote_manifest"]
+    assert result.score is None and isinstance(ref.value, str)
+    assert ref.value.startswith("https://evil.example/m?a=1&b=%3Cscript%3E")
+    assert not {"<", ">", "'"} & set(ref.value)
+    # A `self#jumbf` reference is the embedded manifest, not a remote one.
+    local = xmp_packet('<rdf:Description dcterms:provenance="self#jumbf=/c2pa/urn:x"/>')
+    result = C2paExpert().analyze(make_input(jpeg_bytes(RGB, xmp=local)))
+    assert result.abstain_reason == "no C2PA manifest"
+    assert safe_url('https://a.example/x y"z') == "https://a.example/x%20y%22z"
 
 
 def test_c2pa_absent_and_junk() -> None:
     pytest.importorskip("c2pa")
     none = C2paExpert().analyze(make_input(jpeg_bytes(RGB)))
     assert none.score is None and none.abstain_reason == "no C2PA manifest"
+    assert none.evidence == []
     junk = make_input(jpeg_bytes(RGB) + b"c2pa jumb" + bytes(range(256)) * 20)
     result = C2paExpert().analyze(junk)
     assert result.error is None and result.score is None
@@ -502,3 +822,24 @@ def test_provenance_on_shared_data(shared_data: Path) -> None:
         )
     coverage = results[str(edited[0])]["exif"]  # saved by Photoshop CS4
     assert judged(coverage) >= 0.7 and any("Photoshop" in e.summary for e in coverage.evidence)
+
+
+@pytest.mark.data
+def test_exif_editor_on_shared_data(shared_data: Path) -> None:
+    # Camera JPEGs with full EXIF, chosen to carry no editing software: firmware strings such
+    # as "Ver.1.00", "E995v1.6" or "I9505XXUGNG8" must not read as an editor.
+    cameras = sorted((shared_data / "real/metadata-extractor-images").glob("*.jpg"))
+    assert len(cameras) >= 40
+    for path in cameras:
+        result = ExifExpert().analyze(load_image(path))
+        assert result.error is None, path
+        assert "editor" not in result.details and "exif.editor" not in kinds(result), path
+    # CASIA forgeries were made in Photoshop, and their EXIF says so ("Adobe Photoshop CS2 ...").
+    with open(shared_data / "manifest.csv", newline="") as f:
+        casia = [r["path"] for r in csv.DictReader(f) if "casia" in r["source"]]
+    assert len(casia) >= 3
+    for rel in casia:
+        result = ExifExpert().analyze(load_image(shared_data / rel))
+        assert result.details.get("editor") == "Adobe Photoshop", rel
+        assert kinds(result)["exif.editor"].value == "Adobe Photoshop"
+        assert judged(result) >= 0.7 and not proves(result)

@@ -45,11 +45,17 @@ GENERATORS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )
 
+# Image editors as they name themselves in Software / CreatorTool / history agents. Order
+# matters: Lightroom and Camera Raw say "Adobe Photoshop Lightroom" / "Adobe Photoshop Camera
+# Raw", so they come before Photoshop. Camera firmware ("Ver.1.00", "HDR+", an iOS version such
+# as "16.1.1") names none of these, which is the point of a list of editors rather than a list of
+# cameras.
 EDITORS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(rx, re.IGNORECASE))
     for name, rx in (
-        ("Adobe Photoshop", r"\bPhotoshop\b"),
         ("Adobe Lightroom", r"\bLightroom\b"),
+        ("Adobe Camera Raw", r"\bCamera Raw\b"),
+        ("Adobe Photoshop", r"\bPhotoshop\b"),
         ("GIMP", r"\bGIMP\b"),
         ("Snapseed", r"\bSnapseed\b"),
         ("Affinity Photo", r"\bAffinity Photo\b"),
@@ -62,6 +68,11 @@ EDITORS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("Canva", r"\bCanva\b"),
         ("Fotor", r"\bFotor\b"),
         ("Meitu", r"\bMeitu\b"),
+        ("Pixlr", r"\bPixlr\b"),
+        ("Polarr", r"\bPolarr\b"),
+        ("VSCO", r"\bVSCO\b"),
+        ("Picasa", r"\bPicasa\b"),
+        ("PhotoScape", r"\bPhotoScape\b"),
         ("Krita", r"\bKrita\b"),
         ("PaintShop Pro", r"\bPaint\s?Shop\b"),
         ("darktable", r"\bdarktable\b"),
@@ -208,6 +219,9 @@ def _find(
 
 
 OWN_FIELDS = (*TOOL_FIELDS, "CreatorTool", "softwareAgent")
+# Only the fields that name the software which wrote the file can name its editor: a camera's
+# Make/Model or a binary MakerNote that happens to spell an editor's name is not one.
+EDITOR_FIELDS = ("Software", "ProcessingSoftware", "CreatorTool", "softwareAgent")
 EDIT_NOTE = "(an editor; shows processing, not necessarily content changes)"
 
 
@@ -231,9 +245,10 @@ def software_findings(fields: list[tuple[str, str]]) -> list[Finding]:
                     label,
                 )
             )
-        elif (editor := match_any(value, EDITORS)) and short in OWN_FIELDS:
+        elif short in EDITOR_FIELDS and (editor := match_any(value, EDITORS)):
+            # The value is the editor's name, so reports and rules can say which one it was.
             summary = f"{quoted}: the file was saved by {editor} {EDIT_NOTE}"
-            out.append(_find(0.75, 0.6, "exif.editor", summary, value))
+            out.append(_find(0.75, 0.6, "exif.editor", summary, editor))
     return out
 
 
@@ -341,7 +356,7 @@ def camera_findings(tags: dict[str, str]) -> list[Finding]:
 class ExifExpert(Expert):
     spec = ExpertSpec(
         name="exif",
-        version="1.0",
+        version="1.1",
         kind="provenance",
         targets="both",
         description="EXIF/XMP provenance: generator and editor names, IPTC digital source "
@@ -362,10 +377,14 @@ class ExifExpert(Expert):
         findings = software_findings(tag_fields) + source_type_findings(xmp)
         findings += history_findings(xmp) + date_findings(tags)
         findings += thumbnail_findings(tags, image) + camera_findings(tags)
-        details = {
+        details: dict[str, Any] = {
             "exif": {k: clip(v, 120) for k, v in list(tags.items())[:40]},
             "xmp_chars": len(xmp),
         }
+        # The first editor named (EXIF Software before XMP CreatorTool before history agents).
+        editors = [f.evidence.value for f in findings if f.evidence.kind == "exif.editor"]
+        if editors:
+            details["editor"] = editors[0]
         if not findings:
             return self.abstain(
                 "metadata present but it names no camera, editor or generator", details=details
