@@ -11,17 +11,21 @@ import pytest
 
 import forenscope.fusion.verdict as fusion_module
 from forenscope.fusion import map_fitted as map_fusion
+from forenscope.fusion.decision import PROVENANCE_PROBABILITY
 from forenscope.fusion.maps import compact_region_dominates, fuse_heatmaps
+from forenscope.fusion.summary import summarise_all
 from forenscope.fusion.verdict import (
     PRIOR,
-    PROVENANCE_PROBABILITY,
-    WEIGHTS_FILE,
-    FittedFusion,
-    expert_features,
     fitted_model,
     fuse,
     handset_probabilities,
-    load_fitted,
+)
+from forenscope.fusion.verdict_model import (
+    LABELS,
+    WEIGHTS_FILE,
+    VerdictModel,
+    features,
+    shipped_model,
 )
 from forenscope.types import ErrorInfo, Evidence, ExpertResult, Target
 
@@ -91,7 +95,7 @@ def test_nobody_judged_gives_prior_and_says_so() -> None:
         [expert("ela", "both", None), expert("noise", "tampered", None)], height=H, width=W
     )
     assert fused.verdict.decided_by == "none"
-    assert fused.verdict.label == "real"
+    assert fused.verdict.label == "inconclusive" and fused.verdict.leaning == "real"
     assert fused.verdict.probabilities == pytest.approx(PRIOR)
     assert fused.verdict.calibrated is False
     assert fused.heatmap is None and fused.key_evidence == []
@@ -128,8 +132,9 @@ def test_probabilities_form_a_distribution(seed: int) -> None:
     ]
     verdict = fuse(results, height=H, width=W).verdict
     assert_distribution(verdict.probabilities)
-    assert verdict.probability == verdict.probabilities[verdict.label]
-    assert verdict.label == max(verdict.probabilities, key=lambda k: verdict.probabilities[k])
+    assert verdict.probability == verdict.probabilities[verdict.leaning]
+    assert verdict.leaning == max(verdict.probabilities, key=lambda k: verdict.probabilities[k])
+    assert verdict.label in (verdict.leaning, "inconclusive")
 
 
 def test_strong_tamper_expert_wins_over_quiet_global_experts() -> None:
@@ -251,26 +256,26 @@ def test_compact_region_detection() -> None:
     assert not compact_region_dominates(np.zeros((H, W), np.float32))
 
 
-# --- fitted fusion (step 3b) -------------------------------------------------------------------
+# --- fitted verdict (verdict_model.py) --------------------------------------------------------
 
 TOY_EXPERTS = ("copy_move", "spectrum", "c2pa")
 
 
-def toy_model(*, temperature: float = 1.0) -> FittedFusion:
-    # real, ai_generated, tampered rows; per expert [judged, judged * logit(score)]
-    coef = np.zeros((3, 6))
-    coef[2, 1] = 1.5  # copy_move's logit pushes "tampered"
-    coef[1, 3] = 1.0  # spectrum's logit pushes "ai_generated"
-    coef[0, 4] = -0.5  # c2pa judging at all lowers "real" a little
-    data = {
-        "classes": ["real", "ai_generated", "tampered"],
-        "experts": list(TOY_EXPERTS),
-        "coef": coef.tolist(),
-        "intercept": [0.5, 0.0, 0.0],
-        "temperature": temperature,
-        "calibrated": True,
-    }
-    return FittedFusion.from_dict(data)
+def toy_model(*, temperature: float = 1.0, required: tuple[str, ...] = ()) -> VerdictModel:
+    # rows: real, ai_generated, tampered; one feature per expert: its clipped logit (0 = abstained)
+    coef = np.zeros((3, 3))
+    coef[2, 0] = 1.5  # copy_move's logit pushes "tampered"
+    coef[1, 1] = 1.0  # spectrum's logit pushes "ai_generated"
+    return VerdictModel(
+        experts=TOY_EXPERTS,
+        map_experts=(),
+        coef=coef,
+        intercept=np.array([0.5, 0.0, 0.0]),
+        temperature=temperature,
+        thresholds={"real": 0.6, "ai_generated": 0.6, "tampered": 0.6},
+        required=required,
+        calibrated=True,
+    )
 
 
 def toy_results(copy_move: float | None, spectrum: float | None) -> list[ExpertResult]:
@@ -281,32 +286,36 @@ def toy_results(copy_move: float | None, spectrum: float | None) -> list[ExpertR
     ]
 
 
-def test_features_encode_abstention_as_an_indicator_not_a_half() -> None:
-    x = expert_features(toy_results(0.98, None), TOY_EXPERTS)
-    assert x[0] == 1.0 and math.isclose(x[1], math.log(0.98 / 0.02))
-    assert x[2] == 0.0 and x[3] == 0.0  # abstained: no score term, indicator 0
-    half = expert_features(toy_results(0.98, 0.5), TOY_EXPERTS)
-    assert half[2] == 1.0 and half[3] == 0.0  # a judged 0.5 differs from an abstention
+def test_features_read_abstention_as_no_opinion() -> None:
+    x = features(summarise_all(toy_results(0.98, None)), TOY_EXPERTS, ())
+    assert math.isclose(x[0], math.log(0.98 / 0.02)) and x[1] == 0.0 and x[2] == 0.0
+    half = features(summarise_all(toy_results(0.98, 0.5)), TOY_EXPERTS, ())
+    assert half[1] == 0.0  # a judged 0.5 is as neutral as an abstention: no format indicator
 
 
-def test_fitted_model_is_used_only_for_its_expert_set(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fitted_model_gives_calibrated_probabilities(monkeypatch: pytest.MonkeyPatch) -> None:
     model = toy_model()
     monkeypatch.setattr(fusion_module, "fitted_model", lambda: model)
     fused = fuse(toy_results(0.95, 0.1), height=H, width=W)
     assert fused.verdict.calibrated and fused.verdict.label == "tampered"
     assert_distribution(fused.verdict.probabilities)
-    assert fused.verdict.probabilities == pytest.approx(model.probabilities(toy_results(0.95, 0.1)))
+    expected = model.probabilities(summarise_all(toy_results(0.95, 0.1)))
+    assert fused.verdict.probabilities == pytest.approx(expected)
     assert fused.contributions["copy_move"] > 0 > fused.contributions["spectrum"]
-    other = [*toy_results(0.95, 0.1), expert("ela", "tampered", 0.6)]
-    fallback = fuse(other, height=H, width=W)
-    assert not fallback.verdict.calibrated
-    assert fallback.verdict.probabilities == pytest.approx(handset_probabilities(other))
 
 
-def test_model_is_not_extrapolated_when_an_always_judged_expert_abstains(
+def test_below_its_threshold_the_verdict_is_inconclusive(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = dataclasses.replace(toy_model(), thresholds=dict.fromkeys(LABELS, 0.99))
+    monkeypatch.setattr(fusion_module, "fitted_model", lambda: model)
+    verdict = fuse(toy_results(0.95, 0.1), height=H, width=W).verdict
+    assert verdict.label == "inconclusive" and not verdict.decided
+    assert verdict.leaning == "tampered" and verdict.probability < 0.99
+
+
+def test_model_is_not_extrapolated_when_a_required_expert_abstains(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    model = dataclasses.replace(toy_model(), always_judged=frozenset({"spectrum"}))
+    model = toy_model(required=("spectrum",))
     monkeypatch.setattr(fusion_module, "fitted_model", lambda: model)
     assert fuse(toy_results(0.95, 0.1), height=H, width=W).verdict.calibrated
     unseen = toy_results(0.95, None)  # spectrum judged every training image
@@ -315,10 +324,10 @@ def test_model_is_not_extrapolated_when_an_always_judged_expert_abstains(
     assert fused.verdict.probabilities == pytest.approx(handset_probabilities(unseen))
 
 
-def test_temperature_softens_without_changing_the_label() -> None:
+def test_temperature_softens_without_changing_the_leaning() -> None:
     sharp, soft = toy_model(), toy_model(temperature=3.0)
-    results = toy_results(0.9, 0.2)
-    p, q = sharp.probabilities(results), soft.probabilities(results)
+    summaries = summarise_all(toy_results(0.9, 0.2))
+    p, q = sharp.probabilities(summaries), soft.probabilities(summaries)
     assert max(p, key=lambda c: p[c]) == max(q, key=lambda c: q[c])
     assert max(q.values()) < max(p.values())
 
@@ -330,36 +339,36 @@ def test_provenance_still_overrides_the_fitted_model(monkeypatch: pytest.MonkeyP
     fused = fuse(results, height=H, width=W)
     assert fused.verdict.decided_by == "provenance" and fused.verdict.label == "ai_generated"
     assert fused.verdict.probability == PROVENANCE_PROBABILITY
+    assert not fused.verdict.calibrated  # a proof is not a calibrated probability
 
 
-def test_malformed_weights_are_refused() -> None:
+def test_weights_round_trip_and_malformed_weights_are_refused() -> None:
+    model = toy_model()
+    again = VerdictModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert again.experts == model.experts and np.allclose(again.coef, model.coef)
+    broken = {**model.to_dict(), "coef": [[0.0]]}
     with pytest.raises(ValueError):
-        FittedFusion.from_dict(
-            {
-                "classes": ["real", "ai_generated", "tampered"],
-                "experts": ["a"],
-                "coef": [[0.0]],
-                "intercept": [0.0, 0.0, 0.0],
-            }
-        )
+        VerdictModel.from_dict(broken)
+    with pytest.raises(ValueError):
+        VerdictModel.from_dict({**model.to_dict(), "thresholds": {"real": 0.5}})
 
 
-def test_fitted_fusion_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fitted_verdict_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FORENSCOPE_FUSION", raising=False)
+    assert fitted_model() is shipped_model()
+    monkeypatch.setenv("FORENSCOPE_FUSION", "handset")
     assert fitted_model() is None
-    monkeypatch.setenv("FORENSCOPE_FUSION", "fitted")
-    assert fitted_model() is load_fitted()
 
 
-def test_shipped_weights_if_present_are_well_formed() -> None:
-    load_fitted.cache_clear()
-    model = load_fitted()
-    if model is None:
-        pytest.skip("no fusion weights shipped: the hand-set fusion is in use")
+def test_shipped_weights_are_well_formed() -> None:
+    shipped_model.cache_clear()
+    model = shipped_model()
+    assert model is not None, "fusion/weights/verdict.json must ship with the package"
     data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
-    assert "fit_fusion.py" in data["command"] and data["data"]["sources"]
-    assert data["cv"]["scheme"] == "leave-one-source-out"
+    assert "leave-one-source-out" in data["validation"]["protocol"]
     assert model.temperature > 0 and np.isfinite(model.coef).all()
+    assert "clip_detector" in model.required
+    assert all(0.34 <= t <= 1.0 for t in model.thresholds.values())
 
 
 # --- fitted fused map (fusion/map_fitted.py) ---------------------------------------------

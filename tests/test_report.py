@@ -180,7 +180,7 @@ def test_markdown_sections(report: Report) -> None:
     md = render_markdown(report)
     for heading in ("## Attribution", "## Regions", "## Key evidence", "## Experts", "## Timings"):
         assert heading in md
-    assert "**Verdict: Tampered**" in md
+    assert "**Verdict: Tampered · 0.84**" in md
     assert "| c2pa\\_manifest |" in md and "abstained" in md
     assert "312 matched keypoint pairs" in md
 

@@ -22,7 +22,7 @@ from .errors import InputError
 if TYPE_CHECKING:
     from .mllm.config import LLMConfig
 
-Status = Literal["clean", "suspicious", "error"]
+Status = Literal["clean", "suspicious", "inconclusive", "error"]
 INDEX_NAME = "index.jsonl"
 IMAGE_SUFFIXES = {
     ".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif",
@@ -137,6 +137,10 @@ def analyze_file(
         return _failure(path, sha, exc)
     verdict = report.verdict
     summary = f"{verdict.label} (p={verdict.probability:.2f})"
+    if not verdict.decided:
+        summary = f"inconclusive, leaning {verdict.leaning} (p={verdict.probability:.2f})"
+        if verdict.conflicts:
+            summary += f"; conflict: {verdict.conflicts[0]}"
     if report.llm is not None:
         p = report.llm.stage1.probability
         llm_says = f"{p:.2f}" if p is not None else report.llm.stage1.status
@@ -145,7 +149,7 @@ def analyze_file(
         summary += f"; {len(report.regions)} region(s), first: {report.regions[0].description}"
     return Outcome(
         path=path,
-        status="clean" if verdict.label == "real" else "suspicious",
+        status=_status(verdict.label),
         sha256=report.image.sha256,
         label=verdict.label,
         probability=verdict.probability,
@@ -153,6 +157,12 @@ def analyze_file(
         outputs=outputs,
         report_json=report.model_dump_json(),
     )
+
+
+def _status(label: str) -> Status:
+    if label == "real":
+        return "clean"
+    return "inconclusive" if label == "inconclusive" else "suspicious"
 
 
 def analyze_batch(

@@ -11,7 +11,7 @@ import click
 from . import __version__
 from .errors import ForenscopeError
 
-EXIT_CLEAN, EXIT_SUSPICIOUS, EXIT_USAGE, EXIT_ERRORS = 0, 1, 2, 3
+EXIT_CLEAN, EXIT_SUSPICIOUS, EXIT_USAGE, EXIT_ERRORS, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4
 FORMATS = ("json", "md", "html")
 
 
@@ -81,7 +81,8 @@ def analyze(
     """Analyse image files, folders or glob patterns.
 
     Exit status: 0 every image looks clean, 1 at least one is suspicious (AI-generated or
-    tampered), 3 at least one file could not be analysed (the others still are), 2 usage error.
+    tampered), 4 none is suspicious but at least one is inconclusive (needs review), 3 at least
+    one file could not be analysed (the others still are), 2 usage error.
     """
     from tqdm import tqdm
 
@@ -100,7 +101,7 @@ def analyze(
     except ForenscopeError as exc:
         raise click.UsageError(str(exc)) from None
 
-    counts = {"clean": 0, "suspicious": 0, "error": 0}
+    counts = {"clean": 0, "suspicious": 0, "inconclusive": 0, "error": 0}
     llm = None
     if llm_config is not None:
         from .mllm.config import load_config
@@ -127,12 +128,15 @@ def analyze(
     tail = f", {skipped} already done" if skipped else ""
     click.echo(
         f"{counts['clean']} clean, {counts['suspicious']} suspicious, "
+        f"{counts['inconclusive']} inconclusive, "
         f"{counts['error']} error(s){tail}" + (f"; reports in {out_dir}" if out_dir else ""),
         err=True,
     )
     if counts["error"]:
         sys.exit(EXIT_ERRORS)
-    sys.exit(EXIT_SUSPICIOUS if counts["suspicious"] else EXIT_CLEAN)
+    if counts["suspicious"]:
+        sys.exit(EXIT_SUSPICIOUS)
+    sys.exit(EXIT_INCONCLUSIVE if counts["inconclusive"] else EXIT_CLEAN)
 
 
 @main.command("experts")

@@ -34,10 +34,12 @@ def _verdict_paragraph(report: Report) -> str:
         reasons = _abstentions(report.experts)
         why = f" ({reasons})" if reasons else ""
         return (
-            f"No expert could judge this image{why}, so there is no evidence either way. "
-            f"The label 'real' (probability {v.probability:.2f}) only restates the prior "
-            "and is not a finding."
+            f"No expert could judge this image{why}, so there is no evidence either way: "
+            "the verdict is inconclusive and needs review; the probabilities only restate the "
+            "prior and are not a finding."
         )
+    if not v.decided:
+        return _inconclusive_paragraph(report)
     words = _LABEL_WORDS.get(v.label, v.label)
     calibration = (
         "calibrated on held-out data"
@@ -58,6 +60,23 @@ def _verdict_paragraph(report: Report) -> str:
     return text
 
 
+def _inconclusive_paragraph(report: Report) -> str:
+    v = report.verdict
+    words = _SHORT.get(v.leaning, v.leaning)
+    text = (
+        f"Inconclusive, needs review: the evidence leans to {words} "
+        f"(probability {v.probability:.2f}), "
+    )
+    if v.conflicts:
+        text += "but strong evidence conflicts with it: " + "; ".join(v.conflicts) + "."
+    else:
+        text += "which is not sure enough to decide on (see BENCHMARKS.md for the levels)."
+    others = ", ".join(
+        f"{_SHORT.get(k, k)} {p:.2f}" for k, p in v.probabilities.items() if k != v.leaning
+    )
+    return f"{text} Other labels: {others}." if others else text
+
+
 def _evidence_paragraph(report: Report) -> str:
     cited = report.key_evidence[:MAX_CITED]
     if not cited:
@@ -68,12 +87,13 @@ def _evidence_paragraph(report: Report) -> str:
         owner = owners.get(_key(ev.kind, ev.summary), "")
         source = f" [{owner}]" if owner else ""
         items.append(f"({i}) {_sentence(ev.summary)}{source}")
-    return "Evidence for this verdict: " + " ".join(items)
+    lead = "Evidence for this verdict" if report.verdict.decided else "Evidence for the leaning"
+    return f"{lead}: " + " ".join(items)
 
 
 def _where_paragraph(report: Report) -> str:
     if not report.regions:
-        if report.verdict.label == "tampered":
+        if report.verdict.leaning == "tampered":
             return "The fused map shows no compact suspicious region, so the edit is not located."
         return ""
     told = []
@@ -88,7 +108,7 @@ def _where_paragraph(report: Report) -> str:
 
 def _how_paragraph(report: Report) -> str:
     a = report.attribution
-    if report.verdict.label == "real":
+    if report.verdict.leaning == "real":
         return ""
     scope = {"local": "a local edit", "global": "the whole image is implicated"}.get(
         a.scope, "extent unknown"
@@ -114,7 +134,7 @@ def _caveats_paragraph(report: Report) -> str:
 
 def _dissenters(report: Report) -> str:
     """Judged experts whose score clearly contradicts the verdict."""
-    label = report.verdict.label
+    label = report.verdict.leaning
     out = []
     for r in report.experts:
         if not r.judged or r.score is None:

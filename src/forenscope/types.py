@@ -21,7 +21,8 @@ from ._common_types import _Model
 from .faces.types import FaceReport as FaceReport
 from .mllm.types import LLMAssessment as LLMAssessment
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
+"""2.0: `Verdict.label` may be "inconclusive"; `Verdict.leaning` and `Verdict.conflicts` added."""
 
 Target = Literal["ai_generated", "tampered", "both"]
 """What an expert's score is evidence of."""
@@ -29,6 +30,9 @@ Target = Literal["ai_generated", "tampered", "both"]
 ExpertKind = Literal["signal", "provenance", "learned", "faces"]
 Method = Literal["gan", "diffusion", "other", "unknown"]
 Scope = Literal["global", "local", "none", "unknown"]
+Outcome = Literal["real", "ai_generated", "tampered", "inconclusive"]
+"""A verdict's label: one of the three classes, or "inconclusive" (needs review) when the
+probability does not reach the decision threshold of its class or strong evidence conflicts."""
 
 # A float32 array in [0, 1], shape (H, W); excluded from JSON and from the JSON schema.
 HeatmapField = Annotated[
@@ -124,14 +128,28 @@ class Attribution(_Model):
 
 
 class Verdict(_Model):
-    label: Label
-    probability: float = Field(ge=0.0, le=1.0, description="probability of `label`")
-    probabilities: dict[str, float] = Field(description="one probability per label, summing to 1")
+    label: Outcome
+    probability: float = Field(
+        ge=0.0, le=1.0, description="probability of `leaning`, the most probable class"
+    )
+    probabilities: dict[str, float] = Field(description="one probability per class, summing to 1")
+    leaning: Label = Field(
+        default="real",
+        description="the most probable class; equals `label` unless the verdict is inconclusive",
+    )
     decided_by: Literal["provenance", "experts", "none"] = "experts"
     calibrated: bool = Field(
         default=False,
         description="True when probabilities come from a model calibrated on held-out data",
     )
+    conflicts: list[str] = Field(
+        default_factory=list,
+        description="strong evidence that contradicts the leading class, in words",
+    )
+
+    @property
+    def decided(self) -> bool:
+        return self.label != "inconclusive"
 
 
 class Report(_Model):

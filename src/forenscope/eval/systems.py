@@ -129,11 +129,15 @@ class AnalysisSystem:
         return Prediction(
             fake_probability=1.0 - probs.get("real", 0.0),
             scores=probs,
-            label=LABEL_MAP[report.verdict.label],
+            label=LABEL_MAP.get(report.verdict.label),  # None when inconclusive
             heatmap=report.fused_heatmap,
             attribution=method if method in ("gan", "diffusion") else None,
             error="; ".join(f"{e.type}: {e.message}" for e in report.errors) or None,
-            extra={"decided_by": report.verdict.decided_by, "experts_abstained": abstained},
+            extra={
+                "decided_by": report.verdict.decided_by,
+                "experts_abstained": abstained,
+                "inconclusive": not report.verdict.decided,
+            },
         )
 
 

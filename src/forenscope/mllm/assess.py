@@ -71,7 +71,7 @@ def verdict_agreement(report: Report, stage1: Stage1Result) -> VerdictAgreement:
     """The LLM's yes/no against the experts' label (anything but 'real' counts as 'yes')."""
     if stage1.probability is None:
         return "no_llm_answer"
-    if report.verdict.decided_by == "none":
+    if report.verdict.decided_by == "none" or not report.verdict.decided:
         return "experts_undecided"
     experts_yes = report.verdict.label != "real"
     return "agree" if experts_yes == (stage1.probability >= 0.5) else "disagree"

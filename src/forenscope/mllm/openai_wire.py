@@ -121,7 +121,7 @@ def p_fake(report: Report) -> float:
 
 def stage2_answer(report: Report) -> Stage2Answer:
     """The report in the shape of our stage-2 answer (where, what, traces, method, scope)."""
-    label, att = report.verdict.label, report.attribution
+    label, att = report.verdict.leaning, report.attribution
     region = report.regions[0] if report.regions else None
     if region is not None:
         x, y, w, h = region.bbox_relative
@@ -132,6 +132,8 @@ def stage2_answer(report: Report) -> Stage2Answer:
     content = {"real": "nothing found: the experts judge the image real",
                "ai_generated": "the whole image appears generated",
                "tampered": "a locally edited region"}[label]  # fmt: skip
+    if not report.verdict.decided:
+        content = f"inconclusive (needs review); the evidence leans to: {content}"
     scope: MLLMScope = "local" if region else "global"
     if att.scope == "global" or att.scope == "local":
         scope = att.scope

@@ -18,7 +18,7 @@ from .daam_section import render_daam_html
 from .faces_section import render_faces_html
 from .html_assets import CSS, JS
 from .llm_section import render_llm_html
-from .markdown import LABEL_TITLES, expert_status
+from .markdown import LABEL_TITLES, expert_status, verdict_headline
 from .overlays import data_url, image_data_url, mask_outline_rgba, overlay_png, png_bytes
 
 if TYPE_CHECKING:
@@ -64,9 +64,10 @@ def _header(report: Report) -> str:
     name = esc(report.image.path or report.image.sha256[:12])
     return (
         f"<header><h1>Forenscope report: {name}</h1>"
-        f'<div class="verdict {esc(css)}">{esc(LABEL_TITLES.get(v.label, v.label))} '
-        f"&middot; {v.probability:.2f}</div> "
-        f'<span class="muted">decided by {esc(v.decided_by)}; {calibrated}</span></header>'
+        f'<div class="verdict {esc(css)}">{esc(verdict_headline(v))}</div> '
+        f'<span class="muted">decided by {esc(v.decided_by)}; {calibrated}</span>'
+        + "".join(f'<p class="conflict">Conflicting evidence: {esc(c)}</p>' for c in v.conflicts)
+        + "</header>"
     )
 
 

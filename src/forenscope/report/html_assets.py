@@ -14,6 +14,7 @@ h2 { font-size: 1.1rem; margin: 1.6rem 0 .5rem; border-bottom: 1px solid var(--l
            font-weight: 600; font-size: 1.1rem; }
 .label-real { background: #2e7d32; } .label-ai_generated { background: #6a1b9a; }
 .label-tampered { background: #c62828; } .decided-none { background: #757575; }
+.label-inconclusive { background: #8a6d00; } .conflict { color: #8a6d00; margin: .3em 0; }
 .muted { color: var(--muted); }
 .grid { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 1.5rem; }
 @media (max-width: 900px) { .grid { grid-template-columns: 1fr; } }

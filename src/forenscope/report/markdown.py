@@ -9,10 +9,23 @@ from __future__ import annotations
 import html
 import re
 
-from ..types import Evidence, ExpertResult, Report
+from ..types import Evidence, ExpertResult, Report, Verdict
 
-LABEL_TITLES = {"real": "Real", "ai_generated": "AI-generated", "tampered": "Tampered"}
+LABEL_TITLES = {
+    "real": "Real",
+    "ai_generated": "AI-generated",
+    "tampered": "Tampered",
+    "inconclusive": "Inconclusive",
+}
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+
+
+def verdict_headline(v: Verdict) -> str:
+    """ "AI-generated · 0.97", or "Inconclusive (needs review), leaning Real · 0.62"."""
+    if v.decided:
+        return f"{LABEL_TITLES.get(v.label, v.label)} · {v.probability:.2f}"
+    leaning = LABEL_TITLES.get(v.leaning, v.leaning)
+    return f"Inconclusive (needs review), leaning {leaning} · {v.probability:.2f}"
 
 
 def md_text(value: object) -> str:
@@ -59,10 +72,11 @@ def _header(report: Report) -> str:
     lines = [
         f"# Forenscope report: {name}",
         "",
-        f"**Verdict: {LABEL_TITLES.get(v.label, v.label)}** — probability {v.probability:.2f} "
-        f"(decided by {v.decided_by}; {calibrated})",
+        f"**Verdict: {verdict_headline(v)}** (decided by {v.decided_by}; {calibrated})",
         "",
     ]
+    lines += [f"- Conflicting evidence: {md_text(c)}" for c in v.conflicts]
+    lines += [""] if v.conflicts else []
     rows = [[LABEL_TITLES.get(k, md_text(k)), f"{p:.3f}"] for k, p in v.probabilities.items()]
     return "\n".join(lines + _table(["label", "probability"], rows))
 

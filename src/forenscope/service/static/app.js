@@ -2,7 +2,10 @@
 // textContent (never innerHTML): reports carry attacker-controlled metadata.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const LABELS = { real: "Real photo", ai_generated: "AI-generated", tampered: "Tampered" };
+const LABELS = {
+  real: "Real photo", ai_generated: "AI-generated", tampered: "Tampered",
+  inconclusive: "Inconclusive, needs review",
+};
 const state = { current: null, offset: 0, urls: [] };
 
 function token() { return sessionStorage.getItem("forenscope-token") || ""; }
@@ -72,7 +75,8 @@ async function show(a) {
   state.current = a;
   const v = a.report.verdict;
   const verdict = $("verdict");
-  verdict.textContent = (LABELS[v.label] || v.label) + " \u00b7 " + Math.round(v.probability * 100) + "%";
+  const leaning = v.label === "inconclusive" && v.leaning ? ", leaning " + (LABELS[v.leaning] || v.leaning) : "";
+  verdict.textContent = (LABELS[v.label] || v.label) + leaning + " \u00b7 " + Math.round(v.probability * 100) + "%";
   verdict.className = "verdict " + v.label;
   verdict.dataset.label = v.label;
   $("verdict-note").textContent = "decided by " + v.decided_by +
