@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,38 @@ def test_train_beats_chance_on_held_out(env: Path, detector: str) -> None:
     card = (out / f"{detector}.md").read_text()
     assert "CC0-1.0" in card and f"--detector {detector}" in card and "| auc |" in card
     assert "Research use only" not in card  # CC0 data: no research-only banner
+    # image-level heads train with 2 laundered copies per image; the patch heads as stored
+    copies = 0 if detector == "clip-patch" else 2
+    assert f"--launder-copies {copies}" in head["meta"]["command"]
+    assert ("laundered_auc" in metrics) == bool(copies)
+    assert ("augmentation" in head["meta"]) == bool(copies)
+    if copies:
+        assert metrics["laundered_n"] == copies * metrics["n"]  # copies follow their image
+        assert "laundered_recall_at_0.5" in card and "Augmentation:" in card
+
+
+def test_launder_is_seeded_per_file_and_label_blind() -> None:
+    from forenscope.train.data import Sample, with_laundered_copies
+    from forenscope.train.launder import TRAIN_LAUNDER, copies, launder_bytes
+
+    rng = np.random.default_rng(5)
+    img = Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8))
+    a, b = (launder_bytes(img, TRAIN_LAUNDER, "ab" * 32) for _ in range(2))
+    assert a == b and a[:2] == b"\xff\xd8"  # same seed + file: same JPEG bytes
+    specs = copies(3, seed=0)
+    outs = [launder_bytes(img, spec, "ab" * 32) for spec in specs]
+    assert len(set(outs)) == 3 and [s.copy for s in specs] == [1, 2, 3]
+    assert launder_bytes(img, specs[0], "cd" * 32) != outs[0]  # another file, another draw
+    for data in outs:
+        with Image.open(io.BytesIO(data)) as out:
+            assert out.format == "JPEG" and 150 <= out.width <= 300
+    sample = Sample(Path("x.png"), "real", "camera", "camera", "s", "CC0-1.0", "ab" * 32)
+    views = with_laundered_copies([sample], 2, seed=0)
+    assert [v.launder is None for v in views] == [True, False, False]
+    assert len({v.key for v in views}) == 3 and {v.group for v in views} == {sample.group}
+    # the label is not an input: a fake with the same file gets the same pixels
+    fake = Sample(Path("x.png"), "fake", "toygan", "gan", "s", "CC0-1.0", "ab" * 32)
+    assert with_laundered_copies([fake], 2, 0)[1].key == views[1].key
 
 
 @pytest.mark.slow

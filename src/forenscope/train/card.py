@@ -28,6 +28,16 @@ def research_only(samples: list[Sample]) -> bool:
     )
 
 
+LIMITATIONS = (
+    "Limitations: small training set (hundreds of images). The 2024 generators (Kolors, SDXL, "
+    "Midjourney v6, Hunyuan-DiT, FLUX.1-dev, CogView4) have 3-16 images each, mostly README "
+    "showcase outputs (Kolors: portraits, cats and dogs), so the held-out figures for them rest "
+    "on a handful of images; GAN images are mostly CNNDetection (LSUN/ImageNet content) and "
+    "there are no modern GANs, so attribution partly reflects content and age. Per-generator "
+    "leave-one-out figures are in BENCHMARKS.md (learned detection)."
+)
+
+
 def render_card(
     head: LinearHead, samples: list[Sample], metrics: dict[str, Any], command: str
 ) -> str:
@@ -51,6 +61,10 @@ def render_card(
         "",
         "Format-aligned: " + str(head.meta.get("alignment")),
         "",
+    ]
+    if "augmentation" in head.meta:
+        lines += [f"Augmentation: {head.meta['augmentation']}.", ""]
+    lines += [
         "| source | label | generator | images |",
         "|---|---|---|---|",
     ]
@@ -59,6 +73,13 @@ def render_card(
     lines += [f"| {src} | {lic} |" for src, lic in sorted(licences(samples).items())]
     lines += ["", "## Metrics (held-out 20%, grouped by prompt, never used for fit or calibration)"]
     lines += ["", "Calibration was fitted on out-of-fold logits of the other 80%.", ""]
+    if "laundered_auc" in metrics:
+        lines += [
+            "Rows without a prefix: the held-out images as stored (then aligned); `laundered_`: "
+            "their laundered training copies (same recipe as the augmentation, never fitted "
+            "on). Recall and FPR are at 0.5 on the calibrated probability.",
+            "",
+        ]
     if head.feature == "clip-patch":
         lines += [
             "Rows are sampled patch tokens (every 6th of 196 per image), each labelled "
@@ -80,12 +101,5 @@ def render_card(
     for key in ("encoder_sha256", "seed", "c", "preprocessing"):
         if key in head.meta:
             lines.append(f"- {key}: `{head.meta[key]}`")
-    lines += [
-        "",
-        "Limitations: small training set (hundreds of images), 2022-era generators; "
-        "GAN images are mostly CNNDetection (LSUN/ImageNet content) and diffusion images all "
-        "imagen prompts, so attribution partly reflects content. Read the metrics with "
-        "that in mind.",
-        "",
-    ]
+    lines += ["", LIMITATIONS, ""]
     return "\n".join(lines)

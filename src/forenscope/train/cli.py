@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ForenscopeError
 from ..learned.heads import LinearHead
-from .data import ALIGN_TAG, Sample, read_manifest, select, target
+from .data import ALIGN_TAG, Sample, read_manifest, select, target, with_laundered_copies
 from .features import clip_normalise, extract
 
 # detector -> (feature, task, class names)
@@ -28,6 +28,14 @@ DETECTORS: dict[str, tuple[str, str, tuple[str, str]]] = {
     "cnn-generated": ("cnn", "generated", ("real", "generated")),
 }
 HEADS_DIR = Path(__file__).resolve().parents[1] / "models" / "heads"
+# seeded laundered copies (downscale 0.5-1.0, JPEG q70-95; train/launder.py) added per image,
+# both classes alike, for the image-level detectors; the patch heads are trained as stored
+LAUNDER_COPIES = 2
+NO_LAUNDER = ("clip-patch", "clip-patch-composite")
+
+
+def default_launder_copies(detector: str) -> int:
+    return 0 if detector in NO_LAUNDER else LAUNDER_COPIES
 
 
 def features_for(samples: list[Sample], feature: str, progress: bool = False) -> np.ndarray:
@@ -46,26 +54,35 @@ def train_detector(
     c: float,
     include_cifake: bool = False,
     progress: bool = False,
+    launder_copies: int | None = None,
 ) -> tuple[LinearHead, dict[str, object], list[Sample]]:
-    """Fit + calibrate + evaluate one detector on a manifest."""
+    """Fit + calibrate + evaluate one detector on a manifest; the samples returned are the
+    manifest rows used (laundered copies not repeated)."""
     from .fit import train_and_calibrate
 
     feature, task, classes = DETECTORS[detector]
     if feature == "cnn":
         raise ForenscopeError("cnn-generated is trained by forenscope.train.cnn.train_cnn")
+    k = default_launder_copies(detector) if launder_copies is None else launder_copies
+    laundered = None
     if feature == "clip-patch-composite":
+        if k:
+            raise ForenscopeError("clip-patch-composite is trained without laundered copies")
         x, y, groups, samples = _composite_rows(manifest, seed, progress)
     else:
         samples = select(read_manifest(manifest), task, include_cifake=include_cifake)
         if len({target(s, task) for s in samples}) < 2:
             raise ForenscopeError(f"manifest {manifest} has no rows of both classes for {task}")
-        x = features_for(samples, feature, progress)
-        y = np.array([target(s, task) for s in samples])
-        groups = [s.group for s in samples]
+        views = with_laundered_copies(samples, k, seed)
+        x = features_for(views, feature, progress)
+        y = np.array([target(s, task) for s in views])
+        groups = [s.group for s in views]
+        laundered = np.array([s.launder is not None for s in views])
     if x.ndim == 3:  # patches: one row per patch, grouped with their image
         per = x.shape[1]
         x, y = x.reshape(-1, x.shape[2]), np.repeat(y, per)
         groups = [g for g in groups for _ in range(per)]
+        laundered = None if laundered is None else np.repeat(laundered, per)
     head, metrics = train_and_calibrate(
         x,
         y,
@@ -76,10 +93,20 @@ def train_detector(
         seed=seed,
         calibration=calibration,
         c=c,
+        laundered=laundered,
     )
     head.meta.update(
         {"alignment": ALIGN_TAG, "seed": seed, "c": c, "task": task, "metrics": metrics}
     )
+    if k:
+        from .launder import TRAIN_LAUNDER
+
+        q, sc = TRAIN_LAUNDER.quality, TRAIN_LAUNDER.scale
+        head.meta["augmentation"] = (
+            f"{k} laundered copies per image (both classes): downscale U[{sc[0]}, {sc[1]}] "
+            f"(bilinear/bicubic/Lanczos), JPEG 4:2:0 q U{{{q[0]}..{q[1]}}}, seeded by "
+            "(seed, copy, sha256), before the alignment"
+        )
     if feature.startswith("clip"):
         from ..models.sources import encoder_path, file_sha256
 
@@ -123,6 +150,13 @@ def _composite_rows(
 @click.option("--c", "c", default=0.05, show_default=True, help="inverse L2 strength")
 @click.option("--include-cifake", is_flag=True, help="also train on CIFAKE (32 px; off by default)")
 @click.option(
+    "--launder-copies",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"seeded laundered copies per image (downscale 0.5-1.0 + JPEG q70-95), both classes "
+    f"(default {LAUNDER_COPIES}; 0 for {', '.join(NO_LAUNDER)})",
+)
+@click.option(
     "--epochs",
     type=click.IntRange(min=1),
     default=None,
@@ -136,13 +170,15 @@ def train_cli(
     calibration: str,
     c: float,
     include_cifake: bool,
+    launder_copies: int | None,
     epochs: int | None,
 ) -> None:
     """Fit a head or baseline on format-aligned images and write weights + model card."""
     from .card import render_card
 
+    k = default_launder_copies(detector) if launder_copies is None else launder_copies
     if detector == "cnn-generated":
-        _train_cnn_cli(manifest, out, seed, calibration, include_cifake, epochs)
+        _train_cnn_cli(manifest, out, seed, calibration, include_cifake, epochs, k)
         return
     try:
         head, metrics, samples = train_detector(
@@ -153,6 +189,7 @@ def train_cli(
             c=c,
             include_cifake=include_cifake,
             progress=True,
+            launder_copies=k,
         )
     except ForenscopeError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -168,6 +205,8 @@ def train_cli(
             calibration,
             "--c",
             str(c),
+            "--launder-copies",
+            str(k),
         ]
         + (["--include-cifake"] if include_cifake else [])
     )
@@ -187,6 +226,7 @@ def _train_cnn_cli(
     calibration: str,
     include_cifake: bool,
     epochs: int | None,
+    launder_copies: int,
 ) -> None:
     """cnn-generated: torch training, ONNX + JSON sidecar + model card (train/cnn.py)."""
     from .cnn import CnnConfig, train_cnn, write_cnn
@@ -195,6 +235,7 @@ def _train_cnn_cli(
     command = "forenscope train " + shlex.join(
         ["--manifest", str(manifest), "--detector", "cnn-generated", "--seed", str(seed)]
         + ["--calibration", calibration, "--epochs", str(epochs)]
+        + ["--launder-copies", str(launder_copies)]
         + (["--include-cifake"] if include_cifake else [])
     )
     try:
@@ -205,6 +246,7 @@ def _train_cnn_cli(
             epochs=epochs,
             include_cifake=include_cifake,
             progress=True,
+            launder_copies=launder_copies,
         )
         out.mkdir(parents=True, exist_ok=True)
         written = write_cnn(run, out, "cnn-generated", command)

@@ -25,7 +25,16 @@ from ..errors import ForenscopeError, MissingDependencyError, ModelError
 from ..learned.cnn import INPUT_NAME, OUTPUT_NAME, to_input
 from ..learned.heads import LinearHead
 from .card import research_only
-from .data import ALIGN_TAG, Sample, licences, load_aligned, read_manifest, select, target
+from .data import (
+    ALIGN_TAG,
+    Sample,
+    licences,
+    load_sample,
+    read_manifest,
+    select,
+    target,
+    with_laundered_copies,
+)
 from .fit import calibrate, evaluate, group_folds
 
 TORCH_PIN = "torch==2.13.0"
@@ -152,9 +161,11 @@ def fit_cnn(
 ) -> FittedCnn:
     """Train on uint8 (N, H, W, 3) format-aligned images and 0/1 labels (1 = generated).
 
-    Seeded (torch, numpy) with deterministic kernels and a fixed thread count, so the same
-    seed and data give the same weights; balanced by a positive-class weight; AdamW with a
-    one-cycle learning rate.
+    `images` may also be (N, V, H, W, 3): V views of each image (as stored, then laundered
+    copies); each time an image is drawn, one of its views is picked at random, so an epoch
+    costs the same as without views. Seeded (torch, numpy) with deterministic kernels and a
+    fixed thread count, so the same seed and data give the same weights; balanced by a
+    positive-class weight; AdamW with a one-cycle learning rate.
     """
     torch = import_torch()
     cfg = config or CnnConfig()
@@ -188,7 +199,7 @@ def fit_cnn(
             order = rng.permutation(len(y))
             for i in range(0, len(order), cfg.batch):
                 idx = order[i : i + cfg.batch]
-                x = np.stack([augment(images[j], rng, cfg) for j in idx])
+                x = np.stack([augment(_view(images[j], rng), rng, cfg) for j in idx])
                 loss = loss_fn(net(torch.from_numpy(to_input(x))), torch.from_numpy(y[idx]))
                 opt.zero_grad()
                 loss.backward()
@@ -202,6 +213,15 @@ def fit_cnn(
     return FittedCnn(net=net, config=cfg, train_seconds=time.perf_counter() - start)
 
 
+def _view(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One (H, W, 3) view of an image given as (H, W, 3) or (V, H, W, 3); no draw for one view
+    (so single-view training keeps its random sequence)."""
+    if image.ndim == 3:
+        return image
+    pick = int(rng.integers(len(image))) if len(image) > 1 else 0
+    return np.asarray(image[pick])
+
+
 # -- `forenscope train --detector cnn-generated` ---------------------------------------------
 @dataclass
 class CnnRun:
@@ -212,6 +232,7 @@ class CnnRun:
     metrics: dict[str, Any]
     samples: list[Sample]
     check_images: np.ndarray  # held-out aligned images, to compare ONNX with torch
+    launder_copies: int = 0
 
 
 def split_60_20_20(y: np.ndarray, groups: list[str], seed: int) -> tuple[np.ndarray, ...]:
@@ -230,22 +251,34 @@ def train_cnn(
     epochs: int,
     include_cifake: bool = False,
     progress: bool = False,
+    launder_copies: int = 0,
 ) -> CnnRun:
     import_torch()  # fail before aligning hundreds of images
     samples = select(read_manifest(manifest), "generated", include_cifake=include_cifake)
     y = np.array([target(s, "generated") for s in samples])
     if len(set(y.tolist())) < 2:
         raise ForenscopeError(f"manifest {manifest} has no rows of both classes")
-    images = np.stack([load_aligned(s.path) for s in samples])
+    views = with_laundered_copies(samples, launder_copies, seed)
+    n = len(samples)
+    # (N, V, H, W, 3): view 0 as stored, then the laundered copies of the same image
+    flat = np.stack([load_sample(v) for v in views])  # view-major: all stored, then copy 1, ...
+    images = flat.reshape(launder_copies + 1, n, *flat.shape[1:]).swapaxes(0, 1).copy()
+    del flat
     fit, calib, test = split_60_20_20(y, [s.group for s in samples], seed)
     fitted = fit_cnn(images[fit], y[fit], CnnConfig(seed=seed, epochs=epochs), progress)
     # an identity "head" on the CNN logit reuses the linear heads' calibration and metrics
     one = np.ones(1)
     head = LinearHead("cnn", "cnn-logit", ("real", "generated"), one * 0, one, one, 0.0)
-    calibrate(head, fitted.logits(images[calib]), y[calib], calibration)
-    metrics = evaluate(head, fitted.logits(images[test])[:, None], y[test])
+    v = images.shape[1]
+    calib_z = fitted.logits(images[calib].reshape(-1, *images.shape[2:]))
+    calibrate(head, calib_z, np.repeat(y[calib], v), calibration)
+    metrics = evaluate(head, fitted.logits(images[test, 0])[:, None], y[test])
+    if v > 1:
+        washed = fitted.logits(images[test, 1:].reshape(-1, *images.shape[2:]))[:, None]
+        laundered = evaluate(head, washed, np.repeat(y[test], v - 1))
+        metrics |= {f"laundered_{k}": val for k, val in laundered.items()}
     metrics.update(n_train=len(fit), n_calib=len(calib), train_seconds=round(fitted.train_seconds))
-    return CnnRun(fitted, head.calibration, metrics, samples, images[test][:8])
+    return CnnRun(fitted, head.calibration, metrics, samples, images[test, 0][:8], launder_copies)
 
 
 def write_cnn(run: CnnRun, out: Path, name: str, command: str) -> Path:
@@ -273,6 +306,16 @@ def write_cnn(run: CnnRun, out: Path, name: str, command: str) -> Path:
         "torch": str(torch.__version__),
         "command": command,
     }
+    if run.launder_copies:
+        from .launder import TRAIN_LAUNDER
+
+        q, sc = TRAIN_LAUNDER.quality, TRAIN_LAUNDER.scale
+        sidecar.meta["augmentation"] = (
+            f"{run.launder_copies} laundered copies per image (both classes): downscale "
+            f"U[{sc[0]}, {sc[1]}] (bilinear/bicubic/Lanczos), JPEG 4:2:0 q U{{{q[0]}..{q[1]}}}, "
+            "seeded by (seed, copy, sha256), before the alignment; each draw of an image picks "
+            "one of its views (as stored or a copy) at random"
+        )
     sidecar.save(out / f"{name}.json")
     (out / f"{name}.md").write_text(render_cnn_card(sidecar, run.samples), encoding="utf-8")
     return out / f"{name}.json"
@@ -316,6 +359,15 @@ def render_cnn_card(sidecar: Any, samples: list[Sample]) -> str:
         f"{arch['batch']}, {arch['epochs']} epochs, balanced BCE, seed {arch['seed']}, torch "
         f"{meta['torch']} on CPU. Scoring uses the whole {sidecar.input_size} px image.",
         "",
+    ]
+    if "augmentation" in meta:
+        lines += [
+            f"Laundering (before CNNSpot's augmentation): {meta['augmentation']}. Calibration "
+            "uses the calibration images as stored and their laundered copies; `laundered_` "
+            "metrics are those of the held-out images' laundered copies.",
+            "",
+        ]
+    lines += [
         "## Metrics (held-out 20%, grouped by prompt, never used for fit or calibration)",
         "",
         "Split (stratified, grouped): 60% fit, 20% Platt calibration, 20% these metrics.",
@@ -333,8 +385,8 @@ def render_cnn_card(sidecar: Any, samples: list[Sample]) -> str:
         "",
         "Limitations: a weak comparison baseline, not a detector to rely on: a few hundred "
         "training images, no ImageNet pretraining (CNNSpot's generalisation comes from it), "
-        "2022-era generators, GAN images mostly CNNDetection and diffusion images all imagen "
-        "prompts, so content differs by class.",
+        "mostly 2022-era generators (the 2024 ones have 3-16 images each), GAN images mostly "
+        "CNNDetection and diffusion images mostly imagen prompts, so content differs by class.",
         "",
     ]
     return "\n".join(lines)

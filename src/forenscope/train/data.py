@@ -3,17 +3,21 @@
 Format alignment (see ../shared/data/README.md): every image of every class is decoded to RGB,
 its shorter side resized to ALIGN_SIZE (bicubic), centre-cropped, and re-encoded in memory as
 JPEG q=90 with 4:2:0 chroma, so no class can be told apart by container, size or metadata.
+
+A sample may carry a `Launder` spec (train/launder.py): it is then a seeded laundered copy of
+the file (downscaled and JPEG re-saved *before* the alignment), with its own feature-cache key.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ..learned.preprocess import ALIGN_QUALITY, ALIGN_SIZE, align_image
+from .launder import Launder, copies, launder
 
 ALIGN_TAG = f"jpeg{ALIGN_QUALITY}-420-{ALIGN_SIZE}"
 
@@ -27,6 +31,12 @@ class Sample:
     source: str
     licence: str
     sha256: str
+    launder: Launder | None = None  # None = the file as stored
+
+    @property
+    def key(self) -> str:
+        """Feature-cache key: the file's sha256, plus the laundering tag for a laundered copy."""
+        return self.sha256 if self.launder is None else f"{self.sha256}:{self.launder.tag}"
 
     @property
     def group(self) -> str:
@@ -78,12 +88,39 @@ def load_aligned(path: Path, size: int = ALIGN_SIZE) -> np.ndarray:
         return align_image(img, size)
 
 
-def licences(samples: list[Sample]) -> dict[str, str]:
-    """source -> licence (first seen) for the model card."""
-    out: dict[str, str] = {}
-    for s in samples:
-        out.setdefault(s.source, s.licence)
+def load_sample(sample: Sample, size: int = ALIGN_SIZE) -> np.ndarray:
+    """The sample's aligned pixels; a laundered copy is laundered first, then aligned."""
+    if sample.launder is None:
+        return load_aligned(sample.path, size)
+    with Image.open(sample.path) as img:
+        img.load()
+        return align_image(launder(img, sample.launder, sample.sha256), size)
+
+
+def laundered(samples: list[Sample], spec: Launder) -> list[Sample]:
+    """The same rows as laundered copies under `spec`."""
+    return [replace(s, launder=spec) for s in samples]
+
+
+def with_laundered_copies(samples: list[Sample], k: int, seed: int) -> list[Sample]:
+    """The rows as stored, followed by k seeded laundered copies of each (training views);
+    a copy keeps its file's group, so a split never separates it from its original."""
+    out = list(samples)
+    for spec in copies(k, seed):
+        out += laundered(samples, spec)
     return out
+
+
+def licences(samples: list[Sample]) -> dict[str, str]:
+    """source -> its distinct licence texts (in first-seen order, joined by ' / ') for the
+    model card: a source whose rows differ (per-author wallpapers, Midjourney outputs in the
+    Kolors repository) lists every one."""
+    out: dict[str, list[str]] = {}
+    for s in samples:
+        seen = out.setdefault(s.source, [])
+        if s.licence not in seen:
+            seen.append(s.licence)
+    return {src: " / ".join(texts) for src, texts in out.items()}
 
 
 def cifake_split(

@@ -14,7 +14,7 @@ from ..learned.encoder import ClipEncoder
 from ..learned.preprocess import to_tensor
 from ..models.cache import cache_dir
 from ..models.sources import encoder_path, file_sha256
-from .data import ALIGN_TAG, Sample, load_aligned
+from .data import ALIGN_TAG, Sample, load_sample
 
 FEATURES = ("clip", "clip-patch", "fredect", "gram")
 # clip-patch keeps every 6th of the 196 patch embeddings (33 per image): enough samples to fit
@@ -23,7 +23,8 @@ PATCH_STRIDE = 6
 
 
 class FeatureCache:
-    """One .npz per (feature, alignment, encoder) holding a (N, D) matrix keyed by sha256."""
+    """One .npz per (feature, alignment, encoder) holding a (N, D) matrix keyed by the sample's
+    key (its sha256, plus the laundering tag for a laundered copy)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -65,7 +66,7 @@ def extract(
     if uses_clip and encoder is None:
         encoder = ClipEncoder(encoder_path())
     cache = _cache_for(feature, encoder.path if uses_clip and encoder else None)
-    todo = [s for s in dict.fromkeys(samples) if s.sha256 not in cache.rows]
+    todo = list({s.key: s for s in samples if s.key not in cache.rows}.values())
     bar: Iterable[int] = range(0, len(todo), batch)
     if progress and todo:
         bar = tqdm(bar, desc=f"{feature} features", unit="batch")
@@ -73,17 +74,17 @@ def extract(
     try:
         for start in bar:
             chunk = todo[start : start + batch]
-            images = [load_aligned(s.path) for s in chunk]
+            images = [load_sample(s) for s in chunk]
             if uses_clip and encoder is not None:
                 rows = _clip_rows(encoder, images, feature)
             else:
                 rows = np.stack([fn(i) for i in images])
             for s, row in zip(chunk, rows, strict=True):
-                cache.rows[s.sha256] = row.astype(np.float32)
+                cache.rows[s.key] = row.astype(np.float32)
     finally:
         if todo:
             cache.save()
-    return np.stack([cache.rows[s.sha256] for s in samples])
+    return np.stack([cache.rows[s.key] for s in samples])
 
 
 def _clip_rows(encoder: ClipEncoder, images: list[np.ndarray], feature: str) -> np.ndarray:

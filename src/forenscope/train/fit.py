@@ -71,18 +71,46 @@ def calibrate(head: LinearHead, z: np.ndarray, y: np.ndarray, method: str) -> No
 
 
 def evaluate(head: LinearHead, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """AUC, accuracy at 0.5, and ECE before (raw sigmoid) and after calibration."""
+    """AUC, accuracy, recall and false-positive rate at 0.5 (on the calibrated probability),
+    and ECE before (raw sigmoid) and after calibration."""
     z = head.logit(x)
     raw = 1.0 / (1.0 + np.exp(-z))
     prob = head.predict_proba(x)
+    flagged = prob >= 0.5
+    y = np.asarray(y).astype(int)
     return {
         "n": len(y),
         "n_positive": int(np.sum(y)),
         "auc": round(roc_auc(y, z), 4),
         "accuracy": round(accuracy(y, prob), 4),
+        "recall_at_0.5": round(float(flagged[y == 1].mean()), 4) if y.any() else None,
+        "fpr_at_0.5": round(float(flagged[y == 0].mean()), 4) if (y == 0).any() else None,
         "ece_uncalibrated": round(ece(y, raw), 4),
         "ece_calibrated": round(ece(y, prob), 4),
     }
+
+
+def calibrated_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: list[np.ndarray],
+    *,
+    calibration: str = "platt",
+    c: float = 0.05,
+    **kw: Any,
+) -> LinearHead:
+    """Calibrate on out-of-fold logits (each fold of row indices scored by a head that never
+    saw it), then fit the returned weights on all the folds' rows."""
+    z_oof, y_oof = [], []
+    for k, held in enumerate(folds):
+        fit_idx = np.concatenate([p for m, p in enumerate(folds) if m != k])
+        fold_head = fit_head(x[fit_idx], y[fit_idx], c=c, **kw)
+        z_oof.append(fold_head.logit(x[held]))
+        y_oof.append(y[held])
+    rows = np.concatenate(folds)
+    head = fit_head(x[rows], y[rows], c=c, **kw)
+    calibrate(head, np.concatenate(z_oof), np.concatenate(y_oof), calibration)
+    return head
 
 
 def train_and_calibrate(
@@ -96,20 +124,22 @@ def train_and_calibrate(
     seed: int,
     calibration: str = "platt",
     c: float = 0.05,
+    laundered: np.ndarray | None = None,
 ) -> tuple[LinearHead, dict[str, Any]]:
     """Hold out 20% for the metrics. On the other 80%: calibrate on out-of-fold logits (each
-    fold scored by a head that never saw it), then fit the shipped weights on all of it."""
+    fold scored by a head that never saw it), then fit the shipped weights on all of it.
+
+    `laundered` (bool per row) marks laundered training copies: the split keeps a copy with its
+    original (same group); the metrics are those of the held-out rows as stored, and the
+    `laundered_*` metrics those of their laundered copies."""
     test, *rest = group_folds(y, groups, seed)
     kw: dict[str, Any] = {"name": name, "feature": feature, "classes": classes, "seed": seed}
-    z_oof, y_oof = [], []
-    for k, held in enumerate(rest):
-        fit_idx = np.concatenate([p for m, p in enumerate(rest) if m != k])
-        fold_head = fit_head(x[fit_idx], y[fit_idx], c=c, **kw)
-        z_oof.append(fold_head.logit(x[held]))
-        y_oof.append(y[held])
-    train = np.concatenate(rest)
-    head = fit_head(x[train], y[train], c=c, **kw)
-    calibrate(head, np.concatenate(z_oof), np.concatenate(y_oof), calibration)
-    metrics = evaluate(head, x[test], y[test])
-    metrics["n_train"] = metrics["n_calib_out_of_fold"] = len(train)
+    head = calibrated_head(x, y, rest, calibration=calibration, c=c, **kw)
+    if laundered is None or not laundered.any():
+        metrics = evaluate(head, x[test], y[test])
+    else:
+        stored, washed = test[~laundered[test]], test[laundered[test]]
+        metrics = evaluate(head, x[stored], y[stored])
+        metrics |= {f"laundered_{k}": v for k, v in evaluate(head, x[washed], y[washed]).items()}
+    metrics["n_train"] = metrics["n_calib_out_of_fold"] = sum(len(f) for f in rest)
     return head, metrics
