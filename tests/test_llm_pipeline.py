@@ -45,8 +45,10 @@ def _own_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 class FakeServer(FakeServerProcess):
     def config(self, **kw: Any) -> LLMConfig:
+        # scoring auto: these tests read the fake's log-probs (the default is seed 000's votes)
         base = {"base_url": self.base_url, "model": "fake-vision", "flavor": "openai",
-                "backoff_base_s": 0.01, "backoff_max_s": 0.02, "max_retries": 1}  # fmt: skip
+                "backoff_base_s": 0.01, "backoff_max_s": 0.02, "max_retries": 1,
+                "pipeline": {"scoring": "auto"}}  # fmt: skip
         return LLMConfig.model_validate({**base, **kw})
 
 

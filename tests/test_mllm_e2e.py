@@ -49,6 +49,8 @@ def _config(srv: FakeServerProcess, **kw: Any) -> LLMConfig:
         "backoff_max_s": 0.05,
         "max_retries": 6,
         "concurrency": 8,
+        # These tests exercise the log-prob path where the flavor claims it (not the default).
+        "pipeline": {"scoring": "auto"},
     }
     return LLMConfig.model_validate({**base, **kw})
 

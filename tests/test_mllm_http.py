@@ -200,8 +200,8 @@ def test_audit_redacts_key_and_image_and_cache_skips_second_call(
         async with MLLMEngine(
             config, transport=httpx.MockTransport(replay), cache=cache, sleep=nosleep
         ) as eng:
-            a = await eng.adetect(_image())
-            b = await eng.adetect(_image())
+            a = await eng.adetect(_image(), scoring="logprobs")
+            b = await eng.adetect(_image(), scoring="logprobs")
             return a, b, eng.usage.cost_usd
 
     first, second, cost = asyncio.run(main())
@@ -245,7 +245,7 @@ def test_k_shot_examples_are_interleaved_and_recorded(tmp_path: Path) -> None:
     async def main() -> list[Stage1Result]:
         config = _config("openai")
         async with MLLMEngine(config, pool=pool, transport=httpx.MockTransport(replay)) as eng:
-            return [await eng.adetect(_image(), k=k, seed=5) for k in (2, 4)]
+            return [await eng.adetect(_image(), k=k, seed=5, scoring="logprobs") for k in (2, 4)]
 
     two, four = asyncio.run(main())
     roles = [m["role"] for m in replay.requests[1]["messages"]]

@@ -1,8 +1,10 @@
 """Seed-000-style ablations of an MLLM config: prompt variant x k-shot x n votes, one command.
 
-Every cell is a normal resumable evaluation in `<out>/p<variant>-k<k>-n<n>/`; the engine's
-response cache is shared by all cells. Without `--pool`, a seeded held-out set of real and fake
-images is taken OUT of the evaluated selection to serve as k-shot examples (never scored).
+The other knobs are the config's `pipeline:` block (the protocol `analyze --llm` runs). Every
+cell is a normal resumable evaluation in `<out>/p<variant>-k<k>-n<n>/`; the engine's response
+cache is shared by all cells. Without `--pool` or `pipeline.pool`, a seeded held-out set of real
+and fake images is taken OUT of the evaluated selection to serve as k-shot examples (never
+scored).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .datasets import Sample
+from .llm_system import protocol_of
 from .report import md_table
 from .run import EvalConfig, evaluate, select_samples
 
@@ -41,14 +44,31 @@ def hold_out_pool(
     return [s for s in samples if s.path not in keys], pool
 
 
+def _scoring_ran(record: dict[str, Any]) -> str:
+    """What scored the cell's images: 'votes', 'logprobs', or the mix when some fell back."""
+    counts: dict[str, int] = {}
+    for r in record.get("samples") or []:
+        method = (r.get("extra") or {}).get("method")
+        if method:
+            counts[method] = counts.get(method, 0) + 1
+    if len(counts) <= 1:
+        return next(iter(counts), "-")
+    return ", ".join(f"{m} {c}" for m, c in sorted(counts.items()))
+
+
 def cell_row(record: dict[str, Any], threshold: float) -> dict[str, Any]:
     o = record["summary"]["overall"]
     usage = record["summary"].get("usage") or {}
+    extras = [r.get("extra") or {} for r in record.get("samples") or []]
     return {
+        "scoring": _scoring_ran(record),
         "acc": o.get(f"acc@{threshold:g}"),
         "auc": o.get("auc"),
         "refusal_rate": o.get("refusal_rate"),
         "answer_refusal_rate": usage.get("answer_refusal_rate"),
+        "short_of_answers": sum(
+            1 for e in extras if e.get("answers_received", 0) < e.get("answers_requested", 0)
+        ),
         "errors": record["counts"]["errors"],
         "images": o.get("n_total"),
         "prompt_tokens": usage.get("prompt_tokens"),
@@ -66,18 +86,31 @@ def ablate(
     progress: Callable[[int], Callable[[int], None]] | None = None,
     **engine_kwargs: Any,
 ) -> dict[str, Any]:
+    """Every (variant, k, n) cell on the config's protocol; the other knobs (scoring,
+    temperature, seed, pool) are the config's `pipeline:` values unless `base.llm` overrides
+    them. n is an axis only when the scoring is votes: a log-prob score reads one answer, so
+    under it the n axis is absent rather than a column of identical runs."""
+    from ..mllm.config import SCORING_RULES
+
     samples = select_samples(base)
-    pool_path = base.pool
+    proto, planned = protocol_of(base.system.removeprefix("llm:"), base.llm)
+    pool_path, pool_source = (base.pool, "--pool") if base.pool else (proto.pool, "pipeline.pool")
     if max(ks) > 0 and pool_path is None:
         samples, pool = hold_out_pool(samples, max(2, max(ks)), base.seed, base.out)
-        pool_path = str(pool)
+        pool_path, pool_source = str(pool), "held out of the selection"
+    n_axis: list[int | None] = list(ns) if planned == "votes" else [None]
+    n_axis_words = (
+        "votes per image"
+        if planned == "votes"
+        else f"absent: {planned} scoring reads one answer, n does not apply"
+    )
     cells: list[dict[str, Any]] = []
-    for n in ns:
+    for n in n_axis:
         for v in variants:
             for k in ks:
                 cfg = replace(
                     base,
-                    out=base.out / f"p{v}-k{k}-n{n}",
+                    out=base.out / (f"p{v}-k{k}-n{n}" if n is not None else f"p{v}-k{k}-{planned}"),
                     llm=replace(base.llm, variant=v, k=k, n=n),
                     pool=pool_path if k > 0 else None,
                 )
@@ -88,8 +121,14 @@ def ablate(
             **base.identity(),
             "variants": list(variants),
             "ks": list(ks),
-            "ns": list(ns),
+            "ns": [n for n in n_axis if n is not None],
+            "scoring": proto.scoring,
+            "scoring_planned": planned,
+            "scoring_rule": SCORING_RULES[planned],
+            "n_axis": n_axis_words,
+            "temperature": proto.temperature,
             "pool": pool_path,
+            "pool_source": pool_source if pool_path else None,
         },
         "n_samples": len(samples),
         "cells": cells,
@@ -104,21 +143,28 @@ def ablate(
 def ablation_markdown(result: dict[str, Any]) -> str:
     """Seed-000 tables: per prompt (ACC, AUC, refusal rate) and per k, for every n.
 
-    `refusal_rate` = images with no usable answer; `answer_refusal_rate` = refused answers
-    among all answers (votes), the per-query rate of paper 1."""
-    cells = result["cells"]
+    `refusal_rate` = images with no usable answer; `answer_refusal_rate` = refused or
+    undetermined answers among all answers (votes), the per-query rate of paper 1."""
+    cells, conf = result["cells"], result["config"]
     parts = [
         f"# MLLM ablation ({result['n_samples']} images; pooled over the selection, ACC at 0.5)",
         "",
+        f"Scoring: {conf.get('scoring_rule', '?')}; temperature {conf.get('temperature')}.",
+        f"n axis: {conf.get('n_axis', '?')}.",
+        "",
     ]
-    for n in result["config"]["ns"]:
-        ks = result["config"]["ks"]
+    ran = sorted({str(c.get("scoring")) for c in cells})
+    if len(ran) > 1:
+        parts += [f"Scoring that ran differs between cells: {', '.join(ran)}.", ""]
+    ks = conf["ks"]
+    for n in conf["ns"] or [None]:
         for metric in ("acc", "auc", "refusal_rate", "answer_refusal_rate"):
             rows = []
-            for v in result["config"]["variants"]:
+            for v in conf["variants"]:
                 by_k = {c["k"]: c for c in cells if c["variant"] == v and c["votes"] == n}
                 rows.append([f"#{v}", *(by_k[k][metric] if k in by_k else None for k in ks)])
-            parts += [f"## {metric.upper()} per prompt variant x k (n={n} votes)", "",
+            scope = f"n={n} votes" if n is not None else f"scoring {conf.get('scoring_planned')}"
+            parts += [f"## {metric.upper()} per prompt variant x k ({scope})", "",
                       md_table(["prompt", *(f"k={k}" for k in ks)], rows), ""]  # fmt: skip
     parts += [
         "## All cells",

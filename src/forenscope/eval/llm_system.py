@@ -1,18 +1,23 @@
 """`llm:<config file>` systems: stage 1 of the MLLM engine over a dataset, on its async client.
 
-Concurrency is the engine's (its client bounds HTTP requests to `concurrency`); the response
-cache is the engine's on-disk cache, shared with `forenscope llm` and between runs, so an
-interrupted or repeated run does not pay twice. A refusal (no usable vote) is a value, never a
-label; token and cost totals come from the client's usage counter.
+The protocol is the config's `pipeline:` block (prompt variant, k-shot, pool, scoring, n,
+temperature, seed), exactly what `forenscope analyze --llm CFG` runs; `LLMSettings` only holds
+what a caller overrides (an ablation cell, a command-line option). Concurrency is the engine's
+(its client bounds HTTP requests to `concurrency`); the response cache is the engine's on-disk
+cache, shared with `forenscope llm` and between runs, so an interrupted or repeated run does
+not pay twice. A refusal (no usable vote) is a value, never a label; token and cost totals come
+from the client's usage counter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .align import Preprocess
 from .datasets import Sample
@@ -20,21 +25,61 @@ from .journal import Journal
 from .runner import Progress, base_record, fill, load_input, sample_key
 from .systems import Prediction
 
+if TYPE_CHECKING:
+    from ..mllm.config import LLMConfig, PipelineOptions
+
+_KNOBS = ("variant", "k", "n", "seed", "scoring", "temperature")
+
 
 @dataclass(frozen=True)
 class LLMSettings:
-    """One stage-1 configuration (an ablation cell)."""
+    """Overrides of the config's `pipeline:` block for one evaluation (an ablation cell).
 
-    variant: int = 4
-    k: int = 0
-    n: int = 5
-    seed: int = 0
-    scoring: str = "auto"
-    temperature: float = 1.0
+    None means "the config's value". The positional order (variant, k, n, seed, scoring,
+    temperature) is the eval CLI's.
+    """
+
+    variant: int | None = None
+    k: int | None = None
+    n: int | None = None
+    seed: int | None = None
+    scoring: str | None = None
+    temperature: float | None = None
     stage2: bool = False  # also ask stage 2 on forged images with a mask; score the explanation
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def resolve(self, options: PipelineOptions) -> Stage1Protocol:
+        """The protocol that runs: each knob from this object when set, else the config's."""
+        values = {
+            name: getattr(options, name) if getattr(self, name) is None else getattr(self, name)
+            for name in _KNOBS
+        }
+        source = {name: "config" if getattr(self, name) is None else "override" for name in _KNOBS}
+        return Stage1Protocol(**values, pool=options.pool, source=source)
+
+
+@dataclass(frozen=True)
+class Stage1Protocol:
+    """The stage-1 settings of a run, every knob resolved, and where each came from."""
+
+    variant: int
+    k: int
+    n: int
+    seed: int
+    scoring: str
+    temperature: float
+    pool: str | None  # the config's pool (eval's --pool, when given, takes precedence)
+    source: dict[str, str]
+
+    def knobs(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _KNOBS}
+
+    def sha(self) -> str:
+        """Identifies the protocol in each journal record, so a resumed run cannot mix two."""
+        blob = json.dumps(self.knobs(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def stage1_prediction(res: Any) -> Prediction:
@@ -44,12 +89,17 @@ def stage1_prediction(res: Any) -> Prediction:
         "yes": res.yes,
         "no": res.no,
         "refusals": res.refusals,
+        "non_votes": _non_votes(res),
+        "answers_requested": res.answers_requested,
+        "answers_received": res.answers_received,
         "failed_samples": res.failed_samples,
         "method": res.method,
+        "scoring": res.scoring,
         "prompt_version": res.prompt_version,
         "model": res.model,
         "k_shot": res.k_shot,
         "example_ids": res.example_ids,
+        "notes": list(res.notes),
     }
     pred = Prediction(usage=res.usage.model_dump(), extra=extra)
     if res.status == "ok" and res.probability is not None:
@@ -62,12 +112,26 @@ def stage1_prediction(res: Any) -> Prediction:
     return pred
 
 
+def _non_votes(res: Any) -> dict[str, int]:
+    """Refused and undetermined answers by reason (policy, empty, undetermined, ...)."""
+    out: dict[str, int] = {}
+    for s in res.samples:
+        if s.label == "refusal":
+            key = s.refusal_reason or "unspecified"
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
 def describe_llm(config_path: str, settings: LLMSettings) -> dict[str, Any]:
-    from ..mllm.config import load_config
+    """The system block of the run record: endpoint, prompt, and the protocol that ran, with the
+    scoring rule in words and where each knob came from (the config or an override)."""
+    from ..mllm.config import SCORING_RULES, load_config, planned_scoring
     from ..mllm.prompts import stage1_prompt
 
     cfg = load_config(config_path)
-    prompt = stage1_prompt(settings.variant)
+    proto = settings.resolve(cfg.pipeline)
+    prompt = stage1_prompt(proto.variant)
+    planned = planned_scoring(proto.scoring, cfg.caps)  # type: ignore[arg-type]
     return {
         "system": "llm",
         "config_file": str(Path(config_path)),
@@ -77,8 +141,40 @@ def describe_llm(config_path: str, settings: LLMSettings) -> dict[str, Any]:
         "prompt_version": prompt.version,
         "prompt_sha256": prompt.sha256,
         "image_policy": cfg.image_policy.as_params(),
-        **settings.as_dict(),
+        **proto.knobs(),
+        "stage2": settings.stage2,
+        "scoring_planned": planned,
+        "scoring_rule": SCORING_RULES[planned],
+        "n_applies": planned == "votes",
+        "knob_source": proto.source,
+        "protocol_sha": proto.sha(),
     }
+
+
+def _check_resume(journal: Journal, samples: Sequence[Sample], sha: str) -> None:
+    stale = [
+        key
+        for s in samples
+        if (key := sample_key(s)) in journal.records
+        and (journal.records[key].get("extra") or {}).get("protocol_sha", sha) != sha
+    ]
+    if stale:
+        raise ValueError(
+            f"{len(stale)} journaled samples were scored under another LLM protocol (the "
+            "config's pipeline block changed); use --restart or another --out"
+        )
+
+
+def _pool_for(cfg: LLMConfig, proto: Stage1Protocol, pool: Any) -> Any:
+    if pool is not None or proto.k <= 0:
+        return pool
+    if not proto.pool:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"k={proto.k} needs an example pool: pipeline.pool or --pool")
+    from ..mllm.examples import ExamplePool
+
+    return ExamplePool.load(proto.pool)
 
 
 async def arun_llm(
@@ -97,6 +193,9 @@ async def arun_llm(
     from ..mllm.runner import MLLMEngine
 
     cfg = load_config(config_path)
+    proto = settings.resolve(cfg.pipeline)
+    _check_resume(journal, samples, proto.sha())
+    pool = _pool_for(cfg, proto, pool)
     tick = progress or (lambda n: None)
     todo = [s for s in samples if sample_key(s) not in journal.records]
     async with MLLMEngine(cfg, pool=pool, **engine_kwargs) as engine:
@@ -110,14 +209,19 @@ async def arun_llm(
                     try:
                         res = await engine.adetect(
                             loaded[0],
-                            variant=settings.variant,
-                            k=settings.k,
-                            seed=settings.seed,
-                            scoring=settings.scoring,  # type: ignore[arg-type]
-                            n=settings.n,
-                            temperature=settings.temperature,
+                            variant=proto.variant,
+                            k=proto.k,
+                            seed=proto.seed,
+                            scoring=proto.scoring,  # type: ignore[arg-type]
+                            n=proto.n,
+                            temperature=proto.temperature,
+                            # The model sees an aligned re-encoding: name the original file so
+                            # the query is never drawn as its own example (a label leak).
+                            exclude_sha256=[rec["sha256_seen"]],
+                            exclude_paths=[sample.file],
                         )
                         fill(rec, stage1_prediction(res), None, False)
+                        rec["extra"]["protocol_sha"] = proto.sha()
                         if settings.stage2 and loaded[1] is not None and loaded[1].any():
                             rec["explanation"] = await _explain(engine, loaded[0], loaded[1])
                     except Exception as exc:  # bad input or config: a value for this sample
@@ -142,3 +246,12 @@ async def _explain(engine: Any, data: bytes, mask: Any) -> dict[str, Any]:
 
 def run_llm(*args: Any, **kwargs: Any) -> dict[str, Any]:
     return asyncio.run(arun_llm(*args, **kwargs))
+
+
+def protocol_of(config_path: str, settings: LLMSettings) -> tuple[Stage1Protocol, str]:
+    """(the resolved protocol, the scoring tried first) for a config and its overrides."""
+    from ..mllm.config import load_config, planned_scoring
+
+    cfg = load_config(config_path)
+    proto = settings.resolve(cfg.pipeline)
+    return proto, planned_scoring(proto.scoring, cfg.caps)  # type: ignore[arg-type]

@@ -51,26 +51,38 @@ config_option = click.option(
     default=None,
     help="JSON/YAML LLM config (env FORENSCOPE_LLM_* overrides)",
 )
+_FROM_CONFIG = " [default: the config's pipeline value]"
 detect_options = [
-    click.option("--variant", type=click.IntRange(1, 5), default=4, show_default=True),
+    click.option(
+        "--variant",
+        type=click.IntRange(1, 5),
+        default=None,
+        help="stage-1 prompt variant" + _FROM_CONFIG,
+    ),  # fmt: skip
     click.option(
         "--k",
         "k",
         type=click.IntRange(0, 16),
-        default=0,
-        show_default=True,
-        help="k-shot examples drawn from --pool",
+        default=None,
+        help="k-shot examples drawn from --pool" + _FROM_CONFIG,
     ),
     click.option(
         "--pool",
         type=click.Path(exists=True),
         default=None,
-        help="folder with real/ and fake/ or a CSV/JSON manifest",
+        help="folder with real/ and fake/ or a CSV/JSON manifest" + _FROM_CONFIG,
     ),
-    click.option("--seed", type=int, default=0, show_default=True),
-    click.option("--scoring", type=click.Choice(["auto", "votes", "logprobs"]), default="auto"),
-    click.option("--n", "n", type=click.IntRange(1, 64), default=5, show_default=True),
-    click.option("--temperature", type=float, default=1.0, show_default=True),
+    click.option("--seed", type=int, default=None, help="k-shot draw seed" + _FROM_CONFIG),
+    click.option(
+        "--scoring",
+        type=click.Choice(["votes", "logprobs", "auto"]),
+        default=None,
+        help="votes = seed 000's mean of n answers" + _FROM_CONFIG,
+    ),  # fmt: skip
+    click.option(
+        "--n", "n", type=click.IntRange(1, 64), default=None, help="votes per image" + _FROM_CONFIG
+    ),  # fmt: skip
+    click.option("--temperature", type=float, default=None, help="sampling" + _FROM_CONFIG),
 ]
 
 
@@ -101,6 +113,7 @@ def _engine_run(config: str | None, pool: str | None, job: Any) -> Any:
     from .runner import MLLMEngine
 
     cfg = _load(config)
+    pool = pool or cfg.pipeline.pool
     ex_pool = ExamplePool.load(pool) if pool else None
 
     async def main() -> Any:

@@ -38,14 +38,27 @@ FLAVOR_CAPABILITIES: dict[str, dict[str, Any]] = {
 }
 
 
+Scoring = Literal["votes", "logprobs", "auto"]
+SCORING_RULES: dict[str, str] = {
+    "votes": "votes (seed 000): P = yes / (yes + no) over n sampled answers; refusals and "
+    "undetermined answers are counted, never votes",
+    "logprobs": "token log-probs: P = P(yes) / (P(yes) + P(no)) at the first answer token "
+    "(not the paper's protocol)",
+    "auto": "log-probs where the flavor claims them, else votes (not the paper's protocol)",
+}
+
+
 class PipelineOptions(BaseModel):
-    """How `analyze(..., llm=config)` runs the stages on each image (defaults: seed 000's
-    prompt #4, stage 2 only where the LLM or the experts find the image suspicious)."""
+    """The protocol of the MLLM stages: what `analyze(..., llm=config)`, `forenscope llm`,
+    `eval run --system llm:CFG` and `eval ablate` run on each image, unless overridden.
+
+    Defaults: seed 000's prompt #4 and its scoring (the mean of n yes/no votes); stage 2 only
+    where the LLM or the experts find the image suspicious."""
 
     model_config = ConfigDict(extra="forbid")
 
     variant: int = Field(default=4, ge=1, le=5, description="stage-1 prompt variant")
-    scoring: Literal["auto", "votes", "logprobs"] = "auto"
+    scoring: Scoring = Field(default="votes", description="; ".join(SCORING_RULES.values()))
     n: int = Field(default=5, ge=1, le=64, description="votes when scoring by votes")
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)
     k: int = Field(default=0, ge=0, le=16, description="k-shot examples drawn from `pool`")
@@ -62,6 +75,14 @@ class PipelineOptions(BaseModel):
         if self.k > 0 and not self.pool:
             raise ValueError("pipeline.k > 0 needs pipeline.pool (labelled example images)")
         return self
+
+
+def planned_scoring(scoring: Scoring, caps: Capabilities) -> Literal["votes", "logprobs"]:
+    """The scoring tried first: 'auto' means log-probs when the capabilities claim them. (A
+    log-prob run still falls back to votes per image when the endpoint returns none.)"""
+    if scoring == "auto":
+        return "logprobs" if caps.logprobs else "votes"
+    return scoring
 
 
 class LLMConfig(BaseModel):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -33,7 +35,13 @@ class Example:
         return "yes" if self.label == "fake" else "no"
 
     def sha256(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return _file_sha256(self.path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_sha256(path: Path) -> str:
+    # Pools are read once per query image; hashing every file again would dominate k-shot runs.
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _label(word: str, where: str) -> PoolLabel:
@@ -92,18 +100,30 @@ class ExamplePool:
     def load(cls, source: str | Path) -> ExamplePool:
         return cls.from_folder(source) if Path(source).is_dir() else cls.from_manifest(source)
 
-    def draw(self, k: int, seed: int = 0, exclude_sha256: str | None = None) -> list[Example]:
+    def draw(
+        self,
+        k: int,
+        seed: int = 0,
+        exclude_sha256: str | Iterable[str] | None = None,
+        exclude_paths: Iterable[str | Path] = (),
+    ) -> list[Example]:
         """k examples, balanced real/fake when possible, same draw for the same (k, seed).
 
-        The query image itself is never used as its own example.
+        The query image is never its own example: pass every identity it has. The bytes a
+        model is sent are often a re-encoded copy (eval's alignment, the image policy), so the
+        hash of those bytes alone does not find the pool file; the original file's sha256 or
+        its path does.
         """
         if k <= 0:
             return []
+        shas = {exclude_sha256} if isinstance(exclude_sha256, str) else set(exclude_sha256 or ())
+        paths = {_resolved(p) for p in exclude_paths}
         rng = random.Random(f"{seed}:{k}")
         by_label: dict[PoolLabel, list[Example]] = {"real": [], "fake": []}
         for ex in self.examples:
-            if exclude_sha256 is None or ex.sha256() != exclude_sha256:
-                by_label[ex.label].append(ex)
+            if _resolved(ex.path) in paths or (shas and ex.sha256() in shas):
+                continue
+            by_label[ex.label].append(ex)
         if k > len(by_label["real"]) + len(by_label["fake"]):
             raise ConfigError(f"k={k} examples requested but the pool has fewer usable images")
         want = {"real": k // 2, "fake": k // 2}
@@ -117,3 +137,10 @@ class ExamplePool:
         chosen = [ex for lab in ("real", "fake") for ex in rng.sample(by_label[lab], want[lab])]
         rng.shuffle(chosen)
         return chosen
+
+
+def _resolved(path: str | Path) -> str:
+    try:
+        return str(Path(path).resolve())
+    except OSError:
+        return str(path)

@@ -208,7 +208,7 @@ class Handler(BaseHTTPRequestHandler):
         text, img = _last_user(body)
         p, row, col = _look(img)
         stage2 = "response_format" in body or "JSON object" in text
-        n = int(body.get("n") or 1)
+        n = 1 if self.state.args.ignore_n else int(body.get("n") or 1)
         tools = body.get("tools") or []
         if tools and not any(m.get("role") == "tool" for m in body.get("messages", [])):
             return self._wrap(body, [_tool_call_choice(tools)])
@@ -301,6 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hang", type=float, default=5.0)
     ap.add_argument("--retry-after", default="0")
     ap.add_argument("--no-logprobs", action="store_true")
+    ap.add_argument("--ignore-n", action="store_true", help="one choice whatever n asks (Ollama)")
     args = ap.parse_args(argv)
     handler = type("BoundHandler", (Handler,), {"state": FakeState(args)})
     server = _Server((args.host, args.port), handler)

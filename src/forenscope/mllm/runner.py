@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import InputError
 from ..types import ErrorInfo
 from .client import AsyncLLMClient, ChatResponse
-from .config import LLMConfig
+from .config import LLMConfig, Scoring, planned_scoring
 from .errors import LLMError
 from .examples import ExamplePool
 from .image import EncodedImage, ImageLike, encode_image
 from .parsing import parse_analysis, parse_yes_no, schema_problem
-from .prompts import DEFAULT_VARIANT, stage1_prompt, stage2_prompt, stage2_response_format
+from .prompts import stage1_prompt, stage2_prompt, stage2_response_format
 from .request import answer_texts, build_messages, build_request
 from .scoring import top_tokens, vote_probability, yes_probability
 from .types import ImageRun, Sample, Stage1Result, Stage2Result, Usage
 
-Scoring = Literal["auto", "votes", "logprobs"]
 T = TypeVar("T")
 
 
@@ -53,7 +52,12 @@ class MLLMEngine:
 
     # -- stage 1 ------------------------------------------------------------------------------
     def _examples(
-        self, k: int, seed: int, query: EncodedImage
+        self,
+        k: int,
+        seed: int,
+        query: EncodedImage,
+        exclude_sha256: Iterable[str],
+        exclude_paths: Iterable[str | Path],
     ) -> list[tuple[EncodedImage, str, str]]:
         if k <= 0:
             return []
@@ -61,7 +65,8 @@ class MLLMEngine:
             from ..errors import ConfigError
 
             raise ConfigError("k-shot examples requested but no example pool was given")
-        drawn = self.pool.draw(k, seed, exclude_sha256=query.sha256)
+        shas = {query.sha256, *exclude_sha256}
+        drawn = self.pool.draw(k, seed, exclude_sha256=shas, exclude_paths=exclude_paths)
         policy = self.config.image_policy
         return [(encode_image(ex.path, policy), ex.answer, ex.id) for ex in drawn]
 
@@ -69,18 +74,32 @@ class MLLMEngine:
         self,
         image: ImageLike,
         *,
-        variant: int = DEFAULT_VARIANT,
-        k: int = 0,
-        seed: int = 0,
-        scoring: Scoring = "auto",
-        n: int = 5,
-        temperature: float = 1.0,
+        variant: int | None = None,
+        k: int | None = None,
+        seed: int | None = None,
+        scoring: Scoring | None = None,
+        n: int | None = None,
+        temperature: float | None = None,
+        exclude_sha256: Iterable[str] = (),
+        exclude_paths: Iterable[str | Path] = (),
     ) -> Stage1Result:
-        """Stage 1. LLM failures come back as status='error' (never raised) so batches lose
-        nothing; bad input and bad configuration raise."""
+        """Stage 1. Options left as None take the config's `pipeline` values, so every entry
+        point runs the same protocol. `exclude_*` name the query's other identities (its
+        original file) so it is never drawn as its own k-shot example. LLM failures come back
+        as status='error' (never raised) so batches lose nothing; bad input and bad
+        configuration raise."""
+        opts = self.config.pipeline
+        variant = opts.variant if variant is None else variant
+        k = opts.k if k is None else k
+        seed = opts.seed if seed is None else seed
+        scoring = opts.scoring if scoring is None else scoring
+        n = opts.n if n is None else n
+        temperature = opts.temperature if temperature is None else temperature
+        if isinstance(image, (str, Path)):
+            exclude_paths = [image, *exclude_paths]
         template = stage1_prompt(variant)
         query = encode_image(image, self.config.image_policy)
-        examples = self._examples(k, seed, query)
+        examples = self._examples(k, seed, query, exclude_sha256, exclude_paths)
         messages = build_messages(template, query, [(e, a) for e, a, _ in examples])
         params: dict[str, Any] = {
             "prompt_sha": template.sha256,
@@ -91,15 +110,14 @@ class MLLMEngine:
         base = Stage1Result(
             status="ok",
             method="votes",
+            scoring=scoring,
             prompt_version=template.version,
             model=self.config.model,
             k_shot=k,
             example_ids=[i for _, _, i in examples],
         )
-        caps = self.config.caps
-        use_logprobs = scoring == "logprobs" or (scoring == "auto" and caps.logprobs)
         try:
-            if use_logprobs:
+            if planned_scoring(scoring, self.config.caps) == "logprobs":
                 done = await self._detect_logprobs(base, messages, params, query.sha256)
                 if done is not None:
                     return done
@@ -125,6 +143,7 @@ class MLLMEngine:
         text = (answer_texts(resp.data) or [None])[0]
         label, reason = parse_yes_no(text)
         p = yes_probability(top_tokens(resp.data) or [])
+        res.answers_requested = res.answers_received = 1
         if label == "refusal":
             res.raw.append(text or "")
             res.samples.append(Sample(text=text or "", label=label, refusal_reason=reason))
@@ -139,6 +158,36 @@ class MLLMEngine:
         res.yes, res.no = int(label == "yes"), int(label == "no")
         return res
 
+    async def _texts(
+        self, res: Stage1Result, calls: Sequence[Awaitable[ChatResponse]]
+    ) -> list[str | None]:
+        """The answers of `calls`; a failed request is counted (and its error kept), never
+        raised, so the other samples still vote."""
+        texts: list[str | None] = []
+        for out in await asyncio.gather(*calls, return_exceptions=True):
+            if isinstance(out, LLMError):
+                res.failed_samples += 1
+                res.error = res.error or _error(out)
+            elif isinstance(out, BaseException):
+                raise out
+            else:
+                res.usage.add(out.usage)
+                texts.extend(answer_texts(out.data))
+        return texts
+
+    def _one_sample(
+        self,
+        res: Stage1Result,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        sha: str,
+        temperature: float,
+        i: int,
+    ) -> Awaitable[ChatResponse]:
+        # A distinct seed keeps each sample reproducible (and distinct where seeds are honoured).
+        body = build_request(self.config.model, messages, temperature=temperature, seed=i)
+        return self._call(body, res.prompt_version, sha, {**params, "sample": i})
+
     async def _detect_votes(
         self,
         res: Stage1Result,
@@ -149,37 +198,40 @@ class MLLMEngine:
         temperature: float,
     ) -> Stage1Result:
         params = {**params, "mode": "votes", "n": n, "t": temperature}
-        calls: list[Awaitable[ChatResponse]]
-        if self.config.caps.n:
+        res.answers_requested = n
+        if self.config.caps.n and n > 1:
             body = build_request(self.config.model, messages, temperature=temperature, n=n)
-            calls = [self._call(body, res.prompt_version, sha, params)]
-        else:  # one request per sample; a distinct seed keeps each sample reproducible
-            calls = [
-                self._call(
-                    build_request(self.config.model, messages, temperature=temperature, seed=i),
-                    res.prompt_version,
-                    sha,
-                    {**params, "sample": i},
+            texts = await self._texts(res, [self._call(body, res.prompt_version, sha, params)])
+            if len(texts) > n:
+                res.notes.append(f"the endpoint returned {len(texts)} answers for n={n}; "
+                                 f"the first {n} were used")  # fmt: skip
+                texts = texts[:n]
+            if 0 < len(texts) < n:  # the request worked, but the server ignores `n`
+                res.notes.append(
+                    f"asked for n={n} answers in one request, got {len(texts)}: the endpoint "
+                    f"ignores `n`, so the other {n - len(texts)} were asked one at a time "
+                    "(set capabilities.n: false to skip the n request)"
                 )
-                for i in range(n)
-            ]
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
-        texts: list[str | None] = []
-        for out in outcomes:
-            if isinstance(out, LLMError):
-                res.failed_samples += 1
-                res.error = res.error or _error(out)
-            elif isinstance(out, BaseException):
-                raise out
-            else:
-                res.usage.add(out.usage)
-                texts.extend(answer_texts(out.data))
+                more = [
+                    self._one_sample(res, messages, params, sha, temperature, i)
+                    for i in range(len(texts), n)
+                ]
+                texts += await self._texts(res, more)
+        else:
+            calls = [self._one_sample(res, messages, params, sha, temperature, i) for i in range(n)]
+            texts = await self._texts(res, calls)
+        res.answers_received = len(texts)
         for text in texts:
             label, reason = parse_yes_no(text)
             res.samples.append(Sample(text=text or "", label=label, refusal_reason=reason))
             res.raw.append(text or "")
         p, res.yes, res.no, res.refusals = vote_probability(s.label for s in res.samples)
         res.method, res.probability, res.votes = "votes", p, res.yes + res.no
+        if texts and len(texts) < n:
+            res.notes.append(
+                f"only {len(texts)} of the {n} answers asked for arrived "
+                f"({res.failed_samples} request(s) failed): P rests on {res.votes} vote(s)"
+            )
         if not texts:
             res.status = "error"
         elif p is None:

@@ -90,8 +90,13 @@ class Stage1Result(_Model):
 
     status: Literal["ok", "refused", "error"]
     probability: float | None = Field(default=None, ge=0.0, le=1.0)
-    method: Literal["votes", "logprobs"]
-    votes: int = Field(default=0, description="non-refusal answers")
+    method: Literal["votes", "logprobs"] = Field(description="the scoring that produced P")
+    scoring: Literal["votes", "logprobs", "auto"] = Field(
+        default="votes", description="the scoring asked for (auto = log-probs where claimed)"
+    )
+    answers_requested: int = Field(default=0, description="answers asked for (n, or 1)")
+    answers_received: int = Field(default=0, description="answers that came back")
+    votes: int = Field(default=0, description="yes + no answers")
     yes: int = 0
     no: int = 0
     refusals: int = 0
