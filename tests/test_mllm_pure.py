@@ -48,11 +48,12 @@ from forenscope.mllm.types import Location
             "policy",
         ),
         ("I can\u2019t help with identifying people in images.", "refusal", "policy"),
-        ("I cannot determine whether the image was tampered with.", "refusal", "policy"),
+        # an inability to decide is not a vote, and not a policy refusal either
+        ("I cannot determine whether the image was tampered with.", "refusal", "undetermined"),
         ("As an AI, I am unable to verify authenticity.", "refusal", "policy"),
         ("The image shows a cat on a sofa.", "refusal", "non_answer"),
-        ("Yes or no? Hard to say.", "yes", None),  # a leading yes is an answer
-        ("It could be yes, it could be no.", "refusal", "non_answer"),
+        ("Yes or no? Hard to say.", "refusal", "undetermined"),  # echoes the question
+        ("It could be yes, it could be no.", "refusal", "conflicting"),
     ],
 )
 def test_parse_yes_no(text: str | None, label: str, reason: str | None) -> None:

@@ -25,8 +25,13 @@ def llm_paragraph(report: Report) -> str:
 def _how(s1: Stage1Result) -> str:
     if s1.method == "logprobs":
         return "from the yes/no token log-probabilities"
-    refused = f", {s1.refusals} refusal(s) not counted" if s1.refusals else ""
-    return f"from {s1.votes} vote(s): {s1.yes} yes, {s1.no} no{refused}"
+    refused = (
+        f", {s1.refusals} refused or undetermined answer(s) not counted" if s1.refusals else ""
+    )
+    short = ""
+    if s1.answers_received < s1.answers_requested:
+        short = f" ({s1.answers_received} of the {s1.answers_requested} answers asked for arrived)"
+    return f"from {s1.votes} vote(s): {s1.yes} yes, {s1.no} no{refused}{short}"
 
 
 def _stage1_sentence(a: LLMAssessment) -> str:
@@ -36,7 +41,8 @@ def _stage1_sentence(a: LLMAssessment) -> str:
         reasons = sorted({s.refusal_reason or "unspecified" for s in s1.samples})
         return (
             f"{who} refused to say whether the image is tampered or AI-generated "
-            f"({s1.refusals} refusal(s); reason: {', '.join(reasons) or 'unspecified'}). "
+            f"({s1.refusals} answer(s) refused or undetermined; reasons: "
+            f"{', '.join(reasons) or 'unspecified'}). "
             "A refusal is not a vote: the verdict above is the experts' alone."
         )
     if s1.status == "error" or s1.probability is None:

@@ -2,103 +2,22 @@
 
 from __future__ import annotations
 
-import ast
-import json
-import re
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from .refusal import normalise_text, refusal_reason
-from .types import Stage2Answer, VoteLabel
+from .answers import classify_answer, parse_yes_no
+from .jsontext import extract_json_object
+from .refusal import refusal_reason
+from .types import Stage2Answer
 
-_YES = {"yes", "yeah", "yep", "true"}
-_NO = {"no", "nope", "false"}
-_WORD = re.compile(r"[a-z]+")
-
-
-def parse_yes_no(text: str | None) -> tuple[VoteLabel, str | None]:
-    """(label, refusal reason). A leading yes/no wins; then refusals; then a lone yes or no.
-
-    'No. The lighting is consistent.' -> no; 'I can't determine that.' -> refusal (policy);
-    'The image shows a cat.' -> refusal (non_answer); 'yes or no?' -> refusal (non_answer).
-    """
-    reason = refusal_reason(text)
-    if reason == "empty" or text is None:
-        return "refusal", "empty"
-    words = _WORD.findall(normalise_text(text))
-    if words and words[0] in _YES:
-        return "yes", None
-    if words and words[0] in _NO:
-        return "no", None
-    if reason is not None:
-        return "refusal", reason
-    found = {w for w in words if w in _YES or w in _NO}
-    has_yes, has_no = bool(found & _YES), bool(found & _NO)
-    if has_yes != has_no:
-        return ("yes" if has_yes else "no"), None
-    return "refusal", "non_answer"
-
-
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-
-
-def _first_object(text: str) -> str | None:
-    """The first balanced {...} in text (string- and escape-aware), or None if unbalanced."""
-    start = text.find("{")
-    if start < 0:
-        return None
-    depth, quote, escaped = 0, "", False
-    for i in range(start, len(text)):
-        ch = text[i]
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start : i + 1]
-    return None
-
-
-def _loads_lenient(obj_text: str) -> Any:
-    try:
-        return json.loads(obj_text)
-    except json.JSONDecodeError:
-        pass
-    # Python-literal style answers ({'method': 'gan', 'ok': True}); JSON keywords mapped first.
-    pythonish = re.sub(r"\btrue\b", "True", obj_text)
-    pythonish = re.sub(r"\bfalse\b", "False", pythonish)
-    pythonish = re.sub(r"\bnull\b", "None", pythonish)
-    return ast.literal_eval(pythonish)
-
-
-def extract_json_object(text: str) -> dict[str, Any] | None:
-    """The JSON object in an answer (code fences, prose around it, single quotes tolerated).
-
-    Truncated or otherwise unbalanced objects return None: repairing them would be guessing.
-    """
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    for candidate in candidates:
-        obj_text = _first_object(candidate)
-        if obj_text is None:
-            continue
-        try:
-            value = _loads_lenient(obj_text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
-
+__all__ = [
+    "classify_answer",
+    "extract_json_object",
+    "parse_analysis",
+    "parse_yes_no",
+    "schema_problem",
+]
 
 _METHOD_WORDS = {
     "gan": "gan",
