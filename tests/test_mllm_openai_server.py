@@ -21,8 +21,8 @@ from forenscope.mllm.openai_wire import (
     answer_mode,
     check_request,
     decode_data_url,
-    find_query,
     p_fake,
+    read_conversation,
     yes_no_logprobs,
 )
 from forenscope.mllm.prompts import stage2_response_format
@@ -78,13 +78,15 @@ def test_requests_refused_before_any_work() -> None:
     with pytest.raises(WireError) as err:
         check_request({"model": "gpt-4o", "messages": []}, "forenscope")
     assert err.value.status == 404 and err.value.body()["error"]["code"] == "model_not_found"
-    for bad in ({"stream": True}, {"n": 0}, {"n": 99}, {"top_logprobs": 21}):
+    bads = ({"stream": "yes"}, {"n": 0}, {"n": 99}, {"top_logprobs": 21}, {"max_tokens": 0},
+            {"temperature": "hot"}, {"response_format": "json"})  # fmt: skip
+    for bad in bads:
         with pytest.raises(WireError):
-            check_request({"model": "forenscope", **bad}, "forenscope")
+            check_request({"model": "forenscope", "messages": [], **bad}, "forenscope")
     with pytest.raises(WireError, match="base64 data URL"):
-        find_query(_messages_url("http://169.254.169.254/latest/meta-data"), 10_000)
+        read_conversation(_messages_url("http://169.254.169.254/latest/meta-data"), 10_000)
     with pytest.raises(WireError, match="no image"):
-        find_query([{"role": "user", "content": "hello"}], 10_000)
+        read_conversation([{"role": "user", "content": "hello"}], 10_000)
     with pytest.raises(WireError, match="not valid base64"):
         decode_data_url("data:image/png;base64,@@@@", 100)
     from forenscope.errors import ImageTooLargeError
@@ -177,12 +179,11 @@ def test_official_client_models_text_and_report(client: Any) -> None:
         model="forenscope", messages=_messages("What can you tell me about this image?"), n=2
     )
     content = resp.choices[0].message.content
-    assert (
-        content.startswith("Verdict: real (probability ") and "Evidence for this verdict" in content
-    )
-    assert len(resp.choices) == 2 and resp.choices[1].message.content == content
     report = forenscope.types.Report.model_validate(resp.model_extra["forenscope_report"])
-    assert report.verdict.label == "real" and {e.expert for e in report.experts} == set(EXPERTS)
+    assert content.startswith(f"Verdict: {report.verdict.label} (probability ")
+    assert content.endswith(report.explanation) and "Evidence for" in content
+    assert len(resp.choices) == 2 and resp.choices[1].message.content == content
+    assert report.verdict.leaning == "real" and {e.expert for e in report.experts} == set(EXPERTS)
     assert resp.usage is not None and resp.usage.completion_tokens > 1
 
 
@@ -205,7 +206,7 @@ def test_official_client_yes_no_logprobs_and_json_formats(client: Any) -> None:
     resp = client.chat.completions.create(
         model="forenscope", messages=_messages("Report."), response_format={"type": "json_object"}
     )
-    assert json.loads(resp.choices[0].message.content)["verdict"]["label"] == "real"
+    assert json.loads(resp.choices[0].message.content)["verdict"]["leaning"] == "real"
 
 
 def test_official_client_errors(client: Any) -> None:
@@ -230,12 +231,14 @@ def test_our_own_engine_scores_forenscope_through_the_endpoint(
 
     async def main() -> Any:
         async with MLLMEngine(config) as engine:
-            return await engine.adetect(PHOTO), await engine.aanalyse(PHOTO, evidence=["x"])
+            s1 = await engine.adetect(PHOTO, scoring="logprobs")
+            return s1, await engine.aanalyse(PHOTO, evidence=["x"])
 
     s1, s2 = asyncio.run(main())
     # The engine sends a re-encoded copy (its image policy): the server analyses those bytes.
     sent = encode_image(PHOTO, config.image_policy).data_url.split(",", 1)[1]
     offline = forenscope.analyze(base64.b64decode(sent), experts=EXPERTS)
     assert s1.status == "ok" and s1.method == "logprobs" and s1.probability is not None
+    assert s1.scoring == "logprobs"
     assert math.isclose(s1.probability, p_fake(offline), rel_tol=1e-9)
     assert s2.status == "ok" and s2.answer is not None and s2.answer.scope in ("global", "local")

@@ -18,8 +18,10 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import ConfigError, ImageDecodeError, ImageTooLargeError, InputError
@@ -27,7 +29,8 @@ from ..io.limits import Limits
 from ..service.security import BodyLimitMiddleware, bearer_token, sniff_image, token_matches
 from ..service.settings import TOKEN_ENV, is_loopback_host
 from ..types import Report
-from .openai_wire import WireError, answer_mode, check_request, choice, find_query, usage
+from .openai_stream import sse_events
+from .openai_wire import WireError, check_request, completion, read_conversation
 
 BASE64_SLACK = 256 * 1024  # JSON around the data URL
 
@@ -164,8 +167,8 @@ def create_openai_app(settings: OpenAISettings) -> FastAPI:
     async def completions(request: Request) -> Any:
         try:
             body = check_request(await request.json(), settings.model_id)
-            query = find_query(body.get("messages"), settings.max_image_bytes)
-            report = await anyio.to_thread.run_sync(analyst.report, query.image)
+            conv = read_conversation(body["messages"], settings.max_image_bytes)
+            report = await anyio.to_thread.run_sync(analyst.report, conv.image)
         except WireError as exc:
             return JSONResponse(exc.body(), exc.status)
         except ValueError:  # the body is not JSON
@@ -173,16 +176,31 @@ def create_openai_app(settings: OpenAISettings) -> FastAPI:
         except InputError as exc:
             status, code = next((s, c) for cls, s, c in _INPUT_STATUS if isinstance(exc, cls))
             return _error(status, str(exc), code)
-        mode = answer_mode(body, query.text)
-        one = choice(report, mode, body)
-        choices = [{**one, "index": i} for i in range(int(body.get("n") or 1))]
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
-            "created": int(time.time()), "model": settings.model_id,
-            "system_fingerprint": f"forenscope-{__version__}", "choices": choices,
-            "usage": usage(query.text, choices),
-            "forenscope_report": report.model_dump(mode="json"),
-        }  # fmt: skip
+        done = completion(report, body, conv, settings.model_id, f"forenscope-{__version__}",
+                          f"chatcmpl-{uuid.uuid4().hex}", int(time.time()))  # fmt: skip
+        if not body.get("stream"):
+            return done
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return StreamingResponse(
+            sse_events(done, include_usage),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    # Every error an OpenAI client can meet here has OpenAI's shape: {"error": {...}}.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        route = f"{request.method} {request.url.path}"
+        if exc.status_code == 404:
+            return _error(404, f"Invalid URL ({route}): Forenscope serves POST "
+                          "/v1/chat/completions and GET /v1/models", "unknown_url")  # fmt: skip
+        if exc.status_code == 405:
+            return _error(405, f"Method not allowed ({route})", "method_not_allowed")
+        return _error(exc.status_code, str(exc.detail), "http_error")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Any:
+        return _error(400, f"invalid request: {exc.errors()[:3]}", "invalid_request")
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_image_bytes * 4 // 3 + BASE64_SLACK)
     return app

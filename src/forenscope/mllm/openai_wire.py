@@ -5,7 +5,13 @@ Forenscope acts as a forensic "vision model". What it answers depends on what wa
   answer when the schema asks for one, else the whole report;
 - a yes/no question (or any request for logprobs): "Yes"/"No", with token log-probs taken from
   the verdict's P(tampered or AI-generated), so the stage-1 scorer can score Forenscope itself;
-- anything else: the verdict and the evidence-grounded explanation.
+- anything else: the part of the report the question asks for (`openai_followup`): where, how
+  it was made, why, how sure, or the verdict with its explanation.
+
+One image is judged per request: the image of the latest user message that has one. A later
+text-only user message is a follow-up question about it. Images in earlier messages (k-shot
+examples, earlier turns) are counted in `usage` and named in `forenscope_notes`, never judged;
+several images in one message are refused, as Forenscope cannot tell which one is meant.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import Any, Literal
 
 from ..errors import ImageTooLargeError
 from ..types import Report
+from . import openai_tokens as tokens
+from .openai_followup import text_answer
 from .types import Location, MLLMScope, Stage2Answer
 
 Mode = Literal["json_report", "json_stage2", "yes_no", "text"]
@@ -44,10 +52,29 @@ class WireError(Exception):
         return {"error": err}
 
 
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
 @dataclass(frozen=True)
-class Query:
-    text: str  # the text parts of the last user message with an image
-    image: bytes
+class Conversation:
+    """What a request asks about: the image judged, the question, and what was left aside."""
+
+    image: bytes  # the image of the latest user message that has one
+    image_text: str  # the text parts of that message
+    question: str  # the latest user text: a follow-up when it came after the image
+    follow_up: bool
+    earlier_images: int  # images in earlier messages: counted, not judged
+    prompt_tokens: int
+
+    @property
+    def notes(self) -> list[str]:
+        if not self.earlier_images:
+            return []
+        return [
+            f"judged one image, the one in the latest user message that has an image; "
+            f"{self.earlier_images} image(s) in earlier messages (in-context examples or "
+            "earlier turns) were counted in usage but not analysed"
+        ]
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
@@ -72,25 +99,70 @@ def decode_data_url(url: str, max_bytes: int) -> bytes:
         raise WireError(400, "image_url is not valid base64", "invalid_image_url") from None
 
 
-def find_query(messages: Any, max_bytes: int) -> Query:
-    """The last user message that carries an image: its text and the image bytes."""
-    if not isinstance(messages, list) or not messages:
-        raise WireError(400, "messages must be a non-empty list", "invalid_messages", "messages")
-    for msg in reversed(messages):
-        if not isinstance(msg, dict) or msg.get("role") != "user":
+def _check_message(i: int, msg: Any) -> None:
+    where = f"messages[{i}]"
+    if not isinstance(msg, dict) or msg.get("role") not in _ROLES:
+        raise WireError(400, f"{where} must be an object with a role ({', '.join(sorted(_ROLES))})",
+                        "invalid_messages", where)  # fmt: skip
+    content = msg.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise WireError(400, f"{where}.content must be a string or a list of parts",
+                        "invalid_messages", f"{where}.content")  # fmt: skip
+    for j, part in enumerate(content if isinstance(content, list) else []):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise WireError(400, f"{where}.content[{j}] must be an object with a type",
+                            "invalid_messages", f"{where}.content[{j}]")  # fmt: skip
+
+
+def _image_urls(parts: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(url, detail) of each image part; a part without a string URL is refused."""
+    out = []
+    for p in parts:
+        if p.get("type") != "image_url":
             continue
-        parts = _parts(msg.get("content"))
-        images = [p for p in parts if p.get("type") == "image_url"]
-        if not images:
-            continue
-        ref = images[-1].get("image_url")
+        ref = p.get("image_url")
         url = ref.get("url") if isinstance(ref, dict) else ref
         if not isinstance(url, str):
             raise WireError(400, "image_url.url must be a string", "invalid_image_url")
-        text = " ".join(str(p.get("text", "")) for p in parts if p.get("type") == "text")
-        return Query(text=text.strip(), image=decode_data_url(url, max_bytes))
-    raise WireError(400, "no image in the user messages: send one as an image_url content part",
-                    "missing_image", "messages")  # fmt: skip
+        detail = ref.get("detail", "auto") if isinstance(ref, dict) else "auto"
+        out.append((url, str(detail)))
+    return out
+
+
+def read_conversation(messages: Any, max_bytes: int) -> Conversation:
+    """The judged image, the question and the token count of a chat request."""
+    if not isinstance(messages, list) or not messages:
+        raise WireError(400, "messages must be a non-empty list", "invalid_messages", "messages")
+    for i, msg in enumerate(messages):
+        _check_message(i, msg)
+    images: list[tuple[int, bytes]] = []  # (message index, bytes)
+    prompt = tokens.REPLY_PRIMING
+    for i, msg in enumerate(messages):
+        urls = _image_urls(_parts(msg.get("content")))
+        if len(urls) > 1 and msg.get("role") == "user":
+            raise WireError(400, f"messages[{i}] carries {len(urls)} images: Forenscope judges "
+                            "one image per request; send one image per message (the latest "
+                            "one is judged)", "too_many_images", f"messages[{i}]")  # fmt: skip
+        cost = []
+        for url, detail in urls:
+            data = decode_data_url(url, max_bytes)
+            cost.append(tokens.image_tokens(*tokens.image_size(data), detail))
+            if msg.get("role") == "user":
+                images.append((i, data))
+        prompt += tokens.message_tokens(msg, cost)
+    if not images:
+        raise WireError(400, "no image in the user messages: send one as an image_url content "
+                        "part", "missing_image", "messages")  # fmt: skip
+    at, image = images[-1]
+
+    def text_of(msg: dict[str, Any]) -> str:
+        parts = _parts(msg.get("content"))
+        return " ".join(str(p.get("text", "")) for p in parts if p.get("type") == "text").strip()
+
+    later = [m for m in messages[at + 1 :] if m.get("role") == "user" and text_of(m)]
+    image_text = text_of(messages[at])
+    question = text_of(later[-1]) if later else image_text
+    return Conversation(image, image_text, question, bool(later), len(images) - 1, prompt)
 
 
 def answer_mode(body: dict[str, Any], text: str) -> Mode:
@@ -155,50 +227,90 @@ def yes_no_logprobs(p: float, answer: str, top: int) -> dict[str, Any]:
     return {"content": [entry], "refusal": None}
 
 
-def choice(report: Report, mode: Mode, body: dict[str, Any]) -> dict[str, Any]:
-    """One `choices[]` entry answering in `mode`."""
-    logprobs = None
+def answer_text(report: Report, mode: Mode, conv: Conversation) -> str:
+    """The full answer in `mode`, before any `max_tokens` cut."""
     if mode == "json_report":
-        content = report.model_dump_json()
-    elif mode == "json_stage2":
-        content = stage2_answer(report).model_dump_json()
-    elif mode == "yes_no" and report.verdict.decided_by == "none":
-        content = UNDECIDED  # a refusal, so a scorer counts it as one instead of a guess
-    elif mode == "yes_no":
-        p = p_fake(report)
-        content = "Yes" if p >= 0.5 else "No"
-        if body.get("logprobs"):
-            top = int(body.get("top_logprobs") or 0)
-            logprobs = yes_no_logprobs(p, content, top)
-    else:
-        v = report.verdict
-        head = f"Verdict: {v.label} (probability {v.probability:.2f}, decided by {v.decided_by})."
-        content = f"{head}\n\n{report.explanation}".strip()
+        return report.model_dump_json()
+    if mode == "json_stage2":
+        return stage2_answer(report).model_dump_json()
+    if mode == "yes_no" and report.verdict.decided_by == "none":
+        return UNDECIDED  # a refusal, so a scorer counts it as one instead of a guess
+    if mode == "yes_no":
+        return "Yes" if p_fake(report) >= 0.5 else "No"
+    text = text_answer(report, conv.question, conv.follow_up)
+    notes = conv.notes
+    return text + "".join(f"\n\nNote: {n}." for n in notes)
+
+
+def choice(report: Report, mode: Mode, body: dict[str, Any], conv: Conversation) -> dict[str, Any]:
+    """One `choices[]` entry answering in `mode`, cut at `max_tokens` (finish_reason 'length')."""
+    content, cut = tokens.truncate(answer_text(report, mode, conv), max_tokens(body))
+    logprobs = None
+    if mode == "yes_no" and body.get("logprobs") and content in ("Yes", "No"):
+        top = int(body.get("top_logprobs") or 0)
+        logprobs = yes_no_logprobs(p_fake(report), content, top)
     message = {"role": "assistant", "content": content, "refusal": None}
-    return {"index": 0, "message": message, "finish_reason": "stop", "logprobs": logprobs}
+    finish = "length" if cut else "stop"
+    return {"index": 0, "message": message, "finish_reason": finish, "logprobs": logprobs}
+
+
+def max_tokens(body: dict[str, Any]) -> int | None:
+    """`max_completion_tokens` (the newer name) or `max_tokens`, whichever is set."""
+    value = body.get("max_completion_tokens")
+    value = body.get("max_tokens") if value is None else value
+    return int(value) if value is not None else None
+
+
+def _check_int(body: dict[str, Any], key: str, low: int, high: int) -> None:
+    value = body.get(key)
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high
+    ):
+        raise WireError(400, f"{key} must be an integer in {low}..{high}", "invalid_value", key)
 
 
 def check_request(body: Any, model_id: str) -> dict[str, Any]:
-    """The parts of a request we refuse before any work."""
+    """The parts of a request we refuse before any work, as OpenAI would refuse them."""
     if not isinstance(body, dict):
         raise WireError(400, "the body must be a JSON object", "invalid_body")
-    if body.get("stream"):
-        raise WireError(400, "stream=true is not supported", "unsupported_parameter", "stream")
-    if body.get("model") != model_id:
+    if not isinstance(body.get("model"), str):
+        raise WireError(400, "model is required (a string)", "missing_required_parameter", "model")
+    if body["model"] != model_id:
         raise WireError(404, f"the model {body.get('model')!r} does not exist; use {model_id!r}",
                         "model_not_found", "model")  # fmt: skip
-    n = 1 if body.get("n") is None else body["n"]
-    if not isinstance(n, int) or not 1 <= n <= 16:
-        raise WireError(400, "n must be an integer in 1..16", "invalid_value", "n")
-    top = body.get("top_logprobs")
-    if top is not None and (not isinstance(top, int) or not 0 <= top <= 20):
-        raise WireError(400, "top_logprobs must be in 0..20", "invalid_value", "top_logprobs")
+    if "messages" not in body:
+        raise WireError(400, "messages is required", "missing_required_parameter", "messages")
+    for key in ("stream", "logprobs"):
+        if body.get(key) is not None and not isinstance(body[key], bool):
+            raise WireError(400, f"{key} must be a boolean", "invalid_type", key)
+    _check_int(body, "n", 1, 16)
+    _check_int(body, "top_logprobs", 0, 20)
+    _check_int(body, "max_tokens", 1, 1_000_000)
+    _check_int(body, "max_completion_tokens", 1, 1_000_000)
+    for key in ("temperature", "top_p"):
+        value = body.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise WireError(400, f"{key} must be a number", "invalid_type", key)
+    for key in ("response_format", "stream_options"):
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            raise WireError(400, f"{key} must be an object", "invalid_type", key)
     return body
 
 
-def usage(text: str, choices: list[dict[str, Any]]) -> dict[str, int]:
-    """Rough token counts (4 characters a token, 85 per image as OpenAI's low detail)."""
-    prompt = len(text) // 4 + 85
-    completion = sum(len(c["message"]["content"]) // 4 + 1 for c in choices)
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}  # fmt: skip
+def completion(
+    report: Report, body: dict[str, Any], conv: Conversation, model_id: str, fingerprint: str,
+    completion_id: str, created: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The whole chat.completion object (a stream sends the same answer in chunks)."""
+    mode = answer_mode(body, conv.question)
+    one = choice(report, mode, body, conv)
+    choices = [{**one, "index": i} for i in range(int(body.get("n") or 1))]
+    completion_tokens = sum(tokens.count(c["message"]["content"]) for c in choices)
+    return {
+        "id": completion_id, "object": "chat.completion", "created": created,
+        "model": model_id, "system_fingerprint": fingerprint, "choices": choices,
+        "usage": {"prompt_tokens": conv.prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": conv.prompt_tokens + completion_tokens},
+        "forenscope_notes": conv.notes,
+        "forenscope_report": report.model_dump(mode="json"),
+    }  # fmt: skip

@@ -24,8 +24,10 @@ def serve_openai_cmd(
 ) -> None:  # fmt: skip
     """Serve Forenscope as an OpenAI-compatible vision model (/v1/chat/completions, /v1/models).
 
-    Send an image as a base64 data URL; the answer is the verdict and explanation, "Yes"/"No"
-    with log-probs for yes/no questions, or JSON with a response_format. Every response also
+    Send an image as a base64 data URL; the answer is the verdict and explanation (or, for a
+    follow-up question in a later turn, where, why, how it was made or how sure), "Yes"/"No" with
+    log-probs for yes/no questions, or JSON with a response_format. stream=true sends OpenAI
+    chunks; max_tokens cuts the answer. One image is judged per request. Every response also
     carries the full report in `forenscope_report`. The token comes from FORENSCOPE_TOKEN.
     """
     from ..service.launch import service_extra_required, token_from_env
