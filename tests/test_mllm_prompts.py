@@ -1,8 +1,10 @@
-"""The prompt library is pinned: any change to a rendered text must come with a new version."""
+"""The prompt library is pinned (any change to a rendered text must come with a new version), and
+it is data: the shipped TOML set, users' own files, their validation and the CLI."""
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -55,7 +57,7 @@ def test_variant4_golden_text() -> None:
 
 
 def test_unknown_variant_is_rejected() -> None:
-    with pytest.raises(ValueError, match="1..5"):
+    with pytest.raises(ValueError, match="one of 1, 2, 3, 4, 5"):
         stage1_prompt(6)
 
 
@@ -81,3 +83,158 @@ def test_response_format_schema_names_every_field() -> None:
     assert rf["type"] == "json_schema"
     assert set(schema["properties"]) == set(Stage2Answer.model_fields)
     assert {"location", "forged_content", "scope"} <= set(schema["required"])
+
+
+# -- prompt sets as data (issue 12) ------------------------------------------------------------
+MY_PROMPTS = """
+format = 1
+name = "my-prompts"
+version = "3"
+
+[stage1]
+question = "Was this picture edited or generated? yes or no"
+
+[stage1.variants.4]
+version = "mine-p4-v3"
+profile = "You are a photo desk editor."
+style = "One word."
+"""
+MY_SYSTEM = "# Profile\nYou are a photo desk editor.\n# Style\nOne word."
+
+
+def test_the_shipped_set_is_a_file_and_named_honestly() -> None:
+    from forenscope.mllm.prompts import default_prompts, shipped_text
+
+    shipped = default_prompts()
+    assert shipped.name == "forenscope-five-principles"
+    assert sorted(shipped.variants) == [1, 2, 3, 4, 5]
+    assert shipped.source.endswith("prompt_sets/five-principles-v1.toml") and shipped.sha256
+    assert "not the paper's Figure 4" in shipped.description
+    assert "reconstructions, not the paper's texts" in " ".join(shipped_text().split())
+    assert shipped.stage1(4) == stage1_prompt(4)  # the module functions read the same file
+
+
+def test_a_users_prompt_file_is_loaded_and_rendered(tmp_path: Path) -> None:
+    from forenscope.mllm.prompts import PromptSet
+
+    path = tmp_path / "mine.toml"
+    path.write_text(MY_PROMPTS)
+    mine = PromptSet.load(path)
+    tpl = mine.stage1(4)
+    assert tpl.version == "mine-p4-v3"
+    assert tpl.user == "Was this picture edited or generated? yes or no"
+    assert tpl.system == MY_SYSTEM
+    assert mine.stage2().version == "s2-v1" and mine.notes == [
+        "stage 2 from the shipped set (five-principles-v1.toml)"
+    ]
+    with pytest.raises(ValueError, match="one of 4 in my-prompts"):
+        mine.stage1(2)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("profile =", "profle ="), "unknown keys \\['profle'\\]"),
+        (("format = 1", "format = 2"), "format: must be 1"),
+        (('version = "mine-p4-v3"', 'version = ""'), "version: must be a non-empty string"),
+        (("[stage1.variants.4]", "[stage1.variants.x]"), "variant names are numbers"),
+        (("[stage1]", "[stage1]\nextra = 1"), "unknown keys \\['extra'\\]"),
+        (("name =", "nom ="), "top level: unknown keys"),
+    ],
+)
+def test_bad_prompt_files_are_refused_with_the_reason(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    from forenscope.errors import ConfigError
+    from forenscope.mllm.prompts import PromptSet
+
+    path = tmp_path / "bad.toml"
+    path.write_text(MY_PROMPTS.replace(*change))
+    with pytest.raises(ConfigError, match=message):
+        PromptSet.load(path)
+
+
+def test_stage2_question_must_show_the_answer_shape(tmp_path: Path) -> None:
+    from forenscope.errors import ConfigError
+    from forenscope.mllm.prompts import PromptSet
+
+    stage2 = '\n[stage2]\nversion = "s2-mine"\nquestion = "JSON please"\nevidence_intro = "E:"\n'
+    path = tmp_path / "s2.toml"
+    path.write_text(MY_PROMPTS + stage2)
+    with pytest.raises(ConfigError, match="skeleton"):
+        PromptSet.load(path)
+    path.write_text(MY_PROMPTS + stage2.replace("JSON please", "JSON:\\n{skeleton}"))
+    tpl = PromptSet.load(path).stage2(["ELA hotspot"])
+    assert tpl.version == "s2-mine" and '"forged_content"' in tpl.user
+    assert tpl.user.endswith("E:[E1] ELA hotspot")
+    good = stage2.replace("JSON please", "JSON:\\n{skeleton}")
+    path.write_text(MY_PROMPTS + good.replace("s2-mine", "mine-p4-v3"))
+    with pytest.raises(ConfigError, match="its own version"):
+        PromptSet.load(path)
+
+
+def test_the_engine_sends_the_configs_prompt_file(tmp_path: Path) -> None:
+    import asyncio
+    import json
+
+    import httpx
+    import numpy as np
+
+    from forenscope.mllm.config import LLMConfig
+    from forenscope.mllm.runner import MLLMEngine
+
+    path = tmp_path / "mine.toml"
+    path.write_text(MY_PROMPTS)
+    sent: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        answer = {"index": 0, "message": {"role": "assistant", "content": "yes"}}
+        return httpx.Response(200, json={"choices": [answer], "usage": {}})
+
+    config = LLMConfig(base_url="http://llm.invalid/v1", model="m", cache=False,
+                       pipeline={"prompts": str(path), "n": 1})  # type: ignore[arg-type]  # fmt: skip
+
+    async def main() -> object:
+        async with MLLMEngine(config, transport=httpx.MockTransport(handler)) as eng:
+            return await eng.adetect(np.zeros((8, 8, 3), np.uint8))
+
+    res = asyncio.run(main())
+    assert res.prompt_version == "mine-p4-v3"  # type: ignore[attr-defined]
+    messages = sent[0]["messages"]
+    assert messages[0] == {"role": "system", "content": MY_SYSTEM}  # type: ignore[index]
+
+
+def test_llm_prompts_command_prints_and_checks(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from forenscope.mllm.cli import llm_cli
+    from forenscope.mllm.prompts import PromptSet, default_prompts
+
+    shown = CliRunner().invoke(llm_cli, ["prompts"])
+    assert shown.exit_code == 0
+    copy = tmp_path / "copy.toml"
+    copy.write_text(shown.output)
+    assert PromptSet.load(copy).stage1(5) == default_prompts().stage1(5)  # a faithful start
+    (tmp_path / "mine.toml").write_text(MY_PROMPTS)
+    checked = CliRunner().invoke(llm_cli, ["prompts", "--check", str(tmp_path / "mine.toml")])
+    assert checked.exit_code == 0 and "variant 4 (mine-p4-v3" in checked.output
+    (tmp_path / "bad.toml").write_text(MY_PROMPTS.replace("profile", "profle"))
+    bad = CliRunner().invoke(llm_cli, ["prompts", "--check", str(tmp_path / "bad.toml")])
+    assert bad.exit_code == 1 and "profle" in bad.output
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pyproject.toml's package-data must list 'mllm/prompt_sets/*.toml' for wheels to "
+    "carry the shipped prompts (a line outside this session's files)",
+)
+def test_the_prompt_file_is_packaged() -> None:
+    import fnmatch
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    data = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = data["tool"]["setuptools"]["package-data"]["forenscope"]
+    assert any(fnmatch.fnmatch("mllm/prompt_sets/five-principles-v1.toml", p) for p in patterns)

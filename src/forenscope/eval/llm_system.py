@@ -126,11 +126,12 @@ def describe_llm(config_path: str, settings: LLMSettings) -> dict[str, Any]:
     """The system block of the run record: endpoint, prompt, and the protocol that ran, with the
     scoring rule in words and where each knob came from (the config or an override)."""
     from ..mllm.config import SCORING_RULES, load_config, planned_scoring
-    from ..mllm.prompts import stage1_prompt
+    from ..mllm.prompts import load_prompts
 
     cfg = load_config(config_path)
     proto = settings.resolve(cfg.pipeline)
-    prompt = stage1_prompt(proto.variant)
+    prompts = load_prompts(cfg.pipeline.prompts)
+    prompt = prompts.stage1(proto.variant)
     planned = planned_scoring(proto.scoring, cfg.caps)  # type: ignore[arg-type]
     return {
         "system": "llm",
@@ -140,6 +141,7 @@ def describe_llm(config_path: str, settings: LLMSettings) -> dict[str, Any]:
         "flavor": cfg.flavor,
         "prompt_version": prompt.version,
         "prompt_sha256": prompt.sha256,
+        "prompt_set": prompts.describe(),
         "image_policy": cfg.image_policy.as_params(),
         **proto.knobs(),
         "stage2": settings.stage2,

@@ -84,6 +84,13 @@ detect_options = [
     ),  # fmt: skip
     click.option("--temperature", type=float, default=None, help="sampling" + _FROM_CONFIG),
 ]
+prompts_option = click.option(
+    "--prompts",
+    "prompts",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="prompt-set TOML file (see `forenscope llm prompts`)" + _FROM_CONFIG,
+)
 
 
 def _with_detect_options(f: Any) -> Any:
@@ -108,16 +115,22 @@ def llm_cli() -> None:
     """Ask a multimodal LLM (any OpenAI-compatible endpoint) about images."""
 
 
-def _engine_run(config: str | None, pool: str | None, job: Any) -> Any:
+def _engine_run(config: str | None, pool: str | None, job: Any, prompts: str | None = None) -> Any:
+    from ..errors import ConfigError
     from .examples import ExamplePool
+    from .prompts import load_prompts
     from .runner import MLLMEngine
 
     cfg = _load(config)
     pool = pool or cfg.pipeline.pool
     ex_pool = ExamplePool.load(pool) if pool else None
+    try:
+        prompt_set = load_prompts(prompts or cfg.pipeline.prompts)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
     async def main() -> Any:
-        async with MLLMEngine(cfg, pool=ex_pool) as eng:
+        async with MLLMEngine(cfg, pool=ex_pool, prompts=prompt_set) as eng:
             result = await job(eng)
             return result, eng.usage
 
@@ -128,9 +141,15 @@ def _engine_run(config: str | None, pool: str | None, job: Any) -> Any:
 @_IMAGE_ARGS
 @config_option
 @_with_detect_options
+@prompts_option
 @click.option("--out", type=click.Path(), default=None, help="JSON-lines file (default stdout)")
 def detect_cmd(
-    paths: tuple[str, ...], config: str | None, pool: str | None, out: str | None, **opts: Any
+    paths: tuple[str, ...],
+    config: str | None,
+    pool: str | None,
+    prompts: str | None,
+    out: str | None,
+    **opts: Any,
 ) -> None:
     """Stage 1: probability that each image is AI-generated or tampered."""
     files = _expand(paths)
@@ -138,7 +157,7 @@ def detect_cmd(
     async def job(eng: Any) -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(_safe(p, eng.adetect(p, **opts)) for p in files)))
 
-    rows, usage = _engine_run(config, pool, job)
+    rows, usage = _engine_run(config, pool, job, prompts)
     _emit(rows, out)
     click.echo(f"usage: {usage.model_dump_json()}", err=True)
 
@@ -147,9 +166,14 @@ def detect_cmd(
 @_IMAGE_ARGS
 @config_option
 @click.option("--evidence", multiple=True, help="expert evidence text shown to the LLM (repeat)")
+@prompts_option
 @click.option("--out", type=click.Path(), default=None)
 def analyse_cmd(
-    paths: tuple[str, ...], config: str | None, evidence: tuple[str, ...], out: str | None
+    paths: tuple[str, ...],
+    config: str | None,
+    evidence: tuple[str, ...],
+    prompts: str | None,
+    out: str | None,
 ) -> None:
     """Stage 2: where, what, which traces and which method, as a JSON object per image."""
     files = _expand(paths)
@@ -158,7 +182,7 @@ def analyse_cmd(
         calls = (_safe(p, eng.aanalyse(p, evidence=evidence)) for p in files)
         return list(await asyncio.gather(*calls))
 
-    rows, usage = _engine_run(config, None, job)
+    rows, usage = _engine_run(config, None, job, prompts)
     _emit(rows, out)
     click.echo(f"usage: {usage.model_dump_json()}", err=True)
 
@@ -167,6 +191,7 @@ def analyse_cmd(
 @_IMAGE_ARGS
 @config_option
 @_with_detect_options
+@prompts_option
 @click.option("--out-dir", type=click.Path(file_okay=False), required=True)
 @click.option(
     "--stage2-min",
@@ -179,6 +204,7 @@ def run_cmd(
     paths: tuple[str, ...],
     config: str | None,
     pool: str | None,
+    prompts: str | None,
     out_dir: str,
     stage2_min: float,
     **opts: Any,
@@ -190,7 +216,7 @@ def run_cmd(
     async def job(eng: Any) -> list[Any]:
         return list(await eng.arun(files, stage2_min_probability=floor, **opts))
 
-    runs, usage = _engine_run(config, pool, job)
+    runs, usage = _engine_run(config, pool, job, prompts)
     dest = Path(out_dir)
     dest.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
@@ -202,6 +228,32 @@ def run_cmd(
     summary = {"images": len(runs), "stage1": counts, "usage": usage.model_dump()}
     (dest / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     click.echo(json.dumps(summary))
+
+
+@llm_cli.command("prompts")
+@click.option("--check", "check", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="validate this prompt file and print what it renders")  # fmt: skip
+def prompts_cmd(check: str | None) -> None:
+    """Print the shipped prompt set (TOML, a start for your own), or check one of yours."""
+    from ..errors import ConfigError
+    from .prompts import PromptSet, shipped_text
+
+    if check is None:
+        click.echo(shipped_text(), nl=False)
+        return
+    try:
+        prompts = PromptSet.load(check)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    for variant in prompts.variants:
+        tpl = prompts.stage1(variant)
+        click.echo(f"## stage 1, variant {variant} ({tpl.version}, sha256 {tpl.sha256[:12]})")
+        click.echo(f"[system]\n{tpl.system or '(none)'}\n[user]\n{tpl.user}\n")
+    tpl = prompts.stage2(["an example evidence line"])
+    click.echo(f"## stage 2 ({tpl.version}, sha256 {tpl.sha256[:12]})")
+    click.echo(f"[system]\n{tpl.system or '(none)'}\n[user]\n{tpl.user}")
+    for note in prompts.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 @llm_cli.command("fake-server", context_settings={"ignore_unknown_options": True})

@@ -58,6 +58,9 @@ class PipelineOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     variant: int = Field(default=4, ge=1, le=5, description="stage-1 prompt variant")
+    prompts: str | None = Field(
+        default=None, description="a prompt-set TOML file (default: the shipped set)"
+    )
     scoring: Scoring = Field(default="votes", description="; ".join(SCORING_RULES.values()))
     n: int = Field(default=5, ge=1, le=64, description="votes when scoring by votes")
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)

@@ -12,7 +12,6 @@ from ..errors import UnknownExpertError
 from ..types import ErrorInfo, ExpertResult
 from .errors import LLMError
 from .parsing import parse_analysis
-from .prompts import stage2_prompt
 from .request import answer_texts, build_messages, build_request
 from .types import Agreement, Stage1Result, Stage2Result, ToolCall
 
@@ -109,7 +108,7 @@ async def analyse_with_tools(
     done = {r.expert: r for r in results} if results is not None else None
     if done is not None and tools is None:
         tools = list(done)
-    template = stage2_prompt(evidence)
+    template = engine.prompts.stage2(evidence)
     query = encode_image(img_input, config.image_policy)
     messages = build_messages(template, query)
     messages[-1]["content"][0]["text"] += _TOOL_HINT

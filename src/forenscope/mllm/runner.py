@@ -15,7 +15,7 @@ from .errors import LLMError
 from .examples import ExamplePool
 from .image import EncodedImage, ImageLike, encode_image
 from .parsing import parse_analysis, parse_yes_no, schema_problem
-from .prompts import stage1_prompt, stage2_prompt, stage2_response_format
+from .prompts import PromptSet, load_prompts, stage2_response_format
 from .request import answer_texts, build_messages, build_request
 from .scoring import top_tokens, vote_probability, yes_probability
 from .types import ImageRun, Sample, Stage1Result, Stage2Result, Usage
@@ -36,10 +36,12 @@ class MLLMEngine:
         *,
         pool: ExamplePool | None = None,
         client: AsyncLLMClient | None = None,
+        prompts: PromptSet | None = None,
         **client_kwargs: Any,
     ) -> None:
         self.config = config
         self.pool = pool
+        self.prompts = prompts or load_prompts(config.pipeline.prompts)
         self._own_client = client is None
         self.client = client or AsyncLLMClient(config, **client_kwargs)
 
@@ -97,7 +99,7 @@ class MLLMEngine:
         temperature = opts.temperature if temperature is None else temperature
         if isinstance(image, (str, Path)):
             exclude_paths = [image, *exclude_paths]
-        template = stage1_prompt(variant)
+        template = self.prompts.stage1(variant)
         query = encode_image(image, self.config.image_policy)
         examples = self._examples(k, seed, query, exclude_sha256, exclude_paths)
         messages = build_messages(template, query, [(e, a) for e, a, _ in examples])
@@ -245,7 +247,7 @@ class MLLMEngine:
         self, image: ImageLike, *, evidence: Sequence[str] = (), max_tokens: int = 800
     ) -> Stage2Result:
         """Stage 2: the structured analysis, optionally grounded on expert evidence texts."""
-        template = stage2_prompt(evidence)
+        template = self.prompts.stage2(evidence)
         query = encode_image(image, self.config.image_policy)
         rf = stage2_response_format() if self.config.caps.json_schema else None
         body = build_request(
@@ -329,7 +331,9 @@ def _run_sync(config: LLMConfig, job: Callable[[MLLMEngine], Awaitable[T]], **kw
 
 def detect(image: ImageLike, config: LLMConfig, **kwargs: Any) -> Stage1Result:
     """Blocking stage 1 for scripts; engine options (pool, transport, cache) go in kwargs."""
-    eng = {k: kwargs.pop(k) for k in ("pool", "transport", "cache", "audit") if k in kwargs}
+    eng = {
+        k: kwargs.pop(k) for k in ("pool", "prompts", "transport", "cache", "audit") if k in kwargs
+    }
     return _run_sync(config, lambda e: e.adetect(image, **kwargs), **eng)
 
 
@@ -337,5 +341,5 @@ def analyse(
     image: ImageLike, config: LLMConfig, evidence: Sequence[str] = (), **kwargs: Any
 ) -> Stage2Result:
     """Blocking stage 2 for scripts."""
-    eng = {k: kwargs.pop(k) for k in ("transport", "cache", "audit") if k in kwargs}
+    eng = {k: kwargs.pop(k) for k in ("prompts", "transport", "cache", "audit") if k in kwargs}
     return _run_sync(config, lambda e: e.aanalyse(image, evidence=evidence, **kwargs), **eng)
