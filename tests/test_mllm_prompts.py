@@ -224,11 +224,6 @@ def test_llm_prompts_command_prints_and_checks(tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "profle" in bad.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyproject.toml's package-data must list 'mllm/prompt_sets/*.toml' for wheels to "
-    "carry the shipped prompts (a line outside this session's files)",
-)
 def test_the_prompt_file_is_packaged() -> None:
     import fnmatch
 

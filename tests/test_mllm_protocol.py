@@ -73,11 +73,6 @@ def test_an_override_wins_and_is_recorded_as_one(tmp_path: Path, server: FakeSer
         _eval(tmp_path, manifest, cfg, "run", llm=LLMSettings(variant=5))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="eval/cli.py passes its own option defaults (variant 4, n 5, scoring auto, T 1.0) "
-    "as explicit values; it needs default=None on those options (not this session's file)",
-)
 def test_eval_cli_without_options_runs_the_config_pipeline(
     tmp_path: Path, server: FakeServerProcess
 ) -> None:

@@ -71,8 +71,13 @@ def _common(f: Any) -> Any:
         click.option(
             "--pool", type=click.Path(exists=True), default=None, help="k-shot pool (LLM)"
         ),
-        click.option("--scoring", type=click.Choice(["auto", "votes", "logprobs"]), default="auto"),
-        click.option("--temperature", type=float, default=1.0, show_default=True),
+        click.option(
+            "--scoring",
+            type=click.Choice(["auto", "votes", "logprobs"]),
+            default=None,
+            help="LLM scoring (default: the config's pipeline block)",
+        ),
+        click.option("--temperature", type=float, default=None, help="default: the config's"),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -96,13 +101,13 @@ def _config(kw: dict[str, Any], system: str, jobs: int = 1) -> Any:
         raise click.BadParameter(str(exc)) from None
     if kw["restart"] and (kw["out"] / "journal.jsonl").exists():
         (kw["out"] / "journal.jsonl").unlink()
+    # Unset knobs stay None: the LLM config's `pipeline:` block decides them.
     llm = LLMSettings(
-        kw.get("variant", 4),
-        kw.get("k", 0),
-        kw.get("n", 5),
-        kw["seed"],
-        kw["scoring"],
-        kw["temperature"],
+        variant=kw.get("variant"),
+        k=kw.get("k"),
+        n=kw.get("n"),
+        scoring=kw["scoring"],
+        temperature=kw["temperature"],
     )
     return EvalConfig(
         kw["dataset"],
@@ -148,9 +153,9 @@ def _bar(desc: str) -> Callable[[int], Callable[[int], None]]:
     help="analysis | <expert> | format-only | noop | llm:<config file>",
 )
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True)
-@click.option("--variant", type=click.IntRange(1, 5), default=4, show_default=True)
-@click.option("--k", "k", type=click.IntRange(0, 16), default=0, show_default=True)
-@click.option("--n", "n", type=click.IntRange(1, 64), default=5, show_default=True)
+@click.option("--variant", type=click.IntRange(1, 5), default=None, help="default: the config's")
+@click.option("--k", "k", type=click.IntRange(0, 16), default=None, help="default: the config's")
+@click.option("--n", "n", type=click.IntRange(1, 64), default=None, help="default: the config's")
 @click.option("--stage2", is_flag=True, help="LLM: also score stage-2 explanations on forgeries")
 @click.option(
     "--engine",
