@@ -8,9 +8,10 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .config import AnalysisConfig
 from .experts import expert_classes, get_expert, list_experts
 from .explain import explain
 from .fusion.localize import localize
@@ -88,6 +89,7 @@ def analyze_image(
     timings["faces_s"] = time.perf_counter() - t
 
     report = Report(
+        analysis_config=analysis_config(results, threshold),
         forenscope_version=__version__,
         image=image_info(image),
         verdict=fused.verdict,
@@ -109,6 +111,16 @@ def analyze_image(
     timings["total_s"] = time.perf_counter() - start
     report.timings = timings
     return report
+
+
+def analysis_config(results: list[ExpertResult], threshold: float) -> dict[str, Any]:
+    """What decided this result (forenscope.config), plus the experts that ran and the map
+    threshold: a resumed batch compares it to tell a stale report from a current one."""
+    return {
+        **AnalysisConfig.current().record(),
+        "experts": {r.expert: r.version for r in results},
+        "threshold": threshold,
+    }
 
 
 def _faces(

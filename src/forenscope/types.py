@@ -22,7 +22,8 @@ from .faces.types import FaceReport as FaceReport
 from .mllm.types import LLMAssessment as LLMAssessment
 
 SCHEMA_VERSION = "2.0"
-"""2.0: `Verdict.label` may be "inconclusive"; `Verdict.leaning` and `Verdict.conflicts` added."""
+"""2.0: `Verdict.label` may be "inconclusive"; `Verdict.leaning`, `Verdict.conflicts` and
+`Report.analysis_config` added."""
 
 Target = Literal["ai_generated", "tampered", "both"]
 """What an expert's score is evidence of."""
@@ -173,6 +174,11 @@ class Report(_Model):
     llm: LLMAssessment | None = Field(
         default=None,
         description="the optional MLLM stages, compared with the experts (None = offline run)",
+    )
+    analysis_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the settings that decided this result: fusion and map modes, CLIP heads, "
+        "experts and their versions, threshold, weights fingerprints (forenscope.config)",
     )
 
 

@@ -42,21 +42,20 @@ Rules, in order:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
 import numpy as np
 
+from ..config import AnalysisConfig
 from ..types import Attribution, Evidence, ExpertResult, Label, Method, Outcome, Verdict
 from .decision import make_decision
 from .expert_weights import TAMPER_TARGETS, expert_weight
 from .maps import compact_region_dominates, fuse_heatmaps
 from .summary import summarise_all
-from .verdict_model import LABELS, VerdictModel, shipped_model
+from .verdict_model import LABELS, PRIOR, VerdictModel, shipped_model
 
-PRIOR: dict[Label, float] = {"real": 0.5, "ai_generated": 0.25, "tampered": 0.25}
 SCORE_CLIP = 0.02
 # How much "I see nothing" counts against a class, relative to "I see it". Each tamper detector
 # sees one kind of trace, so its silence is weak evidence; generation detectors look at the
@@ -69,8 +68,6 @@ _METHODS: tuple[Method, ...] = ("gan", "diffusion", "other")
 
 HANDSET_DECIDE = 0.6
 """The hand-set pooling is uncalibrated: it decides only well clear of an even split."""
-FUSION_ENV = "FORENSCOPE_FUSION"
-FUSION_MODES = ("fitted", "handset")
 
 
 @dataclass
@@ -87,8 +84,7 @@ class Fused:
 
 def fusion_mode() -> str:
     """`FORENSCOPE_FUSION`: "fitted" (default) or "handset"."""
-    mode = os.environ.get(FUSION_ENV, "fitted")
-    return mode if mode in FUSION_MODES else "fitted"
+    return AnalysisConfig.current().fusion
 
 
 def fitted_model() -> VerdictModel | None:

@@ -28,6 +28,10 @@ import numpy as np
 from ..types import Label
 
 LABELS: tuple[Label, ...] = ("real", "ai_generated", "tampered")
+PRIOR: dict[Label, float] = {"real": 0.5, "ai_generated": 0.25, "tampered": 0.25}
+"""The class mix the verdict assumes: half the images real, the rest split between generated
+and edited. The fit, its calibration and the decision thresholds all refer to it, never to the
+accidental class mix of the training data."""
 MAP_STATS = ("peak", "area", "focus")
 SCORE_CLIP = 0.02
 WEIGHTS_FILE = Path(__file__).parent / "weights" / "verdict.json"

@@ -55,15 +55,36 @@ class Data:
     """Cached rows as arrays: features, truth index, group, variant, and the raw rows."""
 
     def __init__(self, rows: Sequence[dict[str, Any]]) -> None:
-        self.rows = [r for r in rows if "error" not in r]
-        self.errors = len(rows) - len(self.rows)
+        kept = [r for r in rows if "error" not in r]
+        self.errors = len(rows) - len(kept)
+        self.group = np.array([SOURCE_GROUPS.get(r["source"], r["source"]) for r in kept])
+        self.rows = with_out_of_source_clip(kept, self.group)
         self.experts, self.map_experts, self.required = choose_experts(self.rows)
         self.x = np.stack(
             [features(r["experts"], self.experts, self.map_experts) for r in self.rows]
         )
         self.y = np.array([LABELS.index(TRUTH[r["label"]]) for r in self.rows])
-        self.group = np.array([SOURCE_GROUPS.get(r["source"], r["source"]) for r in self.rows])
         self.variant = np.array([r["variant"] for r in self.rows])
+
+
+def with_out_of_source_clip(
+    rows: Sequence[dict[str, Any]], groups: np.ndarray
+) -> list[dict[str, Any]]:
+    """Rows whose clip_detector score is replaced by the out-of-source head's
+    (`verdict_clip.py`); rows without an embedding keep theirs."""
+    from .verdict_clip import out_of_source_scores
+
+    scores = out_of_source_scores(rows, groups)
+    out = []
+    for row, p in zip(rows, scores, strict=True):
+        clip = row["experts"].get("clip_detector")
+        if clip is not None and clip.get("score") is not None and not np.isnan(p):
+            row = {
+                **row,
+                "experts": {**row["experts"], "clip_detector": {**clip, "score": float(p)}},
+            }
+        out.append(row)
+    return out
 
 
 def choose_experts(
@@ -77,7 +98,9 @@ def choose_experts(
     }
     with_map = {n: np.mean([bool(r["experts"].get(n, {}).get("map")) for r in rows]) for n in names}
     experts = tuple(n for n in names if judged[n] >= MIN_JUDGED_SHARE)
-    map_experts = tuple(n for n in experts if with_map[n] >= MAP_SHARE * judged[n])
+    # Maps that most images have: a face expert's map exists only where a face is found, too
+    # rarely to learn its statistics without overfitting them.
+    map_experts = tuple(n for n in experts if with_map[n] >= MAP_SHARE)
     required = tuple(n for n in experts if judged[n] >= REQUIRED_SHARE)
     return experts, map_experts, required
 

@@ -80,11 +80,29 @@ def run_job(job: Job) -> dict[str, Any]:
         results = run_experts(image, job.experts, threads=1)
     except Exception as exc:  # one bad file must not stop the pass
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}
-    return {
+    out: dict[str, Any] = {
         "container": container_features(data),
         "size": [image.width, image.height],
         "experts": summarise_all(results),
     }
+    if job.experts is None or "clip_detector" in job.experts:
+        out["clip_embed"] = clip_embedding(image.rgb)
+    return out
+
+
+def clip_embedding(rgb: Any) -> list[float] | None:
+    """The unit CLIP embedding the clip_detector's heads read (None without the encoder), so
+    the protocol can refit the head without each held-out source (`train/verdict_clip.py`)."""
+    from ..errors import ModelError
+    from ..experts.clip_detector import _load
+    from ..learned.detector import aligned_tensor, unit
+
+    try:
+        model = _load()
+        embeds = model.encoder.encode(aligned_tensor([rgb]), tokens=False).embeds
+    except ModelError:
+        return None
+    return [round(float(v), 5) for v in unit(embeds.astype("float64"))[0]]
 
 
 def read_cache(cache: Path) -> dict[tuple[str, str], dict[str, Any]]:

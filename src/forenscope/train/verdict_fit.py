@@ -1,10 +1,10 @@
 """One fold of the verdict fit: regularisation, temperature and decision thresholds, each chosen
 on grouped out-of-fold predictions inside the training data.
 
-Every step weighs the three classes equally (`class_weights`): the prior of a user's images is
-unknown, and the data has far fewer tampered images than real or generated ones, so fitted
-probabilities, the temperature, ECE and the precision that sets each threshold all refer to
-equal class priors.
+Every step weighs the classes to the verdict's assumed mix (`class_weights`, `PRIOR`: half real,
+a quarter each generated and edited), not to the accidental mix of the data, which has far
+fewer tampered images than real or generated ones. Fitted probabilities, the temperature, ECE
+and the precision that sets each threshold all refer to that prior.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fusion.verdict_model import LABELS
+from ..fusion.verdict_model import LABELS, PRIOR
 
 C_GRID = (0.03, 0.1, 0.3, 1.0)
 INNER_FOLDS = 6
@@ -35,11 +35,13 @@ class Fit:
 
 
 def class_weights(y: np.ndarray) -> np.ndarray:
-    """Per-row weights that give each present class the same total weight."""
+    """Per-row weights that give each present class its share of `PRIOR` (renormalised over
+    the classes present), so the weighted data has the verdict's assumed class mix."""
     counts = np.bincount(y, minlength=3).astype(np.float64)
-    w = np.zeros(3)
+    prior = np.array([PRIOR[c] for c in LABELS])
     present = counts > 0
-    w[present] = len(y) / (present.sum() * counts[present])
+    w = np.zeros(3)
+    w[present] = len(y) * prior[present] / (prior[present].sum() * counts[present])
     return np.asarray(w[y])
 
 
@@ -55,7 +57,7 @@ def _weighted_nll(z: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
 
 
 def fit_lr(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
-    """Class-balanced multinomial L2 logistic regression on standardised features, returned
+    """Prior-weighted multinomial L2 logistic regression on standardised features, returned
     as (coef, intercept) on the raw features. A class absent from `y` gets a very low bias."""
     from sklearn.linear_model import LogisticRegression
 
@@ -106,7 +108,7 @@ def fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
 
 def thresholds_for(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Per class, the lowest threshold at which the verdicts leaning to it and reaching it are
-    right at least `TARGET_PRECISION` of the time (class-balanced); 1.0 when none is."""
+    right at least `TARGET_PRECISION` of the time (weighted to the prior); 1.0 when none is."""
     w = class_weights(y)
     leaning = p.argmax(axis=1)
     top = p.max(axis=1)

@@ -64,7 +64,7 @@ class Results:
             "coverage": float(decided.mean()),
             "balanced_accuracy_decided": float(np.mean(per_class)),
             "recall": recall,
-            "precision_balanced": precision,
+            "precision_prior": precision,
             "ece": weighted_ece(correct, top, w),
             "ece_unweighted": weighted_ece(correct, top, np.ones_like(top)),
             "photoshop_tampered": float(np.mean(pred[edit_decided] == 2))
@@ -85,7 +85,7 @@ class Results:
     def validation(self) -> dict[str, Any]:
         return {
             "protocol": "leave-one-source-out over ../shared/data (CIFAKE excluded), as stored and "
-            "laundered (JPEG q70-90, resize 0.5-1.0); class-balanced",
+            "laundered (JPEG q70-90, resize 0.5-1.0); weighted to the prior",
             "variants": {v: self.variant_figures(v) for v in VARIANTS},
         }
 
@@ -193,7 +193,10 @@ def reliability_table(res: Results, variant: str, bins: int = 10) -> list[str]:
     m = res.mask(variant)
     p, y = res.probs[m], res.data.y[m]
     top, correct, w = p.max(axis=1), p.argmax(axis=1) == y, class_weights(y)
-    out = ["| P(leading class) | n | mean P | share right (class-balanced) |", "|---|---|---|---|"]
+    out = [
+        "| P(leading class) | n | mean P | share right (weighted to the prior) |",
+        "|---|---|---|---|",
+    ]
     idx = np.clip(np.floor(top * bins).astype(int), 0, bins - 1)
     for b in range(bins):
         sel = idx == b
@@ -223,14 +226,14 @@ def render(res: Results, data: Data, command: str = "python -m forenscope.train.
         ("recall tampered (all tampered)", ">= 0.6", lambda f: f["recall"]["tampered"]),
         ("recall ai_generated (all generated)", ">= 0.9", lambda f: f["recall"]["ai_generated"]),
         ("recall real", "", lambda f: f["recall"]["real"]),
-        ("precision real / ai / tampered (class-balanced)", ">= 0.9", lambda f: " / ".join(
-            f"{f['precision_balanced'][c]:.2f}" for c in LABELS)),
+        ("precision real / ai / tampered (weighted to the prior)", ">= 0.9", lambda f: " / ".join(
+            f"{f['precision_prior'][c]:.2f}" for c in LABELS)),
         ("photoshopped forgeries called tampered (decided)", ">= 0.8",
          lambda f: f"{f['photoshop_tampered']:.3f} of {f['photoshop_decided']}"),
         ("false alarms, untouched camera JPEGs", "<= 0.03",
          lambda f: f"{f['camera_false_alarms']:.3f} of {f['camera_n']} (inconclusive "
                    f"{f['camera_inconclusive']:.2f})"),
-        ("ECE (leading class, class-balanced)", "<= 0.05", lambda f: f["ece"]),
+        ("ECE (leading class, weighted to the prior)", "<= 0.05", lambda f: f["ece"]),
         ("AUC P(not real), all", "", lambda f: f["auc_not_real"]),
         ("AUC format-only baseline, all", "", lambda f: f["auc_format_only"]),
     )  # fmt: skip
