@@ -9,15 +9,17 @@ JPEG q95 (the maker's default) and the grid offsets are not multiples of 8.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from forenscope.eval.datasets import load_manifest, load_mask
 from forenscope.eval.metrics import scores_at
 from forenscope.experts import get_expert
-from forenscope.experts.copy_move import shifted
+from forenscope.experts.copy_move import lattice_basis, on_lattice, shifted
 from forenscope.forgeries import (
     Box,
     encode,
@@ -103,6 +105,69 @@ def test_periodic_texture_is_not_a_copy() -> None:
     assert result.details["rejected_candidates"] >= 1
 
 
+def _facade(seed: int, period: tuple[int, int], h: int = 480, w: int = 640) -> np.ndarray:
+    """A facade-like texture: a wall with a grid of windows (each with a mullion cross and its
+    own tone and glass texture), sensor noise; nothing in it is an exact copy."""
+    rng = np.random.default_rng(seed)
+    wall = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 2) * 25
+    img = 150 + 20 * np.sin(np.arange(w) / w * 2.0)[None, :] + wall
+    py, px = period
+    wy, wx = int(py * 0.55), int(px * 0.5)
+    for y in range(20, h - py, py):
+        for x in range(16, w - px, px):
+            glass = ndimage.gaussian_filter(rng.normal(0, 1, (wy, wx)), 1.5) * 20
+            img[y : y + wy, x : x + wx] = 60 + rng.normal(0, 6) + glass
+            img[y + wy // 2, x : x + wx] = 160
+            img[y : y + wy, x + wx // 2] = 160
+    img = img + rng.normal(0, 2, img.shape)
+    rgb = np.clip(img, 0, 255)[..., None] * np.array([1.0, 0.95, 0.85])
+    return np.asarray(np.clip(rgb, 0, 255), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_facade_texture_is_not_a_copy(seed: int) -> None:
+    # copy_move 0.1.0 reported these (score 1.0, shifts of 7-11 window periods): each window
+    # matches the one N periods away as well as its neighbours, so it is texture.
+    rgb = _facade(seed, (56, 40))
+    result = get_expert("copy_move").analyze(load_image(encode(rgb, quality=90)))
+    assert result.score == 0.0
+    assert result.heatmap is not None and float((result.heatmap >= 0.5).mean()) == 0.0
+    assert not [e for e in result.evidence if e.kind == "copy_move.pair"]
+    assert result.details["rejected_candidates"] >= 1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_copy_in_a_photo_with_a_facade_is_found(seed: int) -> None:
+    # The facade's repeats fill the strongest self-similarity peaks; the copy of a natural
+    # patch (below it) must still be verified and described.
+    base = synthetic_photo(seed=seed + 10)
+    base[:260] = _facade(seed, (54, 38))[:260]
+    source, target_xy = Box(60, 300, 120, 110), (420, 340)
+    forgery = make_copy_move(base, source, target_xy, quality=90)
+    result = get_expert("copy_move").analyze(load_image(forgery.data))
+    assert result.score is not None and result.score >= 0.5
+    pair = result.details["pairs"][0]
+    assert tuple(pair["shift_dy_dx"]) in {(40, 360), (-40, -360)}
+    both = forgery.mask.copy()
+    both[source.slices()] = True
+    assert result.heatmap is not None and mask_iou(result.heatmap >= 0.5, both) >= 0.5
+    ev = next(e for e in result.evidence if e.kind == "copy_move.pair")
+    # The sentence shows why it is not texture: the copy matches far better than any repeat.
+    found = re.search(r"median mismatch ([\d.]+) .* texture is ([\d.]+|no match)", ev.summary)
+    assert found, ev.summary
+    assert found[2] == "no match" or float(found[2]) >= 2 * float(found[1])
+
+
+def test_lattice_of_texture_repeats() -> None:
+    peaks = [(0, 38), (54, 0), (0, 76), (54, 38), (108, 0), (0, -114), (54, -38), (0, 152)]
+    basis = lattice_basis(peaks)
+    assert basis is not None
+    assert on_lattice((162, -76), basis) and not on_lattice((40, 360), basis)
+    # A JPEG's blocking repeats every 8 px: that is no texture lattice.
+    grid = [(0, 8), (8, 0), (0, 16), (16, 0), (8, 8), (16, 8), (8, 16), (0, 24)]
+    assert lattice_basis(grid) is None
+
+
 def test_shifted_mask_moves_and_crops() -> None:
     m = np.zeros((10, 10), bool)
     m[1:3, 1:3] = True
@@ -135,3 +200,23 @@ def test_noso_copy_moves_are_found_and_originals_stay_clean(shared_data: Path) -
     assert sum(v >= 0.3 for v in f1) >= 3
     for s in load_manifest(manifest, source="noso", label="real"):
         assert expert.analyze(load_image(s.file)).score == 0.0, s.path
+
+
+# Camera photos of fences, fabric, lace, facades and planks that copy_move 0.1.0 reported as
+# copies (shifts of 32-46 px along the texture's period).
+REPETITIVE_PHOTOS = [
+    "Nokia 3110c (Mobile Phone).jpg",
+    "Sanyo S1.JPG",
+    "Kodak DX6490.jpg",
+    "Nikon E995 (iptc).jpg",
+    "Canon PowerShot A70.jpg",
+]
+
+
+@pytest.mark.data
+def test_repetitive_camera_photos_are_not_copies(shared_data: Path) -> None:
+    expert = get_expert("copy_move")
+    for name in REPETITIVE_PHOTOS:
+        result = expert.analyze(load_image(shared_data / "real/metadata-extractor-images" / name))
+        assert result.score == 0.0, name
+        assert result.details["rejected_candidates"] >= 1, name

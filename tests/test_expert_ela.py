@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -50,6 +52,15 @@ def test_aligned_low_quality_region_on_synthetic_photo(
     assert result.score > untouched.score + 0.3
     hot = next(e for e in result.evidence if e.kind == "ela.hotspot")
     assert hot.bbox is not None and "less error" in hot.summary
+    # The sentence shows the two error levels that differ, and by how much.
+    found = re.search(
+        r"([\d.]+) vs ([\d.]+) grey levels per pixel \(([\d.]+)x, ([+-][\d.]+)", hot.summary
+    )
+    assert found, hot.summary
+    inside, usual, ratio, diff = (float(v) for v in found.groups())
+    assert inside < usual and usual - inside >= 0.5
+    assert ratio == pytest.approx(inside / usual, abs=0.02)
+    assert diff == pytest.approx(inside - usual, abs=0.011)
 
 
 def test_aligned_low_quality_region_on_textured_part_of_photo(photo: np.ndarray) -> None:

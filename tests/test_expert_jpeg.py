@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -97,6 +98,9 @@ def test_aligned_low_quality_region_is_localized(
     assert result.score is not None and result.score >= 0.8
     ghost = next(e for e in result.evidence if e.kind == "jpeg.ghost")
     assert ghost.bbox is not None and abs(int(ghost.summary.split("quality ")[1][:2]) - 55) <= 5
+    found = re.search(r"by ([\d.]+) vs ([\d.]+) for the rest", ghost.summary)
+    assert found, ghost.summary  # the two re-save errors that differ
+    assert float(found[1]) <= 0.5 * float(found[2])
 
 
 @pytest.mark.parametrize("which", ["photo", "synth"])
@@ -200,6 +204,8 @@ def test_uncompressed_patch_in_once_jpeg_png_is_off_the_lattice(
     assert mask_iou(result.heatmap >= 0.5, mask) >= 0.5
     lattice = next(e for e in result.evidence if e.kind == "jpeg.dq_lattice")
     assert lattice.bbox is not None and "quantisation lattice" in lattice.summary
+    found = re.search(r"probability ([\d.]+) there vs ([\d.]+) elsewhere", lattice.summary)
+    assert found and float(found[1]) >= float(found[2]) + 0.3, lattice.summary
 
 
 @pytest.mark.parametrize(("fmt", "first"), [("PNG", 75), ("PNG", 90), ("JPEG", 75)])

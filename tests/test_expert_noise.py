@@ -7,10 +7,12 @@ positions each; an untouched re-saved photo gives a low score and a nearly empty
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from forenscope.eval.datasets import load_manifest
 from forenscope.experts import get_expert
@@ -85,6 +87,51 @@ def test_untouched_images_stay_quiet(name: str) -> None:
     assert result.evidence[0].kind == "noise.model"
 
 
+def _smooth_scene(seed: int, sigma: float = 0.8, h: int = 480, w: int = 640) -> np.ndarray:
+    """Smooth shading and soft blobs with one homogeneous Gaussian noise level everywhere."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    grey = 100 + 60 * np.sin(xx / w * 3.1 + 0.5) * np.cos(yy / h * 2.3)
+    grey += ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 8) * 200
+    rgb = np.stack([grey, grey * 0.9, grey * 0.8], axis=-1) + rng.normal(0, sigma, (h, w, 1))
+    return np.asarray(np.clip(rgb, 0, 255), dtype=np.uint8)
+
+
+REGION = re.compile(
+    r"noise sigma ([\d.]+) grey levels where its brightness and texture predict ([\d.]+)"
+)
+
+
+@pytest.mark.parametrize("quality", [85, 95])
+def test_homogeneous_noise_claims_no_contrast(quality: int) -> None:
+    # noise 0.1.0 scored these 1.0 with "noise sigma about 0.25 vs 0.25 elsewhere": after JPEG
+    # the per-block sigma moves in steps of 0.25 and the model spread collapsed to zero.
+    result = get_expert("noise").analyze(load_image(encode(_smooth_scene(0), quality=quality)))
+    assert result.score is not None and result.score <= 0.5
+    assert not [e for e in result.evidence if e.kind == "noise.inconsistent_region"]
+    assert [e for e in result.evidence if e.kind == "noise.none"]
+    assert result.heatmap is not None and float((result.heatmap >= 0.5).mean()) < 0.01
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_noisier_splice_names_both_levels(seed: int) -> None:
+    img = _smooth_scene(seed)
+    forgery = make_splice(img, img, Box(300, 150, 160, 140), donor_xy=(40, 40))
+    result = get_expert("noise").analyze(load_image(forgery.data))
+    assert result.score is not None and result.score >= 0.5
+    assert result.heatmap is not None and mask_iou(result.heatmap >= 0.5, forgery.mask) >= 0.4
+    region = next(e for e in result.evidence if e.kind == "noise.inconsistent_region")
+    found = REGION.search(region.summary)
+    assert found, region.summary
+    measured, predicted = float(found[1]), float(found[2])
+    assert measured >= 1.5 * predicted and measured - predicted >= 0.5
+    assert region.value == pytest.approx(measured / predicted, rel=0.02)
+    assert region.bbox is not None
+    assert forgery.mask[
+        region.bbox.y + region.bbox.height // 2, region.bbox.x + region.bbox.width // 2
+    ]
+
+
 def test_abstains_on_tiny_and_flat_images() -> None:
     expert = get_expert("noise")
     tiny = expert.analyze(_rgb_input(np.zeros((40, 40, 3), np.uint8)))
@@ -101,3 +148,19 @@ def test_untouched_noso_originals_flag_little(shared_data: Path) -> None:
         result = expert.analyze(load_image(sample.file))
         assert result.heatmap is not None
         assert float((result.heatmap >= 0.5).mean()) < 0.02, sample.path
+
+
+@pytest.mark.data
+@pytest.mark.parametrize(
+    "path",
+    [
+        "real/exif-samples/hdr/canon_hdr_YES.jpg",
+        "real/plasma-workspace-wallpapers/DarkestHour/2560x1600.jpg",
+    ],
+)
+def test_camera_photos_cite_no_non_difference(shared_data: Path, path: str) -> None:
+    # noise 0.1.0 scored these >= 0.8 citing "0.54 vs 0.49" and "0.39 vs 0.25".
+    result = get_expert("noise").analyze(load_image(shared_data / path))
+    assert result.score is not None and result.score <= 0.5
+    for region in (e for e in result.evidence if e.kind == "noise.inconsistent_region"):
+        assert region.value is not None and float(region.value) >= 1.5, region.summary

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from forenscope.eval.datasets import load_manifest, load_mask
 from forenscope.eval.metrics import scores_at
@@ -144,7 +145,65 @@ def test_columbia_splices_are_partly_localised(shared_data: Path) -> None:
 
 def test_whole_image_enlargement_is_not_a_local_anomaly() -> None:
     # The local map compares blocks with the image's median block: when every block carries
-    # the same interpolation peak there is no local anomaly (the global part may still see it).
+    # the same interpolation peak there is no local anomaly; the resize is named as context.
     up = np.asarray(Image.fromarray(synthetic_photo(300, 400)).resize((640, 480), Image.BILINEAR))
     result = get_expert("spectrum").analyze(load_image(encode(up, "PNG")))
     assert result.heatmap is not None and float((result.heatmap >= 0.5).mean()) < 0.05
+    resized = [e for e in result.evidence if e.kind == "spectrum.global_resampling"]
+    assert resized and "x1.56" in resized[0].summary  # x1.6, at the 1/64 bin resolution
+
+
+def _resized(rgb: np.ndarray, factor: float, resample: Image.Resampling) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    size = (round(w * factor), round(h * factor))
+    return np.asarray(Image.fromarray(rgb).resize(size, resample))
+
+
+def _mostly_smooth(seed: int) -> np.ndarray:
+    """A synthetic photo whose left 70% is blurred (sky, bokeh): only the right part has the
+    pixel detail that shows an interpolation trace, so a whole-image resize looks local there."""
+    rgb = synthetic_photo(300, 400, seed=seed).astype(np.float32)
+    out = rgb.copy()
+    out[:, :280] = ndimage.gaussian_filter(rgb, (6, 6, 0))[:, :280]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+# Both were called tampered by spectrum 0.1.0 (score 0.74 and 0.71): the resampling peak was
+# strongest where the image has detail, and the median block (smooth) lacked it.
+WHOLE_RESIZES = {
+    "shipped-x1.6-jpeg": (lambda: example_photo(), 1.6, Image.Resampling.BILINEAR, "JPEG"),
+    "mostly-smooth-x1.5-png": (lambda: _mostly_smooth(0), 1.5, Image.Resampling.BICUBIC, "PNG"),
+}
+
+
+@pytest.mark.parametrize("case", list(WHOLE_RESIZES))
+def test_photo_resized_as_a_whole_is_context_not_tampering(case: str) -> None:
+    make, factor, resample, fmt = WHOLE_RESIZES[case]
+    data = encode(_resized(make(), factor, resample), fmt, quality=90)
+    result = get_expert("spectrum").analyze(load_image(data))
+    assert result.score is not None and result.score <= 0.5
+    assert result.details["local_resampling"] < 0.5
+    assert result.heatmap is not None and float((result.heatmap >= 0.5).mean()) < 0.01
+    assert not [e for e in result.evidence if e.kind == "spectrum.resampled_region"]
+    resized = [e for e in result.evidence if e.kind == "spectrum.global_resampling"]
+    assert resized and resized[0].bbox is None
+    assert "not evidence of tampering" in resized[0].summary
+    assert result.details["whole_image_resampling"] == resized[0].value
+
+
+def test_local_region_in_a_photo_resized_as_a_whole_is_still_found() -> None:
+    # A web photo (enlarged x1.25 as a whole) in which one region was enlarged x1.6 more:
+    # the region is tamper evidence, the whole-image resize is context.
+    base = _resized(synthetic_photo(400, 533, seed=2), 1.25, Image.Resampling.BICUBIC)
+    h, w = base.shape[:2]
+    forgery = make_resampled_region(base, Box(w // 2 - 100, h // 2 - 80, 200, 160))
+    result = get_expert("spectrum").analyze(load_image(forgery.data))
+    assert result.score is not None and result.score > 0.5
+    assert result.heatmap is not None and mask_iou(result.heatmap >= 0.5, forgery.mask) >= 0.3
+    local = [e for e in result.evidence if e.kind == "spectrum.resampled_region"]
+    assert local and local[0].bbox is not None
+    b = local[0].bbox
+    assert forgery.mask[b.y + b.height // 2, b.x + b.width // 2]
+    assert "x1.6" in local[0].summary and " vs " in local[0].summary  # both peak strengths
+    resized = [e for e in result.evidence if e.kind == "spectrum.global_resampling"]
+    assert resized and "x1.25" in resized[0].summary

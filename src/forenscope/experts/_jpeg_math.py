@@ -133,6 +133,17 @@ def grid_phase(gray: np.ndarray) -> tuple[tuple[int, int], float]:
     return (dy, dx), float(min(sc, sr))
 
 
+def period8_strength(gray: np.ndarray) -> float:
+    """`grid_phase`'s strength, counting only blocking with period 8 itself: the peak must also
+    stand above the phase 4 px away, which a period-4 pattern (a x4 upsampler) matches."""
+    out = np.inf
+    for p in grid_profile(gray):
+        k = int(np.argmax(p))
+        rest = max(float(np.median(np.delete(p, k))), float(p[(k + 4) % 8]), 1e-9)
+        out = min(out, float(p[k]) / rest - 1)
+    return float(out)
+
+
 def recompress(img: np.ndarray, quality: int, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Encode and decode with libjpeg at `quality` on the grid starting at `phase`; float32.
 

@@ -26,6 +26,7 @@ ERR_EPS = 0.3  # grey levels added before the log, so flat blocks do not dominat
 MAD_FLOOR = 0.15  # in log units: a bin of identical blocks must not give infinite z
 Z_HOT = 2.0  # |z| at which the heat map reaches 0.5
 MIN_ERROR_DIFF = 0.5  # grey levels a block's error must differ from its texture bin's median
+MIN_ERROR_RATIO = 1.25  # and by this factor (either way): a visible contrast, not 5.0 vs 5.6
 
 
 def texture_normalised_z(error: np.ndarray, texture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +93,7 @@ def score_area(z: np.ndarray, area: np.ndarray) -> float:
 class ElaExpert(Expert):
     spec = ExpertSpec(
         name="ela",
-        version="0.1.0",
+        version="0.1.1",
         kind="signal",
         targets="tampered",
         description=f"Error level analysis: re-save at JPEG quality {RESAVE_QUALITY}, compare "
@@ -118,16 +119,21 @@ class ElaExpert(Expert):
             )
         ]
         found = largest_hot_area(z)
+        inside = float(np.mean(eb[found[0]])) if found else 0.0
+        usual = float(np.mean(typical[found[0]])) if found else 0.0
+        diff, ratio = inside - usual, (inside + ERR_EPS) / (usual + ERR_EPS)
         # In flat areas every error is tiny and a fraction of a grey level makes a large z:
-        # a difference nobody could see on the ELA image is not reported.
-        diff = float(np.mean(eb[found[0]] - typical[found[0]])) if found else 0.0
-        if found is None or abs(diff) < MIN_ERROR_DIFF:
+        # a difference nobody could see on the ELA image is not reported, nor is one that is
+        # small against the error equally textured areas have anyway.
+        if found is None or abs(diff) < MIN_ERROR_DIFF or max(ratio, 1 / ratio) < MIN_ERROR_RATIO:
             text = (
-                "no area re-saves differently (by at least "
-                f"{MIN_ERROR_DIFF} grey levels) from equally textured areas elsewhere"
+                f"no area re-saves differently (by at least {MIN_ERROR_DIFF} grey levels and "
+                f"{MIN_ERROR_RATIO:g}x) from equally textured areas elsewhere"
             )
             evidence.append(Evidence(kind="ela.hotspot", summary=text, value=0.0))
-            details = {"hot_blocks": 0, "largest_area_error_difference": diff}
+            details: dict[str, object] = {"hot_blocks": 0}
+            if found is not None:
+                details |= {"largest_area_error": inside, "largest_area_typical_error": usual}
             return self.result(0.0, evidence=evidence, heatmap=heat, details=details)
         area, mean_z = found
         rows, cols = np.nonzero(area)
@@ -136,13 +142,20 @@ class ElaExpert(Expert):
         evidence.append(
             Evidence(
                 kind="ela.hotspot",
-                summary=f"area x={x}..{x + w}, y={y}..{y + h} re-saves with "
-                f"{'more' if mean_z > 0 else 'less'} error than equally textured areas "
-                f"elsewhere ({diff:+.2f} grey levels per pixel, mean z {mean_z:+.1f} over "
+                summary=f"area x={x}..{x + w - 1}, y={y}..{y + h - 1} re-saves with "
+                f"{'more' if diff > 0 else 'less'} error than equally textured areas elsewhere: "
+                f"{inside:.2f} vs {usual:.2f} grey levels per pixel "
+                f"({inside / max(usual, 1e-3):.2f}x, {diff:+.2f}; mean z {mean_z:+.1f} over "
                 f"{int(area.sum())} blocks of 8x8)",
                 value=round(mean_z, 2),
                 bbox=BBox(x=x, y=y, width=w, height=h),
             )
         )
-        details = {"hot_blocks": int(area.sum()), "hot_mean_z": mean_z, "hot_error_diff": diff}
+        details = {
+            "hot_blocks": int(area.sum()),
+            "hot_mean_z": mean_z,
+            "hot_error": inside,
+            "hot_typical_error": usual,
+            "hot_error_diff": diff,
+        }
         return self.result(score_area(z, area), evidence=evidence, heatmap=heat, details=details)

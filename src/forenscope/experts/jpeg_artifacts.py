@@ -101,18 +101,22 @@ def aligned_ghost(gray: np.ndarray, phase: tuple[int, int], q_final: int | None)
     gate = float(np.clip((contrast - 0.25) / 0.2, 0.0, 1.0))
     hot = m >= 0.5
     i1 = qualities.index(q1)
-    ratio = (
-        float(np.median(err[i1][hot]) / max(np.median(err[i1][~hot & informative]), 1e-6))
-        if hot.any() and (~hot & informative).any()
-        else 1.0
-    )
+    inside = float(np.median(err[i1][hot])) if hot.any() else 0.0
+    rest = float(np.median(err[i1][~hot & informative])) if (~hot & informative).any() else 0.0
+    ratio = inside / max(rest, 1e-6) if hot.any() and (~hot & informative).any() else 1.0
     # A real ghost re-saves with much less error than the rest at q1; otherwise the dip is
     # only the normalisation of a block that is hard to compress at every quality.
     gate *= float(ratio < GHOST_MAX_ERROR_RATIO)
     return _MapPart(
         m * gate,
         float(np.clip((contrast - 0.25) / 0.4, 0.0, 1.0)) * gate,
-        {"ghost_quality": q1, "ghost_contrast": round(contrast, 3), "ghost_error_ratio": ratio},
+        {
+            "ghost_quality": q1,
+            "ghost_contrast": round(contrast, 3),
+            "ghost_error_ratio": ratio,
+            "ghost_error_inside": round(inside, 3),
+            "ghost_error_rest": round(rest, 3),
+        },
     )
 
 
@@ -251,7 +255,14 @@ def dq_map(
         return _MapPart(np.zeros_like(llr), 0.0, detail), phase
     m = 1.0 / (1.0 + np.exp(-(jm.smooth_blocks(llr) - DQ_BIAS)))
     contrast = float(np.percentile(m, 97) - np.median(m))
-    detail |= {"dq_steps": ",".join(map(str, periods)), "dq_contrast": round(contrast, 3)}
+    hot = m >= 0.5
+    detail |= {
+        "dq_steps": ",".join(map(str, periods)),
+        "dq_contrast": round(contrast, 3),
+        # The numbers behind the contrast: how off-lattice the flagged blocks are vs the rest.
+        "dq_inside": round(float(m[hot].mean()), 3) if hot.any() else 0.0,
+        "dq_elsewhere": round(float(np.median(m[~hot])), 3) if (~hot).any() else 0.0,
+    }
     gate = float(np.clip((contrast - 0.3) / 0.2, 0.0, 1.0))
     return _MapPart(m * gate, float(np.clip((contrast - 0.3) / 0.4, 0.0, 1.0)), detail), phase
 
@@ -291,7 +302,7 @@ def _grid_evidence(phase: tuple[int, int], strength: float, is_jpeg: bool) -> Ev
 class JpegArtifactsExpert(Expert):
     spec = ExpertSpec(
         name="jpeg_artifacts",
-        version="0.1.0",
+        version="0.1.1",
         kind="signal",
         targets="tampered",
         description="JPEG quality from the tables, 8x8 grid alignment, and a block map of "
@@ -372,9 +383,10 @@ def _part_evidence(kind: str, part: _MapPart, heat: np.ndarray) -> Evidence | No
     if kind == "jpeg.ghost":
         q1, ratio = d["ghost_quality"], float(d["ghost_error_ratio"])
         text = (
-            f"JPEG ghost: re-saving at quality {q1} changes the {where} "
-            f"{1 / max(ratio, 1e-6):.1f}x less than the rest; it was saved earlier at about "
-            f"quality {q1}"
+            f"JPEG ghost: re-saving at quality {q1} changes the {where} by "
+            f"{float(d['ghost_error_inside']):.2f} vs {float(d['ghost_error_rest']):.2f} for the "
+            f"rest (variance of the change, grey levels^2; {1 / max(ratio, 1e-6):.1f}x less); it "
+            f"was saved earlier at about quality {q1}"
         )
     elif kind == "jpeg.second_grid":
         r, c, ratio = (
@@ -392,8 +404,9 @@ def _part_evidence(kind: str, part: _MapPart, heat: np.ndarray) -> Evidence | No
         text = (
             f"the DCT coefficients of the {where} are off the quantisation lattice (steps "
             f"{d['dq_steps']} {d['dq_units']} in the lowest frequencies) that the rest of the "
-            "image follows: "
-            "it did not go through the same JPEG compression"
+            f"image follows (off-lattice probability {float(d['dq_inside']):.2f} there vs "
+            f"{float(d['dq_elsewhere']):.2f} elsewhere): it did not go through the same JPEG "
+            "compression"
         )
     bbox = BBox(x=box[0], y=box[1], width=box[2], height=box[3])
     return Evidence(kind=kind, summary=text, value=round(part.strength, 3), bbox=bbox)

@@ -5,10 +5,14 @@ texture a block holds. A pasted region from another source brings its own noise.
 noise per 16 px block as the MAD of a second-order (Immerkaer 1996) residual, predict it from the
 block's brightness and from the same residual on the 4x4-averaged image (image texture survives
 the averaging, white noise drops 4x), and map blocks with more noise than predicted. Clipped
-(saturated or black) blocks carry no noise and are skipped.
+(saturated or black) blocks carry no noise and are skipped. The z-score counts each block's own
+measurement error (sampling and the 1/6-grey-level steps of integer pixels), and an area is
+reported only when its sigma visibly exceeds the predicted one (ratio and difference).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -33,6 +37,13 @@ BLOCK = 16
 _KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) / 6.0
 Z_LO, Z_HI = 3.0, 6.0  # heatmap 0..1 over this smoothed-z range; 0.5 at z = 4.5
 MIN_BLOCKS = 48  # fewer valid blocks cannot give a stable image-wide noise model
+# A region is reported (and scores) only with a contrast a person can check in the numbers:
+# its sigma at least 1.5x and 0.5 grey levels above the predicted one. A z-score alone can come
+# from a tiny model spread (0.25 vs 0.25 on a smooth JPEG).
+MIN_RATIO = 1.5
+MIN_DIFF = 0.5
+MIN_REGION_BLOCKS = 4  # a described region covers at least 4 blocks (1024 px)
+QUANT_STEP = MAD_TO_SIGMA / 6.0  # sigma step of integer pixels through the kernel (0.247)
 
 
 def residual_sigma(gray: np.ndarray, size: int) -> np.ndarray:
@@ -45,9 +56,12 @@ def block_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
     """Noise sigma at full and quarter resolution, brightness and clipping share per block."""
     g = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     fine = residual_sigma(g, BLOCK)
+    # White noise of sigma s leaves about s/4 at the coarse level; what is left is texture. So
+    # a noisy pasted patch on a smooth scene is not mistaken for a textured one.
+    coarse = coarse_sigma(g, fine.shape)
     return {
         "fine": fine,
-        "coarse": coarse_sigma(g, fine.shape),
+        "coarse": np.sqrt(np.maximum(coarse**2 - (fine / 4) ** 2, 0.0)),
         "mean": blocks(g, BLOCK).mean(axis=2) / 255.0,
         "clipped": blocks(
             ((rgb.max(axis=2) >= 250) | (rgb.min(axis=2) <= 3)).astype(np.float32), BLOCK
@@ -71,8 +85,9 @@ def coarse_sigma(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(r[np.ix_(cy, cx)] * 1.2533, dtype=np.float64)  # mean |N(0, s)| = 0.798 s
 
 
-def noise_zmap(f: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
-    """Robust z of log(noise) against a brightness + texture model; returns z, valid, model MAD."""
+def noise_zmap(f: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """Robust z of log(noise) against a brightness + texture model; returns z, valid, model MAD
+    and the model's predicted sigma per block (grey levels)."""
     valid = f["clipped"] < 0.2
     y = np.log(np.maximum(f["fine"], 0.1))
     t = np.log(np.maximum(f["coarse"], 0.1))
@@ -86,8 +101,22 @@ def noise_zmap(f: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]
         res = y - x @ beta
         center, scale = robust_center_scale(res[fit])
         fit = valid & (np.abs(res - center) < 2.5 * scale)
-    z = (res - center) / max(scale, 0.02)
-    return np.where(valid, z, 0.0), valid, scale
+    predicted = np.exp(y - res + center)
+    z = (res - center) / np.sqrt(max(scale, 0.02) ** 2 + measurement_var(predicted))
+    return np.where(valid, z, 0.0), valid, scale, predicted
+
+
+def measurement_var(sigma: np.ndarray) -> np.ndarray:
+    """Variance (log units) of one block's sigma estimate at true level `sigma`.
+
+    The MAD of BLOCK*BLOCK samples scatters by ~1.17/sqrt(n) relative; and integer pixels make
+    the residual a multiple of 1/6, so the estimate moves in steps of QUANT_STEP. On a smooth,
+    compressed image (sigma ~ 0.25) one step is a doubling: without this term the model's
+    spread collapses to zero and one step reads as a huge z.
+    """
+    sampling = (1.17 / BLOCK) ** 2
+    quant = (QUANT_STEP / np.sqrt(12.0) / np.maximum(sigma, 0.05)) ** 2
+    return np.asarray(sampling + quant)
 
 
 def smooth_valid(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -101,7 +130,7 @@ def smooth_valid(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
 class NoiseConsistency(Expert):
     spec = ExpertSpec(
         name="noise",
-        version="0.1.0",
+        version="0.2.0",
         kind="signal",
         targets="tampered",
         description=(
@@ -120,31 +149,21 @@ class NoiseConsistency(Expert):
         if min(rgb.shape[:2]) < 6 * BLOCK:
             return self.abstain(f"image too small for noise blocks (< {6 * BLOCK} px a side)")
         f = block_features(rgb)
-        z, valid, scale = noise_zmap(f)
+        z, valid, scale, predicted = noise_zmap(f)
         if int(valid.sum()) < MIN_BLOCKS:
             return self.abstain("too few unclipped blocks to model the image's noise")
         if float(np.percentile(f["fine"][valid], 90)) < 0.15:
             return self.abstain("flat image: no measurable noise or texture")
         smooth = smooth_valid(z, valid)
         zs = np.maximum(smooth, 0.0)  # one-sided: more noise than predicted
+        regions, faint = contrasted_regions(zs, valid, f["fine"], predicted)
+        zs = np.where(faint, 0.0, zs)  # a statistical outlier with no visible contrast
         heat = upsample_blocks(ramp(zs, Z_LO, Z_HI), BLOCK, rgb.shape[:2])
         # Less noise than predicted is not mapped: smooth JPEG areas do it naturally (10% of
         # blocks at z <= -1 on untouched photos); its share is kept in details for the record.
         low = float((smooth[valid] <= -Z_LO).mean())
-        return self._report(f, zs, valid, heat, scale, low)
-
-    def _report(
-        self,
-        f: dict[str, np.ndarray],
-        zs: np.ndarray,
-        valid: np.ndarray,
-        heat: np.ndarray,
-        scale: float,
-        low_share: float,
-    ) -> ExpertResult:
         k = max(4, int(0.01 * valid.sum()))
         top = float(np.sort(zs[valid])[-k:].mean())  # strength of the strongest 1% of blocks
-        score = float(ramp(np.array(top), 4.0, 8.0))
         typical = float(np.median(f["fine"][valid]))
         evidence = [
             Evidence(
@@ -156,40 +175,88 @@ class NoiseConsistency(Expert):
                 value=round(typical, 3),
             )
         ]
-        hot = heat >= 0.5
-        for box, n in components(hot, min_pixels=4 * BLOCK * BLOCK)[:3]:
-            sl = (slice(box.y, box.y + box.height), slice(box.x, box.x + box.width))
-            inside = float(np.median(_pixel_sigma(f["fine"], sl, hot)))
-            evidence.append(
-                Evidence(
-                    kind="noise.inconsistent_region",
-                    summary=(
-                        f"Region {bbox_words(box)} ({n} px) has noise sigma about {inside:.2f} "
-                        f"vs {typical:.2f} elsewhere, more than its brightness and texture explain."
-                    ),
-                    value=round(inside / max(typical, 1e-3), 2),
-                    bbox=box,
-                )
-            )
+        evidence += [r.evidence(rgb.shape[:2]) for r in regions[:3]]
+        if not regions:
+            evidence.append(_no_region(int(ndimage.label(faint)[1])))
         details = {
             "block": BLOCK,
             "typical_sigma": round(typical, 3),
             "model_spread": round(scale, 3),
             "top_z": round(top, 2),
-            "flagged_share": round(float(hot.mean()), 4),
-            "low_noise_share": round(low_share, 4),
+            "flagged_share": round(float((heat >= 0.5).mean()), 4),
+            "low_noise_share": round(low, 4),
+            "regions": [r.record() for r in regions],
         }
+        score = float(ramp(np.array(top), 4.0, 8.0))
         return self.result(score, evidence=evidence, heatmap=heat, details=details)
 
 
-def _pixel_sigma(fine: np.ndarray, sl: tuple[slice, slice], hot: np.ndarray) -> np.ndarray:
-    """Sigmas of the flagged blocks inside a region's box (for the evidence sentence)."""
-    c = BLOCK // 2
-    flagged = hot[c::BLOCK, c::BLOCK][: fine.shape[0], : fine.shape[1]]
-    inside = np.zeros_like(flagged)
-    inside[
-        sl[0].start // BLOCK : sl[0].stop // BLOCK + 1,
-        sl[1].start // BLOCK : sl[1].stop // BLOCK + 1,
-    ] = True
-    picked = fine[: flagged.shape[0], : flagged.shape[1]][flagged & inside]
-    return picked if picked.size else np.asarray(fine.ravel()[:1])
+@dataclass(frozen=True)
+class Region:
+    """A block area with more noise than predicted, and the numbers that show it."""
+
+    blocks: np.ndarray
+    measured: float  # median sigma of its blocks (grey levels)
+    expected: float  # median sigma the model predicts for them
+    elsewhere: float  # median sigma of the valid blocks outside it
+
+    def evidence(self, shape: tuple[int, int]) -> Evidence:
+        painted = upsample_blocks(self.blocks.astype(np.float32), BLOCK, shape) >= 0.5
+        box, n = components(painted)[0]
+        ratio = self.measured / self.expected
+        return Evidence(
+            kind="noise.inconsistent_region",
+            summary=(
+                f"Region {bbox_words(box)} ({n} px) has noise sigma {self.measured:.2f} grey "
+                f"levels where its brightness and texture predict {self.expected:.2f} "
+                f"({ratio:.1f}x, +{self.measured - self.expected:.2f}); typical elsewhere "
+                f"{self.elsewhere:.2f}."
+            ),
+            value=round(ratio, 2),
+            bbox=box,
+        )
+
+    def record(self) -> dict[str, float | int]:
+        return {
+            "blocks": int(self.blocks.sum()),
+            "sigma": round(self.measured, 3),
+            "predicted": round(self.expected, 3),
+            "elsewhere": round(self.elsewhere, 3),
+        }
+
+
+def contrasted_regions(
+    zs: np.ndarray, valid: np.ndarray, fine: np.ndarray, predicted: np.ndarray
+) -> tuple[list[Region], np.ndarray]:
+    """Hot block areas whose measured noise exceeds the predicted one by MIN_RATIO and
+    MIN_DIFF grey levels (largest first), and the mask of hot areas that do not."""
+    labels, n = ndimage.label(zs >= (Z_LO + Z_HI) / 2)
+    regions: list[Region] = []
+    faint = np.zeros_like(valid)
+    for k in range(1, n + 1):
+        area = (labels == k) & valid
+        if not area.any():
+            continue
+        measured = float(np.median(fine[area]))
+        expected = max(float(np.median(predicted[area])), 1e-3)
+        if measured >= MIN_RATIO * expected and measured - expected >= MIN_DIFF:
+            if area.sum() >= MIN_REGION_BLOCKS:  # smaller ones score but are not described
+                rest = valid & ~area
+                elsewhere = float(np.median(fine[rest])) if rest.any() else float("nan")
+                regions.append(Region(area, measured, expected, elsewhere))
+        else:
+            faint |= labels == k
+    regions.sort(key=lambda r: -int(r.blocks.sum()))
+    return regions, faint
+
+
+def _no_region(faint: int) -> Evidence:
+    near = f"; {faint} area(s) stood out statistically by less than that" if faint else ""
+    return Evidence(
+        kind="noise.none",
+        summary=(
+            f"No region has more noise than its brightness and texture predict by at least "
+            f"{MIN_RATIO:g}x and {MIN_DIFF:g} grey levels{near}."
+        ),
+        value=0.0,
+    )

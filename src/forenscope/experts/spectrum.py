@@ -3,16 +3,21 @@
 Local (Kirchner 2008): a fixed linear predictor leaves a small error on interpolated pixels, so
 the probability map p = exp(-e^2) of an enlarged (resampled) region is periodic. Per 64 px block
 (stride 32) we take the row- and column-profiles of p, and compare their spectra with the image's
-median block spectrum; a peak that the rest of the image lacks marks the block.
+median block spectrum; a peak of its own that the rest of the image lacks marks the block.
+
+Resizing a whole photo (web photos, wallpapers) is not tampering. When the trace of a marked area
+is about as strong in equally textured blocks elsewhere, or in the image's median block, the
+whole image was resampled: that is reported as context and does not raise the score.
 
 Global (Durall 2020, Frank 2020): generator upsamplers leave isolated peaks on the grid of their
 upsampling period in the averaged spectrum of the image residual. A JPEG 8x8 grid and camera
-demosaicing (period 2) produce the same peaks, so only periods 4 and 8 of a never-JPEG image
-count, and only as weak evidence.
+demosaicing (period 2) produce the same peaks, so only periods 4 and 8 of an image without a
+JPEG file or 8 px grid count, and only as weak evidence.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +25,7 @@ from scipy import ndimage
 
 from ..io.input import ImageInput
 from ..types import Evidence, ExpertResult, ExpertSpec
+from . import _jpeg_math as jm
 from ._signal_math import bbox_words, components, ramp, upsample_blocks
 from .base import Expert
 from .registry import register_expert
@@ -29,6 +35,13 @@ LOW_BINS = 4  # profile-spectrum bins below this carry image content, not resamp
 LOCAL_LO, LOCAL_HI = 3.0, 6.0  # summed x+y log-power excess (nats); heat 0.5 at 4.5
 TILE = 64  # Welch tile for the global spectrum
 GLOBAL_LO, GLOBAL_HI = 6.0, 12.0  # significance of a global grid peak; score 0.5 at 9
+RAW_MIN = 3.0  # nats: a peak of the typical block that marks a whole-image resize
+# A marked area whose peak is at least this fraction as strong (median) in blocks elsewhere
+# with as much detail is part of a whole-image resampling (measured: 0.78-0.87 for the shipped
+# photo enlarged as a whole, 0.08-0.30 for enlarged regions, < 0 for Columbia's splices).
+SHARED_FRACTION = 0.6
+MIN_PEERS = 8  # blocks elsewhere with as much detail, needed to compare
+JPEG_GRID_MIN = 0.25  # period-8 grid contrast of a once-JPEG image (as in jpeg_artifacts)
 # Kirchner's fixed predictor: each pixel from its 8 neighbours.
 _PREDICTOR = np.array([[-0.25, 0.5, -0.25], [0.5, 0.0, 0.5], [-0.25, 0.5, -0.25]], np.float32)
 
@@ -60,19 +73,109 @@ def log_spectrum(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return logp - np.median(logp, axis=-1, keepdims=True), flat
 
 
-def local_excess(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per block of the predictor residual e: strongest x+y spectral excess over the image's
-    median block, and its frequency bin."""
+def block_spectra(e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per block of the predictor residual e: x and y profile log-spectra (each relative to its
+    own median) and a flag for flat blocks."""
     px, py = block_profiles(np.exp(-e * e))
     sx, flat_x = log_spectrum(px)
     sy, flat_y = log_spectrum(py)
-    # The image-wide median removes what every block shares (e.g. a JPEG 8x8 grid).
-    ex = sx - np.median(sx.reshape(-1, sx.shape[-1]), axis=0)
-    ey = sy - np.median(sy.reshape(-1, sy.shape[-1]), axis=0)
-    total = ex + ey  # isotropic rescaling puts its peak at the same bin in both directions
+    return sx, sy, flat_x | flat_y
+
+
+def local_excess(sx: np.ndarray, sy: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: strongest x+y spectral excess over the image's median block, and its bin.
+
+    The image-wide median removes what every block shares (a JPEG 8x8 grid, a global resize);
+    the block must also peak in its own spectrum, not only where the median block dips.
+    """
+    ex = sx - np.median(sx[~flat], axis=0) if (~flat).any() else sx
+    ey = sy - np.median(sy[~flat], axis=0) if (~flat).any() else sy
+    total = np.minimum(ex + ey, sx + sy)  # isotropic rescaling peaks at the same bin in x and y
     best = total.max(axis=-1)
-    best[flat_x | flat_y] = 0.0
+    best[flat] = 0.0
     return best, total.argmax(axis=-1) + LOW_BINS
+
+
+def block_texture(e: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Mean absolute predictor residual per block: how much pixel-level detail it has to show a
+    resampling trace in (an enlarged area has less, so peers are taken at >= half of it)."""
+    mean = ndimage.uniform_filter(np.abs(e), BLOCK, mode="nearest")
+    cy = np.minimum(np.arange(shape[0]) * STEP + BLOCK // 2, e.shape[0] - 1)
+    cx = np.minimum(np.arange(shape[1]) * STEP + BLOCK // 2, e.shape[1] - 1)
+    return np.asarray(mean[np.ix_(cy, cx)], dtype=np.float64)
+
+
+def peak_at(raw: np.ndarray, b: int) -> np.ndarray:
+    """Each block's own peak (nats) within one bin of frequency bin b (absolute bin index)."""
+    i = b - LOW_BINS
+    return np.asarray(raw[..., max(i - 1, 0) : i + 2].max(axis=-1))
+
+
+def shared_trace(
+    area: np.ndarray, b: int, raw: np.ndarray, texture: np.ndarray, flat: np.ndarray
+) -> tuple[float, float, bool]:
+    """Median own peak at bin b inside `area` and in blocks elsewhere with at least half its
+    detail (nan when too few), and whether the area's trace is the whole image's: as strong in
+    those peers, or (with too few peers) covering most of the image's detailed blocks."""
+    detailed = ~flat & (texture >= 0.5 * float(np.median(texture[area])))
+    peers = detailed & ~ndimage.binary_dilation(area, iterations=2)
+    peak = peak_at(raw, b)
+    inside = float(np.median(peak[area]))
+    if int(peers.sum()) < MIN_PEERS:
+        return inside, float("nan"), int(area.sum()) >= 0.5 * int(detailed.sum())
+    out = float(np.median(peak[peers]))
+    return inside, out, out >= SHARED_FRACTION * max(inside, 0.0)
+
+
+@dataclass
+class Trace:
+    """A marked area of the local map: its blocks, frequency bin, and median own peak (nats)
+    inside and in equally textured blocks elsewhere (nan when there were too few to compare)."""
+
+    blocks: np.ndarray
+    bin: int
+    inside: float
+    peers: float
+
+
+@dataclass
+class Local:
+    """The local map after whole-image traces are set apart."""
+
+    smooth: np.ndarray  # smoothed block excess, zero on areas judged whole-image
+    local: list[Trace]
+    shared: list[Trace]
+    median_peak: tuple[int, float] | None  # the typical block's own peak (bin, nats), if any
+
+
+def split_local_global(e: np.ndarray, once_jpeg: bool) -> Local:
+    """Marked areas, each judged local or shared with the whole image (a resize)."""
+    sx, sy, flat = block_spectra(e)
+    raw = sx + sy
+    best, bins = local_excess(sx, sy, flat)
+    smooth = ndimage.uniform_filter(best, 3, mode="nearest")
+    # The typical block's own peak: a whole-image resize (a JPEG's 8x8 grid peaks there too).
+    typical = np.median(raw[~flat], axis=0) if (~flat).any() else np.zeros(raw.shape[-1])
+    ids = np.arange(typical.size) + LOW_BINS
+    # Near-DC bins follow image content; the JPEG grid's are blocking, not resampling.
+    grid = (ids % (BLOCK // 8) == 0) & once_jpeg
+    typical = np.where((ids < 2 * LOW_BINS) | grid, -np.inf, typical)
+    i = int(np.argmax(typical))
+    median_peak = (i + LOW_BINS, float(typical[i])) if typical[i] >= RAW_MIN else None
+    texture = block_texture(e, best.shape)
+    labels, n = ndimage.label(smooth >= (LOCAL_LO + LOCAL_HI) / 2)
+    out = Local(smooth, [], [], median_peak)
+    for k in range(1, n + 1):
+        area = labels == k
+        b = int(np.bincount(bins[area]).argmax())
+        inside, peers, shared = shared_trace(area, b, raw, texture, flat)
+        trace = Trace(area, b, inside, peers)
+        if shared or (median_peak is not None and abs(median_peak[0] - b) <= 1):
+            out.shared.append(trace)
+            out.smooth = np.where(area, 0.0, out.smooth)
+        else:
+            out.local.append(trace)
+    return out
 
 
 def global_peaks(residual: np.ndarray) -> dict[str, Any]:
@@ -109,7 +212,7 @@ def factor_candidates(freq: float) -> str:
 class SpectrumExpert(Expert):
     spec = ExpertSpec(
         name="spectrum",
-        version="0.1.0",
+        version="0.2.0",
         kind="signal",
         targets="both",
         description=(
@@ -130,69 +233,60 @@ class SpectrumExpert(Expert):
         e = predictor_residual(gray)
         if float(np.mean(np.abs(e) > 1.0)) < 0.02:
             return self.abstain("flat image: almost no pixel-level detail to analyse")
-        best, bins = local_excess(e)
-        smooth = ndimage.uniform_filter(best, 3, mode="nearest")
-        heat = upsample_blocks(ramp(smooth, LOCAL_LO, LOCAL_HI), BLOCK, gray.shape, step=STEP)
-        glob = global_peaks(e)
-        return self._report(image, smooth, bins, heat, glob)
+        # A JPEG file or an image with an 8 px grid (once JPEG) has grid peaks.
+        once_jpeg = image.is_jpeg or jm.period8_strength(gray) >= JPEG_GRID_MIN
+        local = split_local_global(e, once_jpeg)
+        heat = upsample_blocks(ramp(local.smooth, LOCAL_LO, LOCAL_HI), BLOCK, gray.shape, step=STEP)
+        return self._report(local, heat, global_peaks(e), once_jpeg, image.is_jpeg)
 
     def _report(
         self,
-        image: ImageInput,
-        smooth: np.ndarray,
-        bins: np.ndarray,
+        local: Local,
         heat: np.ndarray,
         glob: dict[str, Any],
+        once_jpeg: bool,
+        is_jpeg: bool,
     ) -> ExpertResult:
+        smooth = local.smooth
         local_score = float(ramp(np.array(smooth.max()), LOCAL_LO + 0.5, LOCAL_HI + 1.0))
-        jpeg = image.is_jpeg
         global_score = (
-            0.0 if jpeg else float(ramp(np.array(glob["significance"]), GLOBAL_LO, GLOBAL_HI))
+            0.0 if once_jpeg else float(ramp(np.array(glob["significance"]), GLOBAL_LO, GLOBAL_HI))
         )
-        evidence = self._local_evidence(smooth, bins, heat)
-        evidence.append(self._global_evidence(glob, jpeg, global_score))
+        found = [e for t in local.local if (e := _local_evidence(t, heat.shape)) is not None]
+        evidence = sorted(found, key=lambda e: -_px(e))[:3]
+        resized = _resize_evidence(local, once_jpeg)
+        evidence += [resized] if resized else []
+        evidence.append(self._global_evidence(glob, once_jpeg, is_jpeg, global_score))
         details = {
             "local_resampling": round(local_score, 3),
+            "whole_image_resampling": resized.value if resized else None,
             "global_periodicity": round(global_score, 3),
-            "global_judged": not jpeg,
+            "global_judged": not once_jpeg,
             "global_peak": {
                 k: (round(v, 3) if isinstance(v, float) else v) for k, v in glob.items()
             },
             "local_max_excess": round(float(smooth.max()), 2),
             "flagged_share": round(float((heat >= 0.5).mean()), 4),
         }
+        # A whole-image resize is context: only local areas and generator periodicity score.
         score = max(local_score, global_score)
         return self.result(score, evidence=evidence, heatmap=heat, details=details)
 
-    def _local_evidence(
-        self, smooth: np.ndarray, bins: np.ndarray, heat: np.ndarray
-    ) -> list[Evidence]:
-        out = []
-        for box, n in components(heat >= 0.5, min_pixels=BLOCK * BLOCK // 2)[:3]:
-            cy = min((box.y + box.height // 2) // STEP, bins.shape[0] - 1)
-            cx = min((box.x + box.width // 2) // STEP, bins.shape[1] - 1)
-            freq = int(bins[cy, cx]) / BLOCK
-            out.append(
-                Evidence(
-                    kind="spectrum.resampled_region",
-                    summary=(
-                        f"Local resampling: region {bbox_words(box)} ({n} px) shows a periodic "
-                        f"interpolation pattern at {freq:.3f} cycles/px that the rest of the "
-                        f"image lacks, as left by {factor_candidates(freq)}."
-                    ),
-                    value=round(freq, 4),
-                    bbox=box,
-                )
-            )
-        return out
-
     @staticmethod
-    def _global_evidence(glob: dict[str, Any], jpeg: bool, score: float) -> Evidence:
+    def _global_evidence(
+        glob: dict[str, Any], gridded: bool, is_jpeg: bool, score: float
+    ) -> Evidence:
         where = f"period {glob['period_px']} px (fx={glob['fx']:.3f}, fy={glob['fy']:.3f})"
-        if jpeg:
+        if gridded:
+            why = (
+                "the file is JPEG, whose 8x8 grid"
+                if is_jpeg
+                else "the image has an 8 px grid (an earlier JPEG save, or a resize whose "
+                "pattern repeats every 8 px), which"
+            )
             text = (
-                f"Global periodicity not judged: the file is JPEG, whose 8x8 grid puts peaks on "
-                f"the same frequencies as generator upsampling (strongest: {where})."
+                f"Global periodicity not judged: {why} puts peaks on the same frequencies as "
+                f"generator upsampling (strongest: {where})."
             )
         else:
             text = (
@@ -201,3 +295,63 @@ class SpectrumExpert(Expert):
                 f"{'generator-like' if score >= 0.5 else 'not distinctive'}."
             )
         return Evidence(kind="spectrum.global_periodicity", summary=text, value=round(score, 3))
+
+
+def _px(e: Evidence) -> int:
+    return e.bbox.width * e.bbox.height if e.bbox else 0
+
+
+def _local_evidence(t: Trace, shape: tuple[int, int]) -> Evidence | None:
+    painted = upsample_blocks(t.blocks.astype(np.float32), BLOCK, shape, step=STEP) >= 0.5
+    found = components(painted, min_pixels=BLOCK * BLOCK // 2)
+    if not found:
+        return None
+    box, n = found[0]
+    freq = t.bin / BLOCK
+    if np.isfinite(t.peers):
+        contrast = (
+            f"(peak {t.inside:.1f} nats here vs {t.peers:.1f} in equally textured blocks elsewhere)"
+        )
+    else:
+        contrast = (
+            f"(peak {t.inside:.1f} nats; too few equally textured blocks elsewhere to compare)"
+        )
+    return Evidence(
+        kind="spectrum.resampled_region",
+        summary=(
+            f"Local resampling: region {bbox_words(box)} ({n} px) shows a periodic interpolation "
+            f"pattern at {freq:.3f} cycles/px that the rest of the image lacks {contrast}, as "
+            f"left by {factor_candidates(freq)}."
+        ),
+        value=round(freq, 4),
+        bbox=box,
+    )
+
+
+def _resize_evidence(local: Local, once_jpeg: bool) -> Evidence | None:
+    """Context: the whole image carries one resampling trace (not a tamper finding)."""
+    if local.shared:
+        t = max(local.shared, key=lambda t: int(t.blocks.sum()))
+        freq = t.bin / BLOCK
+        if np.isfinite(t.peers):
+            where = (
+                f"about as strong in equally textured blocks across the image (median peak "
+                f"{t.peers:.1f} nats) as in its strongest area ({t.inside:.1f} nats)"
+            )
+        else:
+            where = "in the image's typical block too"
+    elif local.median_peak is not None:
+        freq = local.median_peak[0] / BLOCK
+        where = f"in the image's typical block (peak {local.median_peak[1]:.1f} nats)"
+    else:
+        return None
+    grid = ", or the JPEG 8x8 grid" if once_jpeg and (freq * 8).is_integer() else ""
+    return Evidence(
+        kind="spectrum.global_resampling",
+        summary=(
+            f"Whole image resampled: the periodic interpolation pattern at {freq:.3f} cycles/px "
+            f"({factor_candidates(freq)}{grid}) is {where}. Resizing a whole photo is normal "
+            "(web photos, wallpapers) and is not evidence of tampering."
+        ),
+        value=round(freq, 4),
+    )
