@@ -15,13 +15,13 @@ from forenscope.fusion.decision import PROVENANCE_PROBABILITY
 from forenscope.fusion.maps import compact_region_dominates, fuse_heatmaps
 from forenscope.fusion.summary import summarise_all
 from forenscope.fusion.verdict import (
+    PRIOR,
     fitted_model,
     fuse,
     handset_probabilities,
 )
 from forenscope.fusion.verdict_model import (
     LABELS,
-    PRIOR,
     WEIGHTS_FILE,
     VerdictModel,
     features,

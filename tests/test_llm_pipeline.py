@@ -74,7 +74,7 @@ def _tampered() -> bytes:
 
 # -- offline stays as it was ------------------------------------------------------------------
 OFFLINE_KEYS = [
-    "schema_version", "forenscope_version", "image", "verdict", "attribution", "regions",
+    "schema_version", "forenscope_version", "analysis_config", "image", "verdict", "attribution", "regions",
     "experts", "key_evidence", "explanation", "faces", "notes", "timings", "errors", "llm",
 ]  # fmt: skip
 
@@ -277,7 +277,7 @@ def test_cli_analyze_with_llm_writes_reports_with_the_llm_section(
     img.write_bytes(_bright_photo())
     cfg = tmp_path / "llm.yaml"  # the YAML form `forenscope llm` reads too
     cfg.write_text(f"llm:\n  base_url: {server.base_url}\n  model: fake-vision\n  flavor: openai\n"
-                   "  cache: false\n  pipeline:\n    stage2: always\n")  # fmt: skip
+                   "  cache: false\n  pipeline:\n    stage2: always\n    scoring: logprobs\n")  # fmt: skip
     out = tmp_path / "out"
     args = ["analyze", str(img), "--experts", ",".join(FAST), "--llm", str(cfg), "--json"]
     res = CliRunner().invoke(main, [*args, "--out", str(out)])

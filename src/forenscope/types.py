@@ -158,6 +158,11 @@ class Report(_Model):
 
     schema_version: str = SCHEMA_VERSION
     forenscope_version: str
+    analysis_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the settings that decided this result: fusion and map modes, CLIP heads, "
+        "experts and their versions, threshold, weights fingerprints (forenscope.config)",
+    )
     image: ImageInfo
     verdict: Verdict
     attribution: Attribution
@@ -174,11 +179,6 @@ class Report(_Model):
     llm: LLMAssessment | None = Field(
         default=None,
         description="the optional MLLM stages, compared with the experts (None = offline run)",
-    )
-    analysis_config: dict[str, Any] = Field(
-        default_factory=dict,
-        description="the settings that decided this result: fusion and map modes, CLIP heads, "
-        "experts and their versions, threshold, weights fingerprints (forenscope.config)",
     )
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from .localize import localize, normalise_map, resize_map
 from .maps import compact_region_dominates, fuse_heatmaps, handset_map, working_size
-from .verdict import Fused, attribute, fuse, handset_probabilities
-from .verdict_model import LABELS, PRIOR
+from .verdict import PRIOR, Fused, attribute, fuse, handset_probabilities
+from .verdict_model import LABELS
 
 __all__ = [
     "LABELS",

@@ -54,7 +54,7 @@ from .decision import make_decision
 from .expert_weights import TAMPER_TARGETS, expert_weight
 from .maps import compact_region_dominates, fuse_heatmaps
 from .summary import summarise_all
-from .verdict_model import LABELS, PRIOR, VerdictModel, shipped_model
+from .verdict_model import LABELS, VerdictModel, shipped_model
 
 SCORE_CLIP = 0.02
 # How much "I see nothing" counts against a class, relative to "I see it". Each tamper detector
@@ -66,7 +66,9 @@ EVIDENCE_PER_EXPERT = 2
 _METHODS: tuple[Method, ...] = ("gan", "diffusion", "other")
 
 
-HANDSET_DECIDE = 0.6
+PRIOR: dict[Label, float] = {"real": 0.5, "ai_generated": 0.25, "tampered": 0.25}
+"""The hand-set pooling's prior (and the verdict's when no expert could judge)."""
+HANDSET_DECIDE = 0.55
 """The hand-set pooling is uncalibrated: it decides only well clear of an even split."""
 
 

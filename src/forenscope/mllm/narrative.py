@@ -65,7 +65,11 @@ def _comparison_sentence(report: Report, a: LLMAssessment) -> str:
             "so weigh the LLM's answer against the evidence listed."
         )
     elif a.verdict_agreement == "experts_undecided":
-        text = "The experts could not judge this image, so there is nothing to compare it with."
+        text = (
+            "The experts could not judge this image, so there is nothing to compare it with."
+            if report.verdict.decided_by == "none"
+            else "The experts' verdict is inconclusive, so there is no label to compare it with."
+        )
     else:
         return ""
     sides = [x.expert for x in a.agreement if x.agrees]

@@ -44,6 +44,10 @@ SOURCE_GROUPS = {
     "debian-lomiri-wallpapers-16.04": "lomiri-wallpapers",
     "debian-lomiri-wallpapers-20.04": "lomiri-wallpapers",
 }
+# Provenance is read by rules and proofs, never fitted: in this data its presence follows the
+# collection (the camera JPEGs were chosen to name no editor, CASIA's name Photoshop), so a fitted
+# weight would learn the collection, not the evidence.
+NOT_FITTED = frozenset({"exif", "c2pa", "generator_metadata", "watermark"})
 REQUIRED_SHARE = 0.99  # an expert judging at least this share of images must judge at inference
 MIN_JUDGED_SHARE = 0.02
 MAP_SHARE = 0.5
@@ -97,7 +101,7 @@ def choose_experts(
         n: np.mean([r["experts"].get(n, {}).get("score") is not None for r in rows]) for n in names
     }
     with_map = {n: np.mean([bool(r["experts"].get(n, {}).get("map")) for r in rows]) for n in names}
-    experts = tuple(n for n in names if judged[n] >= MIN_JUDGED_SHARE)
+    experts = tuple(n for n in names if judged[n] >= MIN_JUDGED_SHARE and n not in NOT_FITTED)
     # Maps that most images have: a face expert's map exists only where a face is found, too
     # rarely to learn its statistics without overfitting them.
     map_experts = tuple(n for n in experts if with_map[n] >= MAP_SHARE)

@@ -1,9 +1,9 @@
 """One fold of the verdict fit: regularisation, temperature and decision thresholds, each chosen
 on grouped out-of-fold predictions inside the training data.
 
-Every step weighs the classes to the verdict's assumed mix (`class_weights`, `PRIOR`: half real,
-a quarter each generated and edited), not to the accidental mix of the data, which has far
-fewer tampered images than real or generated ones. Fitted probabilities, the temperature, ECE
+Every step weighs the classes to the verdict's assumed mix (`class_weights`, `CLASS_MIX`), not
+to the accidental mix of the data, which has far fewer tampered images than real or generated
+ones. Fitted probabilities, the temperature, ECE
 and the precision that sets each threshold all refer to that prior.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fusion.verdict_model import LABELS, PRIOR
+from ..fusion.verdict_model import CLASS_MIX, LABELS
 
 C_GRID = (0.03, 0.1, 0.3, 1.0)
 INNER_FOLDS = 6
@@ -35,10 +35,10 @@ class Fit:
 
 
 def class_weights(y: np.ndarray) -> np.ndarray:
-    """Per-row weights that give each present class its share of `PRIOR` (renormalised over
+    """Per-row weights that give each present class its share of `CLASS_MIX` (renormalised over
     the classes present), so the weighted data has the verdict's assumed class mix."""
     counts = np.bincount(y, minlength=3).astype(np.float64)
-    prior = np.array([PRIOR[c] for c in LABELS])
+    prior = np.array([CLASS_MIX[c] for c in LABELS])
     present = counts > 0
     w = np.zeros(3)
     w[present] = len(y) * prior[present] / (prior[present].sum() * counts[present])

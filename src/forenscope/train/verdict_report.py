@@ -45,14 +45,13 @@ class Results:
         recall = {c: float(np.mean(pred[y == k] == k)) for k, c in enumerate(LABELS)}
         per_class = [np.mean(pred[decided & (y == k)] == k) for k in range(3)]
         w = class_weights(y)
-        precision = {}
+        counts = np.bincount(y, minlength=3).astype(float)
+        equal = np.where(counts > 0, 1.0 / np.maximum(counts, 1.0), 0.0)[y]
+        precision, precision_equal = {}, {}
         for k, c in enumerate(LABELS):
             chosen = pred == k
-            precision[c] = (
-                float(w[chosen & (y == k)].sum() / w[chosen].sum())
-                if chosen.any()
-                else float("nan")
-            )
+            precision[c] = _ratio(w[chosen & (y == k)].sum(), w[chosen].sum())
+            precision_equal[c] = _ratio(equal[chosen & (y == k)].sum(), equal[chosen].sum())
         top = p.max(axis=1)
         correct = p.argmax(axis=1) == y
         rows = [r for r, keep in zip(self.data.rows, m, strict=True) if keep]
@@ -65,18 +64,13 @@ class Results:
             "balanced_accuracy_decided": float(np.mean(per_class)),
             "recall": recall,
             "precision_prior": precision,
+            "precision_equal_mix": precision_equal,
             "ece": weighted_ece(correct, top, w),
             "ece_unweighted": weighted_ece(correct, top, np.ones_like(top)),
-            "photoshop_tampered": float(np.mean(pred[edit_decided] == 2))
-            if edit_decided.any()
-            else float("nan"),
+            "photoshop_tampered": _share(pred[edit_decided] == 2),
             "photoshop_decided": int(edit_decided.sum()),
-            "camera_false_alarms": float(np.mean(np.isin(pred[camera], (1, 2))))
-            if camera.any()
-            else float("nan"),
-            "camera_inconclusive": float(np.mean(~decided[camera]))
-            if camera.any()
-            else float("nan"),
+            "camera_false_alarms": _share(np.isin(pred[camera], (1, 2))),
+            "camera_inconclusive": _share(~decided[camera]),
             "camera_n": int(camera.sum()),
             "auc_not_real": auc(y != 0, 1 - p[:, 0]),
             "auc_format_only": auc(y != 0, self.format_only[m]),
@@ -228,6 +222,8 @@ def render(res: Results, data: Data, command: str = "python -m forenscope.train.
         ("recall real", "", lambda f: f["recall"]["real"]),
         ("precision real / ai / tampered (weighted to the prior)", ">= 0.9", lambda f: " / ".join(
             f"{f['precision_prior'][c]:.2f}" for c in LABELS)),
+        ("same, at an equal class mix", "", lambda f: " / ".join(
+            f"{f['precision_equal_mix'][c]:.2f}" for c in LABELS)),
         ("photoshopped forgeries called tampered (decided)", ">= 0.8",
          lambda f: f"{f['photoshop_tampered']:.3f} of {f['photoshop_decided']}"),
         ("false alarms, untouched camera JPEGs", "<= 0.03",
