@@ -3,23 +3,35 @@
 Every finished file (report written, or error recorded) is appended to `<out>/index.jsonl` and
 flushed before the next one is reported, so a killed run resumes where it stopped: files already
 in the index are skipped, none is analysed twice and none is lost.
+
+With `jobs > 1` the files go to worker processes (`WorkerPool`) that each analyse one file at a
+time: a worker that dies (the OOM killer, a crash in native code) or overruns the per-file time
+limit costs only the file it had, and is replaced; workers die with their parent.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import hashlib
 import json
+import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from .errors import InputError
+from .errors import ForenscopeError, InputError
 
 if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+    from .io.limits import Limits
     from .mllm.config import LLMConfig
 
 Status = Literal["clean", "suspicious", "inconclusive", "error"]
@@ -75,9 +87,15 @@ def expand_inputs(items: Sequence[str]) -> list[Path]:
     return list(found)
 
 
-def _file_sha256(path: Path) -> str:
+def _file_sha256(path: Path, max_bytes: int | None = None) -> str:
+    """sha256 of a regular file, its size checked first: a FIFO, a device (/dev/zero) or a
+    40 GB file is refused (InputError) before a byte is read."""
+    from .io.image import open_regular_file
+    from .io.limits import Limits
+
+    limit = Limits.from_env().max_bytes if max_bytes is None else max_bytes
     h = hashlib.sha256()
-    with path.open("rb") as f:
+    with open_regular_file(path, limit) as (f, _size):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -113,17 +131,21 @@ def analyze_file(
     threshold: float,
     threads: int | None = None,
     llm: LLMConfig | None = None,
+    limits: Limits | None = None,
 ) -> Outcome:
     """Analyse one file (with the MLLM stages when `llm` is given) and write its reports;
     errors come back as values (runs in a worker)."""
     from .io import load_image
-    from .pipeline import analyze_image
+    from .io.limits import Limits
 
     sha = None
     outputs: dict[str, str] = {}
+    limits = limits or Limits.from_env()
     try:
-        sha = _file_sha256(Path(path))
-        image = load_image(path)
+        sha = _file_sha256(Path(path), limits.max_bytes)
+        image = load_image(path, limits=limits)
+        from .pipeline import analyze_image
+
         report = analyze_image(
             image, experts=experts, threshold=threshold, threads=threads, llm=llm
         )
@@ -174,10 +196,16 @@ def analyze_batch(
     threshold: float = 0.5,
     jobs: int = 1,
     llm: LLMConfig | None = None,
+    timeout_s: float | None = None,
 ) -> Iterator[Outcome]:
-    """Yield one Outcome per file, in completion order; skips files already in `out_dir`'s index."""
+    """Yield one Outcome per file, in completion order; skips files already in `out_dir`'s index.
+
+    `timeout_s` bounds each file's wall-clock time: past it, the worker is killed and replaced
+    and the file is an error (files then always run in worker processes, even with jobs=1).
+    """
     pending = [str(p) for p in paths]
     out = str(out_dir) if out_dir is not None else None
+    limits = batch_limits(jobs)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         done = read_index(out_dir)
@@ -185,28 +213,41 @@ def analyze_batch(
             keep = []
             for p in pending:
                 try:
-                    key = (str(Path(p).resolve()), _file_sha256(Path(p)))
-                except OSError:
+                    key = (str(Path(p).resolve()), _file_sha256(Path(p), limits.max_bytes))
+                except (OSError, ForenscopeError):
                     key = (str(Path(p).resolve()), "")
                 if key not in done:
                     keep.append(p)
             pending = keep
-    if jobs <= 1:
+    if jobs <= 1 and timeout_s is None:
         for p in pending:
-            yield _record(out_dir, analyze_file(p, out, formats, experts, threshold, None, llm))
+            outcome = analyze_file(p, out, formats, experts, threshold, None, llm, limits)
+            yield _record(out_dir, outcome)
         return
     # Each worker analyses one image with a single expert thread: the pool parallelises images.
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures: dict[Future[Outcome], str] = {
-            pool.submit(analyze_file, p, out, formats, experts, threshold, 1, llm): p
-            for p in pending
-        }
-        for fut in as_completed(futures):
-            try:
-                outcome = fut.result()
-            except Exception as exc:  # a crashed worker costs one file, not the batch
-                outcome = _failure(futures[fut], None, exc)
-            yield _record(out_dir, outcome)
+    threads = 1 if jobs > 1 else None
+    tasks = ((p, (p, out, formats, experts, threshold, threads, llm, limits)) for p in pending)
+    pool: WorkerPool[str, Outcome] = WorkerPool(analyze_file, jobs, timeout_s=timeout_s)
+    with pool:
+        for path, result in pool.run(tasks):
+            if isinstance(result, WorkerFailure):
+                result = _failure(path, None, WorkerDiedError(f"{path}: {result.reason}"))
+            yield _record(out_dir, result)
+
+
+def batch_limits(jobs: int) -> Limits:
+    """The environment's limits, with the memory budget shared by the `jobs` processes and the
+    estimate made for the expert threads each one runs (one per image with jobs > 1)."""
+    from .io.limits import Limits
+
+    base = Limits.from_env()
+    threads = 1 if jobs > 1 else min(os.cpu_count() or 1, 4)
+    budget = max(base.max_memory_bytes // max(jobs, 1), 1)
+    return dataclasses.replace(base, max_memory_bytes=budget, expert_threads=threads)
+
+
+class WorkerDiedError(ForenscopeError):
+    """The worker process analysing this file died or overran its time limit."""
 
 
 def _failure(path: str, sha: str | None, exc: BaseException) -> Outcome:
@@ -220,3 +261,188 @@ def _record(out_dir: Path | None, outcome: Outcome) -> Outcome:
     if out_dir is not None:
         _append_index(out_dir, outcome)
     return outcome
+
+
+# --- worker processes ---------------------------------------------------------------------
+
+K = TypeVar("K")
+R = TypeVar("R")
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    """Stands in for the result of a task whose worker died or overran its time limit."""
+
+    reason: str
+
+
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """In a worker process: get SIGKILL when the parent dies (Linux `prctl(PR_SET_PDEATHSIG)`),
+    and exit now if it already has. Usable as a pool initializer. Elsewhere a no-op, except
+    that each worker also exits when its task pipe to the parent closes."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)  # the parent died before prctl: we were already re-parented
+
+
+def _worker_main(conn: Connection, parent_pid: int, fn: Callable[..., Any]) -> None:
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        if task is None:
+            return
+        key, args = task
+        conn.send((key, fn(*args)))
+
+
+@dataclass
+class _Worker(Generic[K]):
+    process: BaseProcess
+    conn: Connection
+    key: K | None = None
+    started: float = 0.0
+    busy: bool = False
+
+
+class WorkerPool(Generic[K, R]):
+    """`jobs` processes running `fn` (a module-level function) one task at a time.
+
+    Unlike ProcessPoolExecutor, which marks every queued task failed once a single worker is
+    killed, this pool knows which task each worker holds: a dead or overdue worker costs that
+    task alone (a WorkerFailure in its place) and a fresh worker takes its place.
+    """
+
+    def __init__(self, fn: Callable[..., R], jobs: int, *, timeout_s: float | None = None) -> None:
+        self.fn = fn
+        self.jobs = max(1, jobs)
+        self.timeout_s = timeout_s
+        # spawn: the parent of each worker is this process (so PDEATHSIG follows it), and no
+        # thread of the parent is forked half-way through holding a lock.
+        self._ctx = multiprocessing.get_context("spawn")
+        self.workers: list[_Worker[K]] = []
+
+    def __enter__(self) -> WorkerPool[K, R]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> _Worker[K]:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(
+            target=_worker_main, args=(child, os.getpid(), self.fn), daemon=True,
+            name="forenscope-worker",
+        )  # fmt: skip
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def run(
+        self, tasks: Iterable[tuple[K, tuple[Any, ...]]]
+    ) -> Iterator[tuple[K, R | WorkerFailure]]:
+        """Yield (key, result or WorkerFailure) per task, in completion order."""
+        todo = iter(tasks)
+        exhausted = False
+        while True:
+            for worker in list(self.workers):
+                if not worker.busy and not worker.process.is_alive():
+                    self._replace(worker)  # died while idle: it held no task
+                elif not worker.busy and not exhausted:
+                    exhausted = not self._give(worker, todo)
+            while not exhausted and len(self.workers) < self.jobs:
+                worker = self._start()
+                self.workers.append(worker)
+                exhausted = not self._give(worker, todo)
+            busy = [w for w in self.workers if w.busy]
+            if not busy:
+                return
+            handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+            wait(handles, timeout=self._wait_time(busy))
+            for worker in busy:
+                outcome = self._collect(worker)
+                if outcome is not None:
+                    yield outcome
+
+    def _give(self, worker: _Worker[K], todo: Iterator[tuple[K, tuple[Any, ...]]]) -> bool:
+        task = next(todo, None)
+        if task is None:
+            return False
+        worker.key, worker.started, worker.busy = task[0], time.monotonic(), True
+        try:
+            worker.conn.send(task)
+        except OSError:
+            pass  # it has just died: _collect reports the task and the worker is replaced
+        return True
+
+    def _wait_time(self, busy: list[_Worker[K]]) -> float | None:
+        if self.timeout_s is None:
+            return None
+        first = min(w.started for w in busy) + self.timeout_s
+        return max(0.0, first - time.monotonic())
+
+    def _collect(self, worker: _Worker[K]) -> tuple[K, R | WorkerFailure] | None:
+        key = worker.key
+        assert key is not None
+        try:
+            if worker.conn.poll():
+                got_key, result = worker.conn.recv()
+                worker.busy, worker.key = False, None
+                return got_key, result
+        except (EOFError, OSError):
+            pass  # the pipe broke: the worker died mid-send
+        if worker.process.is_alive():
+            overdue = self.timeout_s is not None and (
+                time.monotonic() - worker.started > self.timeout_s
+            )
+            if not overdue:
+                return None
+            reason = f"took longer than the limit of {self.timeout_s:g} s; its worker was stopped"
+        else:
+            reason = _death_reason(worker.process.exitcode)
+        self._replace(worker)
+        return key, WorkerFailure(reason)
+
+    def _replace(self, worker: _Worker[K]) -> None:
+        _stop(worker)
+        self.workers.remove(worker)  # a fresh one is started when there is work for it
+
+    def close(self) -> None:
+        for worker in self.workers:
+            try:
+                worker.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + 5.0
+        for worker in self.workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()) if not worker.busy else 0)
+            _stop(worker)
+        self.workers = []
+
+
+def _stop(worker: _Worker[Any]) -> None:
+    if worker.process.is_alive():
+        worker.process.kill()
+    worker.process.join(5.0)
+    worker.conn.close()
+
+
+def _death_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (the out-of-memory killer sends this)" if name == "SIGKILL" else ""
+        return f"the worker process analysing this file was killed by {name}{hint}"
+    return f"the worker process analysing this file exited unexpectedly (code {exitcode})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -19,6 +20,22 @@ def _split(value: str | None) -> tuple[str, ...] | None:
     if not value:
         return None
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+# Characters a terminal may act on: C0/C1 controls (ESC starts the sequences that move the
+# cursor, erase lines or retitle the window) and the bidirectional overrides that reorder text.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every character a terminal would act on shown as an escape (\\x1b), so a
+    file named with ANSI sequences cannot rewrite or hide the verdict printed next to it."""
+    return _UNSAFE.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _json_line(text: str) -> str:
+    """A JSON document with the same characters escaped as JSON escapes (still valid JSON)."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,6 +85,14 @@ def main() -> None:
     help="LLM config (YAML/JSON, as `forenscope llm` reads it): also run the MLLM stages "
     "and compare them with the experts.",
 )
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=None,
+    type=click.FloatRange(min=1.0),
+    help="Seconds one image may take; past it its worker process is stopped and the image is "
+    "an error (the others go on).",
+)
 def analyze(
     paths: tuple[str, ...],
     out_dir: Path | None,
@@ -77,6 +102,7 @@ def analyze(
     threshold: float,
     jobs: int,
     llm_config: str | None,
+    timeout_s: float | None,
 ) -> None:
     """Analyse image files, folders or glob patterns.
 
@@ -87,19 +113,20 @@ def analyze(
     from tqdm import tqdm
 
     from .batch import analyze_batch, expand_inputs
-    from .experts import get_expert
+    from .experts.registry import check_expert_names
 
     fmts = _split(formats) or FORMATS
     bad = [f for f in fmts if f not in FORMATS]
     if bad:
         raise click.BadParameter(f"unknown format(s) {bad}; choose from {FORMATS}")
-    names = _split(experts)
+    names: tuple[str, ...] | None = None
     try:
-        for name in names or ():
-            get_expert(name)  # fail fast, with a did-you-mean, before any work
+        if experts is not None:  # given, even as "" or ",": it must name an expert
+            # Deduplicated and checked (with a did-you-mean) before any work.
+            names = tuple(check_expert_names(experts.split(",")))
         files = expand_inputs(paths)
     except ForenscopeError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(terminal_safe(str(exc))) from None
 
     counts = {"clean": 0, "suspicious": 0, "inconclusive": 0, "error": 0}
     llm = None
@@ -112,24 +139,26 @@ def analyze(
             raise click.UsageError(str(exc)) from None
     outcomes = analyze_batch(
         files, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
-        llm=llm,
+        llm=llm, timeout_s=timeout_s,
     )  # fmt: skip
     with tqdm(total=len(files), unit="img", file=sys.stderr, disable=None) as bar:
         for outcome in outcomes:
             counts[outcome.status] += 1
             if as_json and outcome.report_json is not None:
-                bar.write(outcome.report_json, file=sys.stdout)
+                bar.write(_json_line(outcome.report_json), file=sys.stdout)
             elif as_json:
                 bar.write(json.dumps(outcome.index_record()), file=sys.stdout)
             else:
-                bar.write(f"{outcome.path}: {outcome.status.upper()}: {outcome.summary}")
+                line = f"{outcome.path}: {outcome.status.upper()}: {outcome.summary}"
+                bar.write(terminal_safe(line))
             bar.update(1)
     skipped = len(files) - sum(counts.values())
     tail = f", {skipped} already done" if skipped else ""
     click.echo(
         f"{counts['clean']} clean, {counts['suspicious']} suspicious, "
         f"{counts['inconclusive']} inconclusive, "
-        f"{counts['error']} error(s){tail}" + (f"; reports in {out_dir}" if out_dir else ""),
+        f"{counts['error']} error(s){tail}"
+        + (f"; reports in {terminal_safe(str(out_dir))}" if out_dir else ""),
         err=True,
     )
     if counts["error"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -22,7 +23,7 @@ class Expert(ABC):
     def available(self) -> str | None:
         """None when every optional module in `spec.requires` can be imported, else why not."""
         for module in self.spec.requires:
-            if importlib.util.find_spec(module) is None:
+            if not _importable(module):
                 return str(MissingDependencyError(self.spec.name, module, self.spec.extra or "all"))
         return None
 
@@ -87,3 +88,18 @@ class Expert(ABC):
             evidence=evidence or [],
             details=details or {},
         )
+
+
+def _importable(module: str) -> bool:
+    """Whether `module` can be imported, without importing it.
+
+    A module already in sys.modules counts as present: find_spec() raises ValueError for one
+    whose `__spec__` is None, which is what another thread's import in progress (or cv2's
+    self-replacing loader) leaves behind.
+    """
+    if sys.modules.get(module) is not None:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ValueError, ImportError):
+        return module in sys.modules

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import io
 import os
+import stat
+import struct
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,15 +58,27 @@ def load_image(
     name = path or _bytes_name(len(data))
     if not data:
         raise ImageDecodeError(f"{name}: empty file (0 bytes), not an image")
-    with _open(data, name) as im:
+    notes: list[str] = []
+    with _open(_without_oversized_png_text(data, notes), name) as im:
         limits.check_pixels(im.size, name)
-        return _decode(im, data, path, name, limits)
+        return _decode(im, data, path, name, limits, notes)
+
+
+def probe_image(data: bytes, limits: Limits, name: str = "upload") -> tuple[int, int]:
+    """(width, height) from the header, after the byte, pixel and memory checks; no pixel is
+    decoded. A server calls this when the upload arrives, before it queues any work."""
+    limits.check_bytes(len(data), name)
+    if not data:
+        raise ImageDecodeError(f"{name}: empty file (0 bytes), not an image")
+    with _open(_without_oversized_png_text(data, []), name) as im:
+        limits.check_pixels(im.size, name)
+        return int(im.size[0]), int(im.size[1])
 
 
 def _decode(
-    im: ImageFile.ImageFile, data: bytes, path: str | None, name: str, limits: Limits
-) -> ImageInput:
-    notes: list[str] = []
+    im: ImageFile.ImageFile, data: bytes, path: str | None, name: str, limits: Limits,
+    notes: list[str],
+) -> ImageInput:  # fmt: skip
     frames = _check_frames(im, limits, name)
     fmt = "JPEG" if im.format == "MPO" else str(im.format)
     if im.format == "MPO":
@@ -111,26 +126,121 @@ def _read_source(source: object, limits: Limits) -> tuple[bytes, str | None]:
 
 def _read_path(path: Path, limits: Limits) -> tuple[bytes, str]:
     name = str(path)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except OSError as exc:
-        raise InputError(f"{name}: cannot access the file: {exc.strerror or exc}") from None
-    if path.is_dir():
-        raise InputError(f"{name}: is a directory, not an image file")
-    if not path.is_file():
-        raise InputError(f"{name}: not a regular file (device, FIFO or socket)")
-    limits.check_bytes(st.st_size, name)
-    try:
-        with path.open("rb") as fh:
+    with open_regular_file(path, limits.max_bytes) as (fh, size):
+        try:
             # read(n) allocates n bytes up front: ask for exactly the size that was checked.
-            data, grown = fh.read(st.st_size), fh.read(1)
-    except OSError as exc:
-        raise InputError(f"{name}: cannot read the file: {exc.strerror or exc}") from None
+            data, grown = fh.read(size), fh.read(1)
+        except OSError as exc:
+            raise InputError(f"{name}: cannot read the file: {exc.strerror or exc}") from None
     if grown:
         raise InputError(f"{name}: the file grew while it was being read; try again")
     return data, name
+
+
+@contextmanager
+def open_regular_file(path: Path, max_bytes: int) -> Iterator[tuple[io.BufferedReader, int]]:
+    """(binary file, size) of a regular file no larger than `max_bytes`, else InputError.
+
+    The file is opened without blocking and checked on the open descriptor, so a FIFO, a
+    device such as /dev/zero or a file swapped for one after a path check never reaches a
+    reader (a FIFO's open or read would wait for a writer forever), and the size is checked
+    before a single byte is read or hashed.
+    """
+    name = str(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory, not an image file") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot open the file: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{name}: is a directory, not an image file")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{name}: not a regular file (device, FIFO or socket); not read")
+        if st.st_size > max_bytes:
+            raise ImageTooLargeError(
+                f"{name}: file is {st.st_size:,} bytes, over the limit of {max_bytes:,} bytes "
+                f"(raise it with FORENSCOPE_MAX_BYTES or Limits(max_bytes=...))"
+            )
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
+        yield fh, st.st_size
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def _without_oversized_png_text(data: bytes, notes: list[str]) -> bytes:
+    """The PNG without the text chunks Pillow would refuse the whole image for.
+
+    Pillow raises on a compressed text chunk that inflates past `MAX_TEXT_CHUNK` (1 MB) or on
+    text past `MAX_TEXT_MEMORY` in total, so one hostile chunk would turn any verdict into "could
+    not be analysed". Those chunks are skipped (with a note) in the copy handed to the decoder;
+    the caller keeps the original bytes. Pillow's globals are read, never changed.
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        return data
+    from PIL import PngImagePlugin
+
+    per_chunk, total_cap = PngImagePlugin.MAX_TEXT_CHUNK, PngImagePlugin.MAX_TEXT_MEMORY
+    drop: list[tuple[int, int]] = []
+    total, pos = 0, len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        end = pos + 12 + length
+        if end > len(data) or kind == b"IEND":
+            break
+        if kind in _PNG_TEXT:
+            size = _png_text_size(kind, data[pos + 8 : pos + 8 + length], per_chunk)
+            if size > per_chunk or total + size > total_cap:
+                key = data[pos + 8 : pos + 8 + min(length, 79)].split(b"\0", 1)[0]
+                what = "more than 1 MB" if size > per_chunk else "past the total text limit"
+                notes.append(
+                    f"PNG {kind.decode()} chunk {key.decode('latin-1')!r} skipped: its text "
+                    f"inflates to {what} ({length:,} bytes stored)"
+                )
+                drop.append((pos, end))
+            else:
+                total += size
+        pos = end
+    if not drop:
+        return data
+    kept, last = [], 0
+    for start, end in drop:
+        kept.append(data[last:start])
+        last = end
+    kept.append(data[last:])
+    return b"".join(kept)
+
+
+def _png_text_size(kind: bytes, body: bytes, cap: int) -> int:
+    """Decoded size of one text chunk's value, counting at most cap + 1 bytes of inflation."""
+    _key, _, rest = body.partition(b"\0")
+    if kind == b"tEXt":
+        return len(rest)
+    if kind == b"zTXt":
+        compressed, payload = True, rest[1:]
+    else:  # iTXt: flag, method, language\0, translated keyword\0, text
+        compressed = rest[:1] == b"\x01"
+        parts = rest[2:].split(b"\0", 2)
+        payload = parts[2] if len(parts) == 3 else b""
+    if not compressed:
+        return len(payload)
+    try:
+        return len(zlib.decompressobj().decompress(payload, cap + 1))
+    except zlib.error:
+        return 0  # Pillow ignores a corrupt stream itself
 
 
 def _bytes_name(size: int) -> str:

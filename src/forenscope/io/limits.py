@@ -1,19 +1,63 @@
-"""Size limits checked before any pixel is decoded (decompression-bomb defence)."""
+"""Size limits checked before any pixel is decoded (decompression-bomb defence).
+
+Besides the byte and pixel limits there is a memory budget: the peak memory of one analysis is
+estimated from the pixel count in the header, and an image whose estimate is over the budget is
+refused before a single pixel is decoded. The default budget is half the memory of the machine
+(or of its cgroup), so the defaults fit the machine they run on.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 from ..errors import ConfigError, ImageTooLargeError
 
 MAX_BYTES_ENV = "FORENSCOPE_MAX_BYTES"
 MAX_PIXELS_ENV = "FORENSCOPE_MAX_PIXELS"
+MAX_MEMORY_ENV = "FORENSCOPE_MAX_MEMORY_MB"
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MAX_FRAMES = 10_000
 DEFAULT_MAX_METADATA_BYTES = 4 * 1024 * 1024
+MB = 1024 * 1024
+# Peak RSS of the default analysis above the warm process, measured on synthetic PNGs of 1.3 and
+# 5.3 MP: 69-110 bytes per pixel with one expert thread, 135 with two (experts side by side each
+# hold their own planes). The issue's 59 MP and 96 MP cases measured 71-75. Rounded up, plus
+# fixed working buffers. Update these when the working-resolution work changes the experts.
+BYTES_PER_PIXEL_PER_THREAD = 80
+ANALYSIS_OVERHEAD_BYTES = 64 * MB
+
+
+@lru_cache(maxsize=1)
+def machine_memory_bytes() -> int:
+    """Physical memory, or the cgroup's limit when lower (containers); 8 GiB when unknown."""
+    total = 8 * 1024 * MB
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    for cgroup in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(cgroup).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and 0 < int(raw) < total:
+            total = int(raw)
+    return total
+
+
+def default_memory_budget() -> int:
+    """Half the machine: room for the rest of the process, the OS and other programs."""
+    return max(256 * MB, machine_memory_bytes() // 2)
+
+
+def estimate_analysis_bytes(pixels: int, expert_threads: int = 1) -> int:
+    """Estimated peak memory of analysing an image of `pixels` pixels, before decoding it."""
+    return ANALYSIS_OVERHEAD_BYTES + pixels * BYTES_PER_PIXEL_PER_THREAD * max(1, expert_threads)
 
 
 @dataclass(frozen=True)
@@ -25,15 +69,22 @@ class Limits:
     max_frames: frames walked when counting an animation (counting stops there).
     max_metadata_bytes: decoded size of one metadata blob (XMP packet, text chunk, EXIF value);
         larger blobs are dropped with a note rather than truncated into misleading text.
+    max_memory_bytes: the memory budget of one analysis; the estimated peak
+        (`estimate_analysis_bytes`) of a larger image is over it and the image is refused.
+    expert_threads: experts that will run side by side on the image (the estimate grows with
+        them).
     """
 
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_frames: int = DEFAULT_MAX_FRAMES
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
+    max_memory_bytes: int = field(default_factory=default_memory_budget)
+    expert_threads: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_pixels", "max_frames", "max_metadata_bytes"):
+        for name in ("max_bytes", "max_pixels", "max_frames", "max_metadata_bytes",
+                     "max_memory_bytes", "expert_threads"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"Limits.{name} must be a positive integer, got {value!r}")
@@ -41,10 +92,15 @@ class Limits:
     @classmethod
     def from_env(cls) -> Limits:
         """Defaults, overridden by FORENSCOPE_MAX_BYTES / FORENSCOPE_MAX_PIXELS when set."""
+        budget_mb = _env_int(MAX_MEMORY_ENV, 0)
         return cls(
             max_bytes=_env_int(MAX_BYTES_ENV, DEFAULT_MAX_BYTES),
             max_pixels=_env_int(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS),
+            max_memory_bytes=budget_mb * MB if budget_mb else default_memory_budget(),
         )
+
+    def estimated_bytes(self, width: int, height: int) -> int:
+        return estimate_analysis_bytes(width * height, self.expert_threads)
 
     def check_bytes(self, size: int, name: str) -> None:
         if size > self.max_bytes:
@@ -62,6 +118,16 @@ class Limits:
                 f"{name}: image is {width}x{height} = {pixels:,} pixels{where}, over the limit "
                 f"of {self.max_pixels:,} pixels; refused before decoding "
                 f"(raise it with {MAX_PIXELS_ENV} or Limits(max_pixels=...))"
+            )
+        need = self.estimated_bytes(width, height)
+        if need > self.max_memory_bytes:
+            n = self.expert_threads
+            threads = f" with {n} expert threads" if n > 1 else ""
+            raise ImageTooLargeError(
+                f"{name}: image is {width}x{height} = {pixels:,} pixels; analysing it{threads} "
+                f"needs about {need // MB:,} MB, over the memory budget of "
+                f"{self.max_memory_bytes // MB:,} MB; refused before decoding (raise the budget "
+                f"with {MAX_MEMORY_ENV} or Limits(max_memory_bytes=...))"
             )
 
 

@@ -3,13 +3,15 @@
 Any OpenAI client can send an image (a base64 data URL in the messages) to /v1/chat/completions
 and get the forensic verdict back (see `openai_wire` for what is answered when). Guards are the
 HTTP service's: a token whenever the server is not on loopback, a streaming body limit, magic-
-byte sniffing of the decoded image (its declared type is ignored), pixel limits before decoding.
-Needs the `service` extra (FastAPI, uvicorn).
+byte sniffing of the decoded image (its declared type is ignored), pixel and memory limits
+before decoding, a cap on requests in progress (503 with Retry-After beyond it, before the body
+is read) and a cache of answers bounded in bytes. Needs the `service` extra (FastAPI, uvicorn).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 import uuid
@@ -25,8 +27,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import ConfigError, ImageDecodeError, ImageTooLargeError, InputError
-from ..io.limits import Limits
-from ..service.security import BodyLimitMiddleware, bearer_token, sniff_image, token_matches
+from ..io.limits import MB, Limits
+from ..service.security import (
+    BodyLimitMiddleware,
+    RequestDeadlineMiddleware,
+    bearer_token,
+    sniff_image,
+    token_matches,
+)
 from ..service.settings import TOKEN_ENV, is_loopback_host
 from ..types import Report
 from .openai_stream import sse_events
@@ -48,7 +56,18 @@ class OpenAISettings(BaseModel):
     experts: list[str] | None = None
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     workers: int = Field(default=2, ge=1, description="analyses run at the same time")
-    cache_size: int = Field(default=64, ge=0, description="reports kept by image sha256")
+    max_queue: int = Field(
+        default=4, ge=0, description="requests waiting for a worker (each holds its image) "
+        "before 503 with Retry-After",
+    )  # fmt: skip
+    memory_budget_mb: int = Field(
+        default=1024, ge=64, description="estimated peak memory of one analysis; larger images "
+        "are refused (413) before decoding",
+    )  # fmt: skip
+    cache_size: int = Field(default=64, ge=0, description="answers kept, by image sha256")
+    cache_bytes: int = Field(
+        default=32 * MB, ge=0, description="their total size: the report JSON, never the maps"
+    )
 
     @property
     def token_value(self) -> str | None:
@@ -63,24 +82,43 @@ class OpenAISettings(BaseModel):
 
 
 class ReportCache:
-    """The last reports by image sha256: n votes or a follow-up question reuse the analysis."""
+    """The last reports by image sha256, so n votes or a follow-up question reuse the analysis.
 
-    def __init__(self, size: int) -> None:
+    What is kept is the report's JSON (a few KB: verdict, evidence, regions, explanation),
+    never the Report object with its full-resolution heatmaps and mask, and the total is
+    bounded in bytes as well as in entries.
+    """
+
+    def __init__(self, size: int, max_bytes: int = 32 * MB) -> None:
         self.size = size
-        self._items: OrderedDict[str, Report] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._items: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def get(self, key: str) -> Report | None:
         with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-            return self._items.get(key)
+            blob = self._items.get(key)
+            if blob is None:
+                return None
+            self._items.move_to_end(key)
+        return Report.model_validate_json(blob)
 
     def put(self, key: str, report: Report) -> None:
+        blob = report.model_dump_json().encode()
+        if len(blob) > self.max_bytes or self.size == 0:
+            return
         with self._lock:
-            self._items[key] = report
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            old = self._items.pop(key, None)
+            self.nbytes -= len(old) if old is not None else 0
+            self._items[key] = blob
+            self.nbytes += len(blob)
+            while len(self._items) > self.size or self.nbytes > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self.nbytes -= len(dropped)
 
 
 class Analyst:
@@ -91,12 +129,19 @@ class Analyst:
 
         # Load the registry now, on one thread: its lazy first load is not thread-safe (two
         # first requests at once could see it half-filled). Unknown names fail here, too.
+        from ..experts.registry import preload_experts
+
         list_experts()
+        preload_experts()  # the experts' own first imports (cv2...) too
         for name in settings.experts or ():
             get_expert(name)
         self.settings = settings
-        self.limits = Limits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_pixels)
-        self.cache = ReportCache(settings.cache_size)
+        self.limits = Limits(
+            max_bytes=settings.max_image_bytes, max_pixels=settings.max_pixels,
+            max_memory_bytes=settings.memory_budget_mb * MB,
+            expert_threads=min(os.cpu_count() or 1, 4),
+        )  # fmt: skip
+        self.cache = ReportCache(settings.cache_size, settings.cache_bytes)
         self._slots = threading.BoundedSemaphore(settings.workers)
 
     def report(self, data: bytes) -> Report:
@@ -119,6 +164,31 @@ class Analyst:
         return report
 
 
+def _parse_json(raw: bytes) -> Any:
+    """The body as JSON, or WireError. The C parser raises RecursionError (not ValueError) on a
+    body nested beyond the interpreter's recursion limit, such as 100k opening brackets."""
+    import json
+
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise WireError(
+            400, "the body is not valid JSON (or nests too deeply)", "invalid_body"
+        ) from None
+
+
+def _check_response_format(body: dict[str, Any]) -> None:
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = fmt.get("json_schema")
+        if not isinstance(schema, dict):
+            raise WireError(400, "response_format.json_schema must be an object",
+                            "invalid_type", "response_format")  # fmt: skip
+        if schema.get("schema") is not None and not isinstance(schema["schema"], dict):
+            raise WireError(400, "response_format.json_schema.schema must be an object",
+                            "invalid_type", "response_format")  # fmt: skip
+
+
 _INPUT_STATUS = (
     (ImageTooLargeError, 413, "image_too_large"),
     (ImageDecodeError, 422, "invalid_image"),
@@ -139,6 +209,8 @@ def create_openai_app(settings: OpenAISettings) -> FastAPI:
     model_card = {"id": settings.model_id, "object": "model", "created": 0,
                   "owned_by": "forenscope"}  # fmt: skip
 
+    in_progress = threading.BoundedSemaphore(settings.workers + settings.max_queue)
+
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
         expected = settings.token_value
@@ -147,7 +219,16 @@ def create_openai_app(settings: OpenAISettings) -> FastAPI:
             if given is None or not token_matches(given, expected):
                 return _error(401, "missing or wrong bearer token", "invalid_api_key",
                               {"WWW-Authenticate": "Bearer"})  # fmt: skip
-        return await call_next(request)
+        if request.method != "POST" or request.url.path != "/v1/chat/completions":
+            return await call_next(request)
+        # Refused before the body is read: every admitted request holds its image in memory.
+        if not in_progress.acquire(blocking=False):
+            return _error(503, "the server is busy: too many requests in progress; retry later",
+                          "server_overloaded", {"Retry-After": "2"})  # fmt: skip
+        try:
+            return await call_next(request)
+        finally:
+            in_progress.release()
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -166,18 +247,21 @@ def create_openai_app(settings: OpenAISettings) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def completions(request: Request) -> Any:
         try:
-            body = check_request(await request.json(), settings.model_id)
+            body = check_request(_parse_json(await request.body()), settings.model_id)
+            _check_response_format(body)
             conv = read_conversation(body["messages"], settings.max_image_bytes)
             report = await anyio.to_thread.run_sync(analyst.report, conv.image)
+            done = completion(report, body, conv, settings.model_id,
+                              f"forenscope-{__version__}", f"chatcmpl-{uuid.uuid4().hex}",
+                              int(time.time()))  # fmt: skip
         except WireError as exc:
             return JSONResponse(exc.body(), exc.status)
-        except ValueError:  # the body is not JSON
-            return _error(400, "the body is not valid JSON", "invalid_body")
         except InputError as exc:
             status, code = next((s, c) for cls, s, c in _INPUT_STATUS if isinstance(exc, cls))
             return _error(status, str(exc), code)
-        done = completion(report, body, conv, settings.model_id, f"forenscope-{__version__}",
-                          f"chatcmpl-{uuid.uuid4().hex}", int(time.time()))  # fmt: skip
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
+            # A shape the checks above missed: still OpenAI's error JSON, never a bare 500.
+            return _error(400, f"malformed request: {type(exc).__name__}", "invalid_request")
         if not body.get("stream"):
             return done
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -203,4 +287,5 @@ def create_openai_app(settings: OpenAISettings) -> FastAPI:
         return _error(400, f"invalid request: {exc.errors()[:3]}", "invalid_request")
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_image_bytes * 4 // 3 + BASE64_SLACK)
+    app.add_middleware(RequestDeadlineMiddleware, idle_s=20.0, total_s=300.0)  # slow bodies
     return app

@@ -18,9 +18,13 @@ import click
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--max-image-mb", default=20, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--max-queue", default=4, show_default=True, type=click.IntRange(0, 1024),
+              help="Requests waiting for a worker before 503 with Retry-After.")  # fmt: skip
+@click.option("--memory-budget-mb", default=1024, show_default=True, type=click.IntRange(64),
+              help="Estimated peak memory of one analysis; larger images are refused.")  # fmt: skip
 def serve_openai_cmd(
     host: str, port: int, model_id: str, experts: tuple[str, ...], workers: int,
-    max_image_mb: int, threshold: float,
+    max_image_mb: int, threshold: float, max_queue: int, memory_budget_mb: int,
 ) -> None:  # fmt: skip
     """Serve Forenscope as an OpenAI-compatible vision model (/v1/chat/completions, /v1/models).
 
@@ -30,7 +34,7 @@ def serve_openai_cmd(
     chunks; max_tokens cuts the answer. One image is judged per request. Every response also
     carries the full report in `forenscope_report`. The token comes from FORENSCOPE_TOKEN.
     """
-    from ..service.launch import service_extra_required, token_from_env
+    from ..service.launch import server_config, service_extra_required, token_from_env
 
     with service_extra_required():
         import uvicorn
@@ -42,6 +46,7 @@ def serve_openai_cmd(
     settings = OpenAISettings(
         host=host, token=token, model_id=model_id, experts=list(experts) or None,
         workers=workers, max_image_bytes=max_image_mb * 1024 * 1024, threshold=threshold,
+        max_queue=max_queue, memory_budget_mb=memory_budget_mb,
     )  # fmt: skip
     try:
         app = create_openai_app(settings)
@@ -52,5 +57,5 @@ def serve_openai_cmd(
     bound = sock.getsockname()[1]
     click.echo(f"READY port={bound}")
     click.echo(f"Forenscope OpenAI-compatible API on http://{host}:{bound}/v1", err=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(server_config(app, log_level="warning"))
     server.run(sockets=[sock])

@@ -28,7 +28,7 @@ from .engine import BusyError, UnsupportedMediaError
 from .fetch import FetchFailedError, UrlRefusedError
 from .metrics import Metrics
 from .schemas import AnalyzeUrlRequest, JobRequest
-from .security import BodyLimitMiddleware
+from .security import BodyLimitMiddleware, HostOriginMiddleware, RequestDeadlineMiddleware
 from .settings import Settings
 
 UI_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
@@ -45,6 +45,9 @@ MULTIPART_SLACK = 64 * 1024  # form boundaries and small fields around the file
 def create_app(settings: Settings, *, chat_backend: ChatBackend | None = None) -> FastAPI:
     """A new, independent app. Raises ConfigError when exposed beyond loopback without a token."""
     settings.check_exposure()
+    from ..experts.registry import preload_experts
+
+    preload_experts()  # every first import now, on one thread, before any request can race it
     service = Service.build(settings, chat_backend)
 
     @asynccontextmanager
@@ -70,6 +73,11 @@ def create_app(settings: Settings, *, chat_backend: ChatBackend | None = None) -
     _add_ui(app)
     _add_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes + MULTIPART_SLACK)
+    app.add_middleware(
+        RequestDeadlineMiddleware, idle_s=settings.body_idle_timeout_s,
+        total_s=settings.body_timeout_s,
+    )  # fmt: skip
+    app.add_middleware(HostOriginMiddleware, allowed=settings.host_allowlist())
     app.add_middleware(ObserveMiddleware, metrics=service.metrics)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app

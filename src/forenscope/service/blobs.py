@@ -32,13 +32,28 @@ def params_key(experts: Sequence[str] | None, threshold: float, version: str) ->
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def private_dir(path: Path) -> None:
+    """Create `path` (and parents) readable by this user only: uploads and reports are private."""
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.objects = root / "objects"
         self.staging = root / "staging"
-        self.objects.mkdir(parents=True, exist_ok=True)
-        self.staging.mkdir(parents=True, exist_ok=True)
+        private_dir(root)
+        for sub in (self.objects, self.staging):
+            private_dir(sub)
+            os.chmod(sub, 0o700)  # ours alone, also when an older version created them
 
     def report_dir(self, sha256: str, key: str) -> Path:
         if not HEX64.fullmatch(sha256) or not PARAMS_KEY.fullmatch(key):
@@ -60,9 +75,10 @@ class BlobStore:
         final = self.report_dir(sha256, key)
         if final.is_dir():
             return final
-        final.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (final.parent.parent, final.parent):  # objects/<ab>/<sha256>/
+            folder.mkdir(mode=0o700, exist_ok=True)
         tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex}"
-        tmp.mkdir()
+        tmp.mkdir(mode=0o700)
         try:
             fill(tmp)
             _fsync_dir_files(tmp)
@@ -81,18 +97,29 @@ class BlobStore:
     # -- staged uploads of batch jobs (so a restart can resume them) ---------------------------
 
     def stage(self, data: bytes) -> str:
+        return self.stage_new(data)[0]
+
+    def stage_new(self, data: bytes) -> tuple[str, bool]:
+        """(sha256, whether this call wrote the file): only its writer may take a file back."""
         sha = hashlib.sha256(data).hexdigest()
         path = self.staging / sha
-        if not path.is_file():
-            tmp = self.staging / f".tmp-{uuid.uuid4().hex}"
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        return sha
+        if path.is_file():
+            return sha, False
+        tmp = self.staging / f".tmp-{uuid.uuid4().hex}"
+        _write_private(tmp, data)
+        os.replace(tmp, path)
+        return sha, True
 
     def staged(self, sha256: str) -> bytes:
         if not HEX64.fullmatch(sha256):
             raise ValueError("invalid staged address")
         return (self.staging / sha256).read_bytes()
+
+    def unstage(self, refs: Sequence[str], keep: set[str]) -> None:
+        """Delete these staged uploads now, except those in `keep` (used by a queued job)."""
+        for sha in refs:
+            if HEX64.fullmatch(sha) and sha not in keep:
+                (self.staging / sha).unlink(missing_ok=True)
 
     def unstage_except(self, keep: set[str], min_age_s: float = 600.0) -> None:
         """Delete staged uploads no job needs; young files may belong to a job being created."""
@@ -107,6 +134,9 @@ class BlobStore:
 
 
 def _fsync_dir_files(directory: Path) -> None:
+    """Flush every file, and make it private (the report writers use the default umask)."""
+    os.chmod(directory, 0o700)
     for path in directory.iterdir():
+        os.chmod(path, 0o600)
         with path.open("rb") as fh:
             os.fsync(fh.fileno())

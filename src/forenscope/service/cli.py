@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .launch import service_extra_required, token_from_env
+from .launch import server_config, service_extra_required, token_from_env
 
 if TYPE_CHECKING:
     from .chat import ChatBackend
@@ -25,12 +25,17 @@ if TYPE_CHECKING:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
               help="Analyses run at the same time.")  # fmt: skip
 @click.option("--max-upload-mb", default=50, show_default=True, type=click.IntRange(1, 4096))
+@click.option(
+    "--memory-budget-mb", default=1024, show_default=True, type=click.IntRange(64),
+    help="Estimated peak memory of the analyses running at once; larger images are refused "
+    "at upload (a 12 MP photo needs about 2000 with two expert threads).",
+)  # fmt: skip
 @click.option("--expert", "experts", multiple=True, help="Restrict to these experts (repeat).")
 @click.option("--llm", "llm_config", default=None, type=click.Path(exists=True, dir_okay=False),
               help="LLM config (YAML/JSON): enables /v1/analyses/{id}/chat.")  # fmt: skip
 def serve_cmd(
     host: str, port: int, data_dir: Path, workers: int, max_upload_mb: int,
-    experts: tuple[str, ...], llm_config: str | None,
+    memory_budget_mb: int, experts: tuple[str, ...], llm_config: str | None,
 ) -> None:  # fmt: skip
     """Serve the API (/v1, OpenAPI at /v1/openapi.json) and the web UI (/).
 
@@ -47,6 +52,7 @@ def serve_cmd(
     settings = Settings(
         data_dir=data_dir, host=host, port=port, token=token, workers=workers,
         max_upload_bytes=max_upload_mb * 1024 * 1024, experts=list(experts) or None,
+        memory_budget_mb=memory_budget_mb,
     )  # fmt: skip
     try:
         app = create_app(settings, chat_backend=_chat_backend(llm_config))
@@ -55,7 +61,12 @@ def serve_cmd(
     auth = "token required" if token else "no token (loopback only)"
     auth += f"; chat via {llm_config}" if llm_config else ""
     click.echo(f"Forenscope on http://{host}:{port}/ ({auth}); data in {data_dir}", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    config = server_config(
+        app, header_timeout_s=settings.header_timeout_s, keep_alive_s=settings.keep_alive_s,
+        trusted_proxies=settings.trusted_proxies, host=host, port=port, log_level="warning",
+        timeout_graceful_shutdown=30,
+    )  # fmt: skip
+    uvicorn.Server(config).run()
 
 
 def _chat_backend(llm_config: str | None) -> ChatBackend | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import threading
 import uuid
@@ -16,9 +17,10 @@ import numpy as np
 from PIL import Image
 
 from .. import __version__
-from ..errors import InputError, UnknownExpertError
+from ..errors import InputError
 from ..io import ImageInput, load_image
-from ..io.limits import Limits
+from ..io.image import probe_image
+from ..io.limits import MB, Limits
 from ..types import Report
 from .blobs import BlobStore, params_key
 from .metrics import Metrics
@@ -26,6 +28,7 @@ from .security import NAME_PATTERN, sniff_image
 from .settings import Settings
 from .store import AnalysisRow, Store, utcnow
 
+MAX_THREADS_COUNTED = 4  # the memory estimate was measured for 1-2 expert threads; capped
 OVERLAY_SIDE = 800
 PREVIEW_SIDE = 1600
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -37,6 +40,30 @@ class UnsupportedMediaError(InputError):
 
 class BusyError(Exception):
     """Too many analyses are already waiting."""
+
+
+class MemoryGate:
+    """Admits analyses while the sum of their estimated peaks stays within the budget.
+
+    An image whose own estimate is over the whole budget never gets here (it is refused at
+    upload); the others wait until enough running analyses have finished.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, need: int) -> None:
+        need = min(need, self.budget)
+        with self._cond:
+            self._cond.wait_for(lambda: self.used + need <= self.budget)
+            self.used += need
+
+    def release(self, need: int) -> None:
+        with self._cond:
+            self.used -= min(need, self.budget)
+            self._cond.notify_all()
 
 
 @dataclass(frozen=True)
@@ -60,24 +87,28 @@ class Analyzer:
         self.store = store
         self.blobs = blobs
         self.metrics = metrics
-        self.limits = Limits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+        self.limits = Limits(
+            max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels,
+            max_memory_bytes=settings.memory_budget_mb * MB,
+            expert_threads=settings.expert_threads or min(os.cpu_count() or 1, MAX_THREADS_COUNTED),
+        )  # fmt: skip
+        self.memory = MemoryGate(self.limits.max_memory_bytes)
         self._slots = threading.BoundedSemaphore(settings.workers)
         self._count_lock = threading.Lock()
         self.busy = 0
         self.pending = 0
 
     def check_experts(self, names: Sequence[str] | None) -> list[str] | None:
+        """The request's experts, deduplicated and checked; None = the server's set.
+
+        An empty list is refused (InputError): no expert would vote and the verdict would say
+        nothing. So is an unknown name (UnknownExpertError) or an absurdly long list.
+        """
         if names is None:
             return self.settings.experts
-        from ..experts import list_experts
+        from ..experts.registry import check_expert_names
 
-        known = set(list_experts())
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise UnknownExpertError(
-                f"unknown expert(s) {unknown}; known: {', '.join(sorted(known))}"
-            )
-        return list(names)
+        return check_expert_names(names)
 
     def analyze_bytes(
         self, data: bytes, *, filename: str | None, source: str, url: str | None = None,
@@ -92,6 +123,9 @@ class Analyzer:
                 "bytes, not its name or declared type)"
             )
         names = self.check_experts(experts)
+        # Header only: an image over the memory budget is refused now, before it waits in the
+        # queue or a pixel is decoded.
+        width, height = probe_image(data, self.limits)
         thr = self.settings.threshold if threshold is None else threshold
         sha = hashlib.sha256(data).hexdigest()
         key = params_key(names, thr, __version__)
@@ -99,7 +133,7 @@ class Analyzer:
         if cached:
             report = self.read_report(sha, key)
         else:
-            report = self._run(data, sha, key, names, thr)
+            report = self._run(data, sha, key, names, thr, (width, height))
         row = AnalysisRow(
             id=uuid.uuid4().hex, created_at=utcnow(), sha256=sha, params_key=key,
             filename=display_name(filename), source=source, url=url,
@@ -111,7 +145,10 @@ class Analyzer:
         self.metrics.observe_analysis(row.label, cached)
         return Outcome(row, cached)
 
-    def _run(self, data: bytes, sha: str, key: str, names: list[str] | None, thr: float) -> Report:
+    def _run(
+        self, data: bytes, sha: str, key: str, names: list[str] | None, thr: float,
+        size: tuple[int, int],
+    ) -> Report:  # fmt: skip
         from ..pipeline import analyze_image
 
         with self._count_lock:
@@ -123,17 +160,22 @@ class Analyzer:
         finally:
             with self._count_lock:
                 self.pending -= 1
+        need = self.limits.estimated_bytes(*size)
         try:
+            self.memory.acquire(need)
             with self._count_lock:
                 self.busy += 1
-            image = load_image(data, limits=self.limits)
-            report = analyze_image(
-                image, experts=names, threshold=thr, threads=self.settings.expert_threads
-            )
-            self.blobs.write_report_dir(sha, key, lambda d: write_files(report, image, d))
+            try:
+                image = load_image(data, limits=self.limits)
+                report = analyze_image(
+                    image, experts=names, threshold=thr, threads=self.settings.expert_threads
+                )
+                self.blobs.write_report_dir(sha, key, lambda d: write_files(report, image, d))
+            finally:
+                with self._count_lock:
+                    self.busy -= 1
+                self.memory.release(need)
         finally:
-            with self._count_lock:
-                self.busy -= 1
             self._slots.release()
         return report
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
@@ -20,7 +19,6 @@ from .deps import (
     limit_reads,
 )
 from .engine import Outcome
-from .fetch import fetch_image_bytes
 from .schemas import (
     Analysis,
     AnalysisLinks,
@@ -32,6 +30,7 @@ from .schemas import (
 from .store import AnalysisRow
 
 router = APIRouter()
+MAX_OFFSET = 1_000_000_000
 REPORT_CSP = (
     "sandbox allow-scripts; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
     "script-src 'unsafe-inline'"
@@ -109,7 +108,7 @@ async def _from_upload(svc: Service, request: Request) -> Outcome:
     if not isinstance(upload, UploadFile):
         raise HTTPException(422, "multipart field 'file' with the image is required")
     data = await upload.read()
-    return await anyio.to_thread.run_sync(
+    return await svc.run_analysis(
         lambda: svc.analyzer.analyze_bytes(
             data, filename=upload.filename, source="upload",
             experts=_split(form.get("experts")), threshold=_threshold(form.get("threshold")),
@@ -122,15 +121,14 @@ async def _from_url(svc: Service, request: Request) -> Outcome:
         body = AnalyzeUrlRequest.model_validate_json(await request.body())
     except ValidationError as exc:
         raise HTTPException(422, f"invalid request: {exc.errors(include_url=False)}") from None
-
-    def work() -> Outcome:
-        data, final = fetch_image_bytes(body.url, svc.fetch_policy)
-        return svc.analyzer.analyze_bytes(
+    names = svc.analyzer.check_experts(body.experts)  # refuse a bad list before any fetch
+    data, final = await svc.fetch(body.url)
+    return await svc.run_analysis(
+        lambda: svc.analyzer.analyze_bytes(
             data, filename=final.rsplit("/", 1)[-1].split("?")[0], source="url", url=final,
-            experts=body.experts, threshold=body.threshold,
-        )  # fmt: skip
-
-    return await anyio.to_thread.run_sync(work)
+            experts=names, threshold=body.threshold,
+        )
+    )  # fmt: skip
 
 
 @router.post(
@@ -158,6 +156,8 @@ def list_analyses(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AnalysisPage:
+    if offset > MAX_OFFSET:  # SQLite integers are 64-bit: 2**63 would overflow into a 500
+        raise HTTPException(400, f"offset must be at most {MAX_OFFSET:,}")
     rows, total = svc.store.list_analyses(min(limit, svc.settings.history_page_max), offset)
     return AnalysisPage(items=[summary(r) for r in rows], total=total, limit=limit, offset=offset)
 

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from .. import __version__
+from ..io.image import probe_image
 from .chat import CHAT_NOT_CONFIGURED
 from .deps import AnalysisId, Service, ServiceDep, get_row, limit_analyses, limit_reads
 from .engine import display_name
@@ -53,7 +54,7 @@ _JOB_BODY = {
 
 
 @public.get("/health", response_model=Health, summary="Liveness; no token needed")
-def health(svc: ServiceDep) -> Health:
+async def health(svc: ServiceDep) -> Health:  # async: answers even when every thread is busy
     return Health(
         version=__version__,
         auth_required=bool(svc.settings.token_value),
@@ -96,31 +97,48 @@ def models() -> ModelList:
 )  # fmt: skip
 async def create_job(request: Request, svc: ServiceDep) -> Job:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "multipart/form-data":
-        form = await request.form(max_files=MAX_JOB_FILES, max_fields=4)
-        entries: list[tuple[str | None, str, str]] = []
-        for upload in form.getlist("files"):
-            if not isinstance(upload, UploadFile):
-                continue
-            data = await upload.read()
-            if sniff_image(data) is None:  # refuse at once rather than fail later
-                raise HTTPException(415, f"{display_name(upload.filename)!r} is not an image")
-            sha = await anyio.to_thread.run_sync(svc.blobs.stage, data)
-            entries.append((display_name(upload.filename), "upload", sha))
-        if not entries:
-            raise HTTPException(422, "multipart field 'files' with at least one image is required")
-        experts, threshold = _split(form.get("experts")), _threshold(form.get("threshold"))
-    elif ctype == "application/json":
-        try:
-            body = JobRequest.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise HTTPException(422, f"invalid request: {exc.errors(include_url=False)}") from None
-        entries = [(u.split("?")[0].rsplit("/", 1)[-1][:200] or None, "url", u) for u in body.urls]
-        experts, threshold = body.experts, body.threshold
-    else:
-        raise HTTPException(415, "send multipart/form-data with 'files', or JSON with 'urls'")
-    svc.analyzer.check_experts(experts)
-    job_id = svc.jobs.submit(entries, experts, threshold)
+    staged: list[str] = []
+    try:
+        if ctype == "multipart/form-data":
+            form = await request.form(max_files=MAX_JOB_FILES, max_fields=4)
+            # The options first: a request refused for them stages nothing.
+            experts, threshold = _split(form.get("experts")), _threshold(form.get("threshold"))
+            svc.analyzer.check_experts(experts)
+            entries: list[tuple[str | None, str, str]] = []
+            for upload in form.getlist("files"):
+                if not isinstance(upload, UploadFile):
+                    continue
+                data = await upload.read()
+                if sniff_image(data) is None:  # refuse at once rather than fail later
+                    raise HTTPException(415, f"{display_name(upload.filename)!r} is not an image")
+                probe_image(data, svc.analyzer.limits, display_name(upload.filename) or "upload")
+                sha, created = await anyio.to_thread.run_sync(svc.blobs.stage_new, data)
+                if created:
+                    staged.append(sha)
+                entries.append((display_name(upload.filename), "upload", sha))
+            if not entries:
+                raise HTTPException(
+                    422, "multipart field 'files' with at least one image is required"
+                )
+        elif ctype == "application/json":
+            try:
+                body = JobRequest.model_validate_json(await request.body())
+            except ValidationError as exc:
+                msg = f"invalid request: {exc.errors(include_url=False)}"
+                raise HTTPException(422, msg) from None
+            entries = [
+                (u.split("?")[0].rsplit("/", 1)[-1][:200] or None, "url", u) for u in body.urls
+            ]
+            experts, threshold = body.experts, body.threshold
+        else:
+            raise HTTPException(415, "send multipart/form-data with 'files', or JSON with 'urls'")
+        names = svc.analyzer.check_experts(experts)
+        job_id = svc.jobs.submit(entries, names, threshold)
+    except BaseException:
+        # A refused request must not leave its uploads on disk (unless a live job shares them).
+        if staged:
+            svc.blobs.unstage(staged, keep=svc.store.staged_refs_in_use())
+        raise
     return job_status(job_id, svc)
 
 

@@ -97,6 +97,18 @@ class RateLimiter:
                 return 0.0
             return (1.0 - bucket.tokens) / self.rate
 
+    def waiting(self, key: str, now: float | None = None) -> float:
+        """Seconds until `key` has a token again (0.0 when it has one); takes nothing."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return 0.0
+            tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
+            return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def _prune(self, now: float) -> None:
         # Buckets that have refilled completely carry no state worth keeping.
         full_after = self.burst / self.rate
@@ -164,6 +176,130 @@ async def _send_413(send: Send, limit: int) -> None:
         {
             "type": "http.response.start",
             "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+_STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def host_name(host: str) -> str:
+    """The name part of a Host header (no port, no IPv6 brackets), lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class HostOriginMiddleware:
+    """Loopback hardening that holds without a token.
+
+    DNS rebinding: a hostile page whose name now resolves to 127.0.0.1 reaches the server
+    with its own name in the Host header, so a Host outside `allowed` (None = any) gets 400;
+    the server's own address (the ASGI `server`) is always allowed. Cross-site requests: a
+    state-changing request whose Origin is not this very host (or is "null"), or that the
+    browser marks `Sec-Fetch-Site: cross-site`, gets 403. Clients that send no Origin (curl,
+    SDKs) are not browsers and pass.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str] | None) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope.get("headers", []):
+            headers.setdefault(name, value)
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.allowed is not None and not self._host_ok(host_name(host), scope):
+            await _send_json(send, 400, "the Host header names a host this server does not serve")
+            return
+        if scope.get("method") in _STATE_CHANGING:
+            origin = headers.get(b"origin")
+            site = headers.get(b"sec-fetch-site", b"").lower()
+            cross = site == b"cross-site"
+            if origin is not None:
+                text = origin.decode("latin-1").strip().lower()
+                netloc = text.split("://", 1)[1] if "://" in text else ""
+                cross = text == "null" or netloc.rstrip("/") != host.strip().lower()
+            if cross:
+                await _send_json(send, 403, "cross-origin request refused")
+                return
+        await self.app(scope, receive, send)
+
+    def _host_ok(self, name: str, scope: Scope) -> bool:
+        assert self.allowed is not None
+        server = scope.get("server")
+        own = str(server[0]).lower().strip("[]") if server else None
+        return name in self.allowed or name == own
+
+
+class RequestTimeout(Exception):
+    pass
+
+
+class RequestDeadlineMiddleware:
+    """Slow bodies: each chunk must arrive within `idle_s`, the whole body within `total_s`.
+
+    A client that opens an upload and then sends a byte a minute would otherwise hold its
+    connection (and the memory of what it sent) for ever. Only the body is timed: waiting for
+    a disconnect after the body (streaming responses do) is not.
+    """
+
+    def __init__(self, app: ASGIApp, idle_s: float, total_s: float) -> None:
+        self.app = app
+        self.idle_s = idle_s
+        self.total_s = total_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        import anyio
+
+        deadline = time.monotonic() + self.total_s
+        body_done = False
+        started = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            wait = min(self.idle_s, deadline - time.monotonic())
+            try:
+                with anyio.fail_after(max(wait, 0.0)):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracking_send)
+        except RequestTimeout:
+            if not started:
+                await _send_json(send, 408, "the request body arrived too slowly")
+
+
+async def _send_json(send: Send, status: int, detail: str) -> None:
+    import json
+
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
             "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
         }
     )

@@ -24,19 +24,46 @@ class Settings(BaseModel):
     # Inputs
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     max_pixels: int = Field(default=60_000_000, gt=0)
+    memory_budget_mb: int = Field(
+        default=1024, ge=64,
+        description="estimated peak memory of the analyses running at once; an image whose "
+        "own estimate is larger is refused at upload (413), others wait for room",
+    )  # fmt: skip
     # Analysis
     experts: list[str] | None = Field(default=None, description="None = every registered expert")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     workers: int = Field(default=2, ge=1, description="analyses run at the same time")
-    max_pending: int = Field(default=64, ge=1, description="queued analyses before 503")
+    max_pending: int = Field(
+        default=16, ge=1, description="analyses waiting (each holds its upload) before 503"
+    )
     expert_threads: int | None = Field(default=None, ge=1)
+    # Slow or idle clients (see launch.server_config): the request line and headers, then each
+    # body chunk and the whole body, must arrive within these; otherwise 408 / disconnect.
+    header_timeout_s: float = Field(default=10.0, gt=0.0)
+    body_idle_timeout_s: float = Field(default=20.0, gt=0.0)
+    body_timeout_s: float = Field(default=300.0, gt=0.0)
+    keep_alive_s: int = Field(default=5, ge=1)
+    # Loopback hardening against DNS rebinding and cross-site requests. None = the loopback
+    # names (plus `host`) when bound to loopback, any name when exposed (a token is required).
+    allowed_hosts: list[str] | None = None
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses whose X-Forwarded-For is believed; none by default, so a client "
+        "cannot pick its own rate-limit bucket",
+    )
     # Per-client token buckets; a rate of 0 disables that bucket.
     analyze_rate_per_min: float = Field(default=30.0, ge=0.0)
     analyze_burst: int = Field(default=10, ge=1)
     read_rate_per_s: float = Field(default=50.0, ge=0.0)
     read_burst: int = Field(default=300, ge=1)
-    # URL fetching (SSRF guard)
+    # Failed token attempts per client: after the burst, 429 until the bucket refills.
+    auth_fail_rate_per_min: float = Field(default=6.0, ge=0.0)
+    auth_fail_burst: int = Field(default=10, ge=1)
+    # URL fetching (SSRF guard); every phase has a deadline (see fetch.py)
     fetch_timeout_s: float = Field(default=10.0, gt=0.0)
+    fetch_connect_timeout_s: float = Field(default=3.0, gt=0.0)
+    fetch_header_timeout_s: float = Field(default=5.0, gt=0.0)
+    fetch_concurrency: int = Field(default=8, ge=1, description="URL fetches at once before 503")
     fetch_max_redirects: int = Field(default=3, ge=0, le=10)
     fetch_allow_networks: list[str] = Field(
         default_factory=list,
@@ -50,6 +77,14 @@ class Settings(BaseModel):
         for net in value:
             ipaddress.ip_network(net, strict=False)  # raises ValueError -> ValidationError
         return value
+
+    def host_allowlist(self) -> frozenset[str] | None:
+        """Host header names accepted (lower case, no port), or None for any."""
+        if self.allowed_hosts is not None:
+            return frozenset(h.strip().lower().strip("[]") for h in self.allowed_hosts)
+        if not is_loopback_host(self.host):
+            return None
+        return frozenset({"localhost", "127.0.0.1", "::1", self.host.strip().lower().strip("[]")})
 
     @property
     def token_value(self) -> str | None:
