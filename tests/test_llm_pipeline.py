@@ -20,7 +20,9 @@ from forenscope.mllm.assess import evidence_items, resolve_citations, verdict_ag
 from forenscope.mllm.config import LLMConfig, PipelineOptions
 from forenscope.mllm.fake_server import FakeServerProcess
 from forenscope.mllm.narrative import llm_paragraph
-from forenscope.mllm.types import (
+from forenscope.report import render_html, render_markdown
+from forenscope.types import Report
+from forenscope.types.llm import (
     Agreement,
     EvidenceItem,
     LLMAssessment,
@@ -30,8 +32,6 @@ from forenscope.mllm.types import (
     Stage2Answer,
     Stage2Result,
 )
-from forenscope.report import render_html, render_markdown
-from forenscope.types import Report
 
 FAST = ["ela", "noise", "exif", "jpeg_artifacts"]
 PHOTO = Path(forenscope.__file__).parent / "data" / "seeding.jpg"
@@ -277,7 +277,8 @@ def test_cli_analyze_with_llm_writes_reports_with_the_llm_section(
     img.write_bytes(_bright_photo())
     cfg = tmp_path / "llm.yaml"  # the YAML form `forenscope llm` reads too
     cfg.write_text(f"llm:\n  base_url: {server.base_url}\n  model: fake-vision\n  flavor: openai\n"
-                   "  cache: false\n  pipeline:\n    stage2: always\n    scoring: logprobs\n")  # fmt: skip
+                   "  cache: false\n  pipeline:\n    stage2: always\n"
+                   "    scoring: logprobs\n")  # fmt: skip
     out = tmp_path / "out"
     args = ["analyze", str(img), "--experts", ",".join(FAST), "--llm", str(cfg), "--json"]
     res = CliRunner().invoke(main, [*args, "--out", str(out)])

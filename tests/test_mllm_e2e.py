@@ -19,7 +19,7 @@ from forenscope.mllm.config import LLMConfig
 from forenscope.mllm.fake_server import FakeServerProcess
 from forenscope.mllm.runner import MLLMEngine
 from forenscope.mllm.scoring import top_tokens, yes_probability
-from forenscope.mllm.types import ImageRun
+from forenscope.types.llm import ImageRun
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from forenscope.mllm.cache import ResponseCache
 from forenscope.mllm.config import LLMConfig
 from forenscope.mllm.runner import MLLMEngine
 from forenscope.mllm.scoring import top_tokens, yes_probability
-from forenscope.mllm.types import Stage1Result, Stage2Result
+from forenscope.types.llm import Stage1Result, Stage2Result
 
 FIXTURES = Path(__file__).parent / "mllm_fixtures"
 ALL = sorted(p.stem for p in FIXTURES.glob("*.json"))

@@ -235,7 +235,7 @@ def server() -> Iterator[OpenAIServer]:
 def test_official_sdk_streams_and_parses(server: OpenAIServer) -> None:
     from openai import OpenAI
 
-    from forenscope.mllm.types import Stage2Answer
+    from forenscope.types.llm import Stage2Answer
 
     client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=60)
     messages: Any = [_user("What can you tell me about this image?", PHOTO.read_bytes())]

@@ -15,7 +15,7 @@ from forenscope.mllm.prompts import (
     stage2_prompt,
     stage2_response_format,
 )
-from forenscope.mllm.types import Stage2Answer
+from forenscope.types.llm import Stage2Answer
 
 PINNED = {
     1: ("s1-p1-v1", "b27779db1b52113be55e2336c1a86991c728c9382ff9775bbbae2db94729d0e6"),

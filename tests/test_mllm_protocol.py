@@ -21,7 +21,7 @@ from forenscope.eval.run import EvalConfig, evaluate
 from forenscope.mllm.config import LLMConfig
 from forenscope.mllm.fake_server import FakeServerProcess
 from forenscope.mllm.runner import MLLMEngine
-from forenscope.mllm.types import Stage1Result
+from forenscope.types.llm import Stage1Result
 from test_eval_datasets import make_dataset
 
 PRE = Preprocess("jpeg90", 16)  # eval's default alignment: the model sees a re-encoded copy

@@ -25,7 +25,7 @@ from forenscope.mllm.prompts import stage1_prompt
 from forenscope.mllm.refusal import refusal_reason
 from forenscope.mllm.request import answer_texts, build_messages, build_request
 from forenscope.mllm.scoring import top_tokens, vote_probability, yes_probability
-from forenscope.mllm.types import Location
+from forenscope.types.llm import Location
 
 # -- stage-1 answers and refusals ---------------------------------------------------------------
 
@@ -315,8 +315,8 @@ def test_redact_replaces_images_and_secrets() -> None:
 
 def test_hybrid_evidence_and_agreement() -> None:
     from forenscope.mllm.hybrid import compare, evidence_texts, expert_tools
-    from forenscope.mllm.types import Stage1Result
     from forenscope.types import Evidence, ExpertResult
+    from forenscope.types.llm import Stage1Result
 
     def res(name: str, score: float | None, summary: str) -> ExpertResult:
         ev = [Evidence(kind=f"{name}.x", summary=summary)]

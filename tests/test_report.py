@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from forenscope.explain import explain
 from forenscope.fusion import fuse, localize
 from forenscope.io.input import ImageInput
 from forenscope.report import (
@@ -21,6 +20,7 @@ from forenscope.report import (
     report_to_json,
     write_report,
 )
+from forenscope.report.explain import explain
 from forenscope.report.overlays import (
     INFERNO_LUT,
     heatmap_rgba,
@@ -128,7 +128,13 @@ def test_json_round_trip(report: Report) -> None:
     text = report_to_json(report)
     data = json.loads(text)
     assert "fused_heatmap" not in data and "heatmap" not in data["experts"][0]
-    assert list(data)[:4] == ["schema_version", "forenscope_version", "image", "verdict"]
+    assert list(data)[:5] == [
+        "schema_version",
+        "forenscope_version",
+        "analysis_config",
+        "image",
+        "verdict",
+    ]
     back = Report.model_validate_json(text)
     assert report_to_json(back) == text
     assert back.regions[0].bbox == report.regions[0].bbox

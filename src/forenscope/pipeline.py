@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .config import AnalysisConfig
 from .experts import expert_classes, get_expert, list_experts
-from .explain import explain
 from .fusion.localize import localize
 from .fusion.verdict import fuse
 from .io import ImageInput, load_image
+from .report.explain import explain
 from .types import ExpertResult, FaceReport, ImageInfo, Region, Report
 
 if TYPE_CHECKING:

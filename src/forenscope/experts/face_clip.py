@@ -16,9 +16,9 @@ from PIL import Image
 from ..errors import ModelError
 from ..faces.analysis import FaceCheckResult, run_per_face
 from ..faces.detect import Face
-from ..faces.types import FaceReport
 from ..io.input import ImageInput
 from ..types import Evidence, ExpertResult, ExpertSpec
+from ..types.faces import FaceReport
 from .base import Expert
 from .registry import register_expert
 

@@ -22,9 +22,9 @@ from ..faces.analysis import (
     window_of,
 )
 from ..faces.detect import Face
-from ..faces.types import FaceReport
 from ..io.input import ImageInput
 from ..types import Evidence, ExpertResult, ExpertSpec
+from ..types.faces import FaceReport
 from ._signal_math import MAD_TO_SIGMA, ramp
 from .base import Expert
 from .registry import register_expert

@@ -18,9 +18,9 @@ from scipy import ndimage
 
 from ..faces.analysis import FaceCheckResult, part_masks, run_per_face, window_of
 from ..faces.detect import Face
-from ..faces.types import FaceReport
 from ..io.input import ImageInput
 from ..types import Evidence, ExpertResult, ExpertSpec
+from ..types.faces import FaceReport
 from ._signal_math import ramp
 from .base import Expert
 from .registry import register_expert

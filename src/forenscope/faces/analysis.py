@@ -11,10 +11,10 @@ import numpy as np
 from ..experts.base import Expert
 from ..io.input import ImageInput
 from ..types import BBox, Evidence, ExpertResult
+from ..types.faces import FaceReport
 from .describe import label_window
 from .detect import Face, detect_faces
 from .report import face_reports
-from .types import FaceReport
 
 SKIN = ("right cheek", "left cheek", "forehead", "chin", "face skin")
 AROUND = ("background near the face", "neck", "hairline")

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..types import BBox
-from .types import FaceRegion, FaceReport
+from ..types.faces import FaceRegion, FaceReport
 
 BACKGROUND = "background near the face"
 MIN_ON_FACE = 0.25  # share of the box that must fall on a face's regions to name it

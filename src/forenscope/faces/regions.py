@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import BBox
+from ..types.faces import FaceRegion
 from .detect import Face
-from .types import FaceRegion
 
 # MediaPipe face-mesh indices; "right"/"left" are the person's own sides.
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,

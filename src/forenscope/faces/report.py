@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..types import BBox, ExpertResult
+from ..types.faces import FaceBox, FaceCheck, FaceReport
 from .detect import Face
 from .regions import face_regions
-from .types import FaceBox, FaceCheck, FaceReport
 
 SIDE_NOTE = "left/right name the person's own sides (their left eye is on the image's right)"
 

@@ -9,6 +9,6 @@ models in `types`, the prompt library in `prompts`, the stages inside an analysi
 
 from __future__ import annotations
 
-from .types import LLMAssessment, Location, Stage1Result, Stage2Answer, Stage2Result
+from ..types.llm import LLMAssessment, Location, Stage1Result, Stage2Answer, Stage2Result
 
 __all__ = ["LLMAssessment", "Location", "Stage1Result", "Stage2Answer", "Stage2Result"]

@@ -28,8 +28,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+from ..types.llm import VoteLabel
 from .jsontext import extract_json_object
-from .types import VoteLabel
 
 AnswerClass = Literal["yes", "no", "refusal", "undetermined"]
 Polarity = Literal["fake", "real", "both"]

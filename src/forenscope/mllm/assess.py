@@ -16,10 +16,7 @@ from typing import Any, Literal
 
 from ..io.input import ImageInput
 from ..types import Report
-from .config import LLMConfig
-from .hybrid import HYBRID_PROMPT_VERSION, analyse_with_tools, compare
-from .runner import MLLMEngine
-from .types import (
+from ..types.llm import (
     EvidenceItem,
     LLMAssessment,
     Stage1Result,
@@ -27,6 +24,9 @@ from .types import (
     ToolCall,
     VerdictAgreement,
 )
+from .config import LLMConfig
+from .hybrid import HYBRID_PROMPT_VERSION, analyse_with_tools, compare
+from .runner import MLLMEngine
 
 MAX_REGIONS_SHOWN = 3
 _ID = re.compile(r"^\[?\s*(E\d+)\s*\]?$", re.IGNORECASE)

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from ..types.llm import Usage
 from .audit import AuditLog, redact_text
 from .cache import ResponseCache, cache_key
 from .config import LLMConfig
@@ -23,7 +24,6 @@ from .errors import (
     LLMResponseError,
     LLMTimeoutError,
 )
-from .types import Usage
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from ..errors import UnknownExpertError
 from ..types import ErrorInfo, ExpertResult
+from ..types.llm import Agreement, Stage1Result, Stage2Result, ToolCall
 from .errors import LLMError
 from .parsing import parse_analysis
 from .request import answer_texts, build_messages, build_request
-from .types import Agreement, Stage1Result, Stage2Result, ToolCall
 
 __all__ = [
     "Agreement", "ToolCall", "analyse_with_tools", "compare", "evidence_texts",

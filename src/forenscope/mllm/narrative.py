@@ -7,7 +7,7 @@ A refusal is told as a refusal, and a disagreement with the experts is always sp
 from __future__ import annotations
 
 from ..types import Report
-from .types import LLMAssessment, Stage1Result, Stage2Result
+from ..types.llm import LLMAssessment, Stage1Result, Stage2Result
 
 _LABEL = {"real": "real", "ai_generated": "AI-generated", "tampered": "tampered"}
 MAX_CITED_TOLD = 4

@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from ..types.llm import Stage2Answer
 from .answers import classify_answer, parse_yes_no
 from .jsontext import extract_json_object
 from .refusal import refusal_reason
-from .types import Stage2Answer
 
 __all__ = [
     "classify_answer",

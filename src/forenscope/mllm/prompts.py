@@ -285,7 +285,7 @@ STAGE1_EXAMPLE_QUESTION = STAGE1_QUESTION  # asked on every k-shot example image
 
 def stage2_response_format() -> dict[str, Any]:
     """OpenAI `response_format` for endpoints that enforce a JSON schema."""
-    from .types import Stage2Answer
+    from ..types.llm import Stage2Answer
 
     return {
         "type": "json_schema",

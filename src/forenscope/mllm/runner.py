@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from ..errors import InputError
 from ..types import ErrorInfo
+from ..types.llm import ImageRun, Sample, Stage1Result, Stage2Result, Usage
 from .client import AsyncLLMClient, ChatResponse
 from .config import LLMConfig, Scoring, planned_scoring
 from .errors import LLMError
@@ -18,7 +19,6 @@ from .parsing import parse_analysis, parse_yes_no, schema_problem
 from .prompts import PromptSet, load_prompts, stage2_response_format
 from .request import answer_texts, build_messages, build_request
 from .scoring import top_tokens, vote_probability, yes_probability
-from .types import ImageRun, Sample, Stage1Result, Stage2Result, Usage
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .types import VoteLabel
+from ..types.llm import VoteLabel
 
 YES_TOKENS = frozenset({"yes", "yeah", "yep", "true"})
 NO_TOKENS = frozenset({"no", "nope", "false"})

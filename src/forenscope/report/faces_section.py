@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import html
 
-from ..faces.types import FaceCheck, FaceReport
 from ..types import Report
+from ..types.faces import FaceCheck, FaceReport
 from .markdown import _table, evidence_line, md_text
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import html
 
-from ..mllm.types import LLMAssessment, Stage1Result, Stage2Result
 from ..types import Report
+from ..types.llm import LLMAssessment, Stage1Result, Stage2Result
 from .markdown import _table, md_text
 
 _VERDICT_WORDS = {

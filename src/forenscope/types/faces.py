@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._common_types import BBox, Evidence
+from .common import BBox, Evidence
 
 Point = tuple[float, float]
 

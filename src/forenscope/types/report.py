@@ -12,14 +12,9 @@ import numpy as np
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
-# Re-exported: defined there so mllm.types and faces.types can use them without a cycle.
-from ._common_types import BBox as BBox
-from ._common_types import ErrorInfo as ErrorInfo
-from ._common_types import Evidence as Evidence
-from ._common_types import Label as Label
-from ._common_types import _Model
-from .faces.types import FaceReport as FaceReport
-from .mllm.types import LLMAssessment as LLMAssessment
+from .common import BBox, ErrorInfo, Evidence, Label, _Model
+from .faces import FaceReport
+from .llm import LLMAssessment
 
 SCHEMA_VERSION = "2.0"
 """2.0: `Verdict.label` may be "inconclusive"; `Verdict.leaning`, `Verdict.conflicts` and

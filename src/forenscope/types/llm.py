@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .._common_types import ErrorInfo  # not ..types: that module imports this one
+from .common import ErrorInfo
 
 MLLMMethod = Literal["gan", "diffusion", "other", "unknown"]
 MLLMScope = Literal["global", "local"]

@@ -1,9 +1,4 @@
-"""Tiny models shared by `forenscope.types` and `forenscope.mllm.types`.
-
-They live here so that the Report (in `types`) can hold the MLLM results (in `mllm.types`) and
-the face reports (in `faces.types`), which themselves use these models, without a circular
-import. Import them from `forenscope.types`, which re-exports them.
-"""
+"""The small models every other result model uses (Evidence, BBox, ErrorInfo, Label)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ expert results), so a reader can check each claim against the evidence list and 
 
 from __future__ import annotations
 
-from .types import ExpertResult, Report
+from ..types import ExpertResult, Report
 
 _LABEL_WORDS = {
     "real": "a real photograph, with no convincing sign of generation or editing",
