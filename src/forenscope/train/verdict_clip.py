@@ -40,7 +40,10 @@ def out_of_source_scores(rows: Sequence[dict[str, Any]], groups: np.ndarray) -> 
         if len(set(y[train])) < 2:
             continue
         idx = np.flatnonzero(train)
-        folds = [idx[f] for f in group_folds(y[idx], list(groups[idx]), SEED)]
+        n_groups = len(set(groups[idx]))
+        if n_groups < 2:  # no held-out calibration possible: keep the shipped head's score
+            continue
+        folds = [idx[f] for f in group_folds(y[idx], list(groups[idx]), SEED, min(5, n_groups))]
         head = calibrated_head(
             x, y, folds, c=C, name="clip-generated-oos", feature="clip",
             classes=("real", "generated"), seed=SEED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -14,9 +14,7 @@ from ..fusion.decision import make_decision
 from ..fusion.verdict_model import LABELS
 from .verdict_data import VARIANTS
 from .verdict_fit import class_weights
-
-if TYPE_CHECKING:
-    from .verdict import Data
+from .verdict_table import Data
 
 OUTCOMES = (*LABELS, "inconclusive")
 CAMERA_SOURCES = frozenset({"metadata-extractor-images", "exif-samples"})
@@ -79,7 +77,7 @@ class Results:
     def validation(self) -> dict[str, Any]:
         return {
             "protocol": "leave-one-source-out over ../shared/data (CIFAKE excluded), as stored and "
-            "laundered (JPEG q70-90, resize 0.5-1.0); weighted to the prior",
+            "laundered (JPEG q70-90, resize 0.5-1.0); at the 60/30/10 class mix",
             "variants": {v: self.variant_figures(v) for v in VARIANTS},
         }
 
@@ -188,7 +186,7 @@ def reliability_table(res: Results, variant: str, bins: int = 10) -> list[str]:
     p, y = res.probs[m], res.data.y[m]
     top, correct, w = p.max(axis=1), p.argmax(axis=1) == y, class_weights(y)
     out = [
-        "| P(leading class) | n | mean P | share right (weighted to the prior) |",
+        "| P(leading class) | n | mean P | share right (at the 60/30/10 class mix) |",
         "|---|---|---|---|",
     ]
     idx = np.clip(np.floor(top * bins).astype(int), 0, bins - 1)
@@ -220,7 +218,7 @@ def render(res: Results, data: Data, command: str = "python -m forenscope.train.
         ("recall tampered (all tampered)", ">= 0.6", lambda f: f["recall"]["tampered"]),
         ("recall ai_generated (all generated)", ">= 0.9", lambda f: f["recall"]["ai_generated"]),
         ("recall real", "", lambda f: f["recall"]["real"]),
-        ("precision real / ai / tampered (weighted to the prior)", ">= 0.9", lambda f: " / ".join(
+        ("precision real / ai / tampered (60/30/10 mix)", ">= 0.9", lambda f: " / ".join(
             f"{f['precision_prior'][c]:.2f}" for c in LABELS)),
         ("same, at an equal class mix", "", lambda f: " / ".join(
             f"{f['precision_equal_mix'][c]:.2f}" for c in LABELS)),
@@ -229,7 +227,7 @@ def render(res: Results, data: Data, command: str = "python -m forenscope.train.
         ("false alarms, untouched camera JPEGs", "<= 0.03",
          lambda f: f"{f['camera_false_alarms']:.3f} of {f['camera_n']} (inconclusive "
                    f"{f['camera_inconclusive']:.2f})"),
-        ("ECE (leading class, weighted to the prior)", "<= 0.05", lambda f: f["ece"]),
+        ("ECE (leading class, at the 60/30/10 class mix)", "<= 0.05", lambda f: f["ece"]),
         ("AUC P(not real), all", "", lambda f: f["auc_not_real"]),
         ("AUC format-only baseline, all", "", lambda f: f["auc_format_only"]),
     )  # fmt: skip
