@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import ConfigError, ImageDecodeError, ImageTooLargeError, InputError
 from ..io.limits import MB, Limits
+from ..service.engine import MemoryGate
 from ..service.security import (
     BodyLimitMiddleware,
     RequestDeadlineMiddleware,
@@ -61,8 +62,8 @@ class OpenAISettings(BaseModel):
         "before 503 with Retry-After",
     )  # fmt: skip
     memory_budget_mb: int = Field(
-        default=1024, ge=64, description="estimated peak memory of one analysis; larger images "
-        "are refused (413) before decoding",
+        default=1024, ge=64, description="estimated peak memory of the analyses running at "
+        "once; an image whose own estimate is larger is refused (413) before decoding",
     )  # fmt: skip
     cache_size: int = Field(default=64, ge=0, description="answers kept, by image sha256")
     cache_bytes: int = Field(
@@ -143,9 +144,11 @@ class Analyst:
         )  # fmt: skip
         self.cache = ReportCache(settings.cache_size, settings.cache_bytes)
         self._slots = threading.BoundedSemaphore(settings.workers)
+        self.memory = MemoryGate(self.limits.max_memory_bytes)
 
     def report(self, data: bytes) -> Report:
         from ..io import load_image
+        from ..io.image import probe_image
         from ..pipeline import analyze_image
 
         self.limits.check_bytes(len(data), "image")
@@ -156,10 +159,16 @@ class Analyst:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        width, height = probe_image(data, self.limits)  # over the budget: refused, not queued
+        need = self.limits.estimated_bytes(width, height)
         with self._slots:
-            image = load_image(data, limits=self.limits)
-            s = self.settings
-            report = analyze_image(image, experts=s.experts, threshold=s.threshold)
+            self.memory.acquire(need)
+            try:
+                image = load_image(data, limits=self.limits)
+                s = self.settings
+                report = analyze_image(image, experts=s.experts, threshold=s.threshold)
+            finally:
+                self.memory.release(need)
         self.cache.put(key, report)
         return report
 

@@ -34,7 +34,7 @@ class Settings(BaseModel):
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     workers: int = Field(default=2, ge=1, description="analyses run at the same time")
     max_pending: int = Field(
-        default=16, ge=1, description="analyses waiting (each holds its upload) before 503"
+        default=32, ge=1, description="analyses waiting (each holds its upload) before 503"
     )
     expert_threads: int | None = Field(default=None, ge=1)
     # Slow or idle clients (see launch.server_config): the request line and headers, then each
