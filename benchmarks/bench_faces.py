@@ -8,7 +8,7 @@
    milliseconds per image (detection only, decoding excluded, after one warm-up call).
 2. Real-vs-fake AUC of the per-face experts on the StarGAN faces, format-aligned (both classes
    are 240x240 PNG as stored, so the container says nothing).
-The MediaPipe models must be cached (`forenscope.faces.models.pull_face_models()`).
+The MediaPipe models must be cached (`forenscope.models.faces.pull_face_models()`).
 """
 
 from __future__ import annotations

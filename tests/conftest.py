@@ -49,8 +49,8 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def face_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder with the three verified face .tflite files, or skip (never downloads)."""
     pytest.importorskip("ai_edge_litert")
-    from forenscope.faces.models import FACE_MODELS
     from forenscope.models.cache import default_cache_dir
+    from forenscope.models.faces import FACE_MODELS
 
     flat = tmp_path / "face-models"
     flat.mkdir()

@@ -1,7 +1,7 @@
 """Faces (issue 7): detection on drawn faces, named regions, per-face experts, degradation.
 
 The MediaPipe .tflite files are looked up in FORENSCOPE_FACE_MODELS_DIR or the user cache
-(`forenscope.faces.models.pull_face_models()`); tests that need them skip when absent.
+(`forenscope.models.faces.pull_face_models()`); tests that need them skip when absent.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from forenscope.errors import ModelError
 from forenscope.faces import describe_region_on_faces, detect_faces, face_reports
 from forenscope.faces import detect as detect_mod
 from forenscope.faces.detect import Face, FaceDetectorUnavailable
-from forenscope.faces.models import FACE_MODELS, model_path, pull_face_models
 from forenscope.io.input import ImageInput
+from forenscope.models.faces import FACE_MODELS, model_path, pull_face_models
 from forenscope.types import BBox
 
 
@@ -282,7 +282,8 @@ def test_rotated_face_gets_its_roll(face_models: Path) -> None:
 
 
 def test_analyze_faces_and_prompt_text(face_models: Path) -> None:
-    from forenscope.faces import analyze_faces, faces_for_prompt
+    from forenscope.experts.face_common import analyze_faces
+    from forenscope.faces import faces_for_prompt
 
     reports, why = analyze_faces(as_input(draw_face()))
     assert why is None and len(reports) == 1
@@ -293,7 +294,7 @@ def test_analyze_faces_and_prompt_text(face_models: Path) -> None:
 
 
 def test_analyze_faces_without_detector(monkeypatch: pytest.MonkeyPatch) -> None:
-    from forenscope.faces import analyze_faces
+    from forenscope.experts.face_common import analyze_faces
 
     def unavailable(*_a: object, **_k: object) -> str:
         raise FaceDetectorUnavailable("no face detector: pip install ai-edge-litert")

@@ -15,9 +15,9 @@ from forenscope.experts.face_eyes import FaceEyeHighlightsExpert
 from forenscope.experts.face_seam import FaceSeamExpert
 from forenscope.faces import detect as detect_mod
 from forenscope.faces import detect_faces, face_reports
-from forenscope.faces.models import FACE_MODELS
 from forenscope.io.input import ImageInput
 from forenscope.models.cache import default_cache_dir
+from forenscope.models.faces import FACE_MODELS
 
 EXPERTS = (FaceSeamExpert, FaceConsistencyExpert, FaceEyeHighlightsExpert)
 

@@ -74,8 +74,9 @@ def _tampered() -> bytes:
 
 # -- offline stays as it was ------------------------------------------------------------------
 OFFLINE_KEYS = [
-    "schema_version", "forenscope_version", "analysis_config", "image", "verdict", "attribution", "regions",
-    "experts", "key_evidence", "explanation", "faces", "notes", "timings", "errors", "llm",
+    "schema_version", "forenscope_version", "analysis_config", "image", "verdict", "attribution",
+    "regions", "experts", "key_evidence", "explanation", "faces", "notes", "timings", "errors",
+    "llm",
 ]  # fmt: skip
 
 

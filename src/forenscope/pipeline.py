@@ -131,7 +131,8 @@ def _faces(
     classes = expert_classes()
     if not any(classes[r.expert].spec.kind == "faces" for r in results if r.expert in classes):
         return [], []
-    from .faces import analyze_faces, describe_region_on_faces
+    from .experts.face_common import analyze_faces
+    from .faces import describe_region_on_faces
 
     faces, why_not = analyze_faces(image, results)
     for region in regions:

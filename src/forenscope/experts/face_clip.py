@@ -14,12 +14,12 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ModelError
-from ..faces.analysis import FaceCheckResult, run_per_face
 from ..faces.detect import Face
 from ..io.input import ImageInput
 from ..types import Evidence, ExpertResult, ExpertSpec
 from ..types.faces import FaceReport
 from .base import Expert
+from .face_common import FaceCheckResult, run_per_face
 from .registry import register_expert
 
 CROP_SCALE = 1.6

@@ -12,7 +12,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..faces.analysis import (
+from ..faces.detect import Face
+from ..io.input import ImageInput
+from ..types import Evidence, ExpertResult, ExpertSpec
+from ..types.faces import FaceReport
+from ._signal_math import MAD_TO_SIGMA, ramp
+from .base import Expert
+from .face_common import (
     AROUND,
     SKIN,
     FaceCheckResult,
@@ -21,12 +27,6 @@ from ..faces.analysis import (
     run_per_face,
     window_of,
 )
-from ..faces.detect import Face
-from ..io.input import ImageInput
-from ..types import Evidence, ExpertResult, ExpertSpec
-from ..types.faces import FaceReport
-from ._signal_math import MAD_TO_SIGMA, ramp
-from .base import Expert
 from .registry import register_expert
 
 MIN_FACE_PX = 48

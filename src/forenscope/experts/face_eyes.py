@@ -16,13 +16,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from ..faces.analysis import FaceCheckResult, run_per_face
 from ..faces.detect import Face
 from ..faces.regions import PARTS
 from ..io.input import ImageInput
 from ..types import Evidence, ExpertResult, ExpertSpec
 from ..types.faces import FaceReport
 from .base import Expert
+from .face_common import FaceCheckResult, run_per_face
 from .registry import register_expert
 
 GRID_W, GRID_H = 32, 16  # samples across 1.2 x 0.6 eye widths

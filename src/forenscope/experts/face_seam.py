@@ -16,13 +16,13 @@ from collections.abc import Iterator
 import numpy as np
 from scipy import ndimage
 
-from ..faces.analysis import FaceCheckResult, part_masks, run_per_face, window_of
 from ..faces.detect import Face
 from ..io.input import ImageInput
 from ..types import Evidence, ExpertResult, ExpertSpec
 from ..types.faces import FaceReport
 from ._signal_math import ramp
 from .base import Expert
+from .face_common import FaceCheckResult, part_masks, run_per_face, window_of
 from .registry import register_expert
 
 SECTORS = 24

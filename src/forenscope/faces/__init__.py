@@ -6,7 +6,6 @@ The TFLite runtime and scikit-image load on first use, inside the functions that
 from __future__ import annotations
 
 from ..types.faces import FaceBox, FaceCheck, FaceRegion, FaceReport
-from .analysis import analyze_faces
 from .describe import describe_region_on_faces, faces_for_prompt
 from .detect import Face, FaceDetectorUnavailable, detect_faces
 from .report import face_reports
@@ -18,7 +17,6 @@ __all__ = [
     "FaceDetectorUnavailable",
     "FaceRegion",
     "FaceReport",
-    "analyze_faces",
     "describe_region_on_faces",
     "detect_faces",
     "face_reports",

@@ -19,8 +19,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ForenscopeError
+from ..models.faces import BLAZEFACE_FULL, BLAZEFACE_SHORT, FACE_MESH, model_path
 from . import blazeface, mesh
-from .models import BLAZEFACE_FULL, BLAZEFACE_SHORT, FACE_MESH, model_path
 
 Backend = Literal["auto", "mediapipe", "mediapipe-short", "mediapipe-full", "skimage-lbp"]
 BACKENDS = ("mediapipe", "mediapipe-short", "mediapipe-full", "skimage-lbp")

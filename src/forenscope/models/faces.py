@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ModelError
-from ..models.registry import ModelSpec
-from ..models.sources import auto_pull_enabled, extract_from_wheel, file_sha256
+from .registry import ModelSpec
+from .sources import auto_pull_enabled, extract_from_wheel, file_sha256
 
 MEDIAPIPE_REQ = "mediapipe==0.10.21"
 _LICENCE = "Apache-2.0 (google-ai-edge/mediapipe 0.10.21, PyPI wheel)"
@@ -57,7 +57,7 @@ FACE_MODELS: dict[str, ModelSpec] = {
 }
 
 OFFLINE_HINT = (
-    "the face models are not cached; run forenscope.faces.models.pull_face_models() where PyPI "
+    "the face models are not cached; run forenscope.models.faces.pull_face_models() where PyPI "
     "is reachable (or pass it a downloaded mediapipe-0.10.21 wheel), or set "
     "FORENSCOPE_FACE_MODELS_DIR to a folder holding the .tflite files"
 )

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..experts.base import Expert
+from ..faces.describe import label_window
+from ..faces.detect import Face, detect_faces
+from ..faces.report import face_reports
 from ..io.input import ImageInput
 from ..types import BBox, Evidence, ExpertResult
 from ..types.faces import FaceReport
-from .describe import label_window
-from .detect import Face, detect_faces
-from .report import face_reports
+from .base import Expert
 
 SKIN = ("right cheek", "left cheek", "forehead", "chin", "face skin")
 AROUND = ("background near the face", "neck", "hairline")
@@ -117,7 +117,7 @@ def analyze_faces(
 
     Never raises for a missing detector: the second value then says what to install or pull.
     """
-    from .detect import FaceDetectorUnavailable
+    from ..faces.detect import FaceDetectorUnavailable
 
     try:
         faces = detect_faces(image.rgb)
