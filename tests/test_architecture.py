@@ -1,0 +1,89 @@
+"""Imports point down the analysis line (ARCHITECTURE.md): no module imports a higher layer,
+not even inside a function. The few known exceptions are listed with the reason they remain."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "src" / "forenscope"
+
+# Lowest first. A unit is a top-level module or package of forenscope.
+LAYERS: list[set[str]] = [
+    {"types", "errors"},
+    {"config"},
+    {"io", "models"},
+    {"learned", "localizer", "faces"},
+    {"experts", "forgeries"},
+    {"fusion"},
+    {"report"},
+    {"mllm"},
+    {"pipeline"},
+    {"batch", "eval", "train", "demo"},
+    {"service"},
+    {"cli", "__main__", "__init__"},
+]
+
+# (importing module, imported unit): entry points that still live in a lower package.
+KNOWN_UPWARD = {
+    ("mllm/cli.py", "pipeline"): "the `forenscope llm` commands; they belong beside cli.py",
+    ("mllm/openai_server.py", "pipeline"): "the OpenAI-compatible server; due in service/openai/",
+    ("mllm/openai_server.py", "service"): "the same server shares the service's security code",
+    ("mllm/serve_cli.py", "service"): "the same server's start-up shares the service's launcher",
+}
+
+
+def layer_of(unit: str) -> int:
+    for i, units in enumerate(LAYERS):
+        if unit in units:
+            return i
+    raise AssertionError(f"{unit!r} is in no layer of ARCHITECTURE.md: add it to LAYERS")
+
+
+def unit_of(path: Path) -> str:
+    rel = path.relative_to(ROOT)
+    return rel.parts[0].removesuffix(".py")
+
+
+def imported_units(path: Path) -> set[str]:
+    """Top-level forenscope units imported anywhere in the file (relative or absolute)."""
+    rel = path.relative_to(ROOT).with_suffix("")
+    package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = package[: len(package) - (node.level - 1)]
+            target = base + (node.module.split(".") if node.module else [])
+            if target:
+                out.add(target[0])
+            else:  # `from . import x` at the top level
+                out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("forenscope."):
+            out.add((node.module or "").split(".")[1])
+        elif isinstance(node, ast.Import):
+            out.update(a.name.split(".")[1] for a in node.names if a.name.startswith("forenscope."))
+    return out
+
+
+def test_no_import_points_up_a_layer() -> None:
+    upward = []
+    for path in sorted(ROOT.rglob("*.py")):
+        here = unit_of(path)
+        rel = str(path.relative_to(ROOT))
+        for unit in imported_units(path) - {here, "__version__"}:
+            if layer_of(unit) > layer_of(here) and (rel, unit) not in KNOWN_UPWARD:
+                upward.append(f"{rel} imports {unit}")
+    assert upward == [], "imports that run back up (see ARCHITECTURE.md):\n" + "\n".join(upward)
+
+
+def test_the_known_exceptions_still_exist() -> None:
+    """An exception that no longer occurs is removed from the list, so the list stays true."""
+    stale = [
+        f"{rel} -> {unit}" for rel, unit in KNOWN_UPWARD if unit not in imported_units(ROOT / rel)
+    ]
+    assert stale == []
+
+
+def test_types_import_nothing_else_of_forenscope() -> None:
+    for path in (ROOT / "types").rglob("*.py"):
+        assert imported_units(path) <= {"types"}, path
