@@ -39,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from forenscope.eval.classification import auc as roc_auc
 from forenscope.eval.metrics import all_forged_f1, best_threshold_f1, resize_map, scores_at
 from forenscope.io import ImageInput
 from forenscope.learned.detector import ClipDetectorModel
 from forenscope.learned.heads import LinearHead, load_head
-from forenscope.learned.metrics import roc_auc
 from forenscope.models.sources import encoder_path
 from forenscope.train.composites import (
     Composite,

@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from forenscope.errors import MissingDependencyError, ModelError
+from forenscope.eval.classification import auc as roc_auc
 from forenscope.experts.cnn_baseline import CnnBaseline
 from forenscope.io.input import ImageInput
 from forenscope.learned.cnn import CNN_NAME, CnnModel, CnnSidecar, calibrate_logit
 from forenscope.learned.heads import HEADS_PACKAGE
-from forenscope.learned.metrics import roc_auc
 from forenscope.learned.preprocess import align_image
 from forenscope.train.cli import train_cli
 from manifest_fixtures import write_manifest

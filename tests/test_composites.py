@@ -224,9 +224,9 @@ def write_manifest(root: Path) -> Path:
 def test_composite_patch_dataset_trains_a_head_that_localizes(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
+    from forenscope.eval.classification import auc as roc_auc
     from forenscope.learned.encoder import ClipEncoder
     from forenscope.learned.fake_encoder import build_fake_encoder
-    from forenscope.learned.metrics import roc_auc
     from forenscope.train.composites import composite_patch_dataset
     from forenscope.train.fit import fit_head, group_folds
 

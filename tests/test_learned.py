@@ -13,12 +13,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from forenscope.errors import ModelError
+from forenscope.eval.classification import auc as roc_auc
+from forenscope.eval.classification import ece
 from forenscope.experts.clip_detector import ClipDetector
 from forenscope.io.input import ImageInput
 from forenscope.learned.encoder import LN_EPS, ClipEncoder, read_projection
 from forenscope.learned.fake_encoder import build_fake_encoder
 from forenscope.learned.heads import LinearHead, load_head
-from forenscope.learned.metrics import ece, roc_auc
 from forenscope.learned.preprocess import (
     CLIP_MEAN,
     CLIP_STD,

@@ -17,6 +17,7 @@ from PIL import Image
 
 import forenscope.fusion.verdict as verdict_module
 from forenscope.cli import EXIT_INCONCLUSIVE, main
+from forenscope.eval.classification import ece
 from forenscope.forgeries import synthetic_photo
 from forenscope.fusion.decision import make_decision
 from forenscope.fusion.verdict_model import LABELS, VerdictModel, decide
@@ -27,7 +28,6 @@ from forenscope.train.verdict_fit import (
     probabilities_from_logits,
     thresholds_for,
 )
-from forenscope.train.verdict_report import weighted_ece
 from forenscope.types import Report
 
 EVEN = dict.fromkeys(LABELS, 0.6)
@@ -181,11 +181,11 @@ def test_calibration_fit_is_calibrated_on_held_out_sources() -> None:
     correct = p.argmax(axis=1) == y[test]
     w = class_weights(y[test])  # the verdict's class mix, as everywhere in the fit
     assert (w * correct).sum() / w.sum() > 0.7
-    assert weighted_ece(correct, p.max(axis=1), class_weights(y[test])) < 0.06
+    assert ece(correct, p.max(axis=1), weights=class_weights(y[test])) < 0.06
     # an over-confident copy (logits doubled) is clearly worse calibrated
     sharp = probabilities_from_logits(2.5 * fit.logits(x[test]) * fit.temperature)
-    worse = weighted_ece(sharp.argmax(axis=1) == y[test], sharp.max(axis=1), class_weights(y[test]))
-    assert worse > weighted_ece(correct, p.max(axis=1), class_weights(y[test]))
+    worse = ece(sharp.argmax(axis=1) == y[test], sharp.max(axis=1), weights=class_weights(y[test]))
+    assert worse > ece(correct, p.max(axis=1), weights=class_weights(y[test]))
 
 
 def test_fit_learns_which_feature_points_where() -> None:

@@ -126,15 +126,19 @@ def best_threshold_accuracy(y: Any, s: Any) -> tuple[float, float]:
     return float(acc[i]), float(thr[i])
 
 
-def ece(y: Any, s: Any, bins: int = 15) -> float:
+def ece(y: Any, s: Any, bins: int = 15, weights: Any = None) -> float:
+    """Expected calibration error over `bins` equal-width bins of the probability `s` of the
+    event `y`; with `weights`, a weighted average (e.g. rows weighted to a class mix)."""
     yt, sc = _arrays(y, s)
     if not yt.size:
         return NAN
+    w = np.ones(yt.size) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     idx = np.clip(np.floor(sc * bins).astype(int), 0, bins - 1)
     total = 0.0
     for b in np.unique(idx):
         m = idx == b
-        total += m.sum() / yt.size * abs(float(yt[m].mean()) - float(sc[m].mean()))
+        gap = float((w[m] * (yt[m] - sc[m])).sum() / w[m].sum())
+        total += float(w[m].sum() / w.sum()) * abs(gap)
     return float(total)
 
 

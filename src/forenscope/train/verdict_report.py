@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..eval.classification import auc
+from ..eval.classification import auc, ece
 from ..fusion.decision import make_decision
 from ..fusion.verdict_model import LABELS
 from .verdict_data import VARIANTS
@@ -63,8 +63,8 @@ class Results:
             "recall": recall,
             "precision_prior": precision,
             "precision_equal_mix": precision_equal,
-            "ece": weighted_ece(correct, top, w),
-            "ece_unweighted": weighted_ece(correct, top, np.ones_like(top)),
+            "ece": ece(correct, top, BINS, weights=w),
+            "ece_unweighted": ece(correct, top, BINS),
             "photoshop_tampered": _share(pred[edit_decided] == 2),
             "photoshop_decided": int(edit_decided.sum()),
             "camera_false_alarms": _share(np.isin(pred[camera], (1, 2))),
@@ -88,19 +88,6 @@ def _ratio(a: float, b: float) -> float:
 
 def _share(hits: np.ndarray) -> float:
     return float(hits.mean()) if hits.size else float("nan")
-
-
-def weighted_ece(correct: np.ndarray, confidence: np.ndarray, w: np.ndarray) -> float:
-    idx = np.clip(np.floor(confidence * BINS).astype(int), 0, BINS - 1)
-    total = 0.0
-    for b in np.unique(idx):
-        sel = idx == b
-        ws = w[sel].sum()
-        gap = abs(
-            float((w[sel] * correct[sel]).sum() / ws) - float((w[sel] * confidence[sel]).sum() / ws)
-        )
-        total += ws / w.sum() * gap
-    return float(total)
 
 
 def format_only_scores(data: Data) -> np.ndarray:
