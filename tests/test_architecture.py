@@ -11,8 +11,7 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "forenscope"
 # Lowest first. A unit is a top-level module or package of forenscope.
 LAYERS: list[set[str]] = [
     {"types", "errors"},
-    {"config"},
-    {"io", "models"},
+    {"io", "models", "config"},
     {"learned", "localizer", "faces"},
     {"experts", "forgeries"},
     {"fusion"},

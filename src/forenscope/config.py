@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ForenscopeError
+from .models.cache import sha256_file
 
 ENV = {
     "fusion": "FORENSCOPE_FUSION",
@@ -83,7 +84,7 @@ def weights_fingerprints() -> dict[str, str]:
 
 
 def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return sha256_file(path)[:16]
 
 
 def config_key(record: dict[str, Any]) -> str:

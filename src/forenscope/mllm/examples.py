@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import functools
-import hashlib
 import json
 import random
 from collections.abc import Iterable
@@ -13,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError
+from ..models.sources import file_sha256
 
 PoolLabel = Literal["real", "fake"]
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
@@ -38,10 +37,9 @@ class Example:
         return _file_sha256(self.path)
 
 
-@functools.lru_cache(maxsize=4096)
 def _file_sha256(path: Path) -> str:
-    # Pools are read once per query image; hashing every file again would dominate k-shot runs.
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    # Memoised per (path, size, mtime): hashing every pool file per query would dominate k-shot.
+    return file_sha256(path)
 
 
 def _label(word: str, where: str) -> PoolLabel:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import random
 import sys
 from collections.abc import Iterator, Sequence
@@ -32,15 +31,13 @@ from typing import Any
 
 from PIL import Image
 
+from ..models.cache import default_cache_dir
+
 VARIANTS = ("stored", "laundered")
 LAUNDER_SCALE = (0.5, 1.0)
 LAUNDER_QUALITY = (70, 90)
 SKIP_SOURCES = frozenset({"cifake"})
-DEFAULT_CACHE = (
-    Path(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")))
-    / "forenscope"
-    / "verdict-protocol.jsonl"
-)
+DEFAULT_CACHE = default_cache_dir() / "verdict-protocol.jsonl"
 
 
 def launder(data: bytes, key: str) -> bytes:
