@@ -61,3 +61,28 @@ def face_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         shutil.copy(src, flat / spec.filename)
     monkeypatch.setenv("FORENSCOPE_FACE_MODELS_DIR", str(flat))
     return flat
+
+
+# --- CI refuses skips it did not expect ------------------------------------------------------
+# A skip in a user's clone is fine (no ../shared, no Chromium, no pulled models). In CI
+# (FORENSCOPE_STRICT_SKIPS=1, set by .ci/run) everything is installed, so a skip means a
+# dependency silently went missing: only the reasons below may skip there.
+ALLOWED_CI_SKIPS: tuple[str, ...] = (
+    "needs a GPU",  # no GPU in CI by design
+)
+_unexpected_skips: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and os.environ.get("FORENSCOPE_STRICT_SKIPS") == "1":
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+        if not any(allowed in reason for allowed in ALLOWED_CI_SKIPS):
+            _unexpected_skips.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _unexpected_skips:
+        print("\nUnexpected skips in CI (FORENSCOPE_STRICT_SKIPS=1):")
+        for line in _unexpected_skips:
+            print(f"  {line}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
