@@ -6,8 +6,8 @@ Training data: seeded forgeries of real photos from the manifest, never the tamp
 CIFAKE. Photos: the BSDS500 val images whose path hash falls in the fitting share (the rest stay
 unseen for the false-alarm check in bench_localization.py; the learned localizer never trained on
 BSDS500 val) plus the learned localizer's own validation photos (it never trained on those
-either). Forgeries come from two makers: `localizer.synth` (irregular masks, splice with another
-processing chain, copy-move with rotation/scale, a region re-saved as JPEG, local edits) and
+either). Forgeries come from two makers: `train.localizer_synth` (irregular masks, splice with
+another processing chain, copy-move with rotation/scale, a region re-saved as JPEG, local edits) and
 `forenscope.forgeries` (box splice, exact copy-move, JPEG region, resampled region), plus
 untouched controls. Every image goes through the default experts as in `analyze_image`; the expert
 maps are cached at the model's working size (outside the repository), then a per-pixel logistic
@@ -46,8 +46,8 @@ from forenscope.fusion.map_fitted import (
     work_shape,
 )
 from forenscope.io import load_image
-from forenscope.localizer import synth
 from forenscope.pipeline import run_experts
+from forenscope.train import localizer_synth as synth
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "src" / "forenscope" / "fusion" / "weights" / "map_fitted.json"
@@ -55,7 +55,7 @@ EXPERTS = ("copy_move", "ela", "jpeg_artifacts", "learned_localizer", "noise", "
 MAP_SIDE = 384
 SMOOTH_SHARE = 0.03
 FIT_SHARE = 0.7  # of BSDS500 val photos (by path hash); the rest is the unseen real-photo check
-LOCALIZER_VAL_SHARE = 0.15  # the learned localizer's validation rule (localizer/train.py)
+LOCALIZER_VAL_SHARE = 0.15  # the learned localizer's validation rule (train/localizer.py)
 LOCALIZER_SOURCES = ("bsds500-train", "kodak24", "debian-lomiri-wallpapers-16.04",
                      "debian-lomiri-wallpapers-20.04")  # fmt: skip
 PIXELS_PER_IMAGE = 4000
@@ -100,7 +100,7 @@ def _save(rgb: np.ndarray, rng: np.random.Generator) -> bytes:
 def synth_forgery(
     photo: np.ndarray, donor: np.ndarray, rng: np.random.Generator
 ) -> tuple[bytes, np.ndarray, str]:
-    """`localizer.synth.make_sample`, but keeping the saved file's bytes for the JPEG experts."""
+    """`localizer_synth.make_sample`, keeping the saved file's bytes for the JPEG experts."""
     base = synth.random_crop(photo, rng)
     if rng.random() < 0.6:
         base = synth.jpeg(base, int(rng.integers(70, 99)))

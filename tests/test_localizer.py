@@ -13,9 +13,9 @@ from forenscope.io.input import ImageInput
 from forenscope.localizer import onnx_trees
 from forenscope.localizer.features import image_features
 from forenscope.localizer.model import Localizer, shipped
-from forenscope.localizer.synth import make_sample
-from forenscope.localizer.train import _xy, build_set, fit_select
 from forenscope.localizer.trees import export_hgb
+from forenscope.train.localizer import _xy, build_set, fit_select
+from forenscope.train.localizer_synth import make_sample
 
 # IoU of (map >= 0.5) with the pasted box, measured with the shipped weights: 0.92 (0.90 and 0.86
 # with donor seeds 8 and 9). A final save at quality 90 instead of 95 drops it to ~0.01: a known

@@ -111,7 +111,7 @@ def markdown(record: dict[str, Any]) -> str:
         parts += [
             "",
             md_table(
-                ["true \\ pred", *c3["labels"], "no answer"],
+                ["true \\ pred", *c3.get("pred", c3["labels"]), "no answer"],
                 [[lab, *row] for lab, row in zip(c3["labels"], c3["matrix"], strict=True)],
             ),
         ]

@@ -151,10 +151,13 @@ def summarize(records: list[Record], *, threshold: float = 0.5) -> dict[str, Any
         ),
     }
     if any(r["pred_label"] for r in records):
+        # An "inconclusive" verdict is an answer (needs review), not a missing one: own column.
+        pred = [*labels, "inconclusive"]
         out["confusion_3class"] = {
             "labels": labels,
+            "pred": pred,
             "matrix": confusion(
-                [r["label"] for r in records], [r["pred_label"] for r in records], labels
+                [r["label"] for r in records], [r["pred_label"] for r in records], labels, pred
             ),
         }
     out["usage"] = _usage(records)

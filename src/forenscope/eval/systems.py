@@ -129,7 +129,7 @@ class AnalysisSystem:
         return Prediction(
             fake_probability=1.0 - probs.get("real", 0.0),
             scores=probs,
-            label=LABEL_MAP.get(report.verdict.label),  # None when inconclusive
+            label=LABEL_MAP.get(report.verdict.label, report.verdict.label),  # or "inconclusive"
             heatmap=report.fused_heatmap,
             attribution=method if method in ("gan", "diffusion") else None,
             error="; ".join(f"{e.type}: {e.message}" for e in report.errors) or None,

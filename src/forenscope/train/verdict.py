@@ -33,14 +33,16 @@ import numpy as np
 
 from ..fusion.verdict_model import LABELS, VerdictModel
 from .verdict_data import DEFAULT_CACHE, read_cache
-from .verdict_fit import Fit, fit_fold, probabilities_from_logits
+from .verdict_fit import TARGET_PRECISION, Fit, fit_fold, probabilities_from_logits
 from .verdict_table import Data
 
 ECE_TARGET = 0.05
 WEIGHTS = Path(__file__).resolve().parents[1] / "fusion" / "weights" / "verdict.json"
 
 
-def leave_one_source_out(data: Data) -> tuple[np.ndarray, np.ndarray]:
+def leave_one_source_out(
+    data: Data, precision: float = TARGET_PRECISION
+) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold probabilities (N, 3) and per-row decision thresholds (N, 3)."""
     from tqdm import tqdm
 
@@ -49,7 +51,7 @@ def leave_one_source_out(data: Data) -> tuple[np.ndarray, np.ndarray]:
     groups = sorted(set(data.group))
     for g in tqdm(groups, desc="sources", file=sys.stderr):
         test = data.group == g
-        fit = fit_fold(data.x[~test], data.y[~test], data.group[~test])
+        fit = fit_fold(data.x[~test], data.y[~test], data.group[~test], precision)
         probs[test] = probabilities_from_logits(fit.logits(data.x[test]))
         thresholds[test] = [fit.thresholds[c] for c in LABELS]
     return probs, thresholds
@@ -78,20 +80,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--write", action="store_true", help=f"write {WEIGHTS.name}")
     p.add_argument("--record", type=Path, help="write the tables into this Markdown file")
+    p.add_argument(
+        "--precision",
+        type=float,
+        default=TARGET_PRECISION,
+        help="precision each decided class must reach on held-out predictions (sets the "
+        "thresholds; lower decides more images and gets more of them wrong)",
+    )
     args = p.parse_args(argv)
     rows = list(read_cache(args.cache).values())
     if not rows:
         print(f"no cached rows in {args.cache}: run forenscope.train.verdict_data", file=sys.stderr)
         return 2
     data = Data(rows)
-    probs, thresholds = leave_one_source_out(data)
+    probs, thresholds = leave_one_source_out(data, args.precision)
     results = evaluate(data, probs, thresholds)
     text = render(results, data)
     print(text)
     if args.record:
         record(args.record, text)
     if args.write:
-        fit = fit_fold(data.x, data.y, data.group)
+        fit = fit_fold(data.x, data.y, data.group, args.precision)
         model = ship(data, fit, results.validation())
         import json
 

@@ -106,9 +106,11 @@ def fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(res.x))
 
 
-def thresholds_for(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def thresholds_for(
+    p: np.ndarray, y: np.ndarray, precision: float = TARGET_PRECISION
+) -> dict[str, float]:
     """Per class, the lowest threshold at which the verdicts leaning to it and reaching it are
-    right at least `TARGET_PRECISION` of the time (weighted to the prior); 1.0 when none is."""
+    right at least `precision` of the time (weighted to the prior); 1.0 when none is."""
     w = class_weights(y)
     leaning = p.argmax(axis=1)
     top = p.max(axis=1)
@@ -119,13 +121,15 @@ def thresholds_for(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
             chosen = (leaning == k) & (top >= t)
             if w[chosen].sum() <= 0:
                 continue
-            if w[chosen & (y == k)].sum() / w[chosen].sum() >= TARGET_PRECISION:
+            if w[chosen & (y == k)].sum() / w[chosen].sum() >= precision:
                 out[label] = t
                 break
     return out
 
 
-def fit_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> Fit:
+def fit_fold(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, precision: float = TARGET_PRECISION
+) -> Fit:
     """Choose C, the temperature and the thresholds on grouped OOF logits; fit on all rows."""
     best: tuple[float, float, float, np.ndarray] | None = None
     for c in C_GRID:
@@ -137,5 +141,5 @@ def fit_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> Fit:
     assert best is not None
     _, c, t, z = best
     coef, intercept = fit_lr(x, y, c)
-    thresholds = thresholds_for(probabilities_from_logits(z / t), y)
+    thresholds = thresholds_for(probabilities_from_logits(z / t), y, precision)
     return Fit(coef=coef, intercept=intercept, temperature=t, thresholds=thresholds, c=c)

@@ -1,6 +1,6 @@
 """Train the localizer on synthetic forgeries of real photos; select and calibrate on held-out ones.
 
-    python -m forenscope.localizer.train --data ../shared/data --seed 0
+    python -m forenscope.train.localizer --data ../shared/data --seed 0
 
 Photos: BSDS500 train, Kodak24 and the Debian wallpapers from the manifest (never CIFAKE or
 CNNDetection, never the tampered set). A fixed share of them (chosen by a hash of the path) is
@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .features import image_features
-from .model import WEIGHTS, Localizer, to_pixels
-from .synth import make_sample
-from .trees import export_hgb
+from ..localizer.features import image_features
+from ..localizer.model import WEIGHTS, Localizer, to_pixels
+from ..localizer.trees import export_hgb
+from .localizer_synth import make_sample
 
 TRAIN_SOURCES = (
     "bsds500-train",
@@ -92,7 +92,7 @@ def _make_item(task: tuple[np.ndarray, np.ndarray, int]) -> Item:
     photo, donor, seed = task
     s = make_sample(photo, donor, np.random.default_rng(seed))
     x, grid, _ = image_features(s.rgb)
-    from .features import block_labels
+    from ..localizer.features import block_labels
 
     return Item(x, block_labels(s.mask), grid, s.mask, s.kind)
 
