@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 from forenscope import analyze
-from forenscope.config import AnalysisConfig, ConfigError, config_key
+from forenscope.cli import main
+from forenscope.config import ENV, AnalysisConfig, ConfigError, config_key
 from forenscope.forgeries import synthetic_photo
 
 
@@ -46,3 +50,31 @@ def test_every_report_records_its_config(monkeypatch: pytest.MonkeyPatch) -> Non
     assert cfg["fusion"] == "handset" and cfg["threshold"] == 0.4
     assert set(cfg["experts"]) == {"ela", "noise"}
     assert report.verdict.calibrated is False  # the hand-set pooling is never calibrated
+
+
+def _png(tmp_path: Path) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray(synthetic_photo(96, 128, seed=3)).save(path)
+    return path
+
+
+def test_cli_flags_set_the_config_that_the_report_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ENV.values():
+        monkeypatch.setenv(var, "")  # unset for the config; monkeypatch restores what the CLI sets
+    args = ["analyze", str(_png(tmp_path)), "--json", "--experts", "noise,ela"]
+    default = CliRunner().invoke(main, args)
+    flagged = CliRunner().invoke(main, [*args, "--fusion", "handset", "--no-clip-daam"])
+    assert default.exit_code in (0, 1, 4) and flagged.exit_code in (0, 1, 4), flagged.output
+    a, b = (json.loads(r.stdout.splitlines()[0])["analysis_config"] for r in (default, flagged))
+    assert (a["fusion"], a["clip_daam"]) == ("fitted", True)
+    assert (b["fusion"], b["clip_daam"]) == ("handset", False)
+
+
+def test_cli_rejects_a_bad_environment_value_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORENSCOPE_MAP_FUSION", "fited")
+    result = CliRunner().invoke(main, ["analyze", str(_png(tmp_path))])
+    assert result.exit_code == 2 and "FORENSCOPE_MAP_FUSION" in result.output

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .config import AnalysisConfig, click_options
 from .errors import ForenscopeError
 
 EXIT_CLEAN, EXIT_SUSPICIOUS, EXIT_USAGE, EXIT_ERRORS, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4
@@ -93,6 +94,7 @@ def main() -> None:
     help="Seconds one image may take; past it its worker process is stopped and the image is "
     "an error (the others go on).",
 )
+@click_options
 def analyze(
     paths: tuple[str, ...],
     out_dir: Path | None,
@@ -125,6 +127,7 @@ def analyze(
             # Deduplicated and checked (with a did-you-mean) before any work.
             names = tuple(check_expert_names(experts.split(",")))
         files = expand_inputs(paths)
+        AnalysisConfig.current()  # a bad FORENSCOPE_* value is a usage error, before any work
     except ForenscopeError as exc:
         raise click.UsageError(terminal_safe(str(exc))) from None
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+import click
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ForenscopeError
@@ -67,6 +69,63 @@ class AnalysisConfig(BaseModel):
         out: dict[str, Any] = self.model_dump()
         out["weights"] = weights_fingerprints()
         return out
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _set_env(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is None:
+            return  # not given: the environment (or the default) decides
+        if field == "clip_daam":
+            value = "1" if value else "0"
+        os.environ[ENV[field]] = str(value)
+
+    return callback
+
+
+def click_options(command: F) -> F:
+    """`--fusion`, `--map-fusion`, `--clip-heads`, `--clip-daam/--no-clip-daam` for a command.
+
+    Each sets its `FORENSCOPE_*` variable (so worker processes inherit it) and is recorded in
+    every Report through `AnalysisConfig.current()`; an unset flag leaves the environment alone.
+    """
+    options = [
+        click.option(
+            "--fusion",
+            type=click.Choice(["fitted", "handset"]),
+            expose_value=False,
+            callback=_set_env("fusion"),
+            help="Verdict: the fitted, calibrated model (default) or hand-set pooling "
+            f"[env {ENV['fusion']}].",
+        ),
+        click.option(
+            "--map-fusion",
+            type=click.Choice(["handset", "fitted"]),
+            expose_value=False,
+            callback=_set_env("map_fusion"),
+            help=f"Fused tamper map: weighted mean (default) or per-pixel model "
+            f"[env {ENV['map_fusion']}].",
+        ),
+        click.option(
+            "--clip-heads",
+            type=click.Path(exists=True, file_okay=False),
+            expose_value=False,
+            callback=_set_env("clip_heads"),
+            help=f"A folder of CLIP heads instead of the shipped ones [env {ENV['clip_heads']}].",
+        ),
+        click.option(
+            "--clip-daam/--no-clip-daam",
+            default=None,
+            expose_value=False,
+            callback=_set_env("clip_daam"),
+            help=f"The CLIP attention-flow view (on by default) [env {ENV['clip_daam']}].",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def _errors(exc: ValueError) -> list[dict[str, Any]]:
