@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from forenscope.eval.classification import auc as roc_auc
-from forenscope.eval.metrics import all_forged_f1, best_threshold_f1, resize_map, scores_at
+from forenscope.eval.metrics import all_forged_f1, best_threshold_f1, scores_at
+from forenscope.fusion import resize_map
 from forenscope.io import ImageInput
 from forenscope.learned.detector import ClipDetectorModel
 from forenscope.learned.heads import LinearHead, load_head
@@ -159,7 +160,7 @@ def grids(head: LinearHead, patches: np.ndarray) -> np.ndarray:
 
 def flagged(grid: np.ndarray, region: np.ndarray | None = None) -> float:
     """Share of crop pixels (or of `region`'s pixels) where the upsampled map is >= 0.5."""
-    hit = resize_map(grid, (224, 224)) >= 0.5
+    hit = resize_map(grid, 224, 224) >= 0.5
     return float(hit[region].mean()) if region is not None else float(hit.mean())
 
 

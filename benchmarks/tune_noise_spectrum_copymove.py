@@ -26,7 +26,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from forenscope.eval.datasets import load_manifest, load_mask
-from forenscope.eval.metrics import all_forged_f1, resize_map, scores_at
+from forenscope.eval.metrics import all_forged_f1, scores_at
 from forenscope.experts import get_expert
 from forenscope.forgeries import (
     Box,
@@ -38,6 +38,7 @@ from forenscope.forgeries import (
     mask_iou,
     synthetic_photo,
 )
+from forenscope.fusion import resize_map
 from forenscope.io import load_image
 from forenscope.io.input import ImageInput
 
@@ -63,7 +64,7 @@ def real_tampered(data: Path, expert: str) -> None:
             continue
         truth = load_mask(s.mask_file)
         hm, score, secs = heat_of(expert, load_image(s.file))
-        hm = resize_map(hm, truth.shape)
+        hm = resize_map(hm, *truth.shape)
         fixed = scores_at(hm, truth, threshold=0.5)
         union = coverage_union(s.mask_file, truth) if "coverage" in s.source else truth
         both = scores_at(hm, union, threshold=0.5)
@@ -152,7 +153,7 @@ def max_of_three(data: Path) -> None:
         if s.mask_file is None:
             continue
         truth, image = load_mask(s.mask_file), load_image(s.file)
-        maps = [resize_map(heat_of(e, image)[0], truth.shape) for e in EXPERTS]
+        maps = [resize_map(heat_of(e, image)[0], *truth.shape) for e in EXPERTS]
         f1 = scores_at(np.maximum.reduce(maps), truth, threshold=0.5).f1
         rows[s.source].append(f1)
         rows["overall"].append(f1)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
+
+from ..fusion.localize import resize_map
 
 
 @dataclass(frozen=True)
@@ -23,14 +24,6 @@ class PixelScores:
     precision: float
     recall: float
     mcc: float
-
-
-def resize_map(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a float map to (H, W)."""
-    if heatmap.shape == shape:
-        return heatmap.astype(np.float32)
-    im = Image.fromarray(heatmap.astype(np.float32), mode="F")
-    return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def _counts(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int, int, int]:
@@ -59,13 +52,13 @@ def pixel_scores(pred: np.ndarray, truth: np.ndarray) -> PixelScores:
 
 def scores_at(heatmap: np.ndarray, truth: np.ndarray, *, threshold: float = 0.5) -> PixelScores:
     """Pixel scores of `heatmap >= threshold` (the map is resized to the truth's shape)."""
-    hm = np.nan_to_num(resize_map(heatmap, truth.shape))
+    hm = np.nan_to_num(resize_map(heatmap, *truth.shape))
     return pixel_scores(hm >= threshold, truth)
 
 
 def best_threshold_f1(heatmap: np.ndarray, truth: np.ndarray, *, steps: int = 101) -> float:
     """ORACLE: the best F1 over `steps` thresholds in [0, 1], chosen with the ground truth."""
-    hm = np.nan_to_num(resize_map(heatmap, truth.shape)).ravel()
+    hm = np.nan_to_num(resize_map(heatmap, *truth.shape)).ravel()
     t = truth.astype(bool).ravel()
     best = 0.0
     for thr in np.linspace(0.0, 1.0, steps):
@@ -90,14 +83,14 @@ def pixel_auc(heatmap: np.ndarray, truth: np.ndarray) -> float:
     """Pixel ROC AUC of the map against the mask; NaN when the mask is all one value."""
     from .classification import auc
 
-    hm = np.nan_to_num(resize_map(heatmap, truth.shape))
+    hm = np.nan_to_num(resize_map(heatmap, *truth.shape))
     return auc(truth.ravel(), hm.ravel())
 
 
 def pixel_histograms(heatmap: np.ndarray, truth: np.ndarray) -> tuple[list[int], list[int]]:
     """Counts of map values in 100 equal bins of [0, 1], for forged and for clean pixels: enough
     to pool pixel metrics over a dataset without keeping the maps."""
-    hm = np.clip(np.nan_to_num(resize_map(heatmap, truth.shape)), 0.0, 1.0).ravel()
+    hm = np.clip(np.nan_to_num(resize_map(heatmap, *truth.shape)), 0.0, 1.0).ravel()
     idx = np.minimum((hm * HIST_BINS).astype(int), HIST_BINS - 1)
     t = truth.astype(bool).ravel()
     pos = np.bincount(idx[t], minlength=HIST_BINS)

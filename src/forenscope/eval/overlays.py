@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..fusion.localize import resize_map
 from .align import Preprocess
 from .datasets import Sample
-from .metrics import resize_map
 from .runner import load_input, sample_key
 from .systems import System
 
@@ -33,7 +33,7 @@ def overlay_png(data: bytes, heatmap: np.ndarray | None, mask: np.ndarray | None
         rgb = np.asarray(im.convert("RGB"), dtype=np.float32)
     h, w = rgb.shape[:2]
     if heatmap is not None:
-        hm = np.clip(np.nan_to_num(resize_map(heatmap, (h, w))), 0, 1)[..., None]
+        hm = np.clip(np.nan_to_num(resize_map(heatmap, h, w)), 0, 1)[..., None]
         rgb = rgb * (1 - 0.6 * hm) + np.array([255.0, 0, 0]) * 0.6 * hm
     if mask is not None and mask.shape == (h, w):
         rgb[_outline(mask)] = (0, 255, 0)
