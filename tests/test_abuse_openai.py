@@ -15,7 +15,7 @@ pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient
 
-from forenscope.mllm.openai_server import OpenAISettings, ReportCache, create_openai_app
+from forenscope.service.openai.server import OpenAISettings, ReportCache, create_openai_app
 
 EXPERTS = ["ela", "exif"]
 
@@ -68,7 +68,7 @@ def test_default_cache_is_bounded_in_bytes() -> None:
 def test_requests_beyond_the_queue_get_503_before_their_body_is_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from forenscope.mllm import openai_server
+    from forenscope.service.openai import server as openai_server
 
     app = create_openai_app(OpenAISettings(experts=EXPERTS, workers=1, max_queue=0))
     release = threading.Event()

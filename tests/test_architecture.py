@@ -26,9 +26,6 @@ LAYERS: list[set[str]] = [
 # (importing module, imported unit): entry points that still live in a lower package.
 KNOWN_UPWARD = {
     ("mllm/cli.py", "pipeline"): "the `forenscope llm` commands; they belong beside cli.py",
-    ("mllm/openai_server.py", "pipeline"): "the OpenAI-compatible server; due in service/openai/",
-    ("mllm/openai_server.py", "service"): "the same server shares the service's security code",
-    ("mllm/serve_cli.py", "service"): "the same server's start-up shares the service's launcher",
 }
 
 

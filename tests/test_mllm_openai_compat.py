@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 import forenscope
-from forenscope.mllm import openai_tokens as tokens
-from forenscope.mllm.openai_followup import confidence, where
+from forenscope.service.openai import tokens
+from forenscope.service.openai.followup import confidence, where
 from forenscope.types import Report
 from test_mllm_openai_server import PHOTO, QUESTION, OpenAIServer
 
@@ -51,7 +51,7 @@ def _user(text: str, *images: bytes, detail: str = "auto") -> dict[str, Any]:
 def app_client() -> Any:
     from fastapi.testclient import TestClient
 
-    from forenscope.mllm.openai_server import OpenAISettings, create_openai_app
+    from forenscope.service.openai.server import OpenAISettings, create_openai_app
 
     return TestClient(create_openai_app(OpenAISettings(experts=EXPERTS)))
 

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 import forenscope
-from forenscope.mllm.openai_wire import (
+from forenscope.mllm.prompts import stage2_response_format
+from forenscope.mllm.scoring import top_tokens, yes_probability
+from forenscope.service.openai.wire import (
     WireError,
     answer_mode,
     check_request,
@@ -25,8 +27,6 @@ from forenscope.mllm.openai_wire import (
     read_conversation,
     yes_no_logprobs,
 )
-from forenscope.mllm.prompts import stage2_response_format
-from forenscope.mllm.scoring import top_tokens, yes_probability
 
 PHOTO = Path(forenscope.__file__).parent / "data" / "seeding.jpg"
 EXPERTS = ["ela", "noise", "exif"]
@@ -104,7 +104,7 @@ def test_token_limits_and_sniffing_in_process() -> None:
     from fastapi.testclient import TestClient
 
     from forenscope.errors import ConfigError
-    from forenscope.mllm.openai_server import OpenAISettings, create_openai_app
+    from forenscope.service.openai.server import OpenAISettings, create_openai_app
 
     with pytest.raises(ConfigError):
         create_openai_app(OpenAISettings(host="0.0.0.0"))

@@ -215,9 +215,9 @@ def _attach_subsystems() -> None:
     """Command groups of the subsystems; each imports its heavy parts only when it runs."""
     from .eval.cli import eval_cli
     from .mllm.cli import chat_cli, llm_cli
-    from .mllm.serve_cli import serve_openai_cmd
     from .models.cli import models_cli
     from .service.cli import serve_cmd
+    from .service.openai.cli import serve_openai_cmd
     from .train.cli import train_cli
 
     main.add_command(eval_cli, "eval")

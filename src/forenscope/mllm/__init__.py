@@ -3,8 +3,8 @@
 Kept light on import: httpx is imported only by `client` (and the modules that use it), so
 `import forenscope.mllm` costs nothing. Entry points: `MLLMEngine` in `runner`, the result
 models in `types`, the prompt library in `prompts`, the stages inside an analysis in `assess`
-(`forenscope.analyze(path, llm=load_config(...))`), the OpenAI-compatible server in
-`openai_server`.
+(`forenscope.analyze(path, llm=load_config(...))`). The client engine only: Forenscope served
+as an OpenAI-compatible model lives in `forenscope.service.openai`.
 """
 
 from __future__ import annotations

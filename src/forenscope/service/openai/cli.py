@@ -34,13 +34,13 @@ def serve_openai_cmd(
     chunks; max_tokens cuts the answer. One image is judged per request. Every response also
     carries the full report in `forenscope_report`. The token comes from FORENSCOPE_TOKEN.
     """
-    from ..service.launch import server_config, service_extra_required, token_from_env
+    from ..launch import server_config, service_extra_required, token_from_env
 
     with service_extra_required():
         import uvicorn
 
-        from .openai_server import OpenAISettings, create_openai_app
-    from ..errors import ConfigError, UnknownExpertError
+        from .server import OpenAISettings, create_openai_app
+    from ...errors import ConfigError, UnknownExpertError
 
     token = token_from_env()
     settings = OpenAISettings(

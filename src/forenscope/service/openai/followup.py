@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from ..types import Report
+from ...types import Report
 
 Intent = Literal["where", "method", "why", "confidence", "general"]
 _INTENTS: tuple[tuple[Intent, re.Pattern[str]], ...] = (

@@ -25,21 +25,21 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
-from ..errors import ConfigError, ImageDecodeError, ImageTooLargeError, InputError
-from ..io.limits import MB, Limits
-from ..service.engine import MemoryGate
-from ..service.security import (
+from ... import __version__
+from ...errors import ConfigError, ImageDecodeError, ImageTooLargeError, InputError
+from ...io.limits import MB, Limits
+from ...types import Report
+from ..engine import MemoryGate
+from ..security import (
     BodyLimitMiddleware,
     RequestDeadlineMiddleware,
     bearer_token,
     sniff_image,
     token_matches,
 )
-from ..service.settings import TOKEN_ENV, is_loopback_host
-from ..types import Report
-from .openai_stream import sse_events
-from .openai_wire import WireError, check_request, completion, read_conversation
+from ..settings import TOKEN_ENV, is_loopback_host
+from .stream import sse_events
+from .wire import WireError, check_request, completion, read_conversation
 
 BASE64_SLACK = 256 * 1024  # JSON around the data URL
 
@@ -126,11 +126,11 @@ class Analyst:
     """Decodes under limits and analyses, at most `workers` at a time."""
 
     def __init__(self, settings: OpenAISettings) -> None:
-        from ..experts import get_expert, list_experts
+        from ...experts import get_expert, list_experts
 
         # Load the registry now, on one thread: its lazy first load is not thread-safe (two
         # first requests at once could see it half-filled). Unknown names fail here, too.
-        from ..experts.registry import preload_experts
+        from ...experts.registry import preload_experts
 
         list_experts()
         preload_experts()  # the experts' own first imports (cv2...) too
@@ -147,9 +147,9 @@ class Analyst:
         self.memory = MemoryGate(self.limits.max_memory_bytes)
 
     def report(self, data: bytes) -> Report:
-        from ..io import load_image
-        from ..io.image import probe_image
-        from ..pipeline import analyze_image
+        from ...io import load_image
+        from ...io.image import probe_image
+        from ...pipeline import analyze_image
 
         self.limits.check_bytes(len(data), "image")
         if sniff_image(data) is None:

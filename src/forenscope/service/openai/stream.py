@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from . import openai_tokens as tokens
+from . import tokens
 
 
 def _event(data: dict[str, Any]) -> str:

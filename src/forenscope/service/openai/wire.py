@@ -23,11 +23,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..errors import ImageTooLargeError
-from ..types import Report
-from ..types.llm import Location, MLLMScope, Stage2Answer
-from . import openai_tokens as tokens
-from .openai_followup import text_answer
+from ...errors import ImageTooLargeError
+from ...types import Report
+from ...types.llm import Location, MLLMScope, Stage2Answer
+from . import tokens
+from .followup import text_answer
 
 Mode = Literal["json_report", "json_stage2", "yes_no", "text"]
 P_FLOOR = 1e-6  # log(0) is not a number; a certain verdict still leaves this much doubt
