@@ -174,7 +174,7 @@ def train_cli(
     epochs: int | None,
 ) -> None:
     """Fit a head or baseline on format-aligned images and write weights + model card."""
-    from .card import render_card
+    from .card import render_head_card
 
     k = default_launder_copies(detector) if launder_copies is None else launder_copies
     if detector == "cnn-generated":
@@ -213,7 +213,7 @@ def train_cli(
     head.meta["command"] = command
     out.mkdir(parents=True, exist_ok=True)
     head.save(out / f"{detector}.json")
-    (out / f"{detector}.md").write_text(render_card(head, samples, metrics, command), "utf-8")
+    (out / f"{detector}.md").write_text(render_head_card(head, samples, metrics, command), "utf-8")
     click.echo(
         f"wrote {out / (detector + '.json')}: " + ", ".join(f"{k}={v}" for k, v in metrics.items())
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import time
 import warnings
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,10 @@ from PIL import Image, ImageFilter
 from ..errors import ForenscopeError, MissingDependencyError, ModelError
 from ..learned.cnn import INPUT_NAME, OUTPUT_NAME, to_input
 from ..learned.heads import LinearHead
-from .card import research_only
+from .card import Card, render
 from .data import (
     ALIGN_TAG,
     Sample,
-    licences,
     load_sample,
     read_manifest,
     select,
@@ -323,70 +321,49 @@ def write_cnn(run: CnnRun, out: Path, name: str, command: str) -> Path:
 
 def render_cnn_card(sidecar: Any, samples: list[Sample]) -> str:
     meta, arch = sidecar.meta, sidecar.meta["architecture"]
-    counts = Counter((s.source, s.label, s.generator) for s in samples)
-    lines = [
-        f"# Model card: `{sidecar.name}`",
-        "",
-        "CNNSpot-style baseline (Wang et al. 2020), trained from scratch (no pretrained "
-        f"weights): {len(arch['widths'])} conv3x3-BN-ReLU blocks of widths {list(arch['widths'])} "
-        f"(first stride 1, then stride 2), global average pooling, one linear logit; "
-        f"{arch['params']} parameters, `{sidecar.onnx_file}` {meta['onnx_bytes']} bytes "
-        f"(sha256 `{sidecar.onnx_sha256}`). P({sidecar.classes[1]}) vs {sidecar.classes[0]}, "
-        f"calibration: {sidecar.calibration.get('method')}. Inference: onnxruntime.",
-        "",
-    ]
-    if research_only(samples):
-        lines += [
-            "**Research use only.** At least one training source is non-commercial, "
-            "research-only or has no verified licence (table below). Do not use this model "
-            "commercially; retrain it on data you may use with the command below.",
-            "",
-        ]
-    lines += ["## Training data", "", f"Format-aligned: {meta['alignment']}", ""]
-    lines += ["All rows selected from the manifest; the split is under Metrics.", ""]
-    lines += ["| source | label | generator | images |", "|---|---|---|---|"]
-    lines += [f"| {src} | {lab} | {gen} | {n} |" for (src, lab, gen), n in sorted(counts.items())]
-    lines += ["", "| source | licence |", "|---|---|"]
-    lines += [f"| {src} | {lic} |" for src, lic in sorted(licences(samples).items())]
-    lines += [
-        "",
-        "## Training",
-        "",
+    training = [
         f"Random {arch['crop']} px crops of the aligned {sidecar.input_size} px images, "
         f"Gaussian blur (sigma U[0, 3], p={arch['blur_p']}) and JPEG re-compression "
         f"(quality U[30, 100], p={arch['jpeg_p']}) as in CNNSpot, horizontal flips; AdamW "
         f"(lr {arch['lr']}, weight decay {arch['weight_decay']}, one-cycle), batch "
         f"{arch['batch']}, {arch['epochs']} epochs, balanced BCE, seed {arch['seed']}, torch "
-        f"{meta['torch']} on CPU. Scoring uses the whole {sidecar.input_size} px image.",
-        "",
+        f"{meta['torch']} on CPU. Scoring uses the whole {sidecar.input_size} px image."
     ]
     if "augmentation" in meta:
-        lines += [
+        training.append(
             f"Laundering (before CNNSpot's augmentation): {meta['augmentation']}. Calibration "
             "uses the calibration images as stored and their laundered copies; `laundered_` "
-            "metrics are those of the held-out images' laundered copies.",
-            "",
-        ]
-    lines += [
-        "## Metrics (held-out 20%, grouped by prompt, never used for fit or calibration)",
-        "",
-        "Split (stratified, grouped): 60% fit, 20% Platt calibration, 20% these metrics.",
-        "",
-        "| metric | value |",
-        "|---|---|",
-    ]
-    lines += [f"| {k} | {v} |" for k, v in meta["metrics"].items()]
-    lines += ["", "## Reproduce", "", "```", meta["command"], "```", ""]
-    lines += [
-        "Needs torch (`pip install torch==2.13.0`, the `cnn` extra); trained on one CPU thread "
-        "with deterministic kernels, so the same seed gives the same weights. onnxruntime "
-        "reproduces the torch logits within "
-        f"{meta['onnx_vs_torch_max_abs_logit_diff']} on held-out images.",
-        "",
-        "Limitations: a weak comparison baseline, not a detector to rely on: a few hundred "
-        "training images, no ImageNet pretraining (CNNSpot's generalisation comes from it), "
-        "mostly 2022-era generators (the 2024 ones have 3-16 images each), GAN images mostly "
-        "CNNDetection and diffusion images mostly imagen prompts, so content differs by class.",
-        "",
-    ]
-    return "\n".join(lines)
+            "metrics are those of the held-out images' laundered copies."
+        )
+    return render(
+        Card(
+            name=sidecar.name,
+            summary="CNNSpot-style baseline (Wang et al. 2020), trained from scratch (no "
+            f"pretrained weights): {len(arch['widths'])} conv3x3-BN-ReLU blocks of widths "
+            f"{list(arch['widths'])} (first stride 1, then stride 2), global average pooling, "
+            f"one linear logit; {arch['params']} parameters, `{sidecar.onnx_file}` "
+            f"{meta['onnx_bytes']} bytes (sha256 `{sidecar.onnx_sha256}`). "
+            f"P({sidecar.classes[1]}) vs {sidecar.classes[0]}, calibration: "
+            f"{sidecar.calibration.get('method')}. Inference: onnxruntime.",
+            samples=samples,
+            alignment=str(meta["alignment"]),
+            metrics=meta["metrics"],
+            command=meta["command"],
+            data_notes=["All rows selected from the manifest; the split is under Metrics."],
+            sections=[("Training", training)],
+            metrics_notes=[
+                "Split (stratified, grouped): 60% fit, 20% Platt calibration, 20% these metrics."
+            ],
+            reproduce_notes=[
+                "Needs torch (`pip install torch==2.13.0`, the `cnn` extra); trained on one CPU "
+                "thread with deterministic kernels, so the same seed gives the same weights. "
+                "onnxruntime reproduces the torch logits within "
+                f"{meta['onnx_vs_torch_max_abs_logit_diff']} on held-out images."
+            ],
+            limitations="Limitations: a weak comparison baseline, not a detector to rely on: a "
+            "few hundred training images, no ImageNet pretraining (CNNSpot's generalisation "
+            "comes from it), mostly 2022-era generators (the 2024 ones have 3-16 images each), "
+            "GAN images mostly CNNDetection and diffusion images mostly imagen prompts, so "
+            "content differs by class.",
+        )
+    )
