@@ -2,7 +2,10 @@
 
 Every finished file (report written, or error recorded) is appended to `<out>/index.jsonl` and
 flushed before the next one is reported, so a killed run resumes where it stopped: files already
-in the index are skipped, none is analysed twice and none is lost.
+in the index are skipped, none is analysed twice and none is lost. An index entry counts only for
+the same path, the same bytes (sha256) and the same settings (`batch_config_key`: the analysis
+configuration, the experts, the threshold and the LLM); a rerun under other settings analyses
+the file again, and an entry written before settings were recorded is stale.
 
 With `jobs > 1` the files go to worker processes (`WorkerPool`) that each analyse one file at a
 time: a worker that dies (the OOM killer, a crash in native code) or overruns the per-file time
@@ -54,6 +57,7 @@ class Outcome:
     summary: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
     error: dict[str, str] | None = None
+    config: str = ""  # batch_config_key of the settings it was analysed under
     report_json: str | None = None  # not stored in the index
 
     def index_record(self) -> dict[str, Any]:
@@ -101,19 +105,54 @@ def _file_sha256(path: Path, max_bytes: int | None = None) -> str:
     return h.hexdigest()
 
 
-def read_index(out_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """Finished entries keyed by (absolute path, sha256); a torn last line is ignored."""
+IndexKey = tuple[str, str, str]  # (absolute path, sha256, batch_config_key)
+
+
+def read_index(out_dir: Path) -> dict[IndexKey, dict[str, Any]]:
+    """Finished entries keyed by (absolute path, sha256, settings key); a torn last line is
+    ignored, and an entry without a settings key (older runs) keys on "" so it never matches."""
     index = out_dir / INDEX_NAME
-    done: dict[tuple[str, str], dict[str, Any]] = {}
+    done: dict[IndexKey, dict[str, Any]] = {}
     if not index.exists():
         return done
     for line in index.read_text(encoding="utf-8").splitlines():
         try:
             rec = json.loads(line)
-            done[(str(Path(rec["path"]).resolve()), rec["sha256"] or "")] = rec
-        except (json.JSONDecodeError, KeyError, TypeError):
+            key = (str(Path(rec["path"]).resolve()), rec["sha256"] or "", rec.get("config") or "")
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             continue  # a line cut by a kill mid-write; that file is simply redone
+        done[key] = rec
     return done
+
+
+def batch_config_key(
+    experts: Sequence[str] | None, threshold: float, llm: LLMConfig | None = None
+) -> str:
+    """Hash of every setting that changes a file's result: `AnalysisConfig.current()` (with the
+    fingerprints of the weights it selects), the experts and their versions, the map threshold,
+    and the LLM's model and request options. Time limits, retries and prices are left out, and
+    the LLM config holds only the NAME of its key variable, never a key."""
+    from .config import AnalysisConfig, config_key
+    from .experts import expert_classes
+    from .pipeline import default_experts
+
+    classes = expert_classes()
+    names = list(experts) if experts is not None else default_experts()
+    record: dict[str, Any] = {
+        **AnalysisConfig.current().record(),
+        "experts": {n: classes[n].spec.version if n in classes else None for n in names},
+        "threshold": threshold,
+        "llm": llm.model_dump(mode="json", exclude=_LLM_RUN_ONLY) if llm is not None else None,
+    }
+    return config_key(record)
+
+
+# LLMConfig fields that change how a call is made or accounted, not what it answers.
+_LLM_RUN_ONLY = {
+    "api_key_env", "timeout_s", "connect_timeout_s", "max_retries", "backoff_base_s",
+    "backoff_max_s", "retry_after_max_s", "concurrency", "price_prompt_per_1m",
+    "price_completion_per_1m", "cache", "audit_log",
+}  # fmt: skip
 
 
 def _append_index(out_dir: Path, outcome: Outcome) -> None:
@@ -206,23 +245,17 @@ def analyze_batch(
     pending = [str(p) for p in paths]
     out = str(out_dir) if out_dir is not None else None
     limits = batch_limits(jobs)
+    config = ""
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+        config = batch_config_key(experts, threshold, llm)
         done = read_index(out_dir)
         if done:
-            keep = []
-            for p in pending:
-                try:
-                    key = (str(Path(p).resolve()), _file_sha256(Path(p), limits.max_bytes))
-                except (OSError, ForenscopeError):
-                    key = (str(Path(p).resolve()), "")
-                if key not in done:
-                    keep.append(p)
-            pending = keep
+            pending = [p for p in pending if _index_key(p, limits, config) not in done]
     if jobs <= 1 and timeout_s is None:
         for p in pending:
             outcome = analyze_file(p, out, formats, experts, threshold, None, llm, limits)
-            yield _record(out_dir, outcome)
+            yield _record(out_dir, outcome, config)
         return
     # Each worker analyses one image with a single expert thread: the pool parallelises images.
     threads = 1 if jobs > 1 else None
@@ -232,7 +265,15 @@ def analyze_batch(
         for path, result in pool.run(tasks):
             if isinstance(result, WorkerFailure):
                 result = _failure(path, None, WorkerDiedError(f"{path}: {result.reason}"))
-            yield _record(out_dir, result)
+            yield _record(out_dir, result, config)
+
+
+def _index_key(path: str, limits: Limits, config: str) -> IndexKey:
+    try:
+        sha = _file_sha256(Path(path), limits.max_bytes)
+    except (OSError, ForenscopeError):
+        sha = ""  # a file that cannot be read matches its recorded error, if any
+    return (str(Path(path).resolve()), sha, config)
 
 
 def batch_limits(jobs: int) -> Limits:
@@ -257,7 +298,8 @@ def _failure(path: str, sha: str | None, exc: BaseException) -> Outcome:
     )  # fmt: skip
 
 
-def _record(out_dir: Path | None, outcome: Outcome) -> Outcome:
+def _record(out_dir: Path | None, outcome: Outcome, config: str) -> Outcome:
+    outcome.config = config
     if out_dir is not None:
         _append_index(out_dir, outcome)
     return outcome
