@@ -3,9 +3,10 @@ test sees every expert's real code path and none can rot unseen.
 
 Each case builds the file bytes (decoded by the real loader) and names what it needs from the
 environment: "faces" (the pulled face models, the `face_models` fixture) and/or "clip" (the
-fake CLIP encoder with a head fitted to it, `install_fake_clip`). The five signal experts'
-cases are seeded forgeries of a synthetic photo; their outputs are also kept as golden files
-(tests/make_golden.py).
+fake CLIP encoder with a head fitted to it, `install_fake_clip`), and the optional modules its
+builder imports (a user's clone without that extra skips; CI installs them all). The five
+signal experts' cases are seeded forgeries of a synthetic photo; their outputs are also kept as
+golden files (tests/make_golden.py).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class JudgingCase:
     build: Callable[[], bytes]
     what: str
     needs: frozenset[Need] = frozenset()
+    modules: tuple[str, ...] = ()  # what `build` or the fake encoder (not the expert) imports
 
     def image(self) -> ImageInput:
         return load_image(_built(self.build))
@@ -138,11 +140,19 @@ SIGNAL_CASES: dict[str, JudgingCase] = {
 
 JUDGING_CASES: dict[str, JudgingCase] = {
     **SIGNAL_CASES,
-    "c2pa": JudgingCase(c2pa_signed, "a JPEG with a signed C2PA 'created by AI' manifest"),
+    "c2pa": JudgingCase(
+        c2pa_signed,
+        "a JPEG with a signed C2PA 'created by AI' manifest",
+        modules=("c2pa", "cryptography"),
+    ),
     "exif": JudgingCase(exif_editor, "a JPEG whose EXIF Software names Photoshop"),
     "generator_metadata": JudgingCase(a1111_png, "a PNG with an A1111 'parameters' text chunk"),
-    "watermark": JudgingCase(sd1_watermarked, "a PNG carrying the SD 1.x invisible watermark"),
-    "clip_detector": JudgingCase(photo_jpeg, "a photo, scored by the fake encoder's head", CLIP),
+    "watermark": JudgingCase(
+        sd1_watermarked, "a PNG carrying the SD 1.x invisible watermark", modules=("imwatermark",)
+    ),
+    "clip_detector": JudgingCase(
+        photo_jpeg, "a photo, scored by the fake encoder's head", CLIP, modules=("onnx",)
+    ),
     "cnn_baseline": JudgingCase(photo_jpeg, "a photo (shipped CNN weights)"),
     "fredect_baseline": JudgingCase(photo_jpeg, "a photo (shipped DCT head)"),
     "gram_baseline": JudgingCase(photo_jpeg, "a photo (shipped Gram head)"),
@@ -151,8 +161,8 @@ JUDGING_CASES: dict[str, JudgingCase] = {
     "face_consistency": JudgingCase(face_png, "a drawn portrait", FACES),
     "face_eye_highlights": JudgingCase(face_png, "a portrait with mismatched highlights", FACES),
     "face_clip": JudgingCase(
-        face_png, "a portrait, face crop scored by the fake encoder", FACES | CLIP
-    ),  # fmt: skip
+        face_png, "a portrait, face crop scored by the fake encoder", FACES | CLIP, ("onnx",)
+    ),
 }
 
 
