@@ -21,7 +21,7 @@ from ..errors import (
     UnknownExpertError,
 )
 from ..mllm.errors import LLMError
-from . import routes_analyses, routes_misc
+from . import routes_analyses, routes_inspect, routes_misc
 from .chat import ChatBackend
 from .deps import Service, require_token
 from .engine import BusyError, UnsupportedMediaError
@@ -69,6 +69,7 @@ def create_app(settings: Settings, *, chat_backend: ChatBackend | None = None) -
     guarded = [Depends(require_token)]
     v1.include_router(routes_misc.router, dependencies=guarded)
     v1.include_router(routes_analyses.router, dependencies=guarded)
+    v1.include_router(routes_inspect.router, dependencies=guarded)
     app.include_router(v1)
     _add_ui(app)
     _add_error_handlers(app)

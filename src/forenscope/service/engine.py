@@ -211,6 +211,7 @@ def write_files(report: Report, image: ImageInput, out: Path) -> None:
         outline = mask_outline_rgba(report.fused_mask, size=size, width=3)
         (out / "overlay.mask.png").write_bytes(png_bytes(outline))
     (out / "preview.jpg").write_bytes(preview_jpeg(image.rgb))
+    (out / "original.bin").write_bytes(image.data)  # for the analyst's tools (routes_inspect)
     (out / "index.json").write_text(json.dumps({"overlays": overlays}), encoding="utf-8")
 
 

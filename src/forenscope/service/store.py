@@ -131,6 +131,39 @@ class Store:
         total = int(self._query("SELECT COUNT(*) FROM analyses")[0][0])
         return [AnalysisRow(**dict(r)) for r in rows], total
 
+    def find_analyses(self, text: str | None, sha256: str | None, limit: int) -> list[AnalysisRow]:
+        """Newest first: rows whose file name, URL or verdict contains `text`, or with `sha256`."""
+        where, params = [], []
+        if text:
+            like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append(
+                "(filename LIKE ? ESCAPE '\\' OR url LIKE ? ESCAPE '\\' OR label LIKE ? "
+                "ESCAPE '\\')"
+            )
+            params += [like, like, like]
+        if sha256:
+            where.append("sha256 = ?")
+            params.append(sha256)
+        sql = "SELECT * FROM analyses" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self._query(sql + " ORDER BY created_at DESC, rowid DESC LIMIT ?", (*params, limit))
+        return [AnalysisRow(**dict(r)) for r in rows]
+
+    def delete_analysis(self, analysis_id: str) -> int | None:
+        """Delete the row and its chat; how many rows still use its stored report (None: no
+        such row)."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT sha256, params_key FROM analyses WHERE id = ?", (analysis_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM analyses WHERE id = ?", (analysis_id,))
+            db.execute("DELETE FROM chats WHERE analysis_id = ?", (analysis_id,))
+            left = db.execute(
+                "SELECT COUNT(*) FROM analyses WHERE sha256 = ? AND params_key = ?", tuple(row)
+            ).fetchone()
+        return int(left[0])
+
     def count_analyses(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM analyses")[0][0])
 
