@@ -219,6 +219,7 @@ def _attach_subsystems() -> None:
     from .service.cli import serve_cmd
     from .service.openai.cli import serve_openai_cmd
     from .train.cli import train_cli
+    from .video.cli import video_cmd
 
     main.add_command(eval_cli, "eval")
     main.add_command(models_cli, "models")
@@ -227,6 +228,7 @@ def _attach_subsystems() -> None:
     main.add_command(chat_cli, "chat")
     main.add_command(serve_cmd, "serve")
     main.add_command(serve_openai_cmd, "serve-openai")
+    main.add_command(video_cmd, "video")
 
 
 _attach_subsystems()

@@ -31,11 +31,14 @@ from .report import (
     Target,
     Verdict,
 )
+from .video import ClipInfo, ClipVerdict, FaceTrack, FrameResult, TemporalFinding, VideoReport
 
 __all__ = [
     "SCHEMA_VERSION",
     "Attribution",
     "BBox",
+    "ClipInfo",
+    "ClipVerdict",
     "ErrorInfo",
     "Evidence",
     "ExpertKind",
@@ -45,7 +48,9 @@ __all__ = [
     "FaceCheck",
     "FaceRegion",
     "FaceReport",
+    "FaceTrack",
     "FileFailure",
+    "FrameResult",
     "HeatmapField",
     "ImageInfo",
     "LLMAssessment",
@@ -59,5 +64,7 @@ __all__ = [
     "Stage2Answer",
     "Stage2Result",
     "Target",
+    "TemporalFinding",
     "Verdict",
+    "VideoReport",
 ]

@@ -1,0 +1,100 @@
+"""Many clips: one bad file costs only itself, and a re-run with the same output folder skips
+the clips already finished (`video-index.jsonl`, one line per clip, flushed as it is written)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ForenscopeError
+from ..types import VideoReport
+from .analyze import Progress, analyze_video
+from .report import FORMATS, write_video_report
+
+INDEX_NAME = "video-index.jsonl"
+
+
+@dataclass
+class ClipOutcome:
+    path: str
+    status: str  # "clean", "suspicious", "inconclusive" or "error"
+    settings: str
+    sha256: str | None = None
+    label: str | None = None
+    summary: str = ""
+    seconds: float | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    error: dict[str, str] | None = None
+
+
+def settings_key(**settings: Any) -> str:
+    """What changes a clip's result; a finished clip is redone when it differs."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_done(out_dir: Path) -> set[tuple[str, str]]:
+    """(absolute path, settings) of finished clips; a line torn by a kill is ignored."""
+    index = out_dir / INDEX_NAME
+    done: set[tuple[str, str]] = set()
+    if index.exists():
+        for line in index.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+                done.add((str(Path(rec["path"]).resolve()), rec["settings"]))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return done
+
+
+def analyze_clips(
+    paths: Sequence[Path],
+    *,
+    out_dir: Path | None = None,
+    formats: Sequence[str] = FORMATS,
+    progress: Progress | None = None,
+    **options: Any,
+) -> Iterator[tuple[ClipOutcome, VideoReport | None]]:
+    """One outcome (and report, None on error) per clip not already finished in `out_dir`."""
+    key = settings_key(**{k: v for k, v in options.items() if k != "limits"})
+    done = read_done(out_dir) if out_dir is not None else set()
+    for path in paths:
+        if (str(Path(path).resolve()), key) in done:
+            continue
+        outcome, report = _one(Path(path), key, out_dir, formats, progress, options)
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with (out_dir / INDEX_NAME).open("a", encoding="utf-8") as f:
+                f.write(json.dumps(asdict(outcome), sort_keys=True) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        yield outcome, report
+
+
+def _one(
+    path: Path, key: str, out_dir: Path | None, formats: Sequence[str],
+    progress: Progress | None, options: dict[str, Any],
+) -> tuple[ClipOutcome, VideoReport | None]:  # fmt: skip
+    try:
+        report = analyze_video(path, progress=progress, **options)
+        outputs: dict[str, str] = {}
+        if out_dir is not None:
+            target = out_dir / f"{path.stem}-{report.clip.sha256[:10]}"
+            outputs = {
+                k: str(v) for k, v in write_video_report(report, target, formats=formats).items()
+            }
+    except (ForenscopeError, ValueError, OSError) as exc:
+        err = {"type": type(exc).__name__, "message": str(exc)}
+        return ClipOutcome(str(path), "error", key, summary=str(exc), error=err), None
+    v = report.verdict
+    status = {"real": "clean", "inconclusive": "inconclusive"}.get(v.label, "suspicious")
+    summary = f"{v.label}" + (f", leaning {v.leaning}" if v.label == "inconclusive" else "")
+    summary += f" (p={v.probability:.2f}); {v.basis}"
+    return ClipOutcome(
+        str(path), status, key, sha256=report.clip.sha256, label=v.label, summary=summary,
+        seconds=report.timings.get("total_s"), outputs=outputs,
+    ), report  # fmt: skip

@@ -1,0 +1,82 @@
+"""`forenscope video`: analyse clips, print one line each, write reports, resume a batch."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import ForenscopeError
+
+
+def printable(text: str) -> str:
+    """Control and format characters (ANSI escapes, bidi overrides) of a file name shown as
+    escapes, so a crafted name cannot rewrite the line printed next to it."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+EXIT_CLEAN, EXIT_SUSPICIOUS, EXIT_ERRORS, EXIT_INCONCLUSIVE = 0, 1, 3, 4
+
+
+@click.command("video")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write reports here (a folder per clip) and video-index.jsonl; a re-run with "
+              "the same --out resumes, skipping finished clips.")  # fmt: skip
+@click.option("--format", "formats", default="json,md,html", show_default=True)
+@click.option("--budget", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Frames analysed per clip (uniform plus the starts of new shots).")  # fmt: skip
+@click.option("--max-side", default=1024, show_default=True, type=click.IntRange(64),
+              help="Analysed frames are scaled down to this longer side.")  # fmt: skip
+@click.option("--experts", default=None, help="Comma-separated expert names (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report per line.")
+def video_cmd(
+    paths: tuple[Path, ...], out_dir: Path | None, formats: str, budget: int, max_side: int,
+    experts: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Analyse video clips (MP4, MOV, MKV, WebM, animated GIF or WebP): sampled frames through
+    the image experts, temporal checks, face tracks and an uncalibrated clip verdict.
+
+    Exit status: 0 all clean, 1 a clip is suspicious, 4 none suspicious but one inconclusive,
+    3 a clip could not be analysed (the others still are).
+    """
+    from tqdm import tqdm
+
+    from ..experts.registry import check_expert_names
+    from .batch import analyze_clips
+
+    fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+    try:
+        names = tuple(check_expert_names(experts.split(","))) if experts is not None else None
+    except ForenscopeError as exc:
+        raise click.UsageError(str(exc)) from None
+    counts = {"clean": 0, "suspicious": 0, "inconclusive": 0, "error": 0}
+    with tqdm(total=len(paths) * budget, unit="frame", file=sys.stderr, disable=None) as bar:
+        state = {"done": 0}
+
+        def progress(_stage: str, done: int, total: int) -> None:
+            bar.update(done - state["done"])
+            state["done"] = 0 if done == total else done
+
+        results = analyze_clips(
+            list(paths), out_dir=out_dir, formats=fmts, progress=progress, budget=budget,
+            max_side=max_side, experts=names,
+        )  # fmt: skip
+        for outcome, report in results:
+            counts[outcome.status] += 1
+            if as_json and report is not None:
+                bar.write(report.model_dump_json(), file=sys.stdout)
+            elif as_json:
+                bar.write(json.dumps(outcome.__dict__), file=sys.stdout)
+            else:
+                secs = f" [{outcome.seconds:.1f} s]" if outcome.seconds else ""
+                bar.write(printable(f"{outcome.path}: {outcome.status.upper()}: "
+                                        f"{outcome.summary}{secs}"))  # fmt: skip
+    click.echo(", ".join(f"{v} {k}" for k, v in counts.items()), err=True)
+    if counts["error"]:
+        sys.exit(EXIT_ERRORS)
+    if counts["suspicious"]:
+        sys.exit(EXIT_SUSPICIOUS)
+    sys.exit(EXIT_INCONCLUSIVE if counts["inconclusive"] else EXIT_CLEAN)

@@ -1,0 +1,243 @@
+"""Video analysis (issue 17): clips written here by PyAV's real encoders, with known edits,
+and bad input that must be refused with a clear error while a batch goes on."""
+
+from __future__ import annotations
+
+import csv
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from forenscope.cli import main
+from forenscope.types import BBox, VideoReport
+from forenscope.video import VideoDecodeError, VideoLimits, VideoTooLargeError, open_clip
+from forenscope.video.analyze import analyze_video
+from forenscope.video.batch import INDEX_NAME, analyze_clips
+from forenscope.video.report import write_video_report
+from forenscope.video.sample import choose_frames, dense_pass, scene_cuts
+from forenscope.video.temporal import box_iou, local_spans
+
+av = pytest.importorskip("av", reason="PyAV is a core dependency of the video extra")
+W, H, N = 160, 120, 40
+FAST = ["ela", "noise"]  # two quick experts keep the end-to-end tests to seconds
+
+
+def background(t: int) -> np.ndarray:
+    """A smooth texture panning one pixel per frame (ordinary motion)."""
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    x = xx + t
+    g = 120 + 50 * np.sin(x / 9.0) * np.cos(yy / 13.0) + 30 * np.sin((x + yy) / 23.0)
+    return np.repeat(np.clip(g, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "12", "preset": "ultrafast"}
+        for rgb in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+PASTE = BBox(x=90, y=30, width=40, height=36)
+SPAN = (12, 27)  # inclusive
+
+
+def pasted_clip(path: Path, edit: str = "paste") -> Path:
+    """Frames SPAN carry a foreign patch at PASTE ("paste") or a warped copy of that area
+    ("warp"); all other frames are the panning background."""
+    rng = np.random.default_rng(0)
+    patch = (rng.random((PASTE.height // 4, PASTE.width // 4, 3)) * 255).astype(np.uint8)
+    patch = np.kron(patch, np.ones((4, 4, 1), np.uint8))
+    frames = []
+    for t in range(N):
+        rgb = background(t)
+        ys, xs = slice(PASTE.y, PASTE.y + PASTE.height), slice(PASTE.x, PASTE.x + PASTE.width)
+        if SPAN[0] <= t <= SPAN[1]:
+            if edit == "paste":
+                rgb[ys, xs] = patch
+            else:  # the area replaced by a flipped, brightened copy of itself, frozen in time
+                rgb[ys, xs] = np.clip(background(SPAN[0])[ys, xs][::-1, ::-1] * 1.4, 0, 255)
+        frames.append(rgb)
+    return write_clip(path, frames)
+
+
+def span_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]) + 1)
+    return inter / (max(a[1], b[1]) - min(a[0], b[0]) + 1)
+
+
+@pytest.mark.parametrize("edit", ["paste", "warp"])
+def test_a_region_edited_for_a_span_is_found_in_space_and_time(tmp_path: Path, edit: str) -> None:
+    path = pasted_clip(tmp_path / f"{edit}.mp4", edit)
+    with open_clip(path) as clip:
+        dense = dense_pass(clip, VideoLimits())
+        spans = local_spans(dense, scene_cuts(dense), W, H)
+    hits = [f for f in spans if f.kind == "local_span" and f.bbox is not None]
+    assert hits, [f.summary for f in spans]
+    best = max(hits, key=lambda f: box_iou(f.bbox, PASTE))  # type: ignore[arg-type]
+    assert box_iou(best.bbox, PASTE) >= 0.5  # type: ignore[arg-type]
+    assert span_iou((best.frame_start, best.frame_end), SPAN) >= 0.5
+    assert best.suggests == "tampered"
+    assert f"frames {best.frame_start}-{best.frame_end}" in best.summary
+
+
+def test_an_unedited_panning_clip_has_no_span(tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "clean.mp4", [background(t) for t in range(N)])
+    with open_clip(path) as clip:
+        dense = dense_pass(clip, VideoLimits())
+        assert [f.summary for f in local_spans(dense, scene_cuts(dense), W, H)] == []
+
+
+def test_a_hard_cut_is_found_and_sampled(tmp_path: Path) -> None:
+    frames = [background(t) for t in range(20)] + [255 - background(t) for t in range(20)]
+    path = write_clip(tmp_path / "cut.mp4", frames)
+    with open_clip(path) as clip:
+        cuts = scene_cuts(dense_pass(clip, VideoLimits()))
+    assert cuts == [20]
+    picks = choose_frames(40, cuts, 4)
+    assert (22, "scene_cut") in picks and len(picks) == 4
+
+
+def test_end_to_end_report_timeline_and_resume(tmp_path: Path) -> None:
+    path = pasted_clip(tmp_path / "clip.mp4")
+    seen: list[int] = []
+    report = analyze_video(path, budget=4, experts=FAST, progress=lambda s, d, n: seen.append(d))
+    assert [fr.index for fr in report.frames] == [5, 15, 25, 35] and seen == [1, 2, 3, 4]
+    assert report.clip.frames == N and report.clip.codec == "h264"
+    assert report.verdict.label in ("real", "ai_generated", "tampered", "inconclusive")
+    assert report.verdict.calibrated is False
+    # the pasted span holds back any confident "real" and is named in the explanation
+    assert report.verdict.label != "real"
+    assert any(f.kind == "local_span" for f in report.temporal)
+    paths = write_video_report(report, tmp_path / "out")
+    page = paths["html"].read_text()
+    assert "<svg" in page and 'id="scrub"' in page and page.count('class="slide"') == 4
+    assert "http" not in page.split("<main>")[1].replace("http-equiv", "")  # self-contained
+    again = VideoReport.model_validate_json(paths["json"].read_text())
+    assert again.verdict == report.verdict and again.frames[0].rgb is None
+    assert "| 15 |" in paths["md"].read_text()
+
+
+def test_batch_goes_on_after_bad_files_and_resumes(tmp_path: Path) -> None:
+    good = write_clip(tmp_path / "good.mp4", [background(t) for t in range(12)])
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    out = tmp_path / "out"
+    first = [o for o, _ in analyze_clips([empty, good], out_dir=out, budget=2, experts=FAST)]
+    assert [o.status for o in first][0] == "error" and first[1].status != "error"
+    assert "empty file" in first[0].summary
+    assert len((out / INDEX_NAME).read_text().splitlines()) == 2
+    assert list(analyze_clips([empty, good], out_dir=out, budget=2, experts=FAST)) == []
+
+
+def test_cli_video_command(tmp_path: Path) -> None:
+    good = write_clip(tmp_path / "good.mp4", [background(t) for t in range(12)])
+    result = CliRunner().invoke(
+        main, ["video", str(good), "--budget", "2", "--experts", "ela", "--json"]
+    )
+    assert result.exit_code in (0, 1, 4), result.output
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("{"))
+    assert json.loads(line)["clip"]["frames"] == 12
+
+
+def test_animated_webp_and_gif_decode(tmp_path: Path) -> None:
+    frames = [Image.fromarray(background(t * 3)) for t in range(6)]
+    for suffix in ("webp", "gif"):
+        path = tmp_path / f"anim.{suffix}"
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+        with open_clip(path) as clip:
+            assert clip.info.frames == 6 and abs(clip.info.duration_s - 0.6) < 0.05
+            got = [px.shape for _, _, px in clip.frames() if px is not None]
+        assert got == [(H, W, 3)] * 6
+
+
+# --- bad input: a clear error, before decoding where a limit applies ---------------------
+
+
+def test_truncated_mp4_is_refused(tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "full.mp4", [background(t) for t in range(20)])
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(VideoDecodeError, match="truncated, damaged"):
+        analyze_video(cut, budget=1, experts=FAST)
+
+
+def test_a_stream_without_frames_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "zero.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        out.start_encoding()  # the header with its one video stream, then no frame at all
+    assert path.stat().st_size > 0
+    with pytest.raises(VideoDecodeError, match="no decodable frame|not a readable"):
+        analyze_video(path, budget=1, experts=FAST)
+
+
+def test_a_ten_hour_clip_is_refused_by_duration_before_decoding(tmp_path: Path) -> None:
+    path = tmp_path / "long.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1)
+        for pts in (0, 36_000):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    assert path.stat().st_size < 10_000
+    with pytest.raises(VideoTooLargeError, match="duration .* over the limit"):
+        with open_clip(path):
+            pass
+
+
+def test_audio_only_and_many_streams_and_a_still_image(tmp_path: Path) -> None:
+    def audio_file(path: Path, streams: int) -> Path:
+        with av.open(str(path), "w") as out:
+            outs = [out.add_stream("pcm_s16le", rate=8000) for _ in range(streams)]
+            for s in outs:
+                frame = av.AudioFrame.from_ndarray(
+                    np.zeros((1, 800), np.int16), format="s16", layout="mono"
+                )
+                frame.sample_rate = 8000
+                for packet in s.encode(frame):
+                    out.mux(packet)
+        return path
+
+    with pytest.raises(VideoDecodeError, match="no video stream .*audio"):
+        open_clip(audio_file(tmp_path / "audio.mkv", 1)).__enter__()
+    with pytest.raises(VideoTooLargeError, match="number of streams is 100"):
+        open_clip(audio_file(tmp_path / "many.mkv", 100)).__enter__()
+    still = tmp_path / "still.jpg"
+    Image.fromarray(background(0)).save(still)
+    with pytest.raises(VideoDecodeError, match="not a video container"):
+        open_clip(still).__enter__()
+
+
+# --- the shared clips (skip when ../shared/data is absent) -----------------------------------
+
+
+def test_shared_clips_open_and_real_ones_have_no_edit_span(shared_data: Path) -> None:
+    """The dense pass and the span check on all 12 clips (seconds, no experts): every clip
+    opens, and no clip of the 5 real ones is said to carry a pasted span."""
+    rows = list(csv.DictReader((shared_data / "video" / "manifest.csv").open()))
+    assert len(rows) == 12
+    for row in rows:
+        with open_clip(shared_data / row["path"]) as clip:
+            dense = dense_pass(clip, VideoLimits())
+            assert dense.frames >= 10
+            spans = local_spans(dense, scene_cuts(dense), clip.info.width, clip.info.height)
+        if row["label"] == "real":
+            assert [f.summary for f in spans if f.suggests == "tampered"] == [], row["path"]
