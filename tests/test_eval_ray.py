@@ -59,7 +59,7 @@ def test_ray_engine_gives_the_local_engines_records_and_metrics(
     def no_local_engine(*a: object, **k: object) -> None:
         raise AssertionError("--engine ray must not fall back to the local engine")
 
-    monkeypatch.setattr("forenscope.eval.run.run_sync", no_local_engine)
+    monkeypatch.setattr("forenscope.eval.runner.run_sync", no_local_engine)
     out = tmp_path / "ray"
     rayed = CliRunner().invoke(eval_cli, [*args, "--out", str(out), "--engine", "ray"])
     assert rayed.exit_code == 0, rayed.output
@@ -126,8 +126,10 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert res.exit_code == 1 and "forenscope[ray]" in res.output
     res = CliRunner().invoke(eval_cli, [*base, "--ray-address", "127.0.0.1:6379"])
     assert res.exit_code == 2 and "--engine ray" in res.output
-    cfg = EvalConfig(str(manifest), "llm:x.yaml", tmp_path / "l", engine="ray")
-    with pytest.raises(ValueError, match="async engine"):
+    llm = tmp_path / "llm.json"
+    llm.write_text('{"base_url": "http://127.0.0.1:9/v1", "model": "m"}')
+    cfg = EvalConfig(str(manifest), f"llm:{llm}", tmp_path / "l", engine="ray")
+    with pytest.raises(ValueError, match="runs image systems"):
         evaluate(cfg)
 
 

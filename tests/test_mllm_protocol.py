@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from forenscope.eval.ablate import ablate
 from forenscope.eval.align import Preprocess
-from forenscope.eval.llm_system import LLMSettings
 from forenscope.eval.run import EvalConfig, evaluate
+from forenscope.eval.systems import LLMOptions
 from forenscope.mllm.config import LLMConfig
 from forenscope.mllm.fake_server import FakeServerProcess
 from forenscope.mllm.runner import MLLMEngine
@@ -50,7 +50,7 @@ def _eval(tmp_path: Path, manifest: Path, cfg: Path, out: str, **kw: Any) -> dic
 def test_eval_run_follows_the_config_pipeline(tmp_path: Path, server: FakeServerProcess) -> None:
     manifest = make_dataset(tmp_path / "data", n_real=3, n_fake=3, n_tampered=0, size=16)
     cfg = _write_config(tmp_path, server, variant=2, n=2, scoring="votes", temperature=0.7)
-    rec = _eval(tmp_path, manifest, cfg, "run", llm=LLMSettings())
+    rec = _eval(tmp_path, manifest, cfg, "run", llm=LLMOptions())
     system = rec["system"]
     assert system["prompt_version"] == "s1-p2-v1"
     assert (system["n"], system["scoring"], system["temperature"]) == (2, "votes", 0.7)
@@ -64,13 +64,13 @@ def test_eval_run_follows_the_config_pipeline(tmp_path: Path, server: FakeServer
 def test_an_override_wins_and_is_recorded_as_one(tmp_path: Path, server: FakeServerProcess) -> None:
     manifest = make_dataset(tmp_path / "data", n_real=2, n_fake=2, n_tampered=0, size=16)
     cfg = _write_config(tmp_path, server, variant=2, n=2)
-    rec = _eval(tmp_path, manifest, cfg, "run", llm=LLMSettings(variant=5))
+    rec = _eval(tmp_path, manifest, cfg, "run", llm=LLMOptions({"variant": 5}))
     assert rec["system"]["prompt_version"] == "s1-p5-v1"
     assert rec["system"]["knob_source"]["variant"] == "override"
     # the config's pipeline changes under a journal: resuming would mix two protocols
     cfg.write_text(cfg.read_text().replace('"n": 2', '"n": 3'))
-    with pytest.raises(ValueError, match="another LLM protocol"):
-        _eval(tmp_path, manifest, cfg, "run", llm=LLMSettings(variant=5))
+    with pytest.raises(ValueError, match=r"changed: system_settings\.n\b"):
+        _eval(tmp_path, manifest, cfg, "run", llm=LLMOptions({"variant": 5}))
 
 
 def test_eval_cli_without_options_runs_the_config_pipeline(
@@ -169,7 +169,8 @@ def test_kshot_draw_never_uses_the_query_as_its_example(
     manifest = make_dataset(tmp_path / "data", n_real=3, n_fake=3, n_tampered=0, size=16)
     cfg = _write_config(tmp_path, server)
     # The pool is the evaluated set itself, as `--pool MANIFEST` makes it.
-    settings = LLMSettings(variant=4, k=4, n=1, seed=0, scoring="votes", temperature=1.0)
+    knobs = {"variant": 4, "k": 4, "n": 1, "seed": 0, "scoring": "votes", "temperature": 1.0}
+    settings = LLMOptions(knobs)
     rec = _eval(tmp_path, manifest, cfg, "run", llm=settings, pool=str(manifest))
     drawn = {s["path"]: s["extra"]["example_ids"] for s in rec["samples"]}
     assert all(len(ids) == 4 for ids in drawn.values())

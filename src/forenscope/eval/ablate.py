@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .datasets import Sample
-from .llm_system import protocol_of
+from .llm_system import LLMSystem
 from .report import md_table
 from .run import EvalConfig, evaluate, select_samples
 
@@ -84,16 +84,22 @@ def ablate(
     ns: Sequence[int],
     *,
     progress: Callable[[int], Callable[[int], None]] | None = None,
-    **engine_kwargs: Any,
+    overlays: bool = True,
 ) -> dict[str, Any]:
     """Every (variant, k, n) cell on the config's protocol; the other knobs (scoring,
     temperature, seed, pool) are the config's `pipeline:` values unless `base.llm` overrides
-    them. n is an axis only when the scoring is votes: a log-prob score reads one answer, so
-    under it the n axis is absent rather than a column of identical runs."""
+    them (a `--protocol` preset sits under those). n is an axis only when the scoring is
+    votes: a log-prob score reads one answer, so under it the n axis is absent rather than a
+    column of identical runs."""
     from ..mllm.config import SCORING_RULES
 
     samples = select_samples(base)
-    proto, planned = protocol_of(base.system.removeprefix("llm:"), base.llm)
+    # k is an axis here: the base protocol is resolved at k=0, so a preset's k needs no pool yet.
+    at_k0 = replace(base, llm=replace(base.llm, pipeline={**base.llm.pipeline, "k": 0}))
+    system = at_k0.build_system()
+    if not isinstance(system, LLMSystem):
+        raise ValueError(f"ablate needs an llm: system, not {base.system}")
+    proto, planned = system.pipeline, system.planned_scoring()
     pool_path, pool_source = (base.pool, "--pool") if base.pool else (proto.pool, "pipeline.pool")
     if max(ks) > 0 and pool_path is None:
         samples, pool = hold_out_pool(samples, max(2, max(ks)), base.seed, base.out)
@@ -108,17 +114,19 @@ def ablate(
     for n in n_axis:
         for v in variants:
             for k in ks:
+                cell = {**base.llm.pipeline, "variant": v, "k": k, "n": n}
                 cfg = replace(
                     base,
                     out=base.out / (f"p{v}-k{k}-n{n}" if n is not None else f"p{v}-k{k}-{planned}"),
-                    llm=replace(base.llm, variant=v, k=k, n=n),
+                    llm=replace(base.llm, pipeline=cell),
                     pool=pool_path if k > 0 else None,
                 )
-                rec = evaluate(cfg, samples=samples, progress=progress, **engine_kwargs)
+                rec = evaluate(cfg, samples=samples, progress=progress, overlays=overlays)
                 cells.append({"variant": v, "k": k, "votes": n, **cell_row(rec, base.threshold)})
     result = {
         "config": {
-            **base.identity(),
+            **base.identity(system),
+            "protocol": base.llm.protocol,
             "variants": list(variants),
             "ks": list(ks),
             "ns": [n for n in n_axis if n is not None],

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .datasets import Sample
-from .systems import Prediction
+from .systems import ImageSystem, Prediction
 
 FEATURES = ("is_jpeg", "is_png", "is_other", "log_bytes", "log_pixels", "aspect", "bits_per_px",
             "jpeg_quality")  # fmt: skip
@@ -92,11 +92,14 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> 
     return out
 
 
-class FormatOnlySystem:
-    name = "format-only"
+class FormatOnlySystem(ImageSystem):
+    name = spec = "format-only"
 
     def describe(self) -> dict[str, Any]:
         return {"system": "format-only", "features": list(FEATURES), "model": "5-fold OOF L2 logit"}
+
+    def identity(self) -> dict[str, Any]:
+        return {}  # container features only: no analysis switch changes them
 
     def predict(self, data: bytes, sample: Sample) -> Prediction:
         return Prediction(extra={"container": container_features(data)})

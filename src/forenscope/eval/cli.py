@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..config import click_options
+from ..mllm.protocols import PROTOCOLS
 from .align import ALIGN_MODES, Perturbation, Preprocess
 
 
@@ -78,15 +79,22 @@ def _common(f: Any) -> Any:
             help="LLM scoring (default: the config's pipeline block)",
         ),
         click.option("--temperature", type=float, default=None, help="default: the config's"),
+        click.option(
+            "--protocol",
+            type=click.Choice(sorted(PROTOCOLS)),
+            default=None,
+            help="LLM: a preset over the config's pipeline block (paper = seed 000: votes, "
+            "2-shot, prompt #4); explicit options still win; the record names its sources",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
-def _config(kw: dict[str, Any], system: str, jobs: int = 1) -> Any:
-    from .llm_system import LLMSettings
+def _config(kw: dict[str, Any], system: str, jobs: int = 1, stage2: bool = False) -> Any:
     from .run import EvalConfig
+    from .systems import LLMOptions
 
     filters = list(kw["filters"])
     if not kw["include_cifake"] and not any(
@@ -101,14 +109,9 @@ def _config(kw: dict[str, Any], system: str, jobs: int = 1) -> Any:
         raise click.BadParameter(str(exc)) from None
     if kw["restart"] and (kw["out"] / "journal.jsonl").exists():
         (kw["out"] / "journal.jsonl").unlink()
-    # Unset knobs stay None: the LLM config's `pipeline:` block decides them.
-    llm = LLMSettings(
-        variant=kw.get("variant"),
-        k=kw.get("k"),
-        n=kw.get("n"),
-        scoring=kw["scoring"],
-        temperature=kw["temperature"],
-    )
+    # Unset knobs stay None: the preset, else the LLM config's `pipeline:` block decides them.
+    knobs = {name: kw.get(name) for name in ("variant", "k", "n", "scoring", "temperature")}
+    llm = LLMOptions(pipeline=knobs, protocol=kw["protocol"], stage2=stage2)
     return EvalConfig(
         kw["dataset"],
         system,
@@ -157,6 +160,7 @@ def _bar(desc: str) -> Callable[[int], Callable[[int], None]]:
 @click.option("--k", "k", type=click.IntRange(0, 16), default=None, help="default: the config's")
 @click.option("--n", "n", type=click.IntRange(1, 64), default=None, help="default: the config's")
 @click.option("--stage2", is_flag=True, help="LLM: also score stage-2 explanations on forgeries")
+@click_options
 @click.option(
     "--engine",
     type=click.Choice(["local", "ray"]),
@@ -180,8 +184,7 @@ def run_cmd(
 
     if ray_address and engine != "ray":
         raise click.BadParameter("needs --engine ray", param_hint="--ray-address")
-    cfg = _config(kw, system, jobs)
-    cfg.llm = replace(cfg.llm, stage2=stage2)
+    cfg = _config(kw, system, jobs, stage2)
     cfg.engine, cfg.ray_address = engine, ray_address
     try:
         rec = evaluate(cfg, progress=_bar(system))
@@ -218,12 +221,16 @@ def _ints(text: str) -> list[int]:
 @click.option("--ns", default="5", show_default=True, help="votes per image, e.g. 1,5")
 def ablate_cmd(config: str, variants: str, ks: str, ns: str, **kw: Any) -> None:
     """Prompt variant x k-shot x n votes on an MLLM config: seed-000 tables (ACC, AUC, refusals)."""
+    from ..errors import ForenscopeError
     from .ablate import ablate
 
     if kw["restart"] and kw["out"].exists():
         shutil.rmtree(kw["out"])
         kw["restart"] = False
     cfg = _config(kw, f"llm:{config}")
-    result = ablate(cfg, _ints(variants), _ints(ks), _ints(ns), progress=_bar("ablate"))
+    try:
+        result = ablate(cfg, _ints(variants), _ints(ks), _ints(ns), progress=_bar("ablate"))
+    except (ValueError, ForenscopeError) as exc:  # JournalMismatch is a ValueError
+        raise click.ClickException(str(exc)) from None
     click.echo((cfg.out / "ablation.md").read_text(encoding="utf-8"))
     click.echo(f"{len(result['cells'])} cells; tables in {cfg.out / 'ablation.md'}")

@@ -51,6 +51,16 @@ def read_journal(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str,
     return header, records, bad
 
 
+def changed_settings(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the settings that differ between two run identities."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return [prefix or "config"] if old != new else []
+    out: list[str] = []
+    for key in sorted(set(old) | set(new), key=str):
+        out += changed_settings(old.get(key), new.get(key), f"{prefix}{key}.")
+    return [name.rstrip(".") for name in out]
+
+
 def _truncate_to_last_newline(path: Path) -> None:
     size = path.stat().st_size
     if size == 0:
@@ -80,9 +90,11 @@ class Journal:
         self._synced = time.monotonic()
         existing, self.records, self.skipped_lines = read_journal(path)
         if existing is not None and existing.get("config_hash") != header.get("config_hash"):
+            changed = changed_settings(existing.get("config"), header.get("config"))
             raise JournalMismatch(
                 f"{path} belongs to another configuration (hash {existing.get('config_hash')}, "
-                f"this run {header.get('config_hash')}); use a new --out or --restart"
+                f"this run {header.get('config_hash')}; changed: {', '.join(changed) or '?'}); "
+                "use a new --out or --restart"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():

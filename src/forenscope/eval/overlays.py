@@ -16,7 +16,7 @@ from ..fusion.localize import resize_map
 from .align import Preprocess
 from .datasets import Sample
 from .runner import load_input, sample_key
-from .systems import System
+from .systems import ImageSystem, System
 
 THUMB = 256
 
@@ -68,7 +68,7 @@ def worst_error_overlays(
             continue
         data, mask = loaded
         heatmap = None
-        if system is not None and getattr(system, "produces_heatmap", False):
+        if isinstance(system, ImageSystem) and system.produces_heatmap:
             try:
                 heatmap = system.predict(data, sample).heatmap
             except Exception:  # an overlay is a nicety: never fail a report for it

@@ -9,7 +9,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,12 +17,11 @@ from .align import Preprocess
 from .datasets import Filter, Sample, load_dataset, select
 from .guards import format_warnings
 from .journal import FsyncMode, Journal
-from .llm_system import LLMSettings, describe_llm, run_llm
 from .overlays import worst_error_overlays
 from .report import html_page, markdown, write_json
-from .runner import Progress, run_sync
+from .runner import Progress
 from .summary import summarize
-from .systems import make_system
+from .systems import ImageSystem, LLMOptions, RunSettings, System, make_system
 
 Engine = Literal["local", "ray"]
 
@@ -39,14 +38,21 @@ class EvalConfig:
     pre: Preprocess = field(default_factory=Preprocess)
     jobs: int = 1
     threshold: float = 0.5
-    llm: LLMSettings = field(default_factory=LLMSettings)
-    pool: str | None = None
+    llm: LLMOptions = field(default_factory=LLMOptions)
+    pool: str | None = None  # k-shot pool for llm: systems; replaces the config's pipeline.pool
     fsync: FsyncMode = "batch"
     engine: Engine = "local"  # like jobs, not part of identity(): both give the same records
     ray_address: str | None = None
 
-    def identity(self) -> dict[str, Any]:
-        """What defines the results (not where they go or how many workers)."""
+    def build_system(self) -> System:
+        pipeline = {**self.llm.pipeline, "pool": self.pool or self.llm.pipeline.get("pool")}
+        return make_system(self.system, replace(self.llm, pipeline=pipeline))
+
+    def identity(self, system: System | None = None) -> dict[str, Any]:
+        """What defines the results (not where they go or how many workers), including the
+        system's resolved settings: the analysis switches for image systems, the endpoint,
+        model and protocol for LLM systems."""
+        system = system or self.build_system()
         return {
             "dataset": str(Path(self.dataset).resolve()),
             "system": self.system,
@@ -57,12 +63,12 @@ class EvalConfig:
             "preprocess": self.pre.describe(),
             "align_seed": self.pre.seed,
             "threshold": self.threshold,
-            "llm": self.llm.as_dict() if self.system.startswith("llm:") else None,
-            "pool": self.pool,
+            "system_settings": system.identity(),
         }
 
-    def hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+    def hash(self, system: System | None = None) -> str:
+        blob = json.dumps(self.identity(system), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def code_version() -> dict[str, Any]:
@@ -120,67 +126,36 @@ def evaluate(
     *,
     progress: Callable[[int], Progress] | None = None,
     samples: list[Sample] | None = None,
-    pool: Any = None,
     overlays: bool = True,
-    **engine_kwargs: Any,
 ) -> dict[str, Any]:
     """Run (or resume) one evaluation and write its reports; returns the run record.
 
     `progress(total)` returns a callback ticked once per finished sample (the CLI's tqdm bar).
     """
-    if cfg.engine != "local" and cfg.system.startswith("llm:"):
-        raise ValueError(f"--engine {cfg.engine} runs image systems; llm: has its own async engine")
+    system = cfg.build_system()
+    if cfg.engine != "local" and not isinstance(system, ImageSystem):
+        raise ValueError(f"--engine {cfg.engine} runs image systems; {cfg.system} has its own")
     samples = samples if samples is not None else select_samples(cfg)
     profiles, warnings = format_warnings(samples, cfg.pre.align)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    header = {"type": "header", "config_hash": cfg.hash(), "config": cfg.identity()}
+    identity = cfg.identity(system)
+    config_hash = cfg.hash(system)
+    header = {"type": "header", "config_hash": config_hash, "config": identity}
     start = time.perf_counter()
-    usage = None
     with Journal(cfg.out / "journal.jsonl", header, fsync=cfg.fsync) as journal:
         resumed = sum(1 for s in samples if s.path in journal.records)
         tick = progress(len(samples) - resumed) if progress else None
-        if cfg.system.startswith("llm:"):
-            cfg_file = cfg.system.removeprefix("llm:")
-            if pool is None and cfg.pool:
-                from ..mllm.examples import ExamplePool
-
-                pool = ExamplePool.load(cfg.pool)
-            usage = run_llm(
-                cfg_file,
-                samples,
-                cfg.pre,
-                journal,
-                cfg.llm,
-                pool=pool,
-                progress=tick,
-                **engine_kwargs,
-            )
-            described = describe_llm(cfg_file, cfg.llm)
-        else:
-            system = make_system(cfg.system)
-            described = system.describe()
-            opts: dict[str, Any] = {"jobs": cfg.jobs, "progress": tick}
-            if cfg.engine == "ray":
-                from .ray_engine import run_ray
-
-                run_ray(cfg.system, samples, cfg.pre, journal, address=cfg.ray_address, **opts)
-            else:
-                run_sync(cfg.system, samples, cfg.pre, journal, system=system, **opts)
+        run = RunSettings(cfg.jobs, cfg.engine, cfg.ray_address, tick)
+        usage = system.score(samples, cfg.pre, journal, run)
         skipped_lines = journal.skipped_lines
         records = [journal.records[s.path] for s in samples if s.path in journal.records]
-    finalize = (
-        getattr(make_system(cfg.system), "finalize", None)
-        if not cfg.system.startswith("llm:")
-        else None
-    )
-    if finalize is not None:
-        finalize(records)
+    system.finalize(records)
     wall = time.perf_counter() - start
     record: dict[str, Any] = {
         "schema": "forenscope.eval/1",
-        "config": {**cfg.identity(), "jobs": cfg.jobs, "engine": cfg.engine, "out": str(cfg.out)},
-        "config_hash": cfg.hash(),
-        "system": described,
+        "config": {**identity, "jobs": cfg.jobs, "engine": cfg.engine, "out": str(cfg.out)},
+        "config_hash": config_hash,
+        "system": system.describe(),
         "code": code_version(),
         "environment": environment(),
         "warnings": warnings,
@@ -204,8 +179,7 @@ def evaluate(
     }
     write_json(record, cfg.out / "run.json")
     (cfg.out / "report.md").write_text(markdown(record), encoding="utf-8")
-    sync_system = None if cfg.system.startswith("llm:") else make_system(cfg.system)
     worst = record["summary"]["worst_errors"]
-    pics = worst_error_overlays(sync_system, samples, worst, cfg.pre) if overlays else {}
+    pics = worst_error_overlays(system, samples, worst, cfg.pre) if overlays else {}
     (cfg.out / "report.html").write_text(html_page(record, pics), encoding="utf-8")
     return record

@@ -20,7 +20,7 @@ from .align import Preprocess, prepare
 from .datasets import Sample, load_mask
 from .journal import Journal
 from .metrics import localization_record
-from .systems import Prediction, System, make_system
+from .systems import ImageSystem, Prediction, make_image_system
 
 Progress = Callable[[int], None]
 
@@ -93,7 +93,7 @@ def fill(rec: dict[str, Any], pred: Prediction, truth: np.ndarray | None, wants_
             rec["loc"] = localization_record(hm, truth)
 
 
-def score_sample(system: System, sample: Sample, pre: Preprocess) -> dict[str, Any]:
+def score_sample(system: ImageSystem, sample: Sample, pre: Preprocess) -> dict[str, Any]:
     start = time.perf_counter()
     rec = base_record(sample)
     loaded = load_input(sample, pre, rec)
@@ -112,7 +112,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(spec: str, pre: Preprocess) -> None:
-    _WORKER["system"] = make_system(spec)
+    _WORKER["system"] = make_image_system(spec)
     _WORKER["pre"] = pre
     _WORKER["key"] = (spec, pre)
 
@@ -142,13 +142,13 @@ def run_sync(
     *,
     jobs: int = 1,
     progress: Progress | None = None,
-    system: System | None = None,
+    system: ImageSystem | None = None,
 ) -> None:
     """Score every sample not yet in the journal. jobs=1 runs in this process (no pickling)."""
     todo = pending(samples, journal)
     tick = progress or (lambda n: None)
     if jobs <= 1:
-        sysm = system or make_system(spec)
+        sysm = system or make_image_system(spec)
         for s in todo:
             journal.add(score_sample(sysm, s, pre))
             tick(1)

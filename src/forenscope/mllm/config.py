@@ -48,6 +48,9 @@ SCORING_RULES: dict[str, str] = {
 }
 
 
+STAGE1_KNOBS = ("variant", "k", "n", "seed", "scoring", "temperature")
+
+
 class PipelineOptions(BaseModel):
     """The protocol of the MLLM stages: what `analyze(..., llm=config)`, `forenscope llm`,
     `eval run --system llm:CFG` and `eval ablate` run on each image, unless overridden.
@@ -78,6 +81,24 @@ class PipelineOptions(BaseModel):
         if self.k > 0 and not self.pool:
             raise ValueError("pipeline.k > 0 needs pipeline.pool (labelled example images)")
         return self
+
+    def overridden(self, changes: Mapping[str, Any]) -> PipelineOptions:
+        """A validated copy with `changes` applied; None means "keep this block's value".
+
+        The one way a caller (a CLI option, an ablation cell, a protocol preset) changes the
+        protocol: unknown names and out-of-range values are ConfigErrors, as in the file."""
+        given = {name: value for name, value in changes.items() if value is not None}
+        unknown = sorted(set(given) - set(type(self).model_fields))
+        if unknown:
+            raise ConfigError(f"unknown pipeline setting(s): {', '.join(unknown)}")
+        try:
+            return type(self).model_validate({**self.model_dump(), **given})
+        except ValidationError as exc:
+            raise ConfigError(f"invalid pipeline setting: {exc}") from None
+
+    def stage1_knobs(self) -> dict[str, Any]:
+        """The knobs that decide a stage-1 score (the run identity of an LLM evaluation)."""
+        return {name: getattr(self, name) for name in STAGE1_KNOBS}
 
 
 def planned_scoring(scoring: Scoring, caps: Capabilities) -> Literal["votes", "logprobs"]:
@@ -148,7 +169,10 @@ _ENV_KEYS = {
 
 
 def _read_file(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the LLM config {path}: {exc.strerror or exc}") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml  # type: ignore[import-untyped]
