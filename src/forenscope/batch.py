@@ -268,6 +268,26 @@ def analyze_batch(
             yield _record(out_dir, result, config)
 
 
+def finished_outcomes(
+    paths: Sequence[Path],
+    out_dir: Path,
+    *,
+    experts: tuple[str, ...] | None = None,
+    threshold: float = 0.5,
+    jobs: int = 1,
+    llm: LLMConfig | None = None,
+) -> list[Outcome]:
+    """The outcomes `out_dir`'s index already holds for `paths` under these settings: the files
+    a resumed `analyze_batch` with the same arguments skips, read back so they can be counted."""
+    done = read_index(out_dir)
+    if not done:
+        return []
+    limits, config = batch_limits(jobs), batch_config_key(experts, threshold, llm)
+    names = [f.name for f in dataclasses.fields(Outcome)]
+    records = (done.get(_index_key(str(p), limits, config)) for p in paths)
+    return [Outcome(**{n: rec[n] for n in names if n in rec}) for rec in records if rec]
+
+
 def _index_key(path: str, limits: Limits, config: str) -> IndexKey:
     try:
         sha = _file_sha256(Path(path), limits.max_bytes)

@@ -110,11 +110,13 @@ def analyze(
 
     Exit status: 0 every image looks clean, 1 at least one is suspicious (AI-generated or
     tampered), 4 none is suspicious but at least one is inconclusive (needs review), 3 at least
-    one file could not be analysed (the others still are), 2 usage error.
+    one file could not be analysed (the others still are), 2 usage error or nothing to analyse
+    (an empty folder, a pattern that matches no file). A resumed --out run counts and exits on
+    every file, those its earlier runs finished included.
     """
     from tqdm import tqdm
 
-    from .batch import analyze_batch, expand_inputs
+    from .batch import analyze_batch, expand_inputs, finished_outcomes
     from .experts.registry import check_expert_names
 
     fmts = _split(formats) or FORMATS
@@ -130,6 +132,10 @@ def analyze(
         AnalysisConfig.current()  # a bad FORENSCOPE_* value is a usage error, before any work
     except ForenscopeError as exc:
         raise click.UsageError(terminal_safe(str(exc))) from None
+    for folder in _empty_folders(paths, files):
+        click.echo(f"warning: no image file in {terminal_safe(folder)}", err=True)
+    if not files:
+        raise click.UsageError("nothing to analyse: no image file in " + _quoted(paths))
 
     counts = {"clean": 0, "suspicious": 0, "inconclusive": 0, "error": 0}
     llm = None
@@ -140,11 +146,20 @@ def analyze(
             llm = load_config(llm_config)
         except ForenscopeError as exc:
             raise click.UsageError(str(exc)) from None
+    # A resumed run counts (and exits on) the files it finished before, read from its index.
+    earlier = []
+    if out_dir is not None and out_dir.is_dir():
+        earlier = finished_outcomes(
+            files, out_dir, experts=names, threshold=threshold, jobs=jobs, llm=llm
+        )
+    for done in earlier:
+        counts[done.status] += 1
     outcomes = analyze_batch(
         files, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
         llm=llm, timeout_s=timeout_s,
     )  # fmt: skip
-    with tqdm(total=len(files), unit="img", file=sys.stderr, disable=None) as bar:
+    with tqdm(total=len(files), initial=len(earlier), unit="img", file=sys.stderr,
+              disable=None) as bar:  # fmt: skip
         for outcome in outcomes:
             counts[outcome.status] += 1
             if as_json and outcome.report_json is not None:
@@ -155,8 +170,7 @@ def analyze(
                 line = f"{outcome.path}: {outcome.status.upper()}: {outcome.summary}"
                 bar.write(terminal_safe(line))
             bar.update(1)
-    skipped = len(files) - sum(counts.values())
-    tail = f", {skipped} already done" if skipped else ""
+    tail = f" ({len(earlier)} of them done by an earlier run)" if earlier else ""
     click.echo(
         f"{counts['clean']} clean, {counts['suspicious']} suspicious, "
         f"{counts['inconclusive']} inconclusive, "
@@ -169,6 +183,20 @@ def analyze(
     if counts["suspicious"]:
         sys.exit(EXIT_SUSPICIOUS)
     sys.exit(EXIT_INCONCLUSIVE if counts["inconclusive"] else EXIT_CLEAN)
+
+
+def _empty_folders(paths: tuple[str, ...], files: list[Path]) -> list[str]:
+    """The folders among `paths` that gave no image file."""
+    found = [f.resolve() for f in files]
+    return [
+        p
+        for p in paths
+        if Path(p).is_dir() and not any(f.is_relative_to(Path(p).resolve()) for f in found)
+    ]
+
+
+def _quoted(paths: tuple[str, ...]) -> str:
+    return ", ".join(terminal_safe(repr(p)) for p in paths)
 
 
 @main.command("experts")

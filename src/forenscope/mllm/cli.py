@@ -225,9 +225,22 @@ def run_cmd(
         (dest / name).write_text(run.model_dump_json(indent=1), encoding="utf-8")
         key = "input_error" if run.error else (run.stage1.status if run.stage1 else "missing")
         counts[key] = counts.get(key, 0) + 1
+        click.echo(f"{run.path}: {_run_line(run)} -> {dest / name}", err=True)
     summary = {"images": len(runs), "stage1": counts, "usage": usage.model_dump()}
     (dest / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     click.echo(json.dumps(summary))
+
+
+def _run_line(run: Any) -> str:
+    """One image's outcome in words: stage 1's P(fake) or why there is none, stage 2's status."""
+    if run.error is not None:
+        return f"input error: {run.error.message}"
+    s1 = run.stage1
+    if s1 is None:
+        return "no stage 1 result"
+    p = f"P(fake) {s1.probability:.2f}" if s1.probability is not None else "no probability"
+    stage2 = run.stage2.status if run.stage2 is not None else "not run"
+    return f"stage 1 {s1.status}, {p} ({s1.yes} yes, {s1.no} no); stage 2 {stage2}"
 
 
 @llm_cli.command("prompts")
@@ -256,13 +269,35 @@ def prompts_cmd(check: str | None) -> None:
         click.echo(f"note: {note}", err=True)
 
 
-@llm_cli.command("fake-server", context_settings={"ignore_unknown_options": True})
+@llm_cli.command(
+    "fake-server",
+    # --help goes to the server's own parser, which lists its options (--port, --faults, ...)
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def fake_server_cmd(args: tuple[str, ...]) -> None:
-    """Run the local fault-injecting OpenAI-compatible test server (see --help of it)."""
+    """Run the local fault-injecting OpenAI-compatible test server; `forenscope llm fake-server
+    --help` lists its options (--port, --faults, --script, ...)."""
     from .fake_server import main
 
-    main(list(args))
+    argv0 = sys.argv[0]
+    sys.argv[0] = "forenscope llm fake-server"  # argparse names its usage line after argv[0]
+    try:
+        main(list(args))
+    finally:
+        sys.argv[0] = argv0
+
+
+def default_history(image: Path) -> Path:
+    """<cache>/chats/<stem>-<hash of the image's absolute path>.chat.json: the same image
+    resumes its conversation, and nothing is written into the folder holding the evidence."""
+    import hashlib
+
+    from ..models.cache import cache_dir
+
+    key = hashlib.sha256(str(image.resolve()).encode("utf-8")).hexdigest()[:16]
+    return cache_dir() / "chats" / f"{image.stem}-{key}.chat.json"
 
 
 def _grounding(image: str, report_path: str | None, experts: str | None) -> list[str]:
@@ -290,7 +325,8 @@ def _grounding(image: str, report_path: str | None, experts: str | None) -> list
     "--history",
     type=click.Path(dir_okay=False),
     default=None,
-    help="JSON history file (default: IMAGE.chat.json)",
+    help="JSON history file (default: one per image under the Forenscope cache folder, "
+    "never next to the image: evidence folders stay untouched)",
 )
 @click.option(
     "--report",
@@ -318,7 +354,10 @@ def chat_cli(
     from .errors import LLMError
 
     cfg = _load(config)
-    session = ChatSession.open(Path(history or f"{image}.chat.json"), Path(image), [])
+    path = Path(history) if history else default_history(Path(image))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    click.echo(f"conversation kept in {path}", err=True)
+    session = ChatSession.open(path, Path(image), [])
     if not session.evidence:  # a new conversation: analyse once, then the history keeps it
         session.evidence = [*_grounding(image, report_path, experts), *evidence]
     questions = [message] if message else (line.strip() for line in sys.stdin)

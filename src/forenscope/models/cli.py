@@ -61,9 +61,9 @@ def pull_cmd(
 @models_cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def list_cmd(as_json: bool) -> None:
-    """Show every model's source, licence, sha256 and whether it is cached (optional frozen
-    backbones included)."""
-    rows = list_models(backbones=True)
+    """Show every model's source, licence, sha256 and whether it is cached (the face models and
+    the optional frozen backbones included)."""
+    rows = list_models(backbones=True) + _face_rows()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -74,3 +74,20 @@ def list_cmd(as_json: bool) -> None:
                 click.echo(f"  {key:8} {row[key]}")
         pull_hint = "forenscope models pull" + (f" {row['name']}" if "derived" in row else "")
         click.echo(f"  {'cached':8} {row['cached'] or f'no (run `{pull_hint}`)'}")
+
+
+def _face_rows() -> list[dict[str, object]]:
+    """The face detector and landmark models, found where the analysis looks for them
+    (FORENSCOPE_FACE_MODELS_DIR, else the cache) and verified, as `list_models` rows."""
+    from .faces import FACE_MODELS, model_path
+
+    rows: list[dict[str, object]] = []
+    for spec in FACE_MODELS.values():
+        try:
+            cached: str | None = str(model_path(spec, auto_pull=False))
+        except ModelError:
+            cached = None  # absent, or not the pinned file
+        source = spec.source + (f"#{spec.member}" if spec.member else "")
+        rows.append({"name": spec.name, "source": source, "licence": spec.licence,
+                     "sha256": spec.sha256, "size": spec.size, "cached": cached})  # fmt: skip
+    return rows

@@ -28,6 +28,8 @@ DETECTORS: dict[str, tuple[str, str, tuple[str, str]]] = {
     "cnn-generated": ("cnn", "generated", ("real", "generated")),
 }
 HEADS_DIR = Path(__file__).resolve().parents[1] / "models" / "heads"
+# A trial run must not replace the shipped weights: they are written there only when asked for.
+DEFAULT_OUT = Path("forenscope-heads")
 # seeded laundered copies (downscale 0.5-1.0, JPEG q70-95; train/launder.py) added per image,
 # both classes alike, for the image-level detectors; the patch heads are trained as stored
 LAUNDER_COPIES = 2
@@ -139,9 +141,10 @@ def _composite_rows(
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=HEADS_DIR,
+    default=DEFAULT_OUT,
     show_default=True,
-    help="where <detector>.json and <detector>.md (and cnn-generated.onnx) are written",
+    help="where <detector>.json and <detector>.md (and cnn-generated.onnx) are written; to "
+    f"replace a shipped head, name its folder ({HEADS_DIR}) explicitly",
 )
 @click.option("--seed", default=0, show_default=True)
 @click.option(
