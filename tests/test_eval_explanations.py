@@ -12,9 +12,9 @@ from forenscope.eval.explanations import (
     explanation_record,
     field_completeness,
     flesch_reading_ease,
+    frame_position_score,
     mask_box,
     mask_cell,
-    relative_position_score,
     words_cell,
 )
 
@@ -24,10 +24,10 @@ def test_position_words_against_the_mask_grid() -> None:
     mask[5:25, 62:88] = True  # upper right
     assert mask_cell(mask) == (0, 2) and mask_cell(np.zeros((9, 9), bool)) is None
     assert words_cell("top-right corner") == (0, 2) and words_cell("in the centre") == (1, 1)
-    assert relative_position_score("upper right of the frame", mask) == 1.0
-    assert relative_position_score("upper left", mask) == 0.5
-    assert relative_position_score("bottom left", mask) == 0.0
-    assert relative_position_score("somewhere", mask) == 0.0
+    assert frame_position_score("upper right of the frame", mask) == 1.0
+    assert frame_position_score("upper left", mask) == 0.5
+    assert frame_position_score("bottom left", mask) == 0.0
+    assert frame_position_score("somewhere", mask) == 0.0
 
 
 def test_box_iou_and_mask_box() -> None:
@@ -63,7 +63,7 @@ def test_completeness_readability_and_judge_hook() -> None:
     mask[0:12, 0:12] = True
     seen: list[Any] = []
     rec = explanation_record(answer, mask, judge=lambda a, t: seen.append(t) or {"overall": 4.0})
-    assert rec["relative_position"] == 1.0 and rec["box_iou"] == pytest.approx(
+    assert rec["frame_position"] == 1.0 and rec["box_iou"] == pytest.approx(
         0.4**2 * 900 / (144 + 0.16 * 900 - 144)
     )
     assert rec["judge"] == {"overall": 4.0} and seen[0]["cell"] == (0, 0)

@@ -80,5 +80,29 @@ def test_stage2_explanations_are_scored_against_the_mask(
     ex = json.loads((tmp_path / "run" / "run.json").read_text())["summary"]["explanations"]
     assert ex["n_asked"] == 3
     # the fake server points at the brightest 3x3 cell: the pasted patch, upper left
-    assert ex["n_ok"] >= 1 and ex["relative_position"] == pytest.approx(1.0)
+    assert ex["n_ok"] >= 1 and ex["frame_position"] == pytest.approx(1.0)
     assert "Stage-2 explanations" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_stage2_method_and_scope_accuracy_against_the_manifest(tmp_path: Path) -> None:
+    """Seed 000's generation-method table: stage 2's method and scope against the manifest's
+    family and scope. The fake model calls every bright image diffusion and every answer local."""
+    manifest = make_dataset(tmp_path / "data", n_real=2, n_fake=4, n_tampered=2, size=24)
+    with FakeServerProcess() as srv:
+        args = [str(manifest), "--system", f"llm:{_config(tmp_path, srv.port)}", "--out",
+                str(tmp_path / "run"), "--n", "1", "--size", "24", "--stage2"]  # fmt: skip
+        res = CliRunner().invoke(eval_cli, args)
+    assert res.exit_code == 0, res.output
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    acc = run["summary"]["stage2_accuracy"]
+    assert run["summary"]["explanations"]["n_asked"] == 6  # every forged image, not only masked
+    method, scope = acc["method"], acc["scope"]
+    assert method["n"] == 4 and method["accuracy"] == pytest.approx(0.5)  # edits have no family
+    assert method["by_truth"]["gan"]["accuracy"] == 0.0
+    assert method["by_truth"]["gan"]["answers"] == {"diffusion": 2}
+    assert method["by_truth"]["diffusion"]["accuracy"] == 1.0
+    assert scope["n"] == 6 and scope["accuracy"] == pytest.approx(2 / 6)
+    assert scope["by_truth"]["local"]["accuracy"] == 1.0
+    assert scope["by_source"]["synth-fake"]["accuracy"] == 0.0
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "## Stage-2 method and scope accuracy" in md and "| truth gan | 2 | 0.000" in md

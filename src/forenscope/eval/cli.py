@@ -159,7 +159,12 @@ def _bar(desc: str) -> Callable[[int], Callable[[int], None]]:
 @click.option("--variant", type=click.IntRange(1, 5), default=None, help="default: the config's")
 @click.option("--k", "k", type=click.IntRange(0, 16), default=None, help="default: the config's")
 @click.option("--n", "n", type=click.IntRange(1, 64), default=None, help="default: the config's")
-@click.option("--stage2", is_flag=True, help="LLM: also score stage-2 explanations on forgeries")
+@click.option(
+    "--stage2",
+    is_flag=True,
+    help="LLM: also ask stage 2 on forged images: method and scope accuracy against the "
+    "manifest's family and scope, positions against the mask",
+)
 @click_options
 @click.option(
     "--engine",

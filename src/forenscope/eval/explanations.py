@@ -1,8 +1,11 @@
 """Stage-2 explanation metrics: is the MLLM's "where" and "why" checkable against the truth?
 
-- relative position: the 3x3 grid cell holding most of the mask's pixels, in words ("upper
-  left", "middle centre", ...), against the words of the answer's location (1 = row and column
-  right, 0.5 = one of them, 0 = neither or no position words);
+- frame position (seed 000's "absolute position": where in the picture): the 3x3 grid cell
+  holding most of the mask's pixels, in words ("upper left", "middle centre", ...), against the
+  words of the answer's location (1 = row and column right, 0.5 = one of them, 0 = neither or no
+  position words). Position relative to objects ("the flag the man holds") needs a judge;
+- method and scope as answered (gan / diffusion, global / local), compared with the manifest's
+  `family` and `scope` in the summary;
 - box IoU of the answer's [x0, y0, x1, y1] box (shares of width/height) with the mask's box;
 - field completeness: share of the answer's fields that are filled;
 - Flesch reading ease of the reasoning (vowel-group syllable count: a rough, documented proxy);
@@ -50,7 +53,7 @@ def words_cell(text: str) -> tuple[int | None, int | None]:
     return row, col
 
 
-def relative_position_score(text: str, mask: np.ndarray) -> float | None:
+def frame_position_score(text: str, mask: np.ndarray) -> float | None:
     cell = mask_cell(mask)
     if cell is None:
         return None
@@ -111,10 +114,12 @@ def explanation_record(
     truth_box = mask_box(mask) if mask is not None else None
     box = loc.get("box")
     out: dict[str, Any] = {
-        "relative_position": relative_position_score(text, mask) if mask is not None else None,
+        "frame_position": frame_position_score(text, mask) if mask is not None else None,
         "box_iou": box_iou(box, truth_box) if box and truth_box else None,
         "field_completeness": field_completeness(answer),
         "flesch_reading_ease": flesch_reading_ease(str(answer.get("reasoning", ""))),
+        "method": answer.get("method"),
+        "scope": answer.get("scope"),
     }
     if judge is not None:
         truth = {"box": truth_box, "cell": mask_cell(mask) if mask is not None else None}

@@ -194,8 +194,11 @@ class LLMSystem:
                                 exclude_paths=[sample.file],
                             )
                             fill(rec, stage1_prediction(res), None, False)
-                            if self.options.stage2 and loaded[1] is not None and loaded[1].any():
-                                rec["explanation"] = await _explain(engine, loaded[0], loaded[1])
+                            if self.options.stage2 and sample.is_fake:
+                                mask = (
+                                    loaded[1] if loaded[1] is not None and loaded[1].any() else None
+                                )
+                                rec["explanation"] = await _explain(engine, loaded[0], mask)
                         except Exception as exc:  # bad input or config: a value for this sample
                             rec["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
                     journal.add(rec)
@@ -206,7 +209,8 @@ class LLMSystem:
 
 
 async def _explain(engine: Any, data: bytes, mask: Any) -> dict[str, Any]:
-    """Stage 2 on one forged image, scored against its mask (aligned geometry)."""
+    """Stage 2 on one forged image: method and scope as answered, positions scored against its
+    mask (aligned geometry) when it has one."""
     from .explanations import explanation_record
 
     res = await engine.aanalyse(data)

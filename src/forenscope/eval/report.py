@@ -117,8 +117,10 @@ def markdown(record: dict[str, Any]) -> str:
         ]
     if s.get("explanations"):
         ex = s["explanations"]
-        parts += ["", "## Stage-2 explanations (forged images with a mask)", ""]
+        parts += ["", "## Stage-2 explanations (forged images; positions where a mask exists)", ""]
         parts.append(md_table(list(ex), [list(ex.values())]))
+    if s.get("stage2_accuracy"):
+        parts += ["", *stage2_accuracy_markdown(s["stage2_accuracy"])]
     if s.get("usage"):
         parts += ["", "## LLM usage", "", md_table(list(s["usage"]), [list(s["usage"].values())])]
     parts += ["", "## Worst errors", ""]
@@ -218,3 +220,24 @@ def html_page(record: dict[str, Any], overlays: dict[str, str] | None = None) ->
     title = html.escape(f"forenscope eval: {record['config']['system']}")
     head = f"<meta charset='utf-8'><title>{title}</title><style>{style}</style>"
     return f"<!doctype html><html><head>{head}</head><body>{''.join(body)}</body></html>"
+
+
+def stage2_accuracy_markdown(acc: dict[str, Any]) -> list[str]:
+    """Method (gan/diffusion vs the manifest's family) and scope (global/local) accuracy."""
+    parts = ["## Stage-2 method and scope accuracy (against the manifest's family and scope)", ""]
+    for field, block in acc.items():
+        rows = [["all", block["n"], block["accuracy"], block["n_unanswered"], block["answers"]]]
+        for group in ("by_truth", "by_source"):
+            rows += [
+                [
+                    f"{group.removeprefix('by_')} {name}",
+                    b["n"],
+                    b["accuracy"],
+                    b["n_unanswered"],
+                    b["answers"],
+                ]  # fmt: skip
+                for name, b in block[group].items()
+            ]
+        parts += [f"### {field}", "", md_table(["images", "n", "accuracy", "unanswered",
+                                                 "answers"], rows), ""]  # fmt: skip
+    return parts

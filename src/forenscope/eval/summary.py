@@ -82,15 +82,58 @@ def _usage(records: list[Record]) -> dict[str, Any] | None:
 
 
 def explanation_summary(records: list[Record]) -> dict[str, Any] | None:
-    """Means of the stage-2 metrics over the forged images that were asked for one."""
+    """Means of the stage-2 metrics over the forged images that were asked for one (frame
+    position and box IoU over those with a mask)."""
     ex = [r["explanation"] for r in records if r.get("explanation")]
     if not ex:
         return None
     out: dict[str, Any] = {"n_asked": len(ex), "n_ok": sum(1 for e in ex if e["status"] == "ok")}
-    for key in ("relative_position", "box_iou", "field_completeness", "flesch_reading_ease"):
+    for key in ("frame_position", "box_iou", "field_completeness", "flesch_reading_ease"):
         vals = [float(e[key]) for e in ex if e.get(key) is not None]
         out[key] = float(np.mean(vals)) if vals else float("nan")
     return out
+
+
+# The manifest values stage 2 can name: family -> method, scope -> scope.
+STAGE2_TRUTH = {"method": ("family", ("gan", "diffusion")), "scope": ("scope", ("global", "local"))}
+
+
+def stage2_accuracy(records: list[Record]) -> dict[str, Any] | None:
+    """Seed 000's generation-method table and its scope twin: over forged images whose manifest
+    names a `family` of gan/diffusion (resp. a `scope` of global/local), the share whose stage-2
+    answer names the same; an answer of "unknown"/"other" or no parsed answer counts as wrong
+    (`n_unanswered` says how many). Per true value and per source, with the answers given."""
+    asked = [r for r in records if r.get("explanation")]
+    if not asked:
+        return None
+    out: dict[str, Any] = {}
+    for field, (column, values) in STAGE2_TRUTH.items():
+        rows = [r for r in asked if r.get(column) in values]
+        out[field] = _accuracy_block(rows, column, field)
+        out[field]["by_truth"] = {
+            v: _accuracy_block([r for r in rows if r[column] == v], column, field) for v in values
+        }
+        out[field]["by_source"] = {
+            s: _accuracy_block([r for r in rows if r["source"] == s], column, field)
+            for s in sorted({str(r["source"]) for r in rows})
+        }
+    return out
+
+
+def _accuracy_block(rows: list[Record], column: str, field: str) -> dict[str, Any]:
+    said = [
+        (r["explanation"].get(field) if r["explanation"]["status"] == "ok" else None) for r in rows
+    ]
+    right = sum(1 for r, s in zip(rows, said, strict=True) if s == r[column])
+    answers: dict[str, int] = defaultdict(int)
+    for s in said:
+        answers[str(s) if s is not None else "no answer"] += 1
+    return {
+        "n": len(rows),
+        "accuracy": right / len(rows) if rows else float("nan"),
+        "n_unanswered": sum(1 for s in said if s is None),
+        "answers": dict(sorted(answers.items())),
+    }
 
 
 def worst_errors(records: list[Record], threshold: float, n: int = 12) -> list[Record]:
@@ -162,6 +205,7 @@ def summarize(records: list[Record], *, threshold: float = 0.5) -> dict[str, Any
         }
     out["usage"] = _usage(records)
     out["explanations"] = explanation_summary(records)
+    out["stage2_accuracy"] = stage2_accuracy(records)
     out["worst_errors"] = worst_errors(records, threshold)
     out["roc"] = {"overall (pooled)": roc_points(records)}
     by_source: dict[str, list[Record]] = defaultdict(list)
