@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from scipy import ndimage
 
 from forenscope.cli import main
 from forenscope.types import BBox, VideoReport
@@ -20,7 +21,7 @@ from forenscope.video.analyze import analyze_video
 from forenscope.video.batch import INDEX_NAME, analyze_clips
 from forenscope.video.report import write_video_report
 from forenscope.video.sample import choose_frames, dense_pass, scene_cuts
-from forenscope.video.temporal import box_iou, local_spans
+from forenscope.video.temporal import box_iou, interpolated_frames, local_spans
 
 av = pytest.importorskip("av", reason="PyAV is a core dependency of the video extra")
 W, H, N = 160, 120, 40
@@ -90,6 +91,34 @@ def test_a_region_edited_for_a_span_is_found_in_space_and_time(tmp_path: Path, e
     assert span_iou((best.frame_start, best.frame_end), SPAN) >= 0.5
     assert best.suggests == "tampered"
     assert f"frames {best.frame_start}-{best.frame_end}" in best.summary
+
+
+def detailed(t: int) -> np.ndarray:
+    """A fine texture moving 6 px per frame: an average of two frames is a double image."""
+    rng = np.random.default_rng(1)
+    base = np.kron(rng.random((H // 4, (W + 400) // 4)) * 255, np.ones((4, 4)))
+    g = ndimage.gaussian_filter(base, 1.5)[:, 6 * t : 6 * t + W]
+    return np.repeat(g.astype(np.uint8)[..., None], 3, axis=2)
+
+
+def test_interpolated_frames_are_found_in_time(tmp_path: Path) -> None:
+    """Frames 11, 13, ..., 29 replaced by the average of their neighbours (blended frame-rate
+    conversion); the untouched clip has no such span."""
+    frames = [
+        ((detailed(t - 1).astype(np.uint16) + detailed(t + 1)) // 2).astype(np.uint8)
+        if 10 <= t < 30 and t % 2
+        else detailed(t)
+        for t in range(N)
+    ]
+    found = {}
+    for name, clip_frames in (("blended", frames), ("camera", [detailed(t) for t in range(N)])):
+        with open_clip(write_clip(tmp_path / f"{name}.mp4", clip_frames)) as clip:
+            dense = dense_pass(clip, VideoLimits())
+            found[name] = interpolated_frames(dense, scene_cuts(dense))
+    assert found["camera"] == []
+    assert len(found["blended"]) == 1
+    hit = found["blended"][0]
+    assert span_iou((hit.frame_start, hit.frame_end), (11, 29)) >= 0.5
 
 
 def test_an_unedited_panning_clip_has_no_span(tmp_path: Path) -> None:

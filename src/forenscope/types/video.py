@@ -15,7 +15,9 @@ VIDEO_SCHEMA_VERSION = "0.1"
 """0.1: first video report (issue 17); the clip verdict is an uncalibrated aggregation."""
 
 SampleReason = Literal["uniform", "scene_cut"]
-TemporalKind = Literal["local_span", "local_change", "flicker", "warp_residual", "face_flicker"]
+TemporalKind = Literal[
+    "local_span", "local_change", "flicker", "warp_residual", "face_flicker", "interpolation"
+]
 
 
 class ClipInfo(_Model):

@@ -20,7 +20,7 @@ from .face_tracks import link_tracks, outline_flicker
 from .limits import VideoDecodeError, VideoLimits
 from .provenance import c2pa_evidence, container_evidence
 from .sample import DensePass, analysis_size, choose_frames, dense_pass, scene_cuts, thumb_size
-from .temporal import flicker, local_spans, oscillation, warp_residual
+from .temporal import flicker, interpolated_frames, local_spans, oscillation, warp_residual
 from .verdict import clip_verdict
 
 DEFAULT_BUDGET = 8  # frames analysed per clip
@@ -165,7 +165,7 @@ def _temporal(
     w, h = clip.info.width, clip.info.height
     osc = oscillation(dense, cuts)
     found = local_spans(dense, cuts, w, h) + flicker(dense, cuts, w, h, osc)
-    found += warp_residual(pairs, dense, w, h)
+    found += warp_residual(pairs, dense, w, h) + interpolated_frames(dense, cuts)
     tracks = link_tracks(frames, w)
     found += outline_flicker(tracks, dense, osc, thumb_size(w, h)[0] / w)
     found.sort(key=lambda f: (f.frame_start, -f.strength))

@@ -5,6 +5,7 @@ frame pairs: where and when something changes that ordinary motion does not expl
   place later (a region pasted for a span of frames), and unpaired abrupt local changes;
 - flicker: a region whose brightness oscillates frame to frame (up, down, up) instead of
   moving, the "boiling" of generated video and of blended face swaps;
+- interpolation: frames that are the average of their neighbours while the picture moves;
 - warp_residual: optical flow (OpenCV DIS) from one sampled frame to the next, and the region
   the flow cannot explain (what motion does not carry from one frame to the next).
 
@@ -37,6 +38,10 @@ HELD_LEVEL = 0.2  # mean gray change under which a frame repeats the one before
 FLICKER_LEVEL = 5.0  # gray levels of each swing of an oscillation
 FLICKER_RATE = 0.25  # share of frames that oscillate, for a region to flicker
 WARP_RATIO = 6.0  # residual this many times the frame's typical residual is unexplained
+BLEND_MOTION = 3.0  # mean gray change across a frame for a blend to be visible
+BLEND_RATIO = 0.08  # a frame this close to the average of its neighbours (share of motion)
+BLEND_GAP = 3  # flagged frames this close form one span
+BLEND_MIN_FRAMES = 3
 
 
 @dataclass
@@ -288,3 +293,44 @@ def warp_residual(
                 "frame's typical; occlusions and fast motion do this too)",
             ))  # fmt: skip
     return findings
+
+
+def interpolated_frames(dense: DensePass, cuts: list[int]) -> list[TemporalFinding]:
+    """Spans of frames that are the plain average of their two neighbours while the picture
+    moves: frame-rate conversion by blending, or frames made by interpolation. A real frame
+    between two others shows where things are, not a double exposure of where they were."""
+    if len(dense.thumbs) < 5 or dense.stride != 1:
+        return []
+    g = _gray(dense)
+    motion = np.abs(g[2:] - g[:-2]).mean(axis=(1, 2))  # row t+1: change across it
+    blend = np.abs(g[1:-1] - (g[2:] + g[:-2]) / 2).mean(axis=(1, 2))
+    cut_rows = {dense.indices.index(c) for c in cuts if c in dense.indices}
+    flagged = [
+        dense.indices[k + 1]
+        for k in range(len(motion))
+        if motion[k] > BLEND_MOTION
+        and blend[k] < BLEND_RATIO * motion[k]
+        and not any(abs(k + 1 - c) <= 1 for c in cut_rows)
+    ]
+    findings = []
+    for run in _runs(flagged, gap=BLEND_GAP):
+        if len(run) < BLEND_MIN_FRAMES:
+            continue
+        start, end = run[0], run[-1]
+        findings.append(_finding(
+            "interpolation", dense, start, end, None, len(run) / BLEND_MIN_FRAMES, None,
+            f"{when(dense, start, end)}: {len(run)} frames are the average of the frames before "
+            "and after them while the picture moves (blended frame-rate conversion or "
+            "interpolated frames; not proof of a fake, but not camera frames)",
+        ))  # fmt: skip
+    return findings
+
+
+def _runs(frames: list[int], gap: int) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for f in frames:
+        if runs and f - runs[-1][-1] <= gap:
+            runs[-1].append(f)
+        else:
+            runs.append([f])
+    return runs
