@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .align import Preprocess
+from .align import Preprocess, prepare
 from .datasets import Sample
 from .journal import Journal
 from .runner import Progress, base_record, fill, load_input, pending
@@ -135,6 +136,7 @@ class LLMSystem:
             "image_policy": cfg.image_policy.as_params(),
             **pipe.stage1_knobs(),
             "pool": pipe.pool if pipe.k > 0 else None,
+            "examples_sent": "aligned like the queries (the run's preprocess)" if pipe.k else None,
             "stage2": self.options.stage2,
             "scoring_planned": planned,
             "scoring_rule": SCORING_RULES[planned],
@@ -176,7 +178,12 @@ class LLMSystem:
         tick = progress or (lambda n: None)
         todo = pending(samples, journal)
         pool = self.example_pool() if todo else None
-        async with MLLMEngine(self.config, pool=pool, **engine_kwargs) as engine:
+        # k-shot examples go through the queries' alignment: the same size, format and
+        # perturbations, so no difference between example and query tells a label apart.
+        aligned = partial(aligned_example, pre)
+        async with MLLMEngine(
+            self.config, pool=pool, prepare_example=aligned, **engine_kwargs
+        ) as engine:
             gate = asyncio.Semaphore(2 * self.config.concurrency)  # bounded images in flight
 
             async def one(sample: Sample) -> None:
@@ -206,6 +213,11 @@ class LLMSystem:
 
             await asyncio.gather(*(one(s) for s in todo))
             return engine.usage.model_dump()
+
+
+def aligned_example(pre: Preprocess, path: Path) -> bytes:
+    """A k-shot example's bytes as eval's alignment makes a query's (seeded by its path)."""
+    return prepare(path.read_bytes(), pre, f"example:{path}")[0]
 
 
 async def _explain(engine: Any, data: bytes, mask: Any) -> dict[str, Any]:

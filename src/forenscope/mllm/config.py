@@ -131,6 +131,12 @@ class LLMConfig(BaseModel):
     image_max_side: int = Field(default=1024, ge=64)
     image_detail: Detail = "auto"
     jpeg_quality: int = Field(default=90, ge=30, le=100)
+    send_original_bytes: bool = Field(
+        default=False,
+        description="send a JPEG or PNG file's own bytes when it fits image_max_side, instead of "
+        "a JPEG re-encoding (other formats and larger images are still re-encoded). Off by "
+        "default: one format for every image keeps the source format from the model",
+    )
     price_prompt_per_1m: float | None = None
     price_completion_per_1m: float | None = None
     cache: bool = True
@@ -151,7 +157,12 @@ class LLMConfig(BaseModel):
 
     @property
     def image_policy(self) -> ImagePolicy:
-        return ImagePolicy(self.image_max_side, self.jpeg_quality, self.image_detail)
+        return ImagePolicy(
+            self.image_max_side,
+            self.jpeg_quality,
+            self.image_detail,
+            reencode=not self.send_original_bytes,
+        )
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None

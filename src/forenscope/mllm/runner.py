@@ -37,10 +37,14 @@ class MLLMEngine:
         pool: ExamplePool | None = None,
         client: AsyncLLMClient | None = None,
         prompts: PromptSet | None = None,
+        prepare_example: Callable[[Path], ImageLike] | None = None,
         **client_kwargs: Any,
     ) -> None:
+        """`prepare_example(path)` gives the image sent for a k-shot example: an evaluation
+        passes its own alignment, so examples reach the model as its queries do."""
         self.config = config
         self.pool = pool
+        self.prepare_example = prepare_example
         self.prompts = prompts or load_prompts(config.pipeline.prompts)
         self._own_client = client is None
         self.client = client or AsyncLLMClient(config, **client_kwargs)
@@ -70,7 +74,8 @@ class MLLMEngine:
         shas = {query.sha256, *exclude_sha256}
         drawn = self.pool.draw(k, seed, exclude_sha256=shas, exclude_paths=exclude_paths)
         policy = self.config.image_policy
-        return [(encode_image(ex.path, policy), ex.answer, ex.id) for ex in drawn]
+        prepare = self.prepare_example or (lambda path: path)
+        return [(encode_image(prepare(ex.path), policy), ex.answer, ex.id) for ex in drawn]
 
     async def adetect(
         self,
