@@ -270,3 +270,33 @@ def test_shared_clips_open_and_real_ones_have_no_edit_span(shared_data: Path) ->
             spans = local_spans(dense, scene_cuts(dense), clip.info.width, clip.info.height)
         if row["label"] == "real":
             assert [f.summary for f in spans if f.suggests == "tampered"] == [], row["path"]
+
+
+def test_a_face_check_that_changes_its_mind_is_reported_with_its_span() -> None:
+    from forenscope.types import FaceTrack
+    from forenscope.video.face_tracks import check_jumps
+    from forenscope.video.sample import DensePass
+
+    dense = DensePass(np.zeros((40, 2, 2), np.uint8), list(range(40)), [i / 20 for i in range(40)],
+                      40, 1)  # fmt: skip
+    box = BBox(x=10, y=10, width=30, height=30)
+    track = FaceTrack(id=1, frames=[5, 15, 25, 35], boxes=[box] * 4,
+                      check_scores={"face_consistency": [0.05, 0.1, 0.8, 0.75],
+                                    "face_seam": [0.2, None, 0.3, 0.25]})  # fmt: skip
+    found = check_jumps([track], dense)
+    assert [(f.frame_start, f.frame_end, f.face_track) for f in found] == [(15, 25, 1)]
+    assert found[0].summary.startswith(
+        "Face 1, frames 15-25 (0.75-1.25 s): the face_consistency check goes from 0.10 to 0.80"
+    )
+
+
+def test_cli_takes_a_folder_and_a_bad_file_costs_only_itself(tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    write_clip(folder / "good.mp4", [background(t) for t in range(12)])
+    (folder / "bad.mp4").write_text("not a video")
+    (folder / "notes.txt").write_text("ignored: not a video suffix")
+    result = CliRunner().invoke(main, ["video", str(folder), "--budget", "1", "--experts", "ela"])
+    assert result.exit_code == 3, result.output
+    assert "bad.mp4: ERROR" in result.output and "good.mp4: " in result.output
+    assert "notes.txt" not in result.output

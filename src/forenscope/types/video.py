@@ -16,7 +16,13 @@ VIDEO_SCHEMA_VERSION = "0.1"
 
 SampleReason = Literal["uniform", "scene_cut"]
 TemporalKind = Literal[
-    "local_span", "local_change", "flicker", "warp_residual", "face_flicker", "interpolation"
+    "local_span",
+    "local_change",
+    "flicker",
+    "warp_residual",
+    "face_flicker",
+    "face_change",
+    "interpolation",
 ]
 
 

@@ -16,7 +16,7 @@ from ..pipeline import analysis_config, analyze_image, default_experts
 from ..types import FaceTrack, FrameResult, TemporalFinding, VideoReport
 from .decode import Clip, open_clip
 from .explain import explain_clip
-from .face_tracks import link_tracks, outline_flicker
+from .face_tracks import check_jumps, link_tracks, outline_flicker
 from .limits import VideoDecodeError, VideoLimits
 from .provenance import c2pa_evidence, container_evidence
 from .sample import DensePass, analysis_size, choose_frames, dense_pass, scene_cuts, thumb_size
@@ -168,6 +168,7 @@ def _temporal(
     found += warp_residual(pairs, dense, w, h) + interpolated_frames(dense, cuts)
     tracks = link_tracks(frames, w)
     found += outline_flicker(tracks, dense, osc, thumb_size(w, h)[0] / w)
+    found += check_jumps(tracks, dense)
     found.sort(key=lambda f: (f.frame_start, -f.strength))
     return found, tracks
 

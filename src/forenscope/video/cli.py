@@ -17,6 +17,19 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
+def expand_clips(paths: tuple[Path, ...]) -> list[Path]:
+    """Files as given (a wrong type gets its clear error later); folders by video suffix."""
+    from .decode import VIDEO_SUFFIXES
+
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
 EXIT_CLEAN, EXIT_SUSPICIOUS, EXIT_ERRORS, EXIT_INCONCLUSIVE = 0, 1, 3, 4
 
 
@@ -48,12 +61,13 @@ def video_cmd(
     from .batch import analyze_clips
 
     fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
+    files = expand_clips(paths)
     try:
         names = tuple(check_expert_names(experts.split(","))) if experts is not None else None
     except ForenscopeError as exc:
         raise click.UsageError(str(exc)) from None
     counts = {"clean": 0, "suspicious": 0, "inconclusive": 0, "error": 0}
-    with tqdm(total=len(paths) * budget, unit="frame", file=sys.stderr, disable=None) as bar:
+    with tqdm(total=len(files) * budget, unit="frame", file=sys.stderr, disable=None) as bar:
         state = {"done": 0}
 
         def progress(_stage: str, done: int, total: int) -> None:
@@ -61,7 +75,7 @@ def video_cmd(
             state["done"] = 0 if done == total else done
 
         results = analyze_clips(
-            list(paths), out_dir=out_dir, formats=fmts, progress=progress, budget=budget,
+            files, out_dir=out_dir, formats=fmts, progress=progress, budget=budget,
             max_side=max_side, experts=names,
         )  # fmt: skip
         for outcome, report in results:

@@ -12,6 +12,7 @@ from .temporal import FLICKER_RATE, Geometry, _finding, box_iou, when
 LINK_IOU = 0.3  # faces in consecutive samples overlapping this much are one person
 RING = 0.15  # the outline band: this share of the face box, inside and outside its edge
 RATIO = 2.0  # the outline oscillates this many times as often as the background around it
+JUMP = 0.5  # a face check whose score moves this much between two samples has changed its mind
 
 
 def link_tracks(frames: list[FrameResult], clip_width: int) -> list[FaceTrack]:
@@ -113,3 +114,24 @@ def _box_mask(
     xx: np.ndarray, yy: np.ndarray, x0: float, y0: float, x1: float, y1: float
 ) -> np.ndarray:
     return (xx >= x0) & (xx < x1) & (yy >= y0) & (yy < y1)
+
+
+def check_jumps(tracks: list[FaceTrack], dense: DensePass) -> list[TemporalFinding]:
+    """Per track and face check: where its score jumps by JUMP or more between two sampled
+    frames (the face stops, or starts, matching its surroundings)."""
+    findings = []
+    for t in tracks:
+        for name, scores in t.check_scores.items():
+            for i in range(len(scores) - 1):
+                a, b = scores[i], scores[i + 1]
+                if a is None or b is None or abs(b - a) < JUMP:
+                    continue
+                start, end = t.frames[i], t.frames[i + 1]
+                findings.append(_finding(
+                    "face_change", dense, start, end, t.boxes[i + 1], abs(b - a) / JUMP, None,
+                    f"face {t.id}, {when(dense, start, end)}: the {name} check goes from "
+                    f"{a:.2f} to {b:.2f} (the face {'stops' if b > a else 'starts'} matching "
+                    "what that check expects of a camera face)",
+                    face_track=t.id,
+                ))  # fmt: skip
+    return findings
