@@ -340,3 +340,35 @@ def test_data_folder_database_and_previews_are_private(tmp_path: Path) -> None:
     assert previews and all(mode(p) == 0o600 for p in previews)
     for path in (data / "objects").rglob("*"):
         assert mode(path) & 0o077 == 0, path
+
+
+# -- Medium 2 / health under load: models are loaded before the port opens ---------------------
+
+
+def test_models_are_warmed_before_serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first CLIP session build held the GIL for ~0.8 s, so /v1/health stalled under the
+    first analyses; create_app now runs one analysis with the server's experts first."""
+    import forenscope.pipeline as pipeline
+
+    calls: list[Any] = []
+    real = pipeline.analyze_image
+    monkeypatch.setattr(pipeline, "analyze_image",
+                        lambda image, **kw: calls.append(kw) or real(image, **kw))  # fmt: skip
+    create_app(settings(tmp_path / "a", experts=["ela", "noise"]))
+    assert [c["experts"] for c in calls] == [["ela", "noise"]]
+    create_app(settings(tmp_path / "b", warm_up=False))
+    assert len(calls) == 1
+
+
+def test_a_failing_warm_up_does_not_stop_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import forenscope.pipeline as pipeline
+
+    def broken(*_a: Any, **_kw: Any) -> Any:
+        raise RuntimeError("model file damaged")
+
+    monkeypatch.setattr(pipeline, "analyze_image", broken)
+    with TestClient(create_app(settings(tmp_path))) as c:
+        assert c.get("/v1/health").status_code == 200
+    assert "warm-up analysis failed" in caplog.text

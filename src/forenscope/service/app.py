@@ -49,6 +49,8 @@ def create_app(settings: Settings, *, chat_backend: ChatBackend | None = None) -
 
     preload_experts()  # every first import now, on one thread, before any request can race it
     service = Service.build(settings, chat_backend)
+    if settings.warm_up:
+        service.analyzer.warm_up()  # models too: their first load would stall every route
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

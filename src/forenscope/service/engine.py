@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import threading
@@ -28,6 +29,8 @@ from .security import NAME_PATTERN, sniff_image
 from .settings import Settings
 from .store import AnalysisRow, Store, utcnow
 
+_log = logging.getLogger(__name__)
+WARM_UP_SIDE = 256
 MAX_THREADS_COUNTED = 4  # the memory estimate was measured for 1-2 expert threads; capped
 OVERLAY_SIDE = 800
 PREVIEW_SIDE = 1600
@@ -97,6 +100,23 @@ class Analyzer:
         self._count_lock = threading.Lock()
         self.busy = 0
         self.pending = 0
+
+    def warm_up(self) -> None:
+        """Analyse a small synthetic picture with the server's experts, once, before serving.
+
+        The first use of a model builds its session (ONNX, TFLite) while holding the GIL for up
+        to a second, which stalled every route, /v1/health included, under the first analyses.
+        A failure here is logged, not raised: the same error then reaches the request that hits
+        it, with its own message."""
+        from ..pipeline import analyze_image
+
+        rng = np.random.default_rng(0)
+        rgb = rng.integers(0, 256, (WARM_UP_SIDE, WARM_UP_SIDE, 3), dtype=np.uint8)
+        try:
+            image = load_image(png_bytes(rgb), limits=self.limits)
+            analyze_image(image, experts=self.settings.experts, threads=1)
+        except Exception:  # logged: see the docstring
+            _log.warning("warm-up analysis failed", exc_info=True)
 
     def check_experts(self, names: Sequence[str] | None) -> list[str] | None:
         """The request's experts, deduplicated and checked; None = the server's set.

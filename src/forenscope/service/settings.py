@@ -37,6 +37,9 @@ class Settings(BaseModel):
         default=32, ge=1, description="analyses waiting (each holds its upload) before 503"
     )
     expert_threads: int | None = Field(default=None, ge=1)
+    warm_up: bool = Field(
+        default=True, description="load every model of `experts` before the port opens"
+    )
     # Slow or idle clients (see launch.server_config): the request line and headers, then each
     # body chunk and the whole body, must arrive within these; otherwise 408 / disconnect.
     header_timeout_s: float = Field(default=10.0, gt=0.0)
