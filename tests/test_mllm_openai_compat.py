@@ -13,11 +13,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
+from pydantic import BaseModel, Field
 
 import forenscope
 from forenscope.service.openai import tokens
@@ -255,6 +257,54 @@ def test_official_sdk_streams_and_parses(server: OpenAIServer) -> None:
     )  # fmt: skip
     answer = parsed.choices[0].message.parsed
     assert isinstance(answer, Stage2Answer) and answer.scope in ("global", "local")
+    mine = client.chat.completions.parse(
+        model="forenscope", messages=[_user("Is it AI-generated?", PHOTO.read_bytes())],
+        response_format=MyVerdict,
+    )  # fmt: skip
+    own = mine.choices[0].message.parsed
+    assert isinstance(own, MyVerdict) and 0.0 <= own.probability <= 1.0 and own.explanation
+    assert len(mine.choices[0].message.content or "") < 2000  # not the whole report
+
+
+class Kind(str, Enum):
+    REAL = "real"
+    FAKE = "fake"
+
+
+class Where(BaseModel):
+    location: str
+    scope: str | None = None
+
+
+class MyVerdict(BaseModel):
+    """A client's own answer model, as `client.chat.completions.parse` sends it."""
+
+    is_ai_generated: bool
+    verdict: Kind
+    probability: float
+    confidence_percent: int = Field(ge=0, le=100)
+    explanation: str
+    evidence: list[str]
+    where: Where
+    favourite_colour: str | None = None
+
+
+def test_a_client_json_schema_gets_an_answer_in_that_schema(app_client: Any) -> None:
+    schema = MyVerdict.model_json_schema()
+    fmt = {"type": "json_schema", "json_schema": {"name": "v", "schema": schema, "strict": True}}
+    r = _post(app_client, messages=[_user("Is it fake?", PHOTO.read_bytes())], response_format=fmt)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    content = body["choices"][0]["message"]["content"]
+    answer = MyVerdict.model_validate_json(content)  # validates, nested and enum included
+    report = body["forenscope_report"]
+    p_real = report["verdict"]["probabilities"]["real"]
+    assert answer.probability == pytest.approx(1 - p_real)
+    assert answer.is_ai_generated == (report["verdict"]["leaning"] != "real")
+    assert answer.verdict == (Kind.REAL if report["verdict"]["leaning"] == "real" else Kind.FAKE)
+    assert 0 <= answer.confidence_percent <= 100 and answer.confidence_percent != 0
+    assert answer.explanation and len(content) < 2000  # no longer the ~31 KB report
+    assert any("favourite_colour" in n for n in body["forenscope_notes"])  # said, not guessed
 
 
 def test_llm_cli_streams_an_answer(server: OpenAIServer, tmp_path: Path) -> None:

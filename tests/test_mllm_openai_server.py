@@ -55,7 +55,7 @@ def test_answer_modes() -> None:
     schema = stage2_response_format()
     assert answer_mode({"response_format": schema}, "") == "json_stage2"
     other = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"properties": {}}}}
-    assert answer_mode({"response_format": other}, "") == "json_report"
+    assert answer_mode({"response_format": other}, "") == "json_schema"  # the client's own
     assert answer_mode({"response_format": {"type": "json_object"}}, "describe") == "json_report"
     assert answer_mode({}, 'give "forged_content": ...') == "json_stage2"
     assert answer_mode({}, QUESTION) == "yes_no"

@@ -1,8 +1,9 @@
 """Pure functions of `forenscope serve-openai`: read an OpenAI chat request, answer from a Report.
 
 Forenscope acts as a forensic "vision model". What it answers depends on what was asked:
-- a JSON response format (or our own stage-2 prompt): a JSON object, shaped as our stage-2
-  answer when the schema asks for one, else the whole report;
+- a JSON response format (or our own stage-2 prompt): our stage-2 answer when the schema is
+  ours, an object in the client's own schema for any other `json_schema` (`schema_answer`), the
+  whole report for `json_object`;
 - a yes/no question (or any request for logprobs): "Yes"/"No", with token log-probs taken from
   the verdict's P(tampered or AI-generated), so the stage-1 scorer can score Forenscope itself;
 - anything else: the part of the report the question asks for (`openai_followup`): where, how
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -28,8 +30,9 @@ from ...types import Report
 from ...types.llm import Location, MLLMScope, Stage2Answer
 from . import tokens
 from .followup import text_answer
+from .schema_answer import schema_answer
 
-Mode = Literal["json_report", "json_stage2", "yes_no", "text"]
+Mode = Literal["json_report", "json_stage2", "json_schema", "yes_no", "text"]
 P_FLOOR = 1e-6  # log(0) is not a number; a certain verdict still leaves this much doubt
 _YES_NO = re.compile(r"\byes\b[^.?!]{0,40}\bno\b|\byes/no\b", re.IGNORECASE)
 _DATA_URL = re.compile(r"^data:([\w.+/-]*)(;[\w=.+-]+)*;base64,", re.IGNORECASE)
@@ -174,7 +177,7 @@ def answer_mode(body: dict[str, Any], text: str) -> Mode:
         return (
             "json_stage2"
             if isinstance(props, dict) and "forged_content" in props
-            else "json_report"
+            else "json_schema"
         )
     if kind == "json_object":
         return "json_stage2" if "forged_content" in text else "json_report"
@@ -227,12 +230,31 @@ def yes_no_logprobs(p: float, answer: str, top: int) -> dict[str, Any]:
     return {"content": [entry], "refusal": None}
 
 
-def answer_text(report: Report, mode: Mode, conv: Conversation) -> str:
+def client_schema(body: dict[str, Any]) -> dict[str, Any]:
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") if isinstance(fmt, dict) else None
+    return schema if isinstance(schema, dict) else {}
+
+
+def answer_notes(report: Report, mode: Mode, body: dict[str, Any], conv: Conversation) -> list[str]:
+    """`forenscope_notes`: the conversation's, and what a client schema asked that no fact of
+    the report answers (filled with the type's empty value)."""
+    notes = list(conv.notes)
+    if mode == "json_schema":
+        missing = schema_answer(report, client_schema(body))[1]
+        if missing:
+            notes.append(f"not answered by the report (empty values): {', '.join(missing)}")
+    return notes
+
+
+def answer_text(report: Report, mode: Mode, conv: Conversation, body: dict[str, Any]) -> str:
     """The full answer in `mode`, before any `max_tokens` cut."""
     if mode == "json_report":
         return report.model_dump_json()
     if mode == "json_stage2":
         return stage2_answer(report).model_dump_json()
+    if mode == "json_schema":
+        return json.dumps(schema_answer(report, client_schema(body))[0])
     if mode == "yes_no" and report.verdict.decided_by == "none":
         return UNDECIDED  # a refusal, so a scorer counts it as one instead of a guess
     if mode == "yes_no":
@@ -244,7 +266,7 @@ def answer_text(report: Report, mode: Mode, conv: Conversation) -> str:
 
 def choice(report: Report, mode: Mode, body: dict[str, Any], conv: Conversation) -> dict[str, Any]:
     """One `choices[]` entry answering in `mode`, cut at `max_tokens` (finish_reason 'length')."""
-    content, cut = tokens.truncate(answer_text(report, mode, conv), max_tokens(body))
+    content, cut = tokens.truncate(answer_text(report, mode, conv, body), max_tokens(body))
     logprobs = None
     if mode == "yes_no" and body.get("logprobs") and content in ("Yes", "No"):
         top = int(body.get("top_logprobs") or 0)
@@ -311,6 +333,6 @@ def completion(
         "model": model_id, "system_fingerprint": fingerprint, "choices": choices,
         "usage": {"prompt_tokens": conv.prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": conv.prompt_tokens + completion_tokens},
-        "forenscope_notes": conv.notes,
+        "forenscope_notes": answer_notes(report, mode, body, conv),
         "forenscope_report": report.model_dump(mode="json"),
     }  # fmt: skip
