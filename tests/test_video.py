@@ -202,6 +202,17 @@ def test_truncated_mp4_is_refused(tmp_path: Path) -> None:
         analyze_video(cut, budget=1, experts=FAST)
 
 
+def test_a_clip_cut_short_is_analysed_with_a_note(tmp_path: Path) -> None:
+    """An MKV keeps its header in front: half the file still decodes, and the report says the
+    file ends early instead of passing the first half off as the whole clip."""
+    path = write_clip(tmp_path / "full.mkv", [background(t) for t in range(N)])
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    report = analyze_video(cut, budget=1, experts=["ela"])
+    assert 0 < report.clip.frames < N
+    assert any(f"of the {N} frames the header announces" in n for n in report.notes)
+
+
 def test_a_stream_without_frames_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "zero.mkv"
     with av.open(str(path), "w") as out:

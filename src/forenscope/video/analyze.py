@@ -26,6 +26,7 @@ from .verdict import clip_verdict
 DEFAULT_BUDGET = 8  # frames analysed per clip
 DEFAULT_MAX_SIDE = 1024  # analysed frames are scaled down to this longer side
 FLOW_SIDE = 480  # optical flow runs at this longer side
+SHORT_SHARE = 0.9  # fewer decoded frames than this share of the header's count: truncated
 # Experts that read the file's bytes (EXIF, C2PA, text chunks): a decoded frame has none, and
 # the clip's own container provenance is read from the file instead (provenance.py).
 FILE_EXPERTS = frozenset({"c2pa", "exif", "generator_metadata"})
@@ -63,8 +64,14 @@ def analyze_video(
     with open_clip(Path(path), limits) as clip:
         timings["probe_s"] = time.perf_counter() - start
         t = time.perf_counter()
+        announced = clip.info.frames  # the header's count (or duration x fps)
         dense = dense_pass(clip, limits)
         clip.info.frames = dense.frames
+        if announced and dense.frames < SHORT_SHARE * announced:
+            clip.notes.append(
+                f"only {dense.frames} of the {announced} frames the header announces could be "
+                "decoded: the file ends early (truncated?) or is damaged"
+            )
         cuts = scene_cuts(dense)
         timings["dense_pass_s"] = time.perf_counter() - t
         if dense.frames == 0:
@@ -76,7 +83,7 @@ def analyze_video(
         timings["decode_sampled_s"] = time.perf_counter() - t
         frames = _analyse_frames(frames_rgb, picks, dense, names, threshold, threads, progress)
         timings["frames_s"] = sum(fr.report.timings.get("total_s", 0.0) for fr in frames)
-        notes = list(clip.notes)
+        notes = list(dict.fromkeys(clip.notes))  # each pass may say the same thing
         t = time.perf_counter()
         temporal, tracks = _temporal(clip, dense, cuts, frames, pairs)
         timings["temporal_s"] = time.perf_counter() - t
@@ -179,5 +186,7 @@ def _notes(frames: int, stride: int, size: tuple[int, int], w: int, h: int, n: i
         notes.append(f"frames analysed scaled down from {w}x{h} to {size[0]}x{size[1]}")
     if stride > 1:
         notes.append(f"temporal checks see every {stride}th frame (long clip)")
-    notes.append("blink rate is not measured yet (it needs landmarks on every frame)")
+    notes.append(
+        "blink rate is not measured: the face mesh's eye opening barely moves through blinks"
+    )
     return notes
