@@ -1,6 +1,6 @@
 """Video analysis on ../shared/data/video (12 clips) and the speed of a 10 s 1080p clip.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_video.py [--budget 8] [--max-side 1024]
+    OMP_NUM_THREADS=1 python benchmarks/bench_video.py [--budget 8] [--max-side 768]
 
 Prints one table per container group (MP4/MKV, GIF), because container, frame rate and size
 differ by group (see ../shared/data/video/README.md): a format-only baseline (GIF or under
@@ -87,7 +87,7 @@ def speed_clip(folder: Path) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--budget", type=int, default=8)
-    ap.add_argument("--max-side", type=int, default=1024)
+    ap.add_argument("--max-side", type=int, default=768)
     ap.add_argument("--checkpoint", type=Path, default=Path("/tmp/forenscope-bench-video.jsonl"))
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--speed-only", action="store_true", help="only the 1080p clip (fresh RSS)")

@@ -41,7 +41,7 @@ EXIT_CLEAN, EXIT_SUSPICIOUS, EXIT_ERRORS, EXIT_INCONCLUSIVE = 0, 1, 3, 4
 @click.option("--format", "formats", default="json,md,html", show_default=True)
 @click.option("--budget", default=8, show_default=True, type=click.IntRange(1, 256),
               help="Frames analysed per clip (uniform plus the starts of new shots).")  # fmt: skip
-@click.option("--max-side", default=1024, show_default=True, type=click.IntRange(64),
+@click.option("--max-side", default=768, show_default=True, type=click.IntRange(64),
               help="Analysed frames are scaled down to this longer side.")  # fmt: skip
 @click.option("--experts", default=None, help="Comma-separated expert names (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report per line.")
