@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -247,7 +248,7 @@ def test_schema_file_is_up_to_date() -> None:
 def test_html_shows_the_daam_strip_when_the_detector_stored_it(report: Report) -> None:
     from forenscope.report import render_html
 
-    assert "DAAM" not in render_html(report)
+    assert "How the AI detector reached its answer" not in render_html(report)
     maps = [np.full((14, 14), b / 12, dtype=np.float32).round(3).tolist() for b in range(1, 13)]
     flow = {"blocks": 12, "decision_block": 9, "cls_score": [b / 12 for b in range(1, 13)]}
     clip = ExpertResult(
@@ -256,6 +257,204 @@ def test_html_shows_the_daam_strip_when_the_detector_stored_it(report: Report) -
     )  # fmt: skip
     report.experts.append(clip)
     page = render_html(report)
-    assert "How the CLIP decision forms (DAAM)" in page
-    assert page.count('alt="accumulated map after block') == 12
-    assert "the decision forms at block 9" in page
+    section = page[page.index('<section id="daam">') :]
+    section = section[: section.index("</section>")]
+    assert '<details class="tech" open>' in section  # folded in the plain mode
+    assert section.count('alt="what the detector weighed after step') == 12
+    assert "reads the picture in 12 steps" in section  # plain words first
+    assert "settles at step 9" in section and "the decision forms at block 9" in section
+
+
+# --- issue 13: the HTML report as an analyst's and a reader's tool ------------------------------
+
+
+def _embedded_image(page: str) -> Image.Image:
+    match = re.search(r'<img class="base" alt="[^"]*" src="data:image/(\w+);base64,([^"]+)"', page)
+    assert match is not None
+    return Image.open(io.BytesIO(base64.b64decode(match.group(2))))
+
+
+def test_html_embeds_the_full_resolution_original(report: Report) -> None:
+    from forenscope.io import load_image
+
+    rgb = np.random.default_rng(3).integers(0, 255, (120, 2400, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=90)
+    image = load_image(buf.getvalue())
+    big = report.model_copy(
+        update={"image": report.image.model_copy(update={"width": 2400, "height": 120})}
+    )
+    page = render_html(big, image)
+    assert f"data:image/jpeg;base64,{base64.b64encode(image.data).decode()}" in page  # as is
+    assert _embedded_image(page).size == (2400, 120)  # not capped at 1600
+    assert 'data-width="2400" data-height="120"' in page
+    assert "The original file, at full resolution." in page
+    for button in ('data-zoom="fit"', 'data-zoom="1"', 'data-zoom="in"', 'data-zoom="out"'):
+        assert button in page
+
+
+def test_html_re_encodes_what_a_browser_would_not_show_as_analysed(
+    report: Report, image: ImageInput
+) -> None:
+    rotated = ImageInput(
+        rgb=image.rgb, data=b"not shown", format="JPEG", mode="RGB", orientation=6, path="r.jpg"
+    )
+    page = render_html(report, rotated)
+    shown = _embedded_image(page)
+    assert shown.format == "PNG" and shown.size == (W, H)
+    assert np.array_equal(np.asarray(shown.convert("RGB")), image.rgb)  # lossless copy
+    assert "A lossless copy of the decoded JPEG pixels" in page
+
+
+def test_overlays_keep_the_maps_own_resolution() -> None:
+    from forenscope.report.html import MAX_MAP_SIDE, _map_size
+
+    assert _map_size((300, 400), 4000, 3000) == (400, 300)  # not stretched to the picture
+    assert _map_size((3000, 4000), 4000, 3000) == (MAX_MAP_SIDE, 1536)
+    assert _map_size((90, 120), 120, 90) == (120, 90)
+    assert max(_map_size((1000, 1000), 8000, 6000)) == 1000  # not the old 640 px cap
+
+
+def _with_copy_pair(report: Report) -> Report:
+    """The fixture's report with a second region and the copy_move pair that links the two."""
+    from forenscope.types import BBox
+
+    first = report.regions[0]
+    second = first.model_copy(
+        update={
+            "id": 2,
+            "bbox": BBox(x=70, y=50, width=40, height=30),
+            "bbox_relative": (70 / W, 50 / H, 40 / W, 30 / H),
+            "relative_position": "lower-right",
+        }
+    )
+    pair = {"a": first.bbox.model_dump(), "b": second.bbox.model_dump(), "cells": 40}
+    experts = [
+        r.model_copy(update={"details": {"pairs": [pair]}}) if r.expert == "copy_move" else r
+        for r in report.experts
+    ]
+    return report.model_copy(update={"regions": [first, second], "experts": experts})
+
+
+def test_copy_move_pairs_are_linked_and_numbered(report: Report, image: ImageInput) -> None:
+    paired = _with_copy_pair(report)
+    page = render_html(paired, image)
+    assert page.count('class="pair"') == 2
+    assert "pair 1A" in page and "pair 1B" in page
+    assert page.count('class="pair-line"') == 1  # A and B joined by a line
+    assert "<span>1 · pair 1, side A</span>" in page and "<span>2 · pair 1, side B</span>" in page
+    assert "copy-move pair 1, side B" in page  # in the regions table too
+    assert 'id="show-pairs"' in page
+    md = render_markdown(paired)
+    assert "Areas 1 and 2 are copy pair 1: one is a copy of the other." in md
+
+
+def test_blank_layers_say_the_expert_found_nothing(report: Report, image: ImageInput) -> None:
+    blank = ExpertResult(
+        expert="ela", version="1", targets="tampered", score=0.0, has_heatmap=True,
+        heatmap=np.full((H, W), 0.03, np.float32),
+    )  # fmt: skip
+    report.experts.append(blank)
+    page = render_html(report, image)
+    ela = re.search(r'value="expert-4"[^>]*data-nothing="([^"]*)"', page)
+    assert ela is not None and ela.group(1).startswith("this expert found nothing")
+    assert 'ela <span class="nothing">(this expert found nothing)</span>' in page
+    faint = re.search(r'value="expert-2"[^>]*data-nothing="([^"]*)"', page)  # noise, up to 0.3
+    assert faint is not None and faint.group(1) == ""
+    copy_move = re.search(r'value="expert-0"[^>]*data-nothing="([^"]*)"', page)
+    assert copy_move is not None and copy_move.group(1) == ""  # its map has a hot block
+    assert '<p class="layer-note" hidden></p>' in page  # the script shows the note on choice
+
+
+def test_legend_names_the_colours(report: Report, image: ImageInput) -> None:
+    page = render_html(report, image)
+    legend = page[page.index('<div class="legend"') :]
+    legend = legend[: legend.index("</div>")]
+    assert "linear-gradient" in legend and "0 nothing" in legend and "1 most suspicious" in legend
+    lut = INFERNO_LUT[0].tolist()
+    assert f"rgb({lut[0]},{lut[1]},{lut[2]}) 0%" in legend
+    assert "numbered region" in legend and "mask outline" in legend
+
+
+def test_text_agrees_with_the_boxes_drawn(report: Report, image: ImageInput) -> None:
+    basis = "no expert named a generation method; tampering is a local edit, though no compact "
+    basis += "region stands out in the map"
+    two = _with_copy_pair(report)
+    two = two.model_copy(
+        update={"attribution": two.attribution.model_copy(update={"basis": basis})}
+    )
+    two.explanation = explain(two)
+    page, md = render_html(two, image), render_markdown(two)
+    assert page.count('class="box"') == 2
+    for text in (page, md, two.explanation):
+        assert "no compact region stands out" not in text
+        assert "the fused map marks 2 regions, none dominating" in text
+    alone = two.model_copy(update={"regions": []})
+    assert "no compact region stands out" in render_html(alone, image)  # true without boxes
+
+
+def test_jargon_is_explained_where_it_appears(report: Report, image: ImageInput) -> None:
+    clip = ExpertResult(
+        expert="clip_detector", version="t", targets="ai_generated", score=0.2,
+        evidence=[Evidence(kind="clip.generated", summary="P = 0.20 (logit -1.39; AUC 0.95)",
+                           value=0.2)],
+    )  # fmt: skip
+    report.experts.append(clip)
+    page = render_html(report, image)
+    assert '<abbr title="the detector&#x27;s raw score' in page and ">logit</abbr>" in page
+    assert ">AUC</abbr>" in page
+    assert '<section id="terms">' in page and "<dt>AUC</dt>" in page
+
+
+def test_inconclusive_shows_its_leaning_and_probability(report: Report, image: ImageInput) -> None:
+    verdict = report.verdict.model_copy(
+        update={"label": "inconclusive", "leaning": "tampered", "probability": 0.62}
+    )
+    page = render_html(report.model_copy(update={"verdict": verdict}), image)
+    assert 'class="verdict label-inconclusive"' in page
+    assert "Inconclusive (needs review), leaning Tampered · 0.62" in page
+    assert (
+        "Needs review: the evidence leans to <strong>Tampered</strong> with probability 0.62"
+        in page
+    )
+    assert "Tampered <strong>(leaning)</strong>" in page
+    assert "Not decided, needs review" in page  # the plain sentence
+
+
+def test_plain_mode_toggle_and_technical_sections(report: Report, image: ImageInput) -> None:
+    page = render_html(report, image)
+    assert '<button type="button" id="mode-plain" aria-pressed="false">' in page
+    assert page.index('class="plain"') < page.index('<section id="summary">')
+    for section in ("summary", "regions", "evidence", "experts", "image", "terms"):
+        start = page.index(f'<section id="{section}">')
+        assert page[start:].split(">", 2)[1].startswith('<details class="tech" open')
+
+
+def test_tables_stack_on_a_phone(report: Report, image: ImageInput) -> None:
+    page = render_html(report, image)
+    assert page.count('<table class="stack">') >= 3  # verdict, regions, experts
+    assert '<td data-label="description">' in page
+    assert "@media (max-width: 600px)" in page and "table.stack td::before" in page
+
+
+def test_badge_colours_meet_wcag_aa_in_light_and_dark() -> None:
+    from forenscope.report.html_assets import (
+        BADGE_COLOURS,
+        BADGE_LABELS,
+        CSS,
+        PAGE_COLOURS,
+        badge_css,
+        contrast_ratio,
+    )
+
+    for scheme, colours in BADGE_COLOURS.items():
+        assert set(colours) == set(BADGE_LABELS)
+        for label, colour in colours.items():
+            assert contrast_ratio(colour.background, colour.text) >= 4.5, (scheme, label)
+        bg, fg, muted = PAGE_COLOURS[scheme][:3]
+        assert contrast_ratio(bg, fg) >= 7 and contrast_ratio(bg, muted) >= 4.5
+    assert contrast_ratio("#000000", "#ffffff") == pytest.approx(21.0)
+    css = badge_css(".verdict.{label}")
+    assert ".verdict.tampered { background: #b3261e; color: #ffffff; }" in css
+    assert "@media (prefers-color-scheme: dark)" in css and "#f2b8b5" in css
+    assert ".label-tampered { background: #b3261e" in CSS and ".decided-none {" in CSS

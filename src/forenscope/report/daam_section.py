@@ -12,6 +12,7 @@ import html
 import numpy as np
 
 from ..types import Report
+from .html_parts import tech_section
 from .overlays import data_url, overlay_png
 
 TILE = 84  # px per block thumbnail
@@ -28,20 +29,33 @@ def render_daam_html(report: Report) -> str:
     tiles = []
     for block, (heat, score) in enumerate(zip(maps, scores, strict=False), start=1):
         url = data_url(overlay_png(heat, size=(TILE, TILE)), "image/png")
-        mark = " decision" if block == decision else ""
-        caption = f"block {block}" + (f"<br>P {float(score):.2f}" if score is not None else "")
+        mark = ' class="decision"' if block == decision else ""
+        caption = f"step {block}" + (f"<br>{float(score):.2f}" if score is not None else "")
         tiles.append(
-            f'<figure class="daam{mark}"><img alt="accumulated map after block {block}" '
+            f'<figure{mark}><img alt="what the detector weighed after step {block}" '
             f'width="{TILE}" height="{TILE}" style="background:#222" src="{url}">'
             f"<figcaption>{caption}</figcaption></figure>"
         )
-    intro = (
-        "Accumulated class-relevant patch map of the CLIP detector after each transformer block, "
-        "and P(generated) of the class token read through the final head at that block"
+    plain = (
+        "The AI-image detector reads the picture in 12 steps. Each small map shows which parts "
+        'of the picture had pushed it towards "AI-made" by that step (bright = more); the '
+        "number under it is how AI-made the whole picture looked at that step, from 0 (a photo) "
+        "to 1 (AI-made)"
     )
     if decision:
-        intro += f"; the decision forms at block {int(decision)}"
-    return (
-        f"<h2>How the CLIP decision forms (DAAM)</h2><p>{html.escape(intro)}.</p>"
-        f'<div style="display:flex;flex-wrap:wrap;gap:6px">{"".join(tiles)}</div>'
+        plain += (
+            f". Its answer settles at step {int(decision)} (outlined) and does not change after"
+        )
+    technical = (
+        "Technical: DAAM-style accumulated class-relevant patch map of the CLIP ViT-B/16 after "
+        "each transformer block, and P(generated) of the class token read through the final "
+        "layer norm, projection and head at that block"
     )
+    if decision:
+        technical += f"; the decision forms at block {int(decision)}"
+    body = (
+        f"<p>{html.escape(plain)}.</p>"
+        f'<div class="daam-strip">{"".join(tiles)}</div>'
+        f'<p class="muted">{html.escape(technical)}.</p>'
+    )
+    return tech_section("How the AI detector reached its answer (DAAM)", body, "daam")

@@ -10,6 +10,7 @@ import html
 
 from ..types import Report
 from ..types.faces import FaceCheck, FaceReport
+from .html_parts import table, tech_section
 from .markdown import _table, evidence_line, md_text
 
 
@@ -57,12 +58,9 @@ def render_faces_markdown(report: Report) -> str:
 def render_faces_html(report: Report) -> str:
     if not report.faces:
         return ""
-    blocks = ["<h2>Faces</h2>"]
+    blocks = []
     for face in report.faces:
-        checks = "".join(
-            f"<tr><td>{html.escape(c.expert)}</td><td>{html.escape(_check_status(c))}</td></tr>"
-            for c in face.checks
-        )
+        rows = [[html.escape(c.expert), html.escape(_check_status(c))] for c in face.checks]
         evidence = "".join(
             f"<li><code>{html.escape(ev.kind)}</code> {html.escape(ev.summary)}</li>"
             for c in face.checks
@@ -73,7 +71,7 @@ def render_faces_html(report: Report) -> str:
             f"<section><h3>Face {face.index}</h3>"
             f"<p>{html.escape('; '.join(_face_facts(face)))}</p>"
             f"<p>Named regions: {html.escape(_region_names(face))}</p>"
-            f"<table><tr><th>check</th><th>score</th></tr>{checks}</table>"
+            f"{table(['check', 'score'], rows)}"
             f"<ul>{evidence}{notes}</ul></section>"
         )
-    return "".join(blocks)
+    return tech_section("Faces", "".join(blocks), "faces")

@@ -10,6 +10,7 @@ import html
 
 from ..types import Report
 from ..types.llm import LLMAssessment, Stage1Result, Stage2Result
+from .html_parts import table, tech_section
 from .markdown import _table, md_text
 
 _VERDICT_WORDS = {
@@ -122,7 +123,7 @@ def _esc(value: object) -> str:
 
 def _html_table(rows: list[tuple[str, str]]) -> str:
     body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
-    return f"<table>{body}</table>"
+    return f'<div class="table-wrap"><table>{body}</table></div>'
 
 
 def render_llm_html(report: Report) -> str:
@@ -144,16 +145,13 @@ def render_llm_html(report: Report) -> str:
     else:
         parts.append(_html_table(stage2_rows(a.stage2)))
     if a.agreement:
-        rows = "".join(
-            f"<tr><td>{_esc(x.expert)}</td><td class=num>{x.expert_score:.2f}</td>"
-            f"<td class=num>{x.llm_probability:.2f}</td>"
-            f"<td>{'agrees' if x.agrees else '<strong>disagrees</strong>'}</td></tr>"
+        rows = [
+            [_esc(x.expert), f"{x.expert_score:.2f}", f"{x.llm_probability:.2f}",
+             "agrees" if x.agrees else "<strong>disagrees</strong>"]
             for x in a.agreement
-        )
-        parts.append(
-            "<h3>Agreement with the experts</h3><table><tr><th>expert</th><th>expert score</th>"
-            f"<th>LLM P</th><th>LLM vs expert</th></tr>{rows}</table>"
-        )
+        ]  # fmt: skip
+        header = ["expert", "expert score", "LLM P", "LLM vs expert"]
+        parts.append("<h3>Agreement with the experts</h3>" + table(header, rows, numeric={1, 2}))
     if a.evidence_shown:
         cited = {e.id for e in a.cited_evidence}
         items = "".join(
@@ -166,4 +164,4 @@ def render_llm_html(report: Report) -> str:
         parts.append(
             f"<p>Cited but never shown (ignored): {_esc(', '.join(a.unknown_citations))}</p>"
         )
-    return "<section>" + "".join(parts) + "</section>"
+    return tech_section("LLM analysis", "".join(parts[1:]), "llm")

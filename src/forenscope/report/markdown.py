@@ -50,6 +50,9 @@ def render_markdown(report: Report) -> str:
     from .llm_section import render_llm_markdown
 
     sections = [
+        f"# Forenscope report: {md_text(report.image.path or report.image.sha256[:12])}",
+        render_plain_markdown(report),
+        "---\n\n*Technical detail for specialists follows.*",
         _header(report),
         _explanation(report),
         _attribution(report),
@@ -67,10 +70,9 @@ def render_markdown(report: Report) -> str:
 
 def _header(report: Report) -> str:
     v = report.verdict
-    name = md_text(report.image.path or report.image.sha256[:12])
     calibrated = "calibrated" if v.calibrated else "not calibrated"
     lines = [
-        f"# Forenscope report: {name}",
+        "## Verdict",
         "",
         f"**Verdict: {verdict_headline(v)}** (decided by {v.decided_by}; {calibrated})",
         "",
@@ -81,6 +83,21 @@ def _header(report: Report) -> str:
     return "\n".join(lines + _table(["label", "probability"], rows))
 
 
+def render_plain_markdown(report: Report) -> str:
+    """The summary for non-specialists: the verdict in one sentence, then the evidence, where
+    to look and what the result does not say, each without jargon."""
+    from .plain_language import plain_summary
+
+    s = plain_summary(report)
+    lines = ["## In plain words", "", f"**{md_text(s.verdict)}**"]
+    if s.evidence:
+        lines += ["", "What was found:", ""] + [f"- {md_text(p.text)}" for p in s.evidence]
+    if s.where:
+        lines += ["", "Where to look:", ""] + [f"- {md_text(w)}" for w in s.where]
+    lines += ["", "Keep in mind:", ""] + [f"- {md_text(c)}" for c in s.caveats]
+    return "\n".join(lines)
+
+
 def _explanation(report: Report) -> str:
     if not report.explanation:
         return ""
@@ -89,6 +106,8 @@ def _explanation(report: Report) -> str:
 
 
 def _attribution(report: Report) -> str:
+    from .explain import consistent_basis
+
     a = report.attribution
     return "\n".join(
         [
@@ -96,7 +115,7 @@ def _attribution(report: Report) -> str:
             "",
             f"- Method: {md_text(a.method)}",
             f"- Scope: {md_text(a.scope)}",
-            f"- Basis: {md_text(a.basis or '—')}",
+            f"- Basis: {md_text(consistent_basis(report) or '—')}",
         ]
     )
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
 from ..fusion.localize import resize_map
+
+if TYPE_CHECKING:
+    from ..io.input import ImageInput
 
 # Control points of an "inferno"-like perceptual map (black -> purple -> orange -> pale yellow),
 # interpolated into a 256-entry lookup table so no plotting library is needed.
@@ -155,3 +159,78 @@ def image_data_url(
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
     return data_url(buf.getvalue(), "image/jpeg"), img.width, img.height
+
+
+# Formats a browser shows exactly as Pillow decodes them (8-bit, one frame): the report embeds
+# such a file's own bytes, so the analyst zooms into the very pixels that were analysed.
+_BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+MAX_EMBEDDED_BYTES = 40 * 1024 * 1024
+LOSSLESS_MAX_PIXELS = 4_000_000  # past this a lossless PNG copy grows too large for one page
+
+
+def embedded_image(image: ImageInput) -> tuple[str, str]:
+    """(data URL, caption) of the picture at full resolution for the report.
+
+    The original bytes when a browser shows them as analysed (a JPEG, PNG or WebP, 8-bit, one
+    frame, no EXIF rotation to apply, modes RGB/RGBA/L); otherwise the decoded pixels
+    re-encoded, losslessly (PNG) up to 4 MP, else as a JPEG at quality 95 without chroma
+    subsampling, and the caption says which.
+    """
+    mime = _BROWSER_FORMATS.get(image.format.upper())
+    shows_as_analysed = (
+        mime is not None
+        and image.bit_depth == 8
+        and image.frames == 1
+        and image.orientation in (None, 1)
+        and image.mode in ("RGB", "RGBA", "L", "LA", "P")
+        and len(image.data) <= MAX_EMBEDDED_BYTES
+    )
+    if shows_as_analysed and mime is not None:
+        return data_url(image.data, mime), "The original file, at full resolution."
+    rgb = np.ascontiguousarray(image.rgb.astype(np.uint8))
+    buf = io.BytesIO()
+    if rgb.shape[0] * rgb.shape[1] <= LOSSLESS_MAX_PIXELS:
+        Image.fromarray(rgb).save(buf, format="PNG")
+        return data_url(buf.getvalue(), "image/png"), (
+            f"A lossless copy of the decoded {image.format} pixels, at full resolution."
+        )
+    Image.fromarray(rgb).convert("RGB").save(buf, format="JPEG", quality=95, subsampling=0)
+    return data_url(buf.getvalue(), "image/jpeg"), (
+        f"A JPEG copy (quality 95) of the decoded {image.format} pixels, at full resolution: "
+        "its own faint re-encoding traces are not the original's."
+    )
+
+
+def mask_outline_path(mask: np.ndarray, grid: int = 512) -> tuple[str, tuple[int, int]]:
+    """SVG path data tracing the mask's borders, and the (width, height) of the grid it is in.
+
+    The mask is sampled onto at most `grid` cells a side (nearest), and every edge between an
+    inside and an outside cell becomes a segment; runs along a row or column are merged. Drawn
+    with a non-scaling stroke the outline stays sharp at every zoom.
+    """
+    binary = np.asarray(mask, dtype=bool)
+    h, w = binary.shape
+    scale = min(1.0, grid / max(h, w, 1))
+    gh, gw = max(1, round(h * scale)), max(1, round(w * scale))
+    if (gh, gw) != (h, w):
+        rows = np.minimum((np.arange(gh) + 0.5) / scale, h - 1).astype(int)
+        cols = np.minimum((np.arange(gw) + 0.5) / scale, w - 1).astype(int)
+        binary = binary[rows][:, cols]
+    padded = np.pad(binary, 1)
+    horizontal = padded[:-1, 1:-1] != padded[1:, 1:-1]  # (gh + 1, gw): edge above row i
+    vertical = padded[1:-1, :-1] != padded[1:-1, 1:]  # (gh, gw + 1): edge left of column j
+    parts = [f"M{x0} {y}H{x1}" for y, x0, x1 in _runs(horizontal)]
+    parts += [f"M{x} {y0}V{y1}" for x, y0, y1 in _runs(vertical.T)]
+    return "".join(parts), (gw, gh)
+
+
+def _runs(edges: np.ndarray) -> list[tuple[int, int, int]]:
+    """(line index, start, end) of each run of True along the rows of `edges`."""
+    out: list[tuple[int, int, int]] = []
+    for i, row in enumerate(edges):
+        if not row.any():
+            continue
+        d = np.diff(np.concatenate(([0], row.astype(np.int8), [0])))
+        starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+        out.extend((i, int(a), int(b)) for a, b in zip(starts, ends, strict=True))
+    return out
