@@ -95,7 +95,8 @@ def ablate(
 
     samples = select_samples(base)
     # k is an axis here: the base protocol is resolved at k=0, so a preset's k needs no pool yet.
-    at_k0 = replace(base, llm=replace(base.llm, pipeline={**base.llm.pipeline, "k": 0}))
+    no_examples = {**base.llm.pipeline, "k": 0, "stage2_k": 0}  # ablate never asks stage 2
+    at_k0 = replace(base, llm=replace(base.llm, pipeline=no_examples))
     system = at_k0.build_system()
     if not isinstance(system, LLMSystem):
         raise ValueError(f"ablate needs an llm: system, not {base.system}")
@@ -114,7 +115,7 @@ def ablate(
     for n in n_axis:
         for v in variants:
             for k in ks:
-                cell = {**base.llm.pipeline, "variant": v, "k": k, "n": n}
+                cell = {**base.llm.pipeline, "variant": v, "k": k, "n": n, "stage2_k": 0}
                 cfg = replace(
                     base,
                     out=base.out / (f"p{v}-k{k}-n{n}" if n is not None else f"p{v}-k{k}-{planned}"),

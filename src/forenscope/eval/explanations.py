@@ -20,25 +20,14 @@ from typing import Any
 
 import numpy as np
 
-ROWS = ("upper", "middle", "lower")
-COLS = ("left", "centre", "right")
+from ..mllm.frame import mask_box, mask_cell
+
 _ROW_WORDS = {"upper": 0, "top": 0, "middle": 1, "center": 1, "centre": 1, "central": 1,
               "lower": 2, "bottom": 2}  # fmt: skip
 _COL_WORDS = {"left": 0, "centre": 1, "center": 1, "middle": 1, "central": 1, "right": 2}
 FIELDS = ("location.relative", "location.absolute", "location.box", "forged_content",
           "visible_traces", "method", "scope", "reasoning")  # fmt: skip
 Judge = Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, float]]
-
-
-def mask_cell(mask: np.ndarray) -> tuple[int, int] | None:
-    """(row, col) of the 3x3 cell with the most mask pixels; None for an empty mask."""
-    if not mask.any():
-        return None
-    h, w = mask.shape
-    counts = [[int(mask[r * h // 3 : (r + 1) * h // 3, c * w // 3 : (c + 1) * w // 3].sum())
-               for c in range(3)] for r in range(3)]  # fmt: skip
-    r, c = np.unravel_index(int(np.argmax(counts)), (3, 3))
-    return int(r), int(c)
 
 
 def words_cell(text: str) -> tuple[int | None, int | None]:
@@ -59,14 +48,6 @@ def frame_position_score(text: str, mask: np.ndarray) -> float | None:
         return None
     row, col = words_cell(text)
     return ((row == cell[0]) + (col == cell[1])) / 2.0
-
-
-def mask_box(mask: np.ndarray) -> list[float] | None:
-    ys, xs = np.nonzero(mask)
-    if not ys.size:
-        return None
-    h, w = mask.shape
-    return [xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h]
 
 
 def box_iou(a: list[float], b: list[float]) -> float:

@@ -16,13 +16,16 @@ import asyncio
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .align import Preprocess, prepare
 from .datasets import Sample
 from .journal import Journal
 from .runner import Progress, base_record, fill, load_input, pending
 from .systems import LLMOptions, Prediction, RunSettings
+
+if TYPE_CHECKING:
+    from ..mllm.config import PipelineOptions
 
 
 def stage1_prediction(res: Any) -> Prediction:
@@ -107,9 +110,10 @@ class LLMSystem:
             "prompt_set": prompts.describe(),
             "prompt_sha256": prompts.stage1(pipe.variant).sha256,
             **pipe.stage1_knobs(),
-            "pool": pipe.pool if pipe.k > 0 else None,
+            "pool": pipe.pool if pipe.k > 0 or pipe.stage2_k > 0 else None,
             "protocol": self.options.protocol,
             "stage2": self.options.stage2,
+            "stage2_k": pipe.stage2_k if self.options.stage2 else None,
         }
 
     def describe(self) -> dict[str, Any]:
@@ -138,6 +142,7 @@ class LLMSystem:
             "pool": pipe.pool if pipe.k > 0 else None,
             "examples_sent": "aligned like the queries (the run's preprocess)" if pipe.k else None,
             "stage2": self.options.stage2,
+            "stage2_k": pipe.stage2_k if self.options.stage2 else None,
             "scoring_planned": planned,
             "scoring_rule": SCORING_RULES[planned],
             "n_applies": planned == "votes",
@@ -156,7 +161,7 @@ class LLMSystem:
         return None
 
     def example_pool(self) -> Any:
-        if self.pipeline.k <= 0:
+        if self.pipeline.k <= 0 and not (self.options.stage2 and self.pipeline.stage2_k > 0):
             return None
         from ..mllm.examples import ExamplePool
 
@@ -205,7 +210,9 @@ class LLMSystem:
                                 mask = (
                                     loaded[1] if loaded[1] is not None and loaded[1].any() else None
                                 )
-                                rec["explanation"] = await _explain(engine, loaded[0], mask)
+                                rec["explanation"] = await _explain(
+                                    engine, loaded[0], mask, pipe, sample, rec["sha256_seen"]
+                                )
                         except Exception as exc:  # bad input or config: a value for this sample
                             rec["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
                     journal.add(rec)
@@ -220,12 +227,16 @@ def aligned_example(pre: Preprocess, path: Path) -> bytes:
     return prepare(path.read_bytes(), pre, f"example:{path}")[0]
 
 
-async def _explain(engine: Any, data: bytes, mask: Any) -> dict[str, Any]:
-    """Stage 2 on one forged image: method and scope as answered, positions scored against its
-    mask (aligned geometry) when it has one."""
+async def _explain(
+    engine: Any, data: bytes, mask: Any, pipe: PipelineOptions, sample: Sample, sha: str
+) -> dict[str, Any]:
+    """Stage 2 on one forged image (after `pipe.stage2_k` forged examples, never itself):
+    method and scope as answered, positions scored against its mask (aligned geometry)."""
     from .explanations import explanation_record
 
-    res = await engine.aanalyse(data)
+    res = await engine.aanalyse(
+        data, k=pipe.stage2_k, seed=pipe.seed, exclude_sha256=[sha], exclude_paths=[sample.file]
+    )
     out: dict[str, Any] = {"status": res.status, "usage": res.usage.model_dump()}
     if res.answer is not None:
         out.update(explanation_record(res.answer.model_dump(), mask))

@@ -114,7 +114,9 @@ async def _stage2(
     opts = engine.config.pipeline
     if not opts.tools:
         shown = evidence_items(report, opts.max_evidence)
-        result = await engine.aanalyse(image, evidence=[e.text for e in shown])
+        result = await engine.aanalyse(
+            image, evidence=[e.text for e in shown], k=opts.stage2_k, seed=opts.seed
+        )
         return result, shown, []
     # The experts come as tools; their answers are the pipeline's results, not a second run.
     shown = evidence_items(report, opts.max_evidence, experts=False)
@@ -132,10 +134,7 @@ async def assess_with(engine: MLLMEngine, report: Report, image: ImageInput) -> 
     """Both stages on an open engine; LLM failures are recorded in the result, never raised."""
     config = engine.config
     opts = config.pipeline
-    stage1 = await engine.adetect(
-        image, variant=opts.variant, k=opts.k, seed=opts.seed, scoring=opts.scoring,
-        n=opts.n, temperature=opts.temperature,
-    )  # fmt: skip
+    stage1 = await engine.adetect(image, **opts.stage1_knobs())
     out = LLMAssessment(
         model=config.model, flavor=config.flavor,
         prompt_versions={"stage1": stage1.prompt_version}, stage1=stage1,
@@ -163,7 +162,7 @@ async def aassess(
     """Open an engine for `config` (k-shot pool from `config.pipeline.pool`) and run both
     stages. `engine_kwargs` go to MLLMEngine (transport, cache, audit)."""
     pool = None
-    if config.pipeline.k > 0 and config.pipeline.pool:
+    if (config.pipeline.k > 0 or config.pipeline.stage2_k > 0) and config.pipeline.pool:
         from .examples import ExamplePool
 
         pool = ExamplePool.load(config.pipeline.pool)

@@ -73,6 +73,13 @@ class PipelineOptions(BaseModel):
     stage2: Literal["auto", "always", "never"] = Field(
         default="auto", description="auto = when the LLM says yes or the experts' label is not real"
     )
+    stage2_k: int = Field(
+        default=0,
+        ge=0,
+        le=8,
+        description="stage-2 in-context examples: forged images of `pool` shown with their true "
+        "method, scope and place (a manifest pool with family, scope and mask columns)",
+    )
     tools: bool = Field(default=False, description="offer the experts as tools in stage 2")
     max_evidence: int = Field(default=12, ge=0, le=40, description="evidence lines shown")
 
@@ -80,6 +87,8 @@ class PipelineOptions(BaseModel):
     def _pool_for_k(self) -> PipelineOptions:
         if self.k > 0 and not self.pool:
             raise ValueError("pipeline.k > 0 needs pipeline.pool (labelled example images)")
+        if self.stage2_k > 0 and not self.pool:
+            raise ValueError("pipeline.stage2_k > 0 needs pipeline.pool (a manifest with scope)")
         return self
 
     def overridden(self, changes: Mapping[str, Any]) -> PipelineOptions:

@@ -30,7 +30,14 @@ class ProtocolPreset:
 
 PAPER = ProtocolPreset(
     name="paper",
-    settings={"scoring": "votes", "k": 2, "variant": 4, "n": 5, "temperature": 1.0},
+    settings={
+        "scoring": "votes",
+        "k": 2,
+        "variant": 4,
+        "n": 5,
+        "temperature": 1.0,
+        "stage2_k": 2,
+    },  # fmt: skip
     why={
         "scoring": "seed 000: the model is queried several times and the answers averaged "
         "(No = 0, Yes = 1); the AUC is computed on that mean",
@@ -39,6 +46,9 @@ PAPER = ProtocolPreset(
         "prompt is not named",
         "n": "not stated in seed 000: Forenscope's default of 5 votes",
         "temperature": "not stated in seed 000: 1.0, so repeated queries can differ",
+        "stage2_k": "seed 000 credits stage 2's in-context examples with +12% ACC; two, as in "
+        "stage 1. Their answers come from the pool manifest's truth (family, scope, mask), "
+        "not from the paper's annotated examples",
     },
     refusals="every answer is read as yes, no, refusal or undetermined; refusals and "
     "undetermined answers are never votes. The per-answer refusal rate is reported beside ACC "

@@ -13,7 +13,7 @@ from ..types.llm import ImageRun, Sample, Stage1Result, Stage2Result, Usage
 from .client import AsyncLLMClient, ChatResponse
 from .config import LLMConfig, Scoring, planned_scoring
 from .errors import LLMError
-from .examples import ExamplePool
+from .examples import Example, ExamplePool
 from .image import EncodedImage, ImageLike, encode_image
 from .parsing import parse_analysis, parse_yes_no, schema_problem
 from .prompts import PromptSet, load_prompts, stage2_response_format
@@ -21,6 +21,10 @@ from .request import answer_texts, build_messages, build_request
 from .scoring import top_tokens, vote_probability, yes_probability
 
 T = TypeVar("T")
+
+
+def _shown_answer(example: Example, stage2: bool) -> str:
+    return example.stage2_answer() if stage2 else example.answer
 
 
 def _error(exc: BaseException) -> ErrorInfo:
@@ -64,7 +68,11 @@ class MLLMEngine:
         query: EncodedImage,
         exclude_sha256: Iterable[str],
         exclude_paths: Iterable[str | Path],
+        *,
+        stage2: bool = False,
     ) -> list[tuple[EncodedImage, str, str]]:
+        """(image as sent, the answer shown after it, id) for k pool examples, never the query:
+        labelled real/fake ones for stage 1, forged ones with their truth for stage 2."""
         if k <= 0:
             return []
         if self.pool is None:
@@ -72,10 +80,14 @@ class MLLMEngine:
 
             raise ConfigError("k-shot examples requested but no example pool was given")
         shas = {query.sha256, *exclude_sha256}
-        drawn = self.pool.draw(k, seed, exclude_sha256=shas, exclude_paths=exclude_paths)
+        draw = self.pool.draw_stage2 if stage2 else self.pool.draw
+        drawn = draw(k, seed, exclude_sha256=shas, exclude_paths=exclude_paths)
         policy = self.config.image_policy
         prepare = self.prepare_example or (lambda path: path)
-        return [(encode_image(prepare(ex.path), policy), ex.answer, ex.id) for ex in drawn]
+        return [
+            (encode_image(prepare(ex.path), policy), _shown_answer(ex, stage2), ex.id)
+            for ex in drawn
+        ]
 
     async def adetect(
         self,
@@ -249,15 +261,27 @@ class MLLMEngine:
 
     # -- stage 2 ------------------------------------------------------------------------------
     async def aanalyse(
-        self, image: ImageLike, *, evidence: Sequence[str] = (), max_tokens: int = 800
+        self,
+        image: ImageLike,
+        *,
+        evidence: Sequence[str] = (),
+        max_tokens: int = 800,
+        k: int = 0,
+        seed: int = 0,
+        exclude_sha256: Iterable[str] = (),
+        exclude_paths: Iterable[str | Path] = (),
     ) -> Stage2Result:
-        """Stage 2: the structured analysis, optionally grounded on expert evidence texts."""
+        """Stage 2: the structured analysis, optionally grounded on expert evidence texts, after
+        `k` forged pool examples with their true method, scope and place (`pool.draw_stage2`).
+        Examples are asked the stage-2 question without the query's evidence lines."""
         template = self.prompts.stage2(evidence)
         query = encode_image(image, self.config.image_policy)
+        examples = self._examples(k, seed, query, exclude_sha256, exclude_paths, stage2=True)
         rf = stage2_response_format() if self.config.caps.json_schema else None
+        question = self.prompts.stage2(()).user if examples else None
         body = build_request(
             self.config.model,
-            build_messages(template, query),
+            build_messages(template, query, [(e, a) for e, a, _ in examples], question),
             max_tokens=max_tokens,
             response_format=rf,
         )
@@ -273,6 +297,9 @@ class MLLMEngine:
             "schema": rf is not None,
             "max_tokens": max_tokens,
         }
+        if examples:  # absent at k=0, so earlier cached answers keep their keys
+            params["examples"] = [e.sha256 for e, _, _ in examples]
+            params["example_answers"] = [a for _, a, _ in examples]
         try:
             resp = await self._call(body, template.version, query.sha256, params)
         except LLMError as exc:
