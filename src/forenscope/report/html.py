@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 MAX_MAP_SIDE = 2048  # maps are smooth or blocky; past this a larger PNG shows nothing new
 FOUND_NOTHING_BELOW = 0.2  # a map under this everywhere draws (nearly) nothing: say so
+LABEL_ROOM = 8.0  # % of the picture's height a box label needs outside its box
 OUTLINE_GRID = 512  # the mask outline is traced on a grid of at most this many cells a side
 
 
@@ -228,8 +229,9 @@ def _box(region: Region, pairs: list[CopyPair]) -> str:
     x, y, w, h = (100.0 * v for v in region.bbox_relative)
     pair = pair_of_region(pairs, region.id)
     label = f"{region.id}" + (f" · {pair}" if pair else "")
+    flip = " flip" if y < LABEL_ROOM else ""  # no room above: the number goes below the box
     return (
-        f'<div class="box" title="{esc(region.description)}" '
+        f'<div class="box{flip}" title="{esc(region.description)}" '
         f'style="left:{x:.2f}%;top:{y:.2f}%;width:{w:.2f}%;height:{h:.2f}%">'
         f"<span>{esc(label)}</span></div>"
     )
@@ -240,9 +242,10 @@ def _pair_boxes(pair: CopyPair, width: int, height: int) -> str:
     for side, box, _ in pair.sides():
         x, y = 100.0 * box.x / width, 100.0 * box.y / height
         w, h = 100.0 * box.width / width, 100.0 * box.height / height
+        flip = " flip" if y + h > 100.0 - LABEL_ROOM else ""  # no room below: label above
         out.append(
-            f'<div class="pair" title="copy-move pair {pair.number}, side {side}: one side is a '
-            f'copy of the other" style="left:{x:.2f}%;top:{y:.2f}%;width:{w:.2f}%;'
+            f'<div class="pair{flip}" title="copy-move pair {pair.number}, side {side}: one side '
+            f'is a copy of the other" style="left:{x:.2f}%;top:{y:.2f}%;width:{w:.2f}%;'
             f'height:{h:.2f}%"><span>pair {pair.number}{side}</span></div>'
         )
     return "".join(out)

@@ -123,6 +123,8 @@ details.tech { margin-top: 1.2rem; border-bottom: 1px solid var(--line); }
 .box span, .pair span { position: absolute; left: -2px; top: -1.35rem; background: #00e5ff;
   color: #000; font-weight: 700; font-size: .8rem; padding: 0 .3rem; white-space: nowrap; }
 .pair span { background: #ff4fd8; top: auto; bottom: -1.35rem; }
+.box.flip span { top: auto; bottom: -1.35rem; }
+.pair.flip span { bottom: auto; top: -1.35rem; }
 .layer-note { position: absolute; left: .5rem; bottom: .5rem; margin: 0; padding: .2rem .5rem;
               background: rgba(0, 0, 0, .75); color: #fff; border-radius: 4px; }
 .zoom { display: flex; flex-wrap: wrap; gap: .4rem; align-items: center; margin: .5rem 0 0; }
