@@ -311,3 +311,22 @@ def test_cli_takes_a_folder_and_a_bad_file_costs_only_itself(tmp_path: Path) -> 
     assert result.exit_code == 3, result.output
     assert "bad.mp4: ERROR" in result.output and "good.mp4: " in result.output
     assert "notes.txt" not in result.output
+
+
+def test_a_c2pa_manifest_in_an_mp4_decides_the_clip(tmp_path: Path) -> None:
+    """An MP4 signed with the C2PA SDK (c2pa-python's Builder) whose manifest says the clip was
+    made by a generative model: the container's provenance decides, as it does for images."""
+    pytest.importorskip("c2pa", reason="c2pa-python is in the all extra")
+    from provenance_fixtures import sign_c2pa
+
+    plain = write_clip(tmp_path / "plain.mp4", [background(t) for t in range(10)])
+    iptc = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+    action = {"action": "c2pa.created", "digitalSourceType": iptc + "trainedAlgorithmicMedia"}
+    signed = tmp_path / "signed.mp4"
+    signed.write_bytes(sign_c2pa(plain.read_bytes(), "video/mp4", [action], title="signed.mp4"))
+    report = analyze_video(signed, budget=1, experts=["ela"])
+    assert report.verdict.label == "ai_generated" and report.verdict.decided_by == "provenance"
+    assert any(e.kind == "c2pa.manifest" for e in report.provenance)
+    unsigned = analyze_video(plain, budget=1, experts=["ela"])
+    assert unsigned.verdict.decided_by != "provenance"
+    assert not any(e.kind.startswith("c2pa") for e in unsigned.provenance)
