@@ -19,6 +19,8 @@ from forenscope.types import BBox, VideoReport
 from forenscope.video import VideoDecodeError, VideoLimits, VideoTooLargeError, open_clip
 from forenscope.video.analyze import analyze_video
 from forenscope.video.batch import INDEX_NAME, analyze_clips
+from forenscope.video.decode import packet_sizes
+from forenscope.video.reencode import double_encoding
 from forenscope.video.report import write_video_report
 from forenscope.video.sample import choose_frames, dense_pass, scene_cuts
 from forenscope.video.temporal import box_iou, interpolated_frames, local_spans
@@ -36,12 +38,14 @@ def background(t: int) -> np.ndarray:
     return np.repeat(np.clip(g, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
+def write_clip(
+    path: Path, frames: list[np.ndarray], fps: int = 25, options: dict[str, str] | None = None
+) -> Path:
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12", "preset": "ultrafast"}
+        stream.options = options or {"crf": "12", "preset": "ultrafast"}
         for rgb in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 out.mux(packet)
@@ -119,6 +123,41 @@ def test_interpolated_frames_are_found_in_time(tmp_path: Path) -> None:
     assert len(found["blended"]) == 1
     hit = found["blended"][0]
     assert span_iou((hit.frame_start, hit.frame_end), (11, 29)) >= 0.5
+
+
+def gop(keyint: int, crf: int) -> dict[str, str]:
+    """x264 with a fixed keyframe interval and no B-frames."""
+    return {"crf": str(crf), "preset": "veryfast", "g": str(keyint), "keyint_min": str(keyint),
+            "sc_threshold": "0", "bf": "0"}  # fmt: skip
+
+
+def test_a_clip_encoded_twice_shows_the_first_keyframe_interval(tmp_path: Path) -> None:
+    """Encoded with a keyframe every 10 frames, decoded, encoded again with one keyframe: the
+    first encoding's keyframes (frames 0, 10, ..., 110) are found in the second one's bit
+    costs; the clip encoded once is not flagged."""
+    rng = np.random.default_rng(0)
+    frames = [
+        np.clip(detailed(t % 60).astype(int) + rng.integers(-6, 7, (H, W, 3)), 0, 255).astype(
+            np.uint8
+        )
+        for t in range(120)
+    ]
+    first = write_clip(tmp_path / "first.mp4", frames, options=gop(10, 23))
+    with av.open(str(first)) as src:
+        decoded = [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
+    found = {}
+    for name, clip_frames in (("twice", decoded), ("once", frames)):
+        path = write_clip(tmp_path / f"{name}.mp4", clip_frames, options=gop(250, 18))
+        with open_clip(path) as clip:
+            dense = dense_pass(clip, VideoLimits())
+            found[name] = double_encoding(
+                clip.info.codec, clip.frame_types, packet_sizes(clip), dense
+            )
+    assert found["once"] == []
+    assert len(found["twice"]) == 1
+    hit = found["twice"][0]
+    assert "one frame in every 10 " in hit.summary and hit.kind == "reencoded"
+    assert span_iou((hit.frame_start, hit.frame_end), (10, 110)) >= 0.5
 
 
 def test_an_unedited_panning_clip_has_no_span(tmp_path: Path) -> None:

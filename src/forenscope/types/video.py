@@ -23,6 +23,7 @@ TemporalKind = Literal[
     "face_flicker",
     "face_change",
     "interpolation",
+    "reencoded",
 ]
 
 

@@ -14,11 +14,12 @@ from .. import __version__
 from ..io import ImageInput
 from ..pipeline import analysis_config, analyze_image, default_experts
 from ..types import FaceTrack, FrameResult, TemporalFinding, VideoReport
-from .decode import Clip, open_clip
+from .decode import Clip, open_clip, packet_sizes
 from .explain import explain_clip
 from .face_tracks import check_jumps, link_tracks, outline_flicker
 from .limits import VideoDecodeError, VideoLimits
 from .provenance import c2pa_evidence, container_evidence
+from .reencode import double_encoding
 from .sample import DensePass, analysis_size, choose_frames, dense_pass, scene_cuts, thumb_size
 from .temporal import flicker, interpolated_frames, local_spans, oscillation, warp_residual
 from .verdict import clip_verdict
@@ -173,6 +174,7 @@ def _temporal(
     osc = oscillation(dense, cuts)
     found = local_spans(dense, cuts, w, h) + flicker(dense, cuts, w, h, osc)
     found += warp_residual(pairs, dense, w, h) + interpolated_frames(dense, cuts)
+    found += double_encoding(clip.info.codec, clip.frame_types, packet_sizes(clip), dense)
     tracks = link_tracks(frames, w)
     found += outline_flicker(tracks, dense, osc, thumb_size(w, h)[0] / w)
     found += check_jumps(tracks, dense)

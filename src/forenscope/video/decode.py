@@ -43,6 +43,8 @@ class Clip:
     handle: IO[bytes]
     backend: str  # "av" or "pillow"
     notes: list[str] = field(default_factory=list)
+    # frame number -> (pts, picture type: 1 I, 2 P, 3 B), filled by every PyAV pass
+    frame_types: dict[int, tuple[int | None, int]] = field(default_factory=dict)
 
     def frames(
         self,
@@ -58,6 +60,24 @@ class Clip:
             yield from _pillow_frames(self, size, gray, keep)
         else:
             yield from _av_frames(self, size, gray, keep)
+
+
+def packet_sizes(clip: Clip) -> dict[int, int]:
+    """Bytes of every video packet, keyed by its presentation timestamp, read by the demuxer
+    alone: no frame is decoded. Empty for animated WebP (one Pillow image, no packets)."""
+    if clip.backend != "av":
+        return {}
+    av = _av()
+    clip.handle.seek(0)
+    out: dict[int, int] = {}
+    with av.open(clip.handle, mode="r", metadata_errors="replace") as container:
+        try:
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size and packet.pts is not None:
+                    out[int(packet.pts)] = int(packet.size)
+        except av.error.FFmpegError:
+            pass  # a damaged tail: the packets read so far still count (the notes say why)
+    return out
 
 
 def _av() -> Any:
@@ -173,6 +193,7 @@ def _av_frames(
         try:
             for frame in container.decode(stream):
                 index += 1
+                clip.frame_types[index] = (frame.pts, int(frame.pict_type))
                 t = float(frame.time) if frame.time is not None else index / fps
                 if keep is not None and not keep(index):
                     yield index, t, None

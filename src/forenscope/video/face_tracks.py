@@ -7,7 +7,7 @@ import numpy as np
 
 from ..types import BBox, FaceReport, FaceTrack, FrameResult, TemporalFinding
 from .sample import DensePass
-from .temporal import FLICKER_RATE, Geometry, _finding, box_iou, when
+from .temporal import FLICKER_RATE, Geometry, box_iou, make_finding, when
 
 LINK_IOU = 0.3  # faces in consecutive samples overlapping this much are one person
 RING = 0.15  # the outline band: this share of the face box, inside and outside its edge
@@ -99,7 +99,7 @@ def outline_flicker(
             geo = Geometry(int(tw / scale), int(th / scale), tw, th)
             box = geo.bbox((slice(int(max(0, y0)), int(min(th, y1)) + 1),
                             slice(int(max(0, x0)), int(min(tw, x1)) + 1)))  # fmt: skip
-            findings.append(_finding(
+            findings.append(make_finding(
                 "face_flicker", dense, start, end, box, edge_rate / (RATIO * (outer_rate + 0.01)),
                 None,
                 f"face {t.id}, {when(dense, start, end)}: the face outline flickers against the "
@@ -127,7 +127,7 @@ def check_jumps(tracks: list[FaceTrack], dense: DensePass) -> list[TemporalFindi
                 if a is None or b is None or abs(b - a) < JUMP:
                     continue
                 start, end = t.frames[i], t.frames[i + 1]
-                findings.append(_finding(
+                findings.append(make_finding(
                     "face_change", dense, start, end, t.boxes[i + 1], abs(b - a) / JUMP, None,
                     f"face {t.id}, {when(dense, start, end)}: the {name} check goes from "
                     f"{a:.2f} to {b:.2f} (the face {'stops' if b > a else 'starts'} matching "

@@ -180,7 +180,7 @@ def local_spans(
             f2, b2, s2 = events[partner]
             box = _union(b1, b2)
             strength = min(s1, s2)
-            findings.append(_finding(
+            findings.append(make_finding(
                 "local_span", dense, f1, f2 - 1, box, strength,
                 "tampered" if strength >= SPAN_STRENGTH else None,
                 f"{geo.where(box)}, {when(dense, f1, f2 - 1)}: new content appears there at once "
@@ -189,7 +189,7 @@ def local_spans(
             ))  # fmt: skip
         elif s1 >= CHANGE_STRENGTH:
             used.add(i)
-            findings.append(_finding(
+            findings.append(make_finding(
                 "local_change", dense, f1, f1, b1, s1, None,
                 f"{geo.where(b1)}, {when(dense, f1, f1)}: changes abruptly while the rest of "
                 "the frame does not (an edit boundary, an object entering fast, or a lighting "
@@ -210,7 +210,7 @@ def _union(a: BBox, b: BBox) -> BBox:
     return BBox(x=x0, y=y0, width=x1 - x0, height=y1 - y0)
 
 
-def _finding(
+def make_finding(
     kind: str, dense: DensePass, start: int, end: int, box: BBox | None, strength: float,
     suggests: str | None, summary: str, face_track: int | None = None,
 ) -> TemporalFinding:  # fmt: skip
@@ -254,7 +254,7 @@ def flicker(
         active = np.flatnonzero(per_frame >= FLICKER_RATE)
         start, end = dense.indices[active[0] + 1], dense.indices[active[-1] + 1]
         box = scale.bbox(sl)
-        findings.append(_finding(
+        findings.append(make_finding(
             "flicker", dense, start, end, box, mean_rate / FLICKER_RATE, None,
             f"{geo.where(box)}, {when(dense, start, end)}: brightness swings up and down frame "
             f"to frame on {100 * mean_rate:.0f}% of the frames instead of moving (texture that "
@@ -286,7 +286,7 @@ def warp_residual(
         geo = Geometry(width, height, w, h)
         for sl, mean in _components(mask, residual / (WARP_RATIO * typical)):
             box = geo.bbox(sl)
-            findings.append(_finding(
+            findings.append(make_finding(
                 "warp_residual", dense, frame, frame + 1, box, mean, None,
                 f"{geo.where(box)}, {when(dense, frame, frame + 1)}: optical flow does not "
                 f"carry this area to the next frame (residual {mean * WARP_RATIO:.1f}x the "
@@ -317,7 +317,7 @@ def interpolated_frames(dense: DensePass, cuts: list[int]) -> list[TemporalFindi
         if len(run) < BLEND_MIN_FRAMES:
             continue
         start, end = run[0], run[-1]
-        findings.append(_finding(
+        findings.append(make_finding(
             "interpolation", dense, start, end, None, len(run) / BLEND_MIN_FRAMES, None,
             f"{when(dense, start, end)}: {len(run)} frames are the average of the frames before "
             "and after them while the picture moves (blended frame-rate conversion or "
