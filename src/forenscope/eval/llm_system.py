@@ -106,6 +106,7 @@ class LLMSystem:
             "flavor": cfg.flavor,
             "capabilities": cfg.caps.model_dump(),
             "image_policy": cfg.image_policy.as_params(),
+            "image_mode": cfg.image_mode,
             "extra_body": cfg.extra_body,
             "prompt_set": prompts.describe(),
             "prompt_sha256": prompts.stage1(pipe.variant).sha256,

@@ -140,6 +140,12 @@ class LLMConfig(BaseModel):
     image_max_side: int = Field(default=1024, ge=64)
     image_detail: Detail = "auto"
     jpeg_quality: int = Field(default=90, ge=30, le=100)
+    image_mode: Literal["separate", "collage"] = Field(
+        default="separate",
+        description="separate: one image per k-shot turn; collage: examples and query tiled into "
+        "one numbered image, the layout stated in the prompt, for servers that take one image "
+        "per request (e.g. Llama 3.2 Vision on Ollama)",
+    )
     send_original_bytes: bool = Field(
         default=False,
         description="send a JPEG or PNG file's own bytes when it fits image_max_side, instead of "

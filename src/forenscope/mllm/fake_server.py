@@ -16,6 +16,7 @@ import io
 import json
 import math
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -44,6 +45,39 @@ def _last_user(body: dict[str, Any]) -> tuple[str, bytes]:
                 img = base64.b64decode(url.split(",", 1)[1]) if "," in url else b""
         return text, img
     return "", b""
+
+
+def _image_count(body: dict[str, Any]) -> int:
+    return sum(
+        1
+        for msg in body.get("messages") or []
+        if isinstance(msg.get("content"), list)
+        for part in msg["content"]
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    )
+
+
+_COLLAGE = re.compile(r"collage of (\d+) panels.*?(\d+) per row", re.DOTALL)
+
+
+def _last_panel(text: str, img: bytes) -> bytes:
+    """The query panel of a collage the prompt describes (`mllm/collage.py`), else the image:
+    a single-image model told the layout looks at the panel it is asked about."""
+    found = _COLLAGE.search(text)
+    if not found or not img:
+        return img
+    from PIL import Image
+
+    n, cols = int(found.group(1)), int(found.group(2))
+    rows = -(-n // cols)
+    with Image.open(io.BytesIO(img)) as im:
+        tile_w, tile_h = im.width // cols, im.height // rows
+        x0, y0 = ((n - 1) % cols) * tile_w, ((n - 1) // cols) * tile_h
+        # the central 60% of the square tile: clear of the grey letterbox and the number
+        box = (x0 + tile_w // 5, y0 + tile_h // 5, x0 + 4 * tile_w // 5, y0 + 4 * tile_h // 5)
+        buf = io.BytesIO()
+        im.convert("RGB").crop(box).save(buf, "PNG")
+    return buf.getvalue()
 
 
 def _look(img: bytes) -> tuple[float, int, int]:
@@ -192,6 +226,11 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         fault = self.state.next_fault()
         args = self.state.args
+        if args.max_images and _image_count(body) > args.max_images:
+            # as Ollama answers a single-image vision model (e.g. llama3.2-vision)
+            msg = "this model only supports one image while more than one image requested"
+            err = {"error": {"message": msg, "type": "invalid_request_error"}}
+            return self._send(400, json.dumps(err).encode())
         if fault == "429":
             err = {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}
             return self._send(429, json.dumps(err).encode(), {"Retry-After": args.retry_after})
@@ -206,7 +245,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _completion(self, body: dict[str, Any], fault: str) -> dict[str, Any]:
         text, img = _last_user(body)
-        p, row, col = _look(img)
+        p, row, col = _look(_last_panel(text, img))
         stage2 = "response_format" in body or "JSON object" in text
         n = 1 if self.state.args.ignore_n else int(body.get("n") or 1)
         tools = body.get("tools") or []
@@ -302,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--retry-after", default="0")
     ap.add_argument("--no-logprobs", action="store_true")
     ap.add_argument("--ignore-n", action="store_true", help="one choice whatever n asks (Ollama)")
+    ap.add_argument("--max-images", type=int, default=0,
+                    help="refuse requests with more images (1 = a single-image model)")  # fmt: skip
     args = ap.parse_args(argv)
     handler = type("BoundHandler", (Handler,), {"state": FakeState(args)})
     server = _Server((args.host, args.port), handler)

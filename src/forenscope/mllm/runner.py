@@ -11,12 +11,13 @@ from ..errors import InputError
 from ..types import ErrorInfo
 from ..types.llm import ImageRun, Sample, Stage1Result, Stage2Result, Usage
 from .client import AsyncLLMClient, ChatResponse
+from .collage import collage_messages
 from .config import LLMConfig, Scoring, planned_scoring
 from .errors import LLMError
 from .examples import Example, ExamplePool
 from .image import EncodedImage, ImageLike, encode_image
 from .parsing import parse_analysis, parse_yes_no, schema_problem
-from .prompts import PromptSet, load_prompts, stage2_response_format
+from .prompts import PromptSet, PromptTemplate, load_prompts, stage2_response_format
 from .request import answer_texts, build_messages, build_request
 from .scoring import top_tokens, vote_probability, yes_probability
 
@@ -89,6 +90,23 @@ class MLLMEngine:
             for ex in drawn
         ]
 
+    def _messages(
+        self,
+        template: PromptTemplate,
+        query: EncodedImage,
+        examples: Sequence[tuple[EncodedImage, str, str]],
+        question: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The chat turns: one image per example turn, or (image_mode collage) one collage."""
+        pairs = [(image, answer) for image, answer, _ in examples]
+        if self.config.image_mode == "collage" and pairs:
+            return collage_messages(template, query, pairs, self.config.image_policy)[0]
+        return build_messages(template, query, pairs, question)
+
+    def _mode_param(self, examples: Sequence[object]) -> dict[str, Any]:
+        """The image mode in the cache key, where it changes the request (k > 0)."""
+        return {"image_mode": "collage"} if examples and self.config.image_mode == "collage" else {}
+
     async def adetect(
         self,
         image: ImageLike,
@@ -119,12 +137,13 @@ class MLLMEngine:
         template = self.prompts.stage1(variant)
         query = encode_image(image, self.config.image_policy)
         examples = self._examples(k, seed, query, exclude_sha256, exclude_paths)
-        messages = build_messages(template, query, [(e, a) for e, a, _ in examples])
+        messages = self._messages(template, query, examples)
         params: dict[str, Any] = {
             "prompt_sha": template.sha256,
             "image": self.config.image_policy.as_params(),
             "examples": [e.sha256 for e, _, _ in examples],
             "extra": self.config.extra_body,
+            **self._mode_param(examples),
         }
         base = Stage1Result(
             status="ok",
@@ -281,7 +300,7 @@ class MLLMEngine:
         question = self.prompts.stage2(()).user if examples else None
         body = build_request(
             self.config.model,
-            build_messages(template, query, [(e, a) for e, a, _ in examples], question),
+            self._messages(template, query, examples, question),
             max_tokens=max_tokens,
             response_format=rf,
         )
@@ -300,6 +319,7 @@ class MLLMEngine:
         if examples:  # absent at k=0, so earlier cached answers keep their keys
             params["examples"] = [e.sha256 for e, _, _ in examples]
             params["example_answers"] = [a for _, a, _ in examples]
+            params.update(self._mode_param(examples))
         try:
             resp = await self._call(body, template.version, query.sha256, params)
         except LLMError as exc:
