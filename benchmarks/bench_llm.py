@@ -1,11 +1,15 @@
-"""LLM engine overhead and throughput against the local fake server.
+"""LLM engine overhead and throughput against the local fake server, direct and through
+LiteLLM's proxy.
 
     python benchmarks/bench_llm.py [--calls 256] [--concurrency 1 8 64]
+    FORENSCOPE_LITELLM=/path/to/bin/litellm python benchmarks/bench_llm.py   # + proxy rows
 
 Rows: client-side overhead per call (encode + build + parse, transport mocked in-process), then
 end-to-end calls/s and latency against `forenscope.mllm.fake_server` on 127.0.0.1 with the
-cache off. The fake server is a threaded Python process, so the top rows measure it as much as
-the client; they bound the engine's overhead, not a real model's speed.
+cache off, and the same calls through a LiteLLM proxy process (`litellm --config`, one worker)
+that forwards to that same fake server. The fake server is a threaded Python process, so the
+rows measure it as much as the client; they bound the engine's and the proxy's overhead, not a
+real model's speed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import json
 import statistics
 import time
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -22,6 +27,7 @@ import numpy as np
 
 from forenscope.mllm.config import LLMConfig
 from forenscope.mllm.fake_server import FakeServerProcess
+from forenscope.mllm.litellm_proxy import LITELLM_ENV, LiteLLMProxy, find_litellm, forward_model
 from forenscope.mllm.runner import MLLMEngine
 
 ANSWER = {
@@ -89,17 +95,21 @@ def main() -> None:
     cfg = LLMConfig(base_url="http://mock/v1", model="m", flavor="openai", cache=False)
     wall, lat = asyncio.run(_batch(cfg, args.calls, 1, transport=mock))
     print(_row("in-process (overhead)", 1, args.calls, wall, lat))
-    with FakeServerProcess() as server:
-        for conc in args.concurrency:
-            cfg = LLMConfig(
-                base_url=server.base_url,
-                model="fake",
-                flavor="openai",
-                cache=False,
-                concurrency=conc,
+    with FakeServerProcess() as server, ExitStack() as stack:
+        routes = [("fake server, direct", server.base_url, None)]
+        if find_litellm() is not None:
+            proxy = stack.enter_context(
+                LiteLLMProxy([forward_model("fake", server.base_url, "fake")])
             )
-            wall, lat = asyncio.run(_batch(cfg, args.calls, conc))
-            print(_row("fake server, HTTP", conc, args.calls, wall, lat))
+            routes.append(("via LiteLLM proxy", proxy.base_url, proxy.key_env))
+        else:
+            print(f"(no LiteLLM proxy rows: set {LITELLM_ENV} to a litellm executable)")
+        for conc in args.concurrency:
+            for name, url, key_env in routes:
+                cfg = LLMConfig(base_url=url, model="fake", flavor="openai", cache=False,
+                                concurrency=conc, api_key_env=key_env)  # fmt: skip
+                wall, lat = asyncio.run(_batch(cfg, args.calls, conc))
+                print(_row(name, conc, args.calls, wall, lat))
 
 
 if __name__ == "__main__":
