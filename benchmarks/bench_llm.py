@@ -3,6 +3,7 @@ LiteLLM's proxy.
 
     python benchmarks/bench_llm.py [--calls 256] [--concurrency 1 8 64]
     FORENSCOPE_LITELLM=/path/to/bin/litellm python benchmarks/bench_llm.py   # + proxy rows
+    FORENSCOPE_LITELLM=... python benchmarks/bench_llm.py --ablate MANIFEST --sample 40 --out DIR
 
 Rows: client-side overhead per call (encode + build + parse, transport mocked in-process), then
 end-to-end calls/s and latency against `forenscope.mllm.fake_server` on 127.0.0.1 with the
@@ -10,6 +11,10 @@ cache off, and the same calls through a LiteLLM proxy process (`litellm --config
 that forwards to that same fake server. The fake server is a threaded Python process, so the
 rows measure it as much as the client; they bound the engine's and the proxy's overhead, not a
 real model's speed.
+
+`--ablate` runs `eval ablate` (prompts #1-#5 x k in {0,1,2,4} x n in {1,5}) through the proxy,
+forwarding to the fake server, and prints the paper-shaped tables. The fake model answers from
+brightness, so the figures show the harness working end to end, not any model's skill.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ import json
 import statistics
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
+from forenscope.eval.ablate import ablate
 from forenscope.mllm.config import LLMConfig
 from forenscope.mllm.fake_server import FakeServerProcess
 from forenscope.mllm.litellm_proxy import LITELLM_ENV, LiteLLMProxy, find_litellm, forward_model
@@ -84,11 +91,38 @@ def _row(name: str, conc: int, calls: int, wall: float, lat: list[float]) -> str
     )
 
 
+def run_ablation(manifest: str, sample: int, out: Path) -> None:
+    """The seed-000 grid through a LiteLLM proxy that forwards to the fake server."""
+    from forenscope.eval.align import Preprocess
+    from forenscope.eval.run import EvalConfig
+
+    with FakeServerProcess("--delay", "0") as server:
+        with LiteLLMProxy([forward_model("fake-vision", server.base_url, "fake-vision")]) as px:
+            cfg = out / "llm.json"
+            out.mkdir(parents=True, exist_ok=True)
+            cfg.write_text(json.dumps({"base_url": px.base_url, "model": "fake-vision",
+                                       "flavor": "openai", "api_key_env": px.key_env,
+                                       "cache": False, "concurrency": 8}))  # fmt: skip
+            base = EvalConfig(manifest, f"llm:{cfg}", out, filters=["source!=cifake"],
+                              sample=sample, pre=Preprocess("jpeg90", 256))  # fmt: skip
+            t0 = time.perf_counter()
+            result = ablate(base, [1, 2, 3, 4, 5], [0, 1, 2, 4], [1, 5], overlays=False)
+            wall = time.perf_counter() - t0
+    print((out / "ablation.md").read_text(encoding="utf-8"))
+    print(f"{len(result['cells'])} cells over {result['n_samples']} images in {wall:.0f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=256)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    ap.add_argument("--ablate", metavar="MANIFEST", help="run the ablation grid instead")
+    ap.add_argument("--sample", type=int, default=40)
+    ap.add_argument("--out", type=Path, default=Path("runs/bench-llm-ablate"))
     args = ap.parse_args()
+    if args.ablate:
+        run_ablation(args.ablate, args.sample, args.out)
+        return
     print("| setup                  | conc. | calls |   calls/s |  mean ms |   p95 ms |")
     print("|------------------------|-------|-------|-----------|----------|----------|")
     mock = httpx.MockTransport(lambda r: httpx.Response(200, content=json.dumps(ANSWER).encode()))
@@ -96,7 +130,7 @@ def main() -> None:
     wall, lat = asyncio.run(_batch(cfg, args.calls, 1, transport=mock))
     print(_row("in-process (overhead)", 1, args.calls, wall, lat))
     with FakeServerProcess() as server, ExitStack() as stack:
-        routes = [("fake server, direct", server.base_url, None)]
+        routes: list[tuple[str, str, str | None]] = [("fake server, direct", server.base_url, None)]
         if find_litellm() is not None:
             proxy = stack.enter_context(
                 LiteLLMProxy([forward_model("fake", server.base_url, "fake")])

@@ -216,3 +216,25 @@ def _png(value: int, fmt: str = "JPEG") -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (16, 16), (value, value, value)).save(buf, format=fmt)
     return buf.getvalue()
+
+
+def test_llm_detect_protocol_paper_runs_two_shot_votes(
+    tmp_path: Path, server: FakeServerProcess
+) -> None:
+    from forenscope.mllm.cli import llm_cli
+
+    for label, value in (("real", 30), ("fake", 220)):
+        (tmp_path / "pool" / label).mkdir(parents=True)
+        for i in range(2):
+            (tmp_path / "pool" / label / f"{i}.png").write_bytes(_png(value + i, fmt="PNG"))
+    query = tmp_path / "q.png"
+    query.write_bytes(_png(200, fmt="PNG"))
+    cfg = _write_config(tmp_path, server)
+    base = ["detect", str(query), "--config", str(cfg), "--protocol", "paper"]
+    res = CliRunner().invoke(llm_cli, base)
+    assert res.exit_code == 2 and "needs pipeline.pool" in res.output  # 2-shot needs a pool
+    res = CliRunner().invoke(llm_cli, [*base, "--pool", str(tmp_path / "pool"), "--n", "3"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.output.splitlines()[0])
+    assert (row["k_shot"], row["method"], row["prompt_version"]) == (2, "votes", "s1-p4-v1")
+    assert row["answers_requested"] == 3  # an explicit option beats the preset's n

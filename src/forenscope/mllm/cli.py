@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .examples import IMAGE_SUFFIXES
+from .protocols import PROTOCOLS
 
 _IMAGE_ARGS = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 
@@ -83,6 +84,13 @@ detect_options = [
         "--n", "n", type=click.IntRange(1, 64), default=None, help="votes per image" + _FROM_CONFIG
     ),  # fmt: skip
     click.option("--temperature", type=float, default=None, help="sampling" + _FROM_CONFIG),
+    click.option(
+        "--protocol",
+        type=click.Choice(sorted(PROTOCOLS)),
+        default=None,
+        help="a preset over the config's pipeline block (paper = seed 000: votes, 2-shot, "
+        "prompt #4); the options above still win",
+    ),
 ]
 prompts_option = click.option(
     "--prompts",
@@ -115,19 +123,25 @@ def llm_cli() -> None:
     """Ask a multimodal LLM (any OpenAI-compatible endpoint) about images."""
 
 
-def _engine_run(config: str | None, pool: str | None, job: Any, prompts: str | None = None) -> Any:
+def _engine_run(
+    config: str | None, changes: dict[str, Any], job: Any, protocol: str | None = None
+) -> Any:
+    """Run `job(engine)` on the config whose pipeline block is changed by a preset and the
+    command's options (None = keep), validated as the config file is."""
     from ..errors import ConfigError
     from .examples import ExamplePool
     from .prompts import load_prompts
+    from .protocols import resolve_pipeline
     from .runner import MLLMEngine
 
     cfg = _load(config)
-    pool = pool or cfg.pipeline.pool
-    ex_pool = ExamplePool.load(pool) if pool else None
     try:
-        prompt_set = load_prompts(prompts or cfg.pipeline.prompts)
+        pipeline, _ = resolve_pipeline(cfg.pipeline, protocol, changes)
+        cfg = cfg.model_copy(update={"pipeline": pipeline})
+        prompt_set = load_prompts(pipeline.prompts)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    ex_pool = ExamplePool.load(pipeline.pool) if pipeline.pool else None
 
     async def main() -> Any:
         async with MLLMEngine(cfg, pool=ex_pool, prompts=prompt_set) as eng:
@@ -155,9 +169,10 @@ def detect_cmd(
     files = _expand(paths)
 
     async def job(eng: Any) -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(_safe(p, eng.adetect(p, **opts)) for p in files)))
+        return list(await asyncio.gather(*(_safe(p, eng.adetect(p)) for p in files)))
 
-    rows, usage = _engine_run(config, pool, job, prompts)
+    protocol = opts.pop("protocol")
+    rows, usage = _engine_run(config, {**opts, "pool": pool, "prompts": prompts}, job, protocol)
     _emit(rows, out)
     click.echo(f"usage: {usage.model_dump_json()}", err=True)
 
@@ -182,7 +197,7 @@ def analyse_cmd(
         calls = (_safe(p, eng.aanalyse(p, evidence=evidence)) for p in files)
         return list(await asyncio.gather(*calls))
 
-    rows, usage = _engine_run(config, None, job, prompts)
+    rows, usage = _engine_run(config, {"prompts": prompts}, job)
     _emit(rows, out)
     click.echo(f"usage: {usage.model_dump_json()}", err=True)
 
@@ -214,9 +229,10 @@ def run_cmd(
     floor = None if stage2_min < 0 else stage2_min
 
     async def job(eng: Any) -> list[Any]:
-        return list(await eng.arun(files, stage2_min_probability=floor, **opts))
+        return list(await eng.arun(files, stage2_min_probability=floor))
 
-    runs, usage = _engine_run(config, pool, job, prompts)
+    protocol = opts.pop("protocol")
+    runs, usage = _engine_run(config, {**opts, "pool": pool, "prompts": prompts}, job, protocol)
     dest = Path(out_dir)
     dest.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
