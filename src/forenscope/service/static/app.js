@@ -730,37 +730,45 @@ function tree(value, depth) {
   return ul;
 }
 
-async function loadMeta() {
-  const a = state.current, box = $("meta");
-  if (!a || $("meta-box").dataset.loaded === a.id) return;
-  $("meta-box").dataset.loaded = a.id;
-  box.replaceChildren(el("p", "Reading the metadata \u2026", "muted"));
+async function loadPanel(name, waiting, render) {
+  // A panel is computed by the API the first time it is opened for an analysis.
+  const a = state.current, box = $(name);
+  if (!a || $(name + "-box").dataset.loaded === a.id) return;
+  $(name + "-box").dataset.loaded = a.id;
+  box.replaceChildren(el("p", waiting, "muted"));
   try {
-    const m = await (await api("/v1/analyses/" + a.id + "/inspect/metadata")).json();
+    const data = await (await api("/v1/analyses/" + a.id + "/inspect/" + (name === "meta" ? "metadata" : name))).json();
     if (a !== state.current) return;
     box.replaceChildren();
-    const exif = Object.entries(m.exif);
-    section(box, "EXIF", exif.length ? kvTable(exif) : null, "No EXIF.");
-    const c2 = el("div", undefined, "c2pa-tree");
-    if (m.c2pa.present) {
-      c2.append(el("p", "Validation: " + (m.c2pa.validation_state || "unknown") +
-        (m.c2pa.failures.length ? " \u2013 failures: " + m.c2pa.failures.join(", ") : " \u2013 no failure") +
-        (m.c2pa.error ? " \u2013 " + m.c2pa.error : "")));
-      const d = el("details");
-      d.append(el("summary", "Manifest store tree"), tree(m.c2pa.tree, 0));
-      c2.append(kvTable(Object.entries(m.c2pa.summary)), d);
-    }
-    section(box, "C2PA (Content Credentials)", m.c2pa.present ? c2 : null, "No C2PA manifest.");
-    section(box, "XMP", m.xmp ? el("pre", m.xmp, "xmp") : null, "No XMP.");
-    const iptc = Object.entries(m.iptc).map(([k, v]) => [k, v.join("; ")]);
-    section(box, "IPTC", iptc.length ? kvTable(iptc) : null, "No IPTC.");
-    const text = Object.entries(m.png_text);
-    section(box, "PNG text chunks", text.length ? kvTable(text) : null, "No PNG text chunks.");
-    section(box, "ICC colour profile", m.icc ? kvTable(Object.entries(m.icc)) : null, "No ICC profile.");
-    section(box, "Embedded thumbnail", m.thumbnail ? await thumbnailFigure(a, m.thumbnail) : null,
-      "No embedded thumbnail.");
-    if (m.notes.length) section(box, "Notes", kvTable(m.notes.map((n, i) => [String(i + 1), n])));
-  } catch (err) { box.replaceChildren(el("p", "Metadata unavailable: " + err.message, "error")); }
+    await render(a, box, data);
+  } catch (err) { box.replaceChildren(el("p", "Unavailable: " + err.message, "error")); }
+}
+
+const loadMeta = () => loadPanel("meta", "Reading the metadata \u2026", renderMeta);
+const loadJpeg = () => loadPanel("jpeg", "Measuring \u2026", renderJpeg);
+
+async function renderMeta(a, box, m) {
+  const exif = Object.entries(m.exif);
+  section(box, "EXIF", exif.length ? kvTable(exif) : null, "No EXIF.");
+  const c2 = el("div", undefined, "c2pa-tree");
+  if (m.c2pa.present) {
+    c2.append(el("p", "Validation: " + (m.c2pa.validation_state || "unknown") +
+      (m.c2pa.failures.length ? " \u2013 failures: " + m.c2pa.failures.join(", ") : " \u2013 no failure") +
+      (m.c2pa.error ? " \u2013 " + m.c2pa.error : "")));
+    const d = el("details");
+    d.append(el("summary", "Manifest store tree"), tree(m.c2pa.tree, 0));
+    c2.append(kvTable(Object.entries(m.c2pa.summary)), d);
+  }
+  section(box, "C2PA (Content Credentials)", m.c2pa.present ? c2 : null, "No C2PA manifest.");
+  section(box, "XMP", m.xmp ? el("pre", m.xmp, "xmp") : null, "No XMP.");
+  const iptc = Object.entries(m.iptc).map(([k, v]) => [k, v.join("; ")]);
+  section(box, "IPTC", iptc.length ? kvTable(iptc) : null, "No IPTC.");
+  const text = Object.entries(m.png_text);
+  section(box, "PNG text chunks", text.length ? kvTable(text) : null, "No PNG text chunks.");
+  section(box, "ICC colour profile", m.icc ? kvTable(Object.entries(m.icc)) : null, "No ICC profile.");
+  section(box, "Embedded thumbnail", m.thumbnail ? await thumbnailFigure(a, m.thumbnail) : null,
+    "No embedded thumbnail.");
+  if (m.notes.length) section(box, "Notes", kvTable(m.notes.map((n, i) => [String(i + 1), n])));
 }
 
 async function thumbnailFigure(a, check) {
@@ -777,33 +785,24 @@ async function thumbnailFigure(a, check) {
   return wrap;
 }
 
-async function loadJpeg() {
-  const a = state.current, box = $("jpeg");
-  if (!a || $("jpeg-box").dataset.loaded === a.id) return;
-  $("jpeg-box").dataset.loaded = a.id;
-  box.replaceChildren(el("p", "Measuring \u2026", "muted"));
-  try {
-    const j = await (await api("/v1/analyses/" + a.id + "/inspect/jpeg")).json();
-    if (a !== state.current) return;
-    box.replaceChildren();
-    box.append(el("p", j.is_jpeg
-      ? "Estimated JPEG quality: " + (j.estimated_quality === null ? "unknown" : j.estimated_quality) +
-        (j.subsampling ? " \u00b7 chroma subsampling " + j.subsampling : "")
-      : "Format " + j.format + ": no JPEG quantisation tables."));
-    for (const t of j.tables) {
-      const table = el("table", undefined, "q8");
-      table.append(el("caption", "Table " + t.index + " (" + t.channel + "): closest to quality " +
-        t.estimated_quality + (t.standard ? ", libjpeg's standard table" : ", a custom table")));
-      for (let r = 0; r < 8; r++) {
-        const tr = el("tr");
-        for (let c = 0; c < 8; c++) tr.append(el("td", String(t.values[r * 8 + c])));
-        table.append(tr);
-      }
-      box.append(table);
+function renderJpeg(a, box, j) {
+  box.append(el("p", j.is_jpeg
+    ? "Estimated JPEG quality: " + (j.estimated_quality === null ? "unknown" : j.estimated_quality) +
+      (j.subsampling ? " \u00b7 chroma subsampling " + j.subsampling : "")
+    : "Format " + j.format + ": no JPEG quantisation tables."));
+  for (const t of j.tables) {
+    const table = el("table", undefined, "q8");
+    table.append(el("caption", "Table " + t.index + " (" + t.channel + "): closest to quality " +
+      t.estimated_quality + (t.standard ? ", libjpeg's standard table" : ", a custom table")));
+    for (let r = 0; r < 8; r++) {
+      const tr = el("tr");
+      for (let c = 0; c < 8; c++) tr.append(el("td", String(t.values[r * 8 + c])));
+      table.append(tr);
     }
-    box.append(ghostChart(j));
-    for (const n of j.notes) box.append(el("p", n, "muted"));
-  } catch (err) { box.replaceChildren(el("p", "JPEG panel unavailable: " + err.message, "error")); }
+    box.append(table);
+  }
+  box.append(ghostChart(j));
+  for (const n of j.notes) box.append(el("p", n, "muted"));
 }
 
 function ghostChart(j) {
