@@ -518,7 +518,7 @@ def fit_patch_head(
 
 def resize_map_batch(grids: np.ndarray) -> np.ndarray:
     """(N, g, g) probability grids -> (N, 224, 224), bilinear as the detector upsamples."""
-    return np.stack([resize_map(g, (224, 224)) for g in grids])
+    return np.stack([resize_map(g, 224, 224) for g in grids])
 
 
 # -- 3. speed -------------------------------------------------------------------------------------
@@ -571,23 +571,30 @@ def speed(samples: list[Sample], bb: Backbones, n: int = 16, rounds: int = 3) ->
 
 
 MEMORY_PROBE = """
-import resource, sys
+import sys
 import numpy as np
 from forenscope.learned.dino_encoder import DinoEncoder
 from forenscope.learned.encoder import ClipEncoder
 from forenscope.models.sources import encoder_path
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def peak_kib():  # VmHWM starts afresh at exec; ru_maxrss would carry the parent's peak over
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+
+
+before = peak_kib()
 x = np.random.default_rng(0).normal(0, 1, (16, 3, 224, 224)).astype(np.float32)
 if sys.argv[1] == "clip":
     ClipEncoder(encoder_path(), threads=1, batch_size=16).encode(x)
 else:
     DinoEncoder(threads=1, batch_size=16).tokens(x)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+print(peak_kib() - before)
 """
 
 
 def memory(name: str) -> float:
-    """MB of peak RSS one encoder adds in a fresh process (Linux ru_maxrss is in KiB)."""
+    """MB of peak RSS one encoder adds in a fresh process (Linux /proc VmHWM, in KiB)."""
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_PROBE, name], capture_output=True, text=True, check=True
     )
