@@ -1,13 +1,14 @@
 """Every finding of the resource-exhaustion attack (issue 16), rerun against real processes.
 
-    python benchmarks/bench_abuse.py [--slow-hosts 40] [--idle 300] [--large-clients 8]
+    python benchmarks/bench_abuse.py [--slow-hosts 40] [--idle 300] [--large-clients 32]
 
-Starts `forenscope serve` (hardened uvicorn config, default limits; analysis rate limit off and
-127.0.0.0/8 allowed for URL fetches, so the slow hosts on loopback are really fetched), a second
-one with a token, and `forenscope serve-openai`, then runs the CLI in subprocesses. Each row is
-one finding: PASS/FAIL, the latency that matters for it and the peak RSS of the process under
-attack during that row (server rows: the server; CLI rows: the CLI and its workers). The hostile
-corpus comes from tests/abuse_fixtures.py. Only 127.0.0.1 is contacted; every loop is bounded.
+Starts `forenscope serve` (hardened uvicorn config, default limits, analyses in two worker
+processes; analysis rate limit off and 127.0.0.0/8 allowed for URL fetches, so the slow hosts
+on loopback are really fetched), a second one with a token, and `forenscope serve-openai`, then
+runs the CLI in subprocesses. Each row is one finding: PASS/FAIL, the latency that matters for
+it and the peak RSS of the process under attack during that row (the process and its workers).
+/v1/health is probed every 0.2 s from a process of its own. The hostile corpus comes from
+tests/abuse_fixtures.py. Only 127.0.0.1 is contacted; every loop is bounded.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def serve(data_dir: Path, port: int, token: str | None) -> None:
     from forenscope.service.launch import server_config
 
     s = Settings(data_dir=data_dir, port=port, token=token, analyze_rate_per_min=0.0,
-                 fetch_allow_networks=["127.0.0.0/8"])  # fmt: skip
+                 fetch_allow_networks=["127.0.0.0/8"], isolation="process")  # fmt: skip
     config = server_config(
         create_app(s), header_timeout_s=s.header_timeout_s, keep_alive_s=s.keep_alive_s,
         trusted_proxies=s.trusted_proxies, host="127.0.0.1", port=port, log_level="error",
@@ -278,9 +279,10 @@ def service_rows(args: argparse.Namespace, tmp: Path) -> None:
                f"{args.budget_clients} analyses within the budget", ok,
                f"{took:.1f}s; health max {max(lat or [0]):.2f}s", m.peak,
                f"19 MB: {big_codes} (over the 1 GB budget), 1 MP: {fit_codes}")  # fmt: skip
+        bomb = fx.png_bomb(8000, 7400)
         with Sampler(pid) as m:
             t0 = time.perf_counter()
-            status, answer = srv.upload(fx.png_bomb(8000, 7400), "bomb.png")
+            status, answer = srv.upload(bomb, "bomb.png")
             took = time.perf_counter() - t0
         record("serve", "H4 59 MP PNG bomb (180 KB)", status == 413 and took < 2, f"{took:.2f}s",
                m.peak, f"HTTP {status}: {str(answer)[:70]}")  # fmt: skip
@@ -356,6 +358,9 @@ def service_rows(args: argparse.Namespace, tmp: Path) -> None:
         record("serve", "L7 data folder / database / previews private", ok, "-", rss_mb([pid]),
                f"{modes}, previews {sorted(set(previews))}")  # fmt: skip
 
+        combined_row(args, srv, big)
+        worker_kill_row(srv)
+
     with server(tmp / "data-token", token=TOKEN) as srv:
         wrong = {"Authorization": "Bearer guess"}
         codes = [srv.request("GET", "/v1/analyses", headers=wrong)[0] for _ in range(12)]
@@ -376,6 +381,52 @@ def service_rows(args: argparse.Namespace, tmp: Path) -> None:
            "-", 0.0, f"{failures} non-201 answers")  # fmt: skip
 
     kill9_row(args, tmp)
+
+
+def combined_row(args: argparse.Namespace, srv: Server, big: bytes) -> None:
+    """The issue's hostile load, all at once: slow URL hosts, idle half-sent requests and
+    clients uploading 19 MB images; the server and its workers' peak RSS, /v1/health."""
+    body = json.dumps({"url": "SLOW"})
+    with (
+        fx.slow_servers("headers", interval_s=0.5, lifetime_s=90) as (slow,),
+        Sampler(srv.proc.pid) as m,
+        health_probe(srv.port) as lat,
+        fx.idle_connections(srv.port, args.idle),
+    ):
+        time.sleep(0.5)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.slow_hosts + args.large_clients) as pool:
+            slow_res = [pool.submit(srv.request, "POST", "/v1/analyze",
+                                    body.replace("SLOW", slow.url).encode(),
+                                    {"Content-Type": "application/json"}, 60)
+                        for _ in range(args.slow_hosts)]  # fmt: skip
+            big_res = [pool.submit(srv.upload, big, f"c{i}.png") for i in range(args.large_clients)]
+            slow_codes = sorted({f.result()[0] for f in slow_res})
+            big_codes = sorted({f.result()[0] for f in big_res})
+        took = time.perf_counter() - t0
+        time.sleep(0.5)
+    ok = (m.peak <= 1536 and max(lat) < 1.0 and set(slow_codes) <= {502, 503}
+          and big_codes == [413])  # fmt: skip
+    record("serve", f"combined: {args.slow_hosts} slow hosts + {args.idle} idle + "
+           f"{args.large_clients} x {len(big) / MB:.0f} MB uploads at once", ok,
+           f"{took:.1f}s; health max {max(lat):.2f}s over {len(lat)} probes", m.peak,
+           f"slow hosts {slow_codes}, uploads {big_codes}")  # fmt: skip
+
+
+def worker_kill_row(srv: Server) -> None:
+    """An analysis worker SIGKILLed mid-image (as by the OOM killer): that request alone fails."""
+    workers = fx.worker_children(srv.proc.pid)
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(srv.upload, fx.noise_png(3.0, seed=77), "k.png")
+        victim = fx.kill_the_busy_worker(workers, answer.done, wait_s=120)
+        status, _ = answer.result()
+    after, _ = srv.upload(fx.small_jpeg(78), "after.jpg")
+    now = fx.worker_children(srv.proc.pid)
+    ok = victim is not None and status == 503 and after == 201 and len(now) == len(workers)
+    record("serve", "M3 an analysis worker SIGKILLed mid-image", ok, "-",
+           rss_mb([srv.proc.pid, *now]),
+           f"that request {status}, the next {after}; "
+           f"{len(now)}/{len(workers)} workers")  # fmt: skip
 
 
 def kill9_row(args: argparse.Namespace, tmp: Path) -> None:
@@ -418,8 +469,15 @@ def kill9_row(args: argparse.Namespace, tmp: Path) -> None:
         t.start()
     while done[0] < len(images) * 0.4:
         time.sleep(0.05)
+    workers = fx.worker_children(proc.pid)
     proc.kill()  # SIGKILL mid-load
     proc.wait()
+    gone_by = time.monotonic() + 10
+    while time.monotonic() < gone_by and any(fx.alive(w) for w in workers):
+        time.sleep(0.05)
+    orphans = [w for w in workers if fx.alive(w)]
+    for w in orphans:
+        os.kill(w, signal.SIGKILL)
     proc = subprocess.Popen(cmd)
     wait_port(port, proc)
     port_box.append(Server(proc, port, 0))
@@ -437,9 +495,10 @@ def kill9_row(args: argparse.Namespace, tmp: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
     record("serve", f"kill -9 mid-load ({args.kill_clients} clients, {len(images)} images)",
-           lost == 0 and dupes == 0, "-", 0.0,
+           lost == 0 and dupes == 0 and bool(workers) and not orphans, "-", 0.0,
            f"{len(answered)} answered, {interrupted[0]} cut by the kill, {total} stored, "
-           f"{lost} lost, {dupes} duplicated")  # fmt: skip
+           f"{lost} lost, {dupes} duplicated; {len(orphans)}/{len(workers)} workers "
+           "outlived the server")  # fmt: skip
 
 
 # --- serve-openai -----------------------------------------------------------------------------
@@ -583,7 +642,7 @@ def cli_rows(tmp: Path) -> None:
         """After the first result both workers are busy: SIGKILL one, as the OOM killer would."""
         assert proc.stdout is not None
         head = proc.stdout.readline()
-        workers = [w for w in fx.children_of(proc.pid) if "resource_tracker" not in _cmd(w)]
+        workers = fx.worker_children(proc.pid)
         if workers:
             os.kill(workers[0], signal.SIGKILL)
         return head
@@ -608,7 +667,7 @@ def cli_rows(tmp: Path) -> None:
     workers: list[int] = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(workers) < 2:
-        workers = [w for w in fx.children_of(proc.pid) if "resource_tracker" not in _cmd(w)]
+        workers = fx.worker_children(proc.pid)
         time.sleep(0.1)
     proc.kill()
     proc.wait()
@@ -621,13 +680,6 @@ def cli_rows(tmp: Path) -> None:
     record("cli", "M3 CLI parent SIGKILLed: its workers", bool(workers) and not left,
            f"{time.perf_counter() - t0:.2f}s", 0.0,
            f"{len(workers)} workers, {len(left)} left alive")  # fmt: skip
-
-
-def _cmd(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -647,9 +699,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--slow-hosts", type=int, default=40)
     p.add_argument("--idle", type=int, default=300)
-    p.add_argument("--large-clients", type=int, default=8, help="19 MB uploads at once")
+    p.add_argument("--large-clients", type=int, default=32, help="19 MB uploads at once")
     p.add_argument("--budget-clients", type=int, default=4, help="1 MP analyses at once")
-    p.add_argument("--openai-clients", type=int, default=16)
+    p.add_argument("--openai-clients", type=int, default=32)
     p.add_argument("--cache-images", type=int, default=12)
     p.add_argument("--kill-clients", type=int, default=32)
     p.add_argument("--fresh-starts", type=int, default=2)

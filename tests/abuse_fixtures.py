@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -276,3 +276,40 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def worker_children(pid: int) -> list[int]:
+    """The worker processes of `pid`: its children but multiprocessing's resource tracker."""
+    out = []
+    for child in children_of(pid):
+        try:
+            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                out.append(child)
+        except OSError:
+            continue
+    return out
+
+
+def cpu_ticks(pid: int) -> int:
+    """CPU time (user + system, in clock ticks) a process has used; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def kill_the_busy_worker(
+    workers: list[int], done: Callable[[], bool], wait_s: float = 60
+) -> int | None:
+    """SIGKILL (as the OOM killer would) the first of `workers` seen working: idle, a worker
+    uses no CPU, so 5 ticks means it is mid-task. None if `done()` came first."""
+    start = {w: cpu_ticks(w) for w in workers}
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and not done():
+        busy = next((w for w in workers if cpu_ticks(w) - start[w] >= 5), None)
+        if busy is not None:
+            os.kill(busy, 9)
+            return busy
+        time.sleep(0.01)
+    return None

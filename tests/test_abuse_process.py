@@ -85,15 +85,28 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     server.close()
 
 
-def test_first_analyses_of_a_fresh_process_all_succeed(tmp_path: Path) -> None:
-    """Medium 2: concurrent analyses the moment the port opens raced the lazy imports (500s)."""
+def test_fresh_process_serves_its_first_analyses_and_its_workers_die_with_it(
+    tmp_path: Path,
+) -> None:
+    """Medium 2: concurrent analyses the moment the port opens raced the lazy imports (500s).
+    Medium 3: a server killed with SIGKILL must not leave its analysis workers running."""
     fresh = ServeProcess(tmp_path / "data")
     try:
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda i: fresh.analyze(fx.small_jpeg(100 + i)), range(8)))
+        workers = fx.worker_children(fresh.proc.pid)
+        fresh.proc.kill()
+        fresh.proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(fx.alive(w) for w in workers):
+            time.sleep(0.05)
+        left = [w for w in workers if fx.alive(w)]
+        for w in left:
+            os.kill(w, 9)
     finally:
         fresh.close()
     assert [r.status_code for r in answers] == [201] * 8, [r.text[:200] for r in answers]
+    assert len(workers) == 2 and not left, f"{len(left)} workers outlived their server"
 
 
 def test_expert_lists_over_real_http(serve: ServeProcess) -> None:
@@ -153,3 +166,21 @@ def test_offset_ssrf_and_private_files(serve: ServeProcess) -> None:
     files = [p for p in serve.data_dir.rglob("*") if p.is_file()]
     assert any(p.name == "preview.jpg" for p in files)
     assert all(mode(p) & 0o077 == 0 for p in files), [p for p in files if mode(p) & 0o077]
+
+
+def test_a_worker_killed_mid_analysis_costs_that_request_alone(serve: ServeProcess) -> None:
+    """Medium 3 for the service: the OOM killer takes one analysis worker mid-image. Its request
+    gets 503 with Retry-After, the worker is replaced, and the server goes on."""
+    workers = fx.worker_children(serve.proc.pid)
+    assert len(workers) == 2, "forenscope serve runs two warmed analysis workers by default"
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(serve.analyze, fx.noise_png(3.0, seed=9), "big.png")
+        victim = fx.kill_the_busy_worker(workers, answer.done)
+        assert victim is not None, "no worker started on the image"
+        r = answer.result()
+    assert r.status_code == 503 and "SIGKILL" in r.json()["detail"], r.text
+    assert int(r.headers["retry-after"]) > 0
+    assert serve.http.get("/v1/health").status_code == 200
+    assert serve.analyze(fx.small_jpeg(11)).status_code == 201
+    now = fx.worker_children(serve.proc.pid)
+    assert victim not in now and len(now) == 2

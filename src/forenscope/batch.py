@@ -337,6 +337,7 @@ class WorkerFailure:
     """Stands in for the result of a task whose worker died or overran its time limit."""
 
     reason: str
+    timed_out: bool = False  # overran the time limit (else the worker died)
 
 
 def die_with_parent(parent_pid: int | None = None) -> None:
@@ -410,6 +411,18 @@ class WorkerPool(Generic[K, R]):
         child.close()
         return _Worker(process, parent)
 
+    def fill(self) -> None:
+        """Replace idle workers that died and start the missing ones, on the calling thread.
+
+        Linux sends PR_SET_PDEATHSIG when the *thread* that started a worker ends, not its
+        process: a caller whose threads come and go (a server's thread pool) calls this from
+        one long-lived thread before `run`, which then starts no process itself."""
+        for worker in list(self.workers):
+            if not worker.busy and not worker.process.is_alive():
+                self._replace(worker)
+        while len(self.workers) < self.jobs:
+            self.workers.append(self._start())
+
     def run(
         self, tasks: Iterable[tuple[K, tuple[Any, ...]]]
     ) -> Iterator[tuple[K, R | WorkerFailure]]:
@@ -463,7 +476,8 @@ class WorkerPool(Generic[K, R]):
                 return got_key, result
         except (EOFError, OSError):
             pass  # the pipe broke: the worker died mid-send
-        if worker.process.is_alive():
+        timed_out = worker.process.is_alive()
+        if timed_out:
             overdue = self.timeout_s is not None and (
                 time.monotonic() - worker.started > self.timeout_s
             )
@@ -473,11 +487,12 @@ class WorkerPool(Generic[K, R]):
         else:
             reason = _death_reason(worker.process.exitcode)
         self._replace(worker)
-        return key, WorkerFailure(reason)
+        return key, WorkerFailure(reason, timed_out)
 
     def _replace(self, worker: _Worker[K]) -> None:
         _stop(worker)
-        self.workers.remove(worker)  # a fresh one is started when there is work for it
+        if worker in self.workers:  # close() may have emptied the list meanwhile
+            self.workers.remove(worker)  # a fresh one is started when there is work for it
 
     def close(self) -> None:
         for worker in self.workers:

@@ -30,6 +30,7 @@ from .metrics import Metrics
 from .schemas import AnalyzeUrlRequest, JobRequest
 from .security import BodyLimitMiddleware, HostOriginMiddleware, RequestDeadlineMiddleware
 from .settings import Settings
+from .workers import AnalysisTimeoutError, WorkerCrashedError
 
 UI_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
             "/ui/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -114,6 +115,7 @@ def _add_ui(app: FastAPI) -> None:
 
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (AnalysisTimeoutError, 422),
     (ImageTooLargeError, 413),
     (UnsupportedMediaError, 415),
     (ImageDecodeError, 422),
@@ -136,6 +138,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         metrics.observe_failure("BusyError")
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
 
+    async def on_worker_crash(_request: Request, exc: Exception) -> Response:
+        # Out of memory, most likely, with other analyses running: a retry may well succeed.
+        metrics.observe_failure("WorkerCrashedError")
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "10"})
+
     async def on_llm_error(_request: Request, exc: Exception) -> Response:
         # The configured LLM failed (after its retries); the message is already key-redacted.
         metrics.observe_failure(type(exc).__name__)
@@ -144,6 +151,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InputError, on_input_error)
     app.add_exception_handler(UnknownExpertError, on_input_error)
     app.add_exception_handler(BusyError, on_busy)
+    app.add_exception_handler(WorkerCrashedError, on_worker_crash)
     app.add_exception_handler(LLMError, on_llm_error)
 
 

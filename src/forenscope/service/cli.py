@@ -30,12 +30,24 @@ if TYPE_CHECKING:
     help="Estimated peak memory of the analyses running at once; larger images are refused "
     "at upload (a 12 MP photo needs about 2000 with two expert threads).",
 )  # fmt: skip
+@click.option(
+    "--analysis-timeout", default=300.0, show_default=True, type=click.FloatRange(min=1.0),
+    help="Seconds one analysis may take; past it the request fails (422) and its worker "
+    "process is replaced.",
+)  # fmt: skip
+@click.option(
+    "--isolation", type=click.Choice(["process", "thread"]), default="process",
+    show_default=True,
+    help="'process': each analysis runs in a worker process (the time limit, and a crash or "
+    "the OOM killer costs that request alone); 'thread': in the server process, less memory.",
+)  # fmt: skip
 @click.option("--expert", "experts", multiple=True, help="Restrict to these experts (repeat).")
 @click.option("--llm", "llm_config", default=None, type=click.Path(exists=True, dir_okay=False),
               help="LLM config (YAML/JSON): enables /v1/analyses/{id}/chat.")  # fmt: skip
 def serve_cmd(
     host: str, port: int, data_dir: Path, workers: int, max_upload_mb: int,
-    memory_budget_mb: int, experts: tuple[str, ...], llm_config: str | None,
+    memory_budget_mb: int, analysis_timeout: float, isolation: str, experts: tuple[str, ...],
+    llm_config: str | None,
 ) -> None:  # fmt: skip
     """Serve the API (/v1, OpenAPI at /v1/openapi.json) and the web UI (/).
 
@@ -52,7 +64,8 @@ def serve_cmd(
     settings = Settings(
         data_dir=data_dir, host=host, port=port, token=token, workers=workers,
         max_upload_bytes=max_upload_mb * 1024 * 1024, experts=list(experts) or None,
-        memory_budget_mb=memory_budget_mb,
+        memory_budget_mb=memory_budget_mb, analysis_timeout_s=analysis_timeout,
+        isolation=isolation,
     )  # fmt: skip
     try:
         app = create_app(settings, chat_backend=_chat_backend(llm_config))

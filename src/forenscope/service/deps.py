@@ -84,6 +84,7 @@ class Service:
         if not self.closed:
             self.closed = True
             self.jobs.stop()
+            self.analyzer.close()
             self.store.close()
 
 

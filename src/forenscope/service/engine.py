@@ -28,6 +28,7 @@ from .metrics import Metrics
 from .security import NAME_PATTERN, sniff_image
 from .settings import Settings
 from .store import AnalysisRow, Store, utcnow
+from .workers import AnalysisProcesses, analyze_into
 
 _log = logging.getLogger(__name__)
 WARM_UP_SIDE = 256
@@ -96,27 +97,30 @@ class Analyzer:
             expert_threads=settings.expert_threads or min(os.cpu_count() or 1, MAX_THREADS_COUNTED),
         )  # fmt: skip
         self.memory = MemoryGate(self.limits.max_memory_bytes)
+        self.processes = (
+            AnalysisProcesses(
+                settings.workers, settings.analysis_timeout_s, settings.experts, self.limits
+            )
+            if settings.isolation == "process"
+            else None
+        )
         self._slots = threading.BoundedSemaphore(settings.workers)
         self._count_lock = threading.Lock()
         self.busy = 0
         self.pending = 0
 
     def warm_up(self) -> None:
-        """Analyse a small synthetic picture with the server's experts, once, before serving.
+        """Load every model of the server's experts before serving (in each worker process,
+        or here): a model's first use builds its session (ONNX, TFLite) holding the GIL for up
+        to a second, which stalled every route, /v1/health included, under the first analyses."""
+        if self.processes is not None:
+            self.processes.warm_up()
+        else:
+            warm_up_analysis(self.settings.experts, self.limits)
 
-        The first use of a model builds its session (ONNX, TFLite) while holding the GIL for up
-        to a second, which stalled every route, /v1/health included, under the first analyses.
-        A failure here is logged, not raised: the same error then reaches the request that hits
-        it, with its own message."""
-        from ..pipeline import analyze_image
-
-        rng = np.random.default_rng(0)
-        rgb = rng.integers(0, 256, (WARM_UP_SIDE, WARM_UP_SIDE, 3), dtype=np.uint8)
-        try:
-            image = load_image(png_bytes(rgb), limits=self.limits)
-            analyze_image(image, experts=self.settings.experts, threads=1)
-        except Exception:  # logged: see the docstring
-            _log.warning("warm-up analysis failed", exc_info=True)
+    def close(self) -> None:
+        if self.processes is not None:
+            self.processes.close()
 
     def check_experts(self, names: Sequence[str] | None) -> list[str] | None:
         """The request's experts, deduplicated and checked; None = the server's set.
@@ -186,11 +190,18 @@ class Analyzer:
             with self._count_lock:
                 self.busy += 1
             try:
-                image = load_image(data, limits=self.limits)
-                report = analyze_image(
-                    image, experts=names, threshold=thr, threads=self.settings.expert_threads
-                )
-                self.blobs.write_report_dir(sha, key, lambda d: write_files(report, image, d))
+                if self.processes is not None:
+                    run = self.processes.call
+                    self.blobs.write_report_dir(sha, key, lambda d: run(
+                        analyze_into, data, self.limits, names, thr,
+                        self.settings.expert_threads, str(d)))  # fmt: skip
+                    report = self.read_report(sha, key)
+                else:
+                    image = load_image(data, limits=self.limits)
+                    report = analyze_image(
+                        image, experts=names, threshold=thr, threads=self.settings.expert_threads
+                    )
+                    self.blobs.write_report_dir(sha, key, lambda d: write_files(report, image, d))
             finally:
                 with self._count_lock:
                     self.busy -= 1
@@ -209,6 +220,19 @@ class Analyzer:
             return []
         names = json.loads(path.read_text(encoding="utf-8")).get("overlays", [])
         return [str(n) for n in names if isinstance(n, str) and _NAME_RE.fullmatch(n)]
+
+
+def warm_up_analysis(experts: Sequence[str] | None, limits: Limits) -> None:
+    """Analyse a small synthetic picture with `experts`, so their models are loaded. A failure
+    is logged, not raised: the same error then reaches the request that hits it."""
+    from ..pipeline import analyze_image
+
+    rgb = np.random.default_rng(0).integers(0, 256, (WARM_UP_SIDE, WARM_UP_SIDE, 3), np.uint8)
+    try:
+        image = load_image(png_bytes(rgb), limits=limits)
+        analyze_image(image, experts=experts, threads=1)
+    except Exception:  # logged: see the docstring
+        _log.warning("warm-up analysis failed", exc_info=True)
 
 
 def write_files(report: Report, image: ImageInput, out: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -40,6 +41,16 @@ class Settings(BaseModel):
     warm_up: bool = Field(
         default=True, description="load every model of `experts` before the port opens"
     )
+    isolation: Literal["thread", "process"] = Field(
+        default="thread",
+        description="'process': each analysis slot is a worker process (per-image time limit, "
+        "a crash costs one request; `forenscope serve` does this); 'thread': in this process",
+    )
+    analysis_timeout_s: float = Field(
+        default=300.0, gt=0.0,
+        description="wall-clock limit of one analysis with isolation='process'; past it the "
+        "request fails (422) and its worker process is replaced",
+    )  # fmt: skip
     # Slow or idle clients (see launch.server_config): the request line and headers, then each
     # body chunk and the whole body, must arrive within these; otherwise 408 / disconnect.
     header_timeout_s: float = Field(default=10.0, gt=0.0)

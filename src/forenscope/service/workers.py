@@ -1,0 +1,151 @@
+"""Analyses in worker processes: a wall-clock limit per image, and a crash costs one analysis.
+
+Each of the server's analysis slots owns one process (a `batch.WorkerPool` of one). A worker
+that overruns `timeout_s` is killed and replaced and its request gets an error; one killed by
+the OOM killer or a crash in native code costs its own request alone. Workers die with the
+server (PR_SET_PDEATHSIG) and hold their own models, so a long analysis never holds the
+server's GIL: /v1/health and the other routes stay responsive.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..batch import WorkerFailure, WorkerPool
+from ..errors import ForenscopeError, InputError
+from ..io.limits import Limits
+
+_log = logging.getLogger(__name__)
+
+
+class AnalysisTimeoutError(InputError):
+    """The analysis overran the server's per-image time limit; its worker was replaced."""
+
+
+class WorkerCrashedError(ForenscopeError):
+    """The worker process analysing this image died (out of memory, or a native crash)."""
+
+
+def run_task(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """In a worker: `fn(*args)`, with an exception returned as a value (so the worker lives
+    on). An exception that cannot cross the pipe comes back as a RuntimeError with its text."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:
+            return RuntimeError(f"{type(exc).__name__}: {exc}")
+        return exc
+
+
+def analyze_into(
+    data: bytes, limits: Limits, experts: Sequence[str] | None, threshold: float,
+    threads: int | None, out_dir: str,
+) -> None:  # fmt: skip
+    """In a worker: decode, analyse and write every file the API serves into `out_dir`."""
+    from ..io import load_image
+    from ..pipeline import analyze_image
+    from .engine import write_files
+
+    image = load_image(data, limits=limits)
+    report = analyze_image(image, experts=experts, threshold=threshold, threads=threads)
+    write_files(report, image, Path(out_dir))
+
+
+def warm_up(experts: Sequence[str] | None, limits: Limits) -> None:
+    """In a worker: load every model of `experts` by analysing a small synthetic picture."""
+    from .engine import warm_up_analysis
+
+    warm_up_analysis(experts, limits)
+
+
+class AnalysisProcesses:
+    """`count` worker processes, one per analysis slot; `call` runs a task on a free one.
+
+    A worker that was stopped or died is replaced at once and warmed (its models loaded, with
+    no time limit) before it takes the next analysis, so a new worker's start-up never counts
+    against an image's time limit."""
+
+    def __init__(
+        self, count: int, timeout_s: float | None, experts: Sequence[str] | None,
+        limits: Limits,
+    ) -> None:  # fmt: skip
+        self.timeout_s = timeout_s
+        self._warm_args = (experts, limits)
+        self._pools: list[WorkerPool[int, Any]] = [
+            WorkerPool(run_task, 1, timeout_s=timeout_s) for _ in range(count)
+        ]
+        self._free: queue.SimpleQueue[WorkerPool[int, Any]] = queue.SimpleQueue()
+        for pool in self._pools:
+            self._free.put(pool)
+        # Every worker is started on this one thread, which lives as long as the pools: a
+        # worker dies with the thread that started it (PR_SET_PDEATHSIG), and the threads that
+        # run requests come and go.
+        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="forenscope-spawner")
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` in a worker; its exception is raised here. Past the time limit:
+        AnalysisTimeoutError; a dead worker: WorkerCrashedError (either way it is replaced)."""
+        pool = self._free.get()
+        result = self._run_one(pool, fn, args)
+        if not isinstance(result, WorkerFailure):
+            self._free.put(pool)
+        elif result.timed_out:
+            self._rewarm(pool)
+            raise AnalysisTimeoutError(
+                f"the analysis took longer than the server's limit of {self.timeout_s:g} s; "
+                "it was stopped"
+            )
+        else:
+            self._rewarm(pool)
+            raise WorkerCrashedError(result.reason.replace("this file", "this image"))
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def warm_up(self) -> None:
+        """Start every worker and load its models, all at once; returns when all are ready."""
+        pools = [self._free.get() for _ in self._pools]
+        threads = [self._rewarm(pool) for pool in pools]
+        for t in threads:
+            t.join()
+
+    def _rewarm(self, pool: WorkerPool[int, Any]) -> threading.Thread:
+        """Warm `pool`'s (new) worker on a thread of its own, then free the pool for work."""
+
+        def warm() -> None:
+            pool.timeout_s = None  # model loading is not an analysis
+            try:
+                self._run_one(pool, warm_up, self._warm_args)
+            except Exception:  # closed while warming (stopping), or could not start one
+                _log.warning("could not start an analysis worker", exc_info=True)
+            finally:
+                pool.timeout_s = self.timeout_s
+                self._free.put(pool)
+
+        thread = threading.Thread(target=warm, name="forenscope-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for p in self._pools for w in p.workers if w.process.pid]
+
+    def close(self) -> None:
+        for pool in self._pools:
+            pool.close()
+        self._spawner.shutdown(wait=False)
+
+    def _run_one(
+        self, pool: WorkerPool[int, Any], fn: Callable[..., Any], args: tuple[Any, ...]
+    ) -> Any:
+        self._spawner.submit(pool.fill).result()
+        ((_, result),) = list(pool.run([(0, (fn, args))]))
+        return result
