@@ -16,7 +16,7 @@ from ..pipeline import analysis_config, analyze_image, default_experts
 from ..types import FaceTrack, FrameResult, TemporalFinding, VideoReport
 from .decode import Clip, open_clip, packet_sizes
 from .explain import explain_clip
-from .face_tracks import check_jumps, link_tracks, outline_flicker
+from .face_tracks import check_jumps, link_tracks, name_faces, outline_flicker
 from .limits import VideoDecodeError, VideoLimits
 from .provenance import c2pa_evidence, container_evidence
 from .reencode import double_encoding
@@ -177,6 +177,7 @@ def _temporal(
     found += double_encoding(clip.info.codec, clip.frame_types, packet_sizes(clip), dense)
     tracks = link_tracks(frames, w)
     found += outline_flicker(tracks, dense, osc, thumb_size(w, h)[0] / w)
+    name_faces(found, tracks)
     found += check_jumps(tracks, dense)
     found.sort(key=lambda f: (f.frame_start, -f.strength))
     return found, tracks

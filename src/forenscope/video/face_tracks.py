@@ -12,6 +12,8 @@ from .temporal import FLICKER_RATE, Geometry, box_iou, make_finding, when
 LINK_IOU = 0.3  # faces in consecutive samples overlapping this much are one person
 RING = 0.15  # the outline band: this share of the face box, inside and outside its edge
 RATIO = 2.0  # the outline oscillates this many times as often as the background around it
+ON_FACE_IOU = 0.3  # a finding overlapping a face box this much is on that face
+ON_FACE_INSIDE = 0.6  # ... or with this share of its box inside the face box
 JUMP = 0.5  # a face check whose score moves this much between two samples has changed its mind
 
 
@@ -135,3 +137,26 @@ def check_jumps(tracks: list[FaceTrack], dense: DensePass) -> list[TemporalFindi
                     face_track=t.id,
                 ))  # fmt: skip
     return findings
+
+
+def name_faces(findings: list[TemporalFinding], tracks: list[FaceTrack]) -> None:
+    """A finding whose box lies on a tracked face (overlap ON_FACE_IOU with the track's box
+    nearest in time) names that face, so "a small area in the centre" reads "on face 1"."""
+    for f in findings:
+        if f.bbox is None or f.face_track is not None:
+            continue
+        for t in tracks:
+            k = int(np.argmin([abs(fr - (f.frame_start + f.frame_end) / 2) for fr in t.frames]))
+            box = t.boxes[k]
+            # the two boxes mostly the same, or the finding mostly inside the face
+            if box_iou(f.bbox, box) >= ON_FACE_IOU or _inside(f.bbox, box) >= ON_FACE_INSIDE:
+                f.face_track = t.id
+                f.summary = f"On face {t.id}: {f.summary[0].lower()}{f.summary[1:]}"
+                break
+
+
+def _inside(a: BBox, b: BBox) -> float:
+    """Share of box a that lies inside box b."""
+    ix = max(0, min(a.x + a.width, b.x + b.width) - max(a.x, b.x))
+    iy = max(0, min(a.y + a.height, b.y + b.height) - max(a.y, b.y))
+    return ix * iy / max(1, a.width * a.height)
