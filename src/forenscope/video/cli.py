@@ -88,7 +88,9 @@ def video_cmd(
                 secs = f" [{outcome.seconds:.1f} s]" if outcome.seconds else ""
                 bar.write(printable(f"{outcome.path}: {outcome.status.upper()}: "
                                         f"{outcome.summary}{secs}"))  # fmt: skip
-    click.echo(", ".join(f"{v} {k}" for k, v in counts.items()), err=True)
+    skipped = len(files) - sum(counts.values())
+    tail = f", {skipped} already done (resumed from {out_dir})" if skipped else ""
+    click.echo(", ".join(f"{v} {k}" for k, v in counts.items()) + printable(tail), err=True)
     if counts["error"]:
         sys.exit(EXIT_ERRORS)
     if counts["suspicious"]:
