@@ -157,6 +157,9 @@ def _svg_timeline(report: VideoReport) -> str:
             f'<line x1="{x(cut):.1f}" x2="{x(cut):.1f}" y1="{pad}" y2="{h - pad}" '
             'stroke="#000" stroke-dasharray="2 2"><title>scene cut</title></line>'
         )
+    for p in (0.0, 0.5, 1.0):  # the probability axis
+        parts.append(f'<text x="{pad - 4}" y="{y(p) + 4:.1f}" text-anchor="end" class="axis">'
+                     f"{p:g}</text>")  # fmt: skip
     parts.append(f'<text x="{pad}" y="{h - 8}" class="axis">0 s</text>')
     parts.append(f'<text x="{w - pad}" y="{h - 8}" text-anchor="end" class="axis">'
                  f"{report.clip.duration_s:.1f} s</text></svg>")  # fmt: skip
