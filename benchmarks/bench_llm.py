@@ -13,8 +13,9 @@ rows measure it as much as the client; they bound the engine's and the proxy's o
 real model's speed.
 
 `--ablate` runs `eval ablate` (prompts #1-#5 x k in {0,1,2,4} x n in {1,5}) through the proxy,
-forwarding to the fake server, and prints the paper-shaped tables. The fake model answers from
-brightness, so the figures show the harness working end to end, not any model's skill.
+forwarding to the fake server (10% of its answers refusals), and prints the paper-shaped tables.
+The fake model answers from brightness, whatever the prompt or examples, so the figures show the
+harness working end to end, not any model's skill.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def run_ablation(manifest: str, sample: int, out: Path) -> None:
     from forenscope.eval.align import Preprocess
     from forenscope.eval.run import EvalConfig
 
-    with FakeServerProcess("--delay", "0") as server:
+    # 10% of the fake model's answers are refusals, so the refusal tables have something to count
+    with FakeServerProcess("--delay", "0", "--faults", "refusal:0.1", "--seed", "0") as server:
         with LiteLLMProxy([forward_model("fake-vision", server.base_url, "fake-vision")]) as px:
             cfg = out / "llm.json"
             out.mkdir(parents=True, exist_ok=True)
