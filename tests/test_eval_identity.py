@@ -48,7 +48,7 @@ def test_resume_under_another_fusion_is_refused(
     tmp_path: Path, clean_env: pytest.MonkeyPatch
 ) -> None:
     manifest = make_dataset(tmp_path / "data", n_real=2, n_fake=2, n_tampered=0, size=16)
-    cfg = EvalConfig(str(manifest), "ela", tmp_path / "run", pre=PRE)
+    cfg = EvalConfig(str(manifest), "analysis:ela,exif", tmp_path / "run", pre=PRE)
     clean_env.setenv(ENV["fusion"], "handset")
     rec = evaluate(cfg, overlays=False)
     assert rec["config"]["system_settings"]["analysis_config"]["fusion"] == "handset"
@@ -67,7 +67,7 @@ def test_eval_cli_fusion_flags_set_the_config_and_a_change_reruns_on_restart(
 ) -> None:
     manifest = make_dataset(tmp_path / "data", n_real=2, n_fake=2, n_tampered=0, size=16)
     out = tmp_path / "run"
-    base = [str(manifest), "--system", "ela", "--size", "16", "--out", str(out)]
+    base = [str(manifest), "--system", "analysis:ela,exif", "--size", "16", "--out", str(out)]
     res = CliRunner().invoke(eval_cli, [*base, "--fusion", "handset", "--map-fusion", "fitted"])
     assert res.exit_code == 0, res.output
     settings = json.loads((out / "run.json").read_text())["config"]["system_settings"]
@@ -135,3 +135,10 @@ def test_protocol_paper_without_a_pool_is_a_clear_error(
             "--protocol", "paper"]  # fmt: skip
     res = CliRunner().invoke(eval_cli, args)
     assert res.exit_code == 1 and "needs pipeline.pool" in res.output, res.output
+
+
+def test_protocol_is_refused_for_an_image_system(tmp_path: Path) -> None:
+    manifest = make_dataset(tmp_path / "data", n_real=1, n_fake=1, n_tampered=0, size=16)
+    args = [str(manifest), "--system", "noop", "--out", str(tmp_path / "o"), "--protocol", "paper"]
+    res = CliRunner().invoke(eval_cli, args)
+    assert res.exit_code == 2 and "applies to llm: systems" in res.output

@@ -109,6 +109,10 @@ def _config(kw: dict[str, Any], system: str, jobs: int = 1, stage2: bool = False
         raise click.BadParameter(str(exc)) from None
     if kw["restart"] and (kw["out"] / "journal.jsonl").exists():
         (kw["out"] / "journal.jsonl").unlink()
+    if kw["protocol"] and not system.startswith("llm:"):
+        raise click.BadParameter(
+            "a protocol preset applies to llm: systems", param_hint="--protocol"
+        )
     # Unset knobs stay None: the preset, else the LLM config's `pipeline:` block decides them.
     knobs = {name: kw.get(name) for name in ("variant", "k", "n", "scoring", "temperature")}
     llm = LLMOptions(pipeline=knobs, protocol=kw["protocol"], stage2=stage2)
