@@ -38,8 +38,8 @@ STAGE2 = json.dumps({"location": {"relative": "the sky", "absolute": "upper left
 
 pytestmark = pytest.mark.skipif(
     find_litellm() is None,
-    reason=f"litellm proxy not installed: pip install 'litellm[proxy]' in its own venv and set "
-    f"{LITELLM_ENV} to its bin/litellm",
+    reason="litellm proxy not installed: python3 -m venv .venv-litellm && .venv-litellm/bin/pip "
+    f"install 'litellm[proxy]' (or set {LITELLM_ENV} to a litellm executable)",
 )
 
 

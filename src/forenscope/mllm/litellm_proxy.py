@@ -1,11 +1,12 @@
 """LiteLLM's proxy as a real process on 127.0.0.1, for tests and benchmarks of the MLLM tier.
 
 LiteLLM is not a dependency of Forenscope (its proxy pins versions that clash with ours); it is
-found in its own environment: `FORENSCOPE_LITELLM=/path/to/bin/litellm`, else `litellm` on
-PATH. The proxy runs offline: the model cost map is the packaged one
-(`LITELLM_LOCAL_MODEL_COST_MAP`), telemetry is off, and every model either answers with a
-`mock_response` or forwards to a loopback endpoint. Its master key is random per process and
-passed through the environment only, never printed.
+found in its own environment: `FORENSCOPE_LITELLM=/path/to/bin/litellm`, else the checkout's
+`.venv-litellm/bin/litellm` (`python3 -m venv .venv-litellm && .venv-litellm/bin/pip install
+'litellm[proxy]'`), else `litellm` on PATH. The proxy runs offline: the model cost map is the
+packaged one (`LITELLM_LOCAL_MODEL_COST_MAP`), telemetry is off, and every model either answers
+with a `mock_response` or forwards to a loopback endpoint. Its master key is random per process
+and passed through the environment only, never printed.
 """
 
 from __future__ import annotations
@@ -27,11 +28,18 @@ LITELLM_ENV = "FORENSCOPE_LITELLM"
 START_TIMEOUT_S = 120.0  # its imports alone take ~10 s on a loaded 2-core machine
 
 
+# A checkout's own LiteLLM environment (`python -m venv .venv-litellm`), next to `.venv`.
+CHECKOUT_VENV = Path(__file__).resolve().parents[3] / ".venv-litellm" / "bin" / "litellm"
+
+
 def find_litellm() -> str | None:
-    """The `litellm` executable: $FORENSCOPE_LITELLM, else on PATH; None when absent."""
+    """The `litellm` executable: $FORENSCOPE_LITELLM, else the checkout's `.venv-litellm`, else
+    on PATH; None when absent."""
     given = os.environ.get(LITELLM_ENV, "").strip()
     if given:
         return given if Path(given).is_file() else None
+    if CHECKOUT_VENV.is_file():
+        return str(CHECKOUT_VENV)
     return shutil.which("litellm")
 
 
