@@ -330,3 +330,41 @@ def test_llm_cli_streams_an_answer(server: OpenAIServer, tmp_path: Path) -> None
                           text=True, env=env, timeout=60)  # fmt: skip
     logged = json.loads(logs.stdout)[0]
     assert logged["response"].startswith("Verdict: ") and logged["model"] == "forenscope"
+
+
+LITELLM_CLIENT = """
+import base64, json, sys
+import litellm
+url, photo = sys.argv[1], sys.argv[2]
+data = base64.b64encode(open(photo, "rb").read()).decode()
+messages = [{"role": "user", "content": [
+    {"type": "text", "text": "Is this image AI-generated? Answer yes or no."},
+    {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + data}}]}]
+whole = litellm.completion(model="openai/forenscope", api_base=url, api_key="unused",
+                           messages=messages)
+stream = litellm.completion(model="openai/forenscope", api_base=url, api_key="unused",
+                            messages=messages, stream=True)
+text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+print(json.dumps({"whole": whole.choices[0].message.content, "streamed": text}))
+"""
+
+
+def test_litellm_is_a_client_of_serve_openai(server: OpenAIServer, tmp_path: Path) -> None:
+    """litellm's Python client (in its own venv) against a real serve-openai process."""
+    from forenscope.mllm.litellm_proxy import LITELLM_ENV, find_litellm
+
+    exe = find_litellm()
+    if exe is None:
+        pytest.skip(
+            "litellm proxy not installed: python3 -m venv .venv-litellm && "
+            f".venv-litellm/bin/pip install 'litellm[proxy]' (or set {LITELLM_ENV})"
+        )
+    python = Path(exe).with_name("python")
+    script = tmp_path / "client.py"
+    script.write_text(LITELLM_CLIENT)
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False"}
+    out = subprocess.run([str(python), str(script), server.base_url, str(PHOTO)], env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    answers = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answers["whole"] in ("Yes", "No") and answers["streamed"] == answers["whole"]
