@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..config import click_options
-from ..mllm.protocols import PROTOCOLS
+from ..mllm.protocols import protocol_option
 from .align import ALIGN_MODES, Perturbation, Preprocess
 
 
@@ -79,13 +79,7 @@ def _common(f: Any) -> Any:
             help="LLM scoring (default: the config's pipeline block)",
         ),
         click.option("--temperature", type=float, default=None, help="default: the config's"),
-        click.option(
-            "--protocol",
-            type=click.Choice(sorted(PROTOCOLS)),
-            default=None,
-            help="LLM: a preset over the config's pipeline block (paper = seed 000: votes, "
-            "2-shot, prompt #4); explicit options still win; the record names its sources",
-        ),
+        protocol_option(),
     ]
     for opt in reversed(opts):
         f = opt(f)

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from .examples import IMAGE_SUFFIXES
-from .protocols import PROTOCOLS
+from .protocols import protocol_option
 
 _IMAGE_ARGS = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 
@@ -84,13 +84,7 @@ detect_options = [
         "--n", "n", type=click.IntRange(1, 64), default=None, help="votes per image" + _FROM_CONFIG
     ),  # fmt: skip
     click.option("--temperature", type=float, default=None, help="sampling" + _FROM_CONFIG),
-    click.option(
-        "--protocol",
-        type=click.Choice(sorted(PROTOCOLS)),
-        default=None,
-        help="a preset over the config's pipeline block (paper = seed 000: votes, 2-shot, "
-        "prompt #4); the options above still win",
-    ),
+    protocol_option(),
 ]
 prompts_option = click.option(
     "--prompts",

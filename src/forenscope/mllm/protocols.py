@@ -7,12 +7,16 @@ paper states from what Forenscope had to choose where the paper is silent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+import click
 
 from ..errors import ConfigError
 from .config import PipelineOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -89,3 +93,15 @@ def resolve_pipeline(
         for name in (*resolved.stage1_knobs(), "pool")
     }
     return resolved, source
+
+
+def protocol_option() -> Callable[[F], F]:
+    """`--protocol NAME` for the commands that run the LLM stages (`llm detect/run`, `eval`)."""
+    return click.option(
+        "--protocol",
+        type=click.Choice(sorted(PROTOCOLS)),
+        default=None,
+        help="LLM: a preset over the config's pipeline block (paper = seed 000: votes, 2-shot "
+        "in both stages, prompt #4); explicit options still win; the record names the source "
+        "of every knob",
+    )
