@@ -1,9 +1,11 @@
 """Web UI: time to first view after an upload, for a 1 MP and a 12 MP photo, in real Chromium.
 
-    python benchmarks/bench_ui.py [--repeat 1] [--experts all|fast] [--sizes 1,12]
+    python benchmarks/bench_ui.py [--repeat 1] [--experts all|fast] [--sizes 1,12] [--memory-mb N]
 
-Starts the service in-process (uvicorn on 127.0.0.1, default settings, the server's expert set:
-every registered expert, or `fast` = the signal and provenance experts only), opens the UI in
+Starts the service in-process (uvicorn on 127.0.0.1, default settings except the memory budget:
+the default 1024 MB refuses a 12 MP photo at upload (413, estimated 1.9 GB with two expert
+threads), so `--memory-mb` raises it; the server's expert set: every registered expert, or
+`fast` = the signal and provenance experts only), opens the UI in
 headless Chromium (Playwright) and, per image, measures from the moment the file is handed to
 the page:
 
@@ -54,11 +56,11 @@ def photo_jpeg(width: int, height: int, seed: int) -> bytes:
 
 
 @contextmanager
-def server(data_dir: Path, experts: list[str] | None) -> Iterator[str]:
+def server(data_dir: Path, experts: list[str] | None, memory_mb: int) -> Iterator[str]:
     import uvicorn
 
     settings = Settings(data_dir=data_dir, analyze_rate_per_min=0, read_rate_per_s=0,
-                        experts=experts)  # fmt: skip
+                        experts=experts, memory_budget_mb=memory_mb)  # fmt: skip
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -81,7 +83,9 @@ def measure(page: Any, path: Path) -> dict[str, float]:
     timeout = 600_000
     start = time.perf_counter()
     page.set_input_files("#file", str(path))
-    page.wait_for_selector(f"#verdict-note:has-text('{path.name}')", timeout=timeout)
+    page.wait_for_selector(f"#verdict-note:has-text('{path.name}'), #status.error", timeout=timeout)
+    if page.is_visible("#status.error"):
+        raise SystemExit(f"{path.name}: {page.text_content('#status')}")
     page.wait_for_function("() => document.getElementById('photo').naturalWidth > 0",
                            timeout=timeout)  # fmt: skip
     first = time.perf_counter() - start
@@ -105,13 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--experts", choices=["all", "fast"], default="all")
     parser.add_argument("--sizes", default="1,12", help="megapixels, from: 1, 12")
+    parser.add_argument("--memory-mb", type=int, default=4096, help="the server's memory budget")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     sizes = [int(s) for s in args.sizes.split(",")]
     experts = None if args.experts == "all" else FAST
     rows: dict[int, list[dict[str, float]]] = {mp: [] for mp in sizes}
-    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp) / "data", experts) as url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        server(Path(tmp) / "data", experts, args.memory_mb) as url,
+    ):
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                          args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
@@ -125,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                     times = ", ".join(f"{k} {v:.2f} s" for k, v in rows[mp][-1].items())
                     print(f"run {run + 1} {mp:>2} MP: {times}", file=sys.stderr)
             browser.close()
-    print(f"| image | first view (s) | 100% view (s) | ELA layer (s) |  experts: {args.experts}, "
-          f"median of {args.repeat}")  # fmt: skip
+    print(f"experts: {args.experts}, memory budget {args.memory_mb} MB, median of {args.repeat}")
+    print("| image | first view (s) | 100% view (s) | ELA layer (s) |")
     print("|---|---:|---:|---:|")
     for mp in sizes:
         w, h = SIZES[mp]

@@ -280,6 +280,7 @@ async function show(a, nav, params) {
   state.layerUrls = {};
   state.fullUrl = null;
   state.fullLoading = null;
+  delete $("viewer").dataset.full;
   state.current = a;
   const v = a.report.verdict;
   const verdict = $("verdict");
