@@ -81,8 +81,14 @@ def server(data_dir: Path, experts: list[str] | None, memory_mb: int) -> Iterato
 
 def measure(page: Any, path: Path) -> dict[str, float]:
     timeout = 600_000
+    page.evaluate("() => document.getElementById('staged-meta').replaceChildren()")
     start = time.perf_counter()
     page.set_input_files("#file", str(path))
+    page.wait_for_selector(
+        f"#staged-meta h4, #verdict-note:has-text('{path.name}'), #status.error",
+        state="attached", timeout=timeout,
+    )  # fmt: skip
+    staged = time.perf_counter() - start
     page.wait_for_selector(f"#verdict-note:has-text('{path.name}'), #status.error", timeout=timeout)
     if page.is_visible("#status.error"):
         raise SystemExit(f"{path.name}: {page.text_content('#status')}")
@@ -101,7 +107,7 @@ def measure(page: Any, path: Path) -> dict[str, float]:
         timeout=timeout,
     )
     ela = time.perf_counter() - start
-    return {"first view": first, "100% view": full, "ELA layer": ela}
+    return {"staged view": staged, "first view": first, "100% view": full, "ELA layer": ela}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,13 +140,13 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"run {run + 1} {mp:>2} MP: {times}", file=sys.stderr)
             browser.close()
     print(f"experts: {args.experts}, memory budget {args.memory_mb} MB, median of {args.repeat}")
-    print("| image | first view (s) | 100% view (s) | ELA layer (s) |")
-    print("|---|---:|---:|---:|")
+    print("| image | staged view (s) | first view (s) | 100% view (s) | ELA layer (s) |")
+    print("|---|---:|---:|---:|---:|")
     for mp in sizes:
         w, h = SIZES[mp]
         med = {k: statistics.median(r[k] for r in rows[mp]) for k in rows[mp][0]}
-        print(f"| {mp} MP ({w}x{h} JPEG) | {med['first view']:.2f} | {med['100% view']:.2f} | "
-              f"{med['ELA layer']:.2f} |")  # fmt: skip
+        print(f"| {mp} MP ({w}x{h} JPEG) | {med['staged view']:.2f} | {med['first view']:.2f} | "
+              f"{med['100% view']:.2f} | {med['ELA layer']:.2f} |")  # fmt: skip
     return 0
 
 

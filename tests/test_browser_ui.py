@@ -353,7 +353,7 @@ DELAY_SLOW = """
   window.fetch = (url, opts) => {
     const body = opts && opts.body;
     const file = body instanceof FormData ? body.get("file") : null;
-    if (!file || !file.name.startsWith("slow")) return real(url, opts);
+    if (!file || !file.name.startsWith("slow") || url !== "/v1/analyze") return real(url, opts);
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => resolve(real(url, opts)), 2500);
       if (opts.signal) opts.signal.addEventListener("abort", () => {
@@ -381,9 +381,14 @@ def test_no_race_elapsed_time_and_cancel(
     page.set_input_files("#file", str(slow))
     page.wait_for_selector("#progress:not([hidden])")
     assert re.search(r"\d+ s elapsed", page.text_content("#elapsed"))
+    # Staged first view: the picture and its metadata while the analysis runs.
+    page.wait_for_selector("#staged:not([hidden]) #staged-meta h4:has-text('C2PA')")
+    assert page.eval_on_selector("#staged-img", "e => e.naturalWidth") == 300
+    assert "No C2PA manifest" in page.text_content("#staged-meta")
     page.set_input_files("#file", str(fast))
     page.wait_for_selector("#verdict-note:has-text('fast.png')", timeout=LONG)
     page.wait_for_selector("#status:has-text('slow.jpg finished in the background')", timeout=LONG)
+    assert page.is_hidden("#staged")  # the fast upload's staged view went with its result
     assert "fast.png" in page.text_content("#verdict-note")
     # Cancel: the request is aborted and the view says so.
     page.set_input_files("#file", str(slow2))

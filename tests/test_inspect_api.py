@@ -131,3 +131,26 @@ def test_analyses_stored_before_uploads_were_kept_use_the_preview(
     assert any(
         "preview" in n for n in client.get(f"/v1/analyses/{a['id']}/inspect/jpeg").json()["notes"]
     )
+
+
+def test_metadata_of_an_upload_before_any_analysis(client: TestClient, tmp_path: Path) -> None:
+    r = client.post(
+        "/v1/inspect/metadata", files={"file": ("p.jpg", photo_jpeg(seed=5), "image/jpeg")}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["exif"]["Software"] == "GIMP 2.10"
+    assert client.get("/v1/analyses").json()["total"] == 0  # nothing analysed or stored
+    assert not list((tmp_path / "objects").rglob("*.bin"))
+    fake = client.post(
+        "/v1/inspect/metadata", files={"file": ("x.jpg", b"plain text", "image/jpeg")}
+    )
+    assert fake.status_code == 415
+    assert client.post("/v1/inspect/metadata", data={"x": "1"}).status_code == 422
+
+
+def test_metadata_of_an_upload_over_the_memory_budget_is_refused(tmp_path: Path) -> None:
+    with make_client(tmp_path, memory_budget_mb=64) as c:
+        buf = io.BytesIO()
+        Image.new("RGB", (6000, 4000)).save(buf, "PNG")
+        r = c.post("/v1/inspect/metadata", files={"file": ("big.png", buf.getvalue(), "image/png")})
+        assert r.status_code == 413, r.text

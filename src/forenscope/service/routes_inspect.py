@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from PIL import Image
+from starlette.datastructures import UploadFile
 
 from ..inspect import (
     JpegPanel,
@@ -33,9 +34,12 @@ from ..inspect import (
 )
 from ..inspect.views import MAX_ELA_QUALITY, MIN_ELA_QUALITY
 from ..io import ImageInput, load_image
-from .deps import AnalysisId, Service, ServiceDep, get_row, limit_reads
+from ..io.image import probe_image
+from .deps import AnalysisId, Service, ServiceDep, get_row, limit_analyses, limit_reads
+from .engine import UnsupportedMediaError, display_name
 from .routes_analyses import ERRORS, summary
 from .schemas import AnalysisPage
+from .security import sniff_image
 from .store import AnalysisRow
 
 router = APIRouter()
@@ -191,6 +195,46 @@ async def thumbnail(analysis_id: AnalysisId, request: Request, svc: ServiceDep) 
     thumb.save(buf, "PNG")
     return Response(buf.getvalue(), media_type="image/png",
                     headers={"Cache-Control": "private, max-age=3600"})  # fmt: skip
+
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/inspect/metadata", response_model=MetadataPanel, responses=ERRORS,
+    openapi_extra=_UPLOAD_BODY, dependencies=[Depends(limit_analyses)],
+    summary="The metadata panel of an uploaded image, before (or without) an analysis: what the "
+    "UI shows while the analysis runs; nothing is stored",
+)  # fmt: skip
+async def metadata_of_upload(request: Request, svc: ServiceDep) -> MetadataPanel:
+    form = await request.form(max_files=1, max_fields=1)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise HTTPException(422, "multipart field 'file' with the image is required")
+    data = await upload.read()
+    name = display_name(upload.filename) or "upload"
+    svc.analyzer.limits.check_bytes(len(data), name)
+    if sniff_image(data) is None:
+        raise UnsupportedMediaError(f"{name}: not an image of a supported format")
+    probe_image(data, svc.analyzer.limits, name)  # over the memory budget: refused undecoded
+
+    def read() -> MetadataPanel:
+        return metadata_panel(load_image(data, limits=svc.analyzer.limits))
+
+    return await svc.run_analysis(read)
 
 
 @router.delete("/analyses/{analysis_id}", status_code=204, response_class=Response,

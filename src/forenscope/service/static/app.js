@@ -19,7 +19,7 @@ const TITLES = { none: "No layer", fused: "Fused map (all experts)", mask: "Fuse
 const MAX_ZOOM_PCT = 800;
 const state = {
   current: null, nav: 0, offset: 0, urls: [], layerUrls: {}, fullUrl: null, fullLoading: null,
-  view: { z: 1, cx: 0.5, cy: 0.5 }, loupe: false, pending: null, search: "",
+  view: { z: 1, cx: 0.5, cy: 0.5 }, loupe: false, pending: null, search: "", stagedUrls: [],
 };
 
 function token() { return sessionStorage.getItem("forenscope-token") || ""; }
@@ -59,7 +59,7 @@ function el(tag, text, cls) {
 }
 
 function svgEl(tag, attrs) {
-  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  const node = document.createElementNS($("marks").namespaceURI, tag);  // the page's own SVG
   for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
   return node;
 }
@@ -132,7 +132,38 @@ async function upload(file) {
   }
   const form = new FormData();
   form.append("file", file, file.name);
+  stageFirstView(file, nav);
   await runAnalysis(nav, (signal) => api("/v1/analyze", { method: "POST", body: form, signal }), file.name);
+  if ($("staged").dataset.nav === String(nav)) hideStaged();  // not a newer upload's
+}
+
+function hideStaged() {
+  $("staged").hidden = true;
+  revoke(state.stagedUrls);
+}
+
+async function stageFirstView(file, nav) {
+  // The analysis takes seconds to a minute: meanwhile the picture (the browser's own copy of the
+  // file) and its metadata (provenance first: C2PA, EXIF, XMP), read by the API in a second.
+  hideStaged();
+  const box = $("staged");
+  box.dataset.nav = String(nav);
+  const url = URL.createObjectURL(file);
+  state.stagedUrls.push(url);
+  $("staged-img").src = url;
+  $("staged-img").alt = file.name + ", being analysed";
+  $("staged-meta").replaceChildren(el("p", "Reading the metadata \u2026", "muted"));
+  box.hidden = false;
+  try {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const m = await (await api("/v1/inspect/metadata", { method: "POST", body: form })).json();
+    if (box.dataset.nav !== String(nav) || box.hidden) return;
+    $("staged-meta").replaceChildren();
+    await renderMeta(null, $("staged-meta"), m);
+  } catch (err) {
+    if (box.dataset.nav === String(nav)) $("staged-meta").replaceChildren(el("p", "Metadata unavailable: " + err.message, "muted"));
+  }
 }
 
 async function analyseUrl(url) {
@@ -749,8 +780,6 @@ const loadMeta = () => loadPanel("meta", "Reading the metadata \u2026", renderMe
 const loadJpeg = () => loadPanel("jpeg", "Measuring \u2026", renderJpeg);
 
 async function renderMeta(a, box, m) {
-  const exif = Object.entries(m.exif);
-  section(box, "EXIF", exif.length ? kvTable(exif) : null, "No EXIF.");
   const c2 = el("div", undefined, "c2pa-tree");
   if (m.c2pa.present) {
     c2.append(el("p", "Validation: " + (m.c2pa.validation_state || "unknown") +
@@ -761,14 +790,17 @@ async function renderMeta(a, box, m) {
     c2.append(kvTable(Object.entries(m.c2pa.summary)), d);
   }
   section(box, "C2PA (Content Credentials)", m.c2pa.present ? c2 : null, "No C2PA manifest.");
+  const exif = Object.entries(m.exif);
+  section(box, "EXIF", exif.length ? kvTable(exif) : null, "No EXIF.");
   section(box, "XMP", m.xmp ? el("pre", m.xmp, "xmp") : null, "No XMP.");
   const iptc = Object.entries(m.iptc).map(([k, v]) => [k, v.join("; ")]);
   section(box, "IPTC", iptc.length ? kvTable(iptc) : null, "No IPTC.");
   const text = Object.entries(m.png_text);
   section(box, "PNG text chunks", text.length ? kvTable(text) : null, "No PNG text chunks.");
   section(box, "ICC colour profile", m.icc ? kvTable(Object.entries(m.icc)) : null, "No ICC profile.");
-  section(box, "Embedded thumbnail", m.thumbnail ? await thumbnailFigure(a, m.thumbnail) : null,
-    "No embedded thumbnail.");
+  const thumb = m.thumbnail && (a ? await thumbnailFigure(a, m.thumbnail)
+    : el("p", (m.thumbnail.differs ? "Differs: " : "Matches: ") + m.thumbnail.summary, m.thumbnail.differs ? "flag" : ""));
+  section(box, "Embedded thumbnail", thumb || null, "No embedded thumbnail.");
   if (m.notes.length) section(box, "Notes", kvTable(m.notes.map((n, i) => [String(i + 1), n])));
 }
 
