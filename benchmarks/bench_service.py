@@ -2,7 +2,8 @@
 
     python benchmarks/bench_service.py [--clients 32] [--per-client 5] [--size 384]
 
-The server runs in a subprocess (uvicorn, default experts, 2 analysis workers, rate limits off).
+The server runs in a subprocess (uvicorn, default experts, 2 analysis worker processes as
+`forenscope serve` runs them, or `--isolation thread`, rate limits off).
 Every client uploads distinct JPEGs (no report cache hits) through POST /v1/analyze. When
 `--restart-at` of the requests have finished, the server gets SIGTERM (uvicorn finishes the
 requests in flight, then exits) and a new process starts on the same port and data directory.
@@ -30,13 +31,18 @@ from pathlib import Path
 from PIL import Image
 
 
-def serve(data_dir: Path, port: int, workers: int) -> None:
+def serve(data_dir: Path, port: int, workers: int, isolation: str) -> None:
     import uvicorn
 
     from forenscope.service import Settings, create_app
 
     settings = Settings(
-        data_dir=data_dir, port=port, workers=workers, analyze_rate_per_min=0, read_rate_per_s=0
+        data_dir=data_dir,
+        port=port,
+        workers=workers,
+        analyze_rate_per_min=0,
+        read_rate_per_s=0,
+        isolation=isolation,
     )
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                 timeout_graceful_shutdown=60)  # fmt: skip
@@ -48,11 +54,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(
+    data_dir: Path, port: int, workers: int, isolation: str
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, __file__, "--serve", str(data_dir), "--port", str(port),
-           "--workers", str(workers)]  # fmt: skip
+           "--workers", str(workers), "--isolation", isolation]  # fmt: skip
     proc = subprocess.Popen(cmd)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180  # the workers load their models before the port opens
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -141,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir, port = Path(tmp) / "data", free_port()
         base = f"http://127.0.0.1:{port}"
-        proc = start_server(data_dir, port, args.workers)
+        proc = start_server(data_dir, port, args.workers, args.isolation)
         tally = Tally()
         threads = [
             threading.Thread(target=client, args=(base, images[i :: args.clients], tally, 60.0))
@@ -158,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             proc.send_signal(signal.SIGTERM)  # graceful: in-flight requests complete
             proc.wait(120)
             r1 = time.perf_counter()
-            proc = start_server(data_dir, port, args.workers)
+            proc = start_server(data_dir, port, args.workers, args.isolation)
             drain_s, start_s = r1 - r0, time.perf_counter() - r1
         for t in threads:
             t.join()
@@ -202,12 +210,18 @@ def main() -> int:
     p.add_argument("--per-client", type=int, default=5)
     p.add_argument("--size", type=int, default=384, help="image height in pixels (width 4/3)")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--isolation",
+        choices=["process", "thread"],
+        default="process",  # fmt: skip
+        help="analyses in worker processes (as `forenscope serve`), or threads",
+    )
     p.add_argument("--restart-at", type=float, default=0.4, help="share done; 0 = no restart")
     p.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve is not None:
-        serve(args.serve, args.port, args.workers)
+        serve(args.serve, args.port, args.workers, args.isolation)
         return 0
     return run(args)
 

@@ -129,7 +129,7 @@ def test_png_bomb_is_refused_at_upload_without_memory(serve: ServeProcess) -> No
     start = time.monotonic()
     r = serve.analyze(fx.png_bomb(8000, 7400), "bomb.png")
     assert r.status_code == 413 and "memory budget" in r.json()["detail"], r.text
-    assert time.monotonic() - start < 5.0
+    assert time.monotonic() - start < 10.0  # 72 s before; ~0.01 s on an idle machine
     assert serve.rss_mb() - before < 200, "the pixels were decoded"
 
 

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -64,10 +65,20 @@ def test_a_worker_outlives_the_request_thread_that_used_it(
 ) -> None:
     """PR_SET_PDEATHSIG fires when the *thread* that started a worker ends: workers started on
     request threads (which the server's pool retires) died after every request."""
-    os.kill(procs.worker_pids()[0], signal.SIGKILL)  # the next call starts a new one
-    time.sleep(0.2)
-    out: list[str] = []
-    t = threading.Thread(target=lambda: out.append(procs.call(fx.pool_task, "t", 0.0)))
+    (old,) = procs.worker_pids()
+    os.kill(old, signal.SIGKILL)  # the next call starts a new one
+    deadline = time.monotonic() + 10
+    while fx.alive(old) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out: list[object] = []
+
+    def request() -> None:
+        try:
+            out.append(procs.call(fx.pool_task, "t", 0.0))
+        except Exception as exc:
+            out.append(exc)
+
+    t = threading.Thread(target=request)
     t.start()
     t.join()
     assert out == ["t"]
@@ -75,3 +86,40 @@ def test_a_worker_outlives_the_request_thread_that_used_it(
     time.sleep(0.5)
     assert fx.alive(pid), "the worker died with the thread that started it"
     assert procs.call(fx.pool_task, "again", 0.0) == "again" and procs.worker_pids() == [pid]
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(workers.AnalysisTimeoutError("took longer than the server's limit of 1 s"), 422),
+     (workers.WorkerCrashedError("killed by SIGKILL"), 503)],
+)  # fmt: skip
+def test_worker_failures_reach_the_client_as_http_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, status: int
+) -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("python_multipart")
+    from fastapi.testclient import TestClient
+
+    import forenscope.pipeline as pipeline
+    from forenscope.service import Settings, create_app
+
+    app = create_app(Settings(data_dir=tmp_path, experts=["exif"], warm_up=False,
+                              analyze_rate_per_min=0.0))  # fmt: skip
+
+    def fail(*_a: object, **_kw: object) -> None:
+        raise error
+
+    monkeypatch.setattr(pipeline, "analyze_image", fail)
+    with TestClient(app) as c:
+        r = c.post("/v1/analyze", files={"file": ("a.jpg", fx.small_jpeg(4))})
+    assert r.status_code == status and str(error) in r.json()["detail"]
+    assert ("retry-after" in r.headers) == (status == 503)
+
+
+def test_a_request_after_close_is_told_the_server_is_stopping() -> None:
+    """After uvicorn's graceful-shutdown deadline, requests still in flight reach closed pools:
+    503 'stopping', not a 500 from a shut-down executor."""
+    p = workers.AnalysisProcesses(1, timeout_s=2.0, experts=["exif"], limits=Limits())
+    p.close()
+    with pytest.raises(workers.WorkerCrashedError, match="stopping"):
+        p.call(fx.pool_task, "late", 0.0)

@@ -411,8 +411,9 @@ class WorkerPool(Generic[K, R]):
         child.close()
         return _Worker(process, parent)
 
-    def fill(self) -> None:
-        """Replace idle workers that died and start the missing ones, on the calling thread.
+    def fill(self) -> int:
+        """Replace idle workers that died and start the missing ones, on the calling thread;
+        returns how many were started.
 
         Linux sends PR_SET_PDEATHSIG when the *thread* that started a worker ends, not its
         process: a caller whose threads come and go (a server's thread pool) calls this from
@@ -420,8 +421,11 @@ class WorkerPool(Generic[K, R]):
         for worker in list(self.workers):
             if not worker.busy and not worker.process.is_alive():
                 self._replace(worker)
+        started = 0
         while len(self.workers) < self.jobs:
             self.workers.append(self._start())
+            started += 1
+        return started
 
     def run(
         self, tasks: Iterable[tuple[K, tuple[Any, ...]]]

@@ -122,18 +122,25 @@ class AnalysisProcesses:
         """Warm `pool`'s (new) worker on a thread of its own, then free the pool for work."""
 
         def warm() -> None:
-            pool.timeout_s = None  # model loading is not an analysis
             try:
-                self._run_one(pool, warm_up, self._warm_args)
-            except Exception:  # closed while warming (stopping), or could not start one
-                _log.warning("could not start an analysis worker", exc_info=True)
+                self._warm(pool)
             finally:
-                pool.timeout_s = self.timeout_s
                 self._free.put(pool)
 
         thread = threading.Thread(target=warm, name="forenscope-warm-up", daemon=True)
         thread.start()
         return thread
+
+    def _warm(self, pool: WorkerPool[int, Any]) -> None:
+        """Start `pool`'s worker if it has none and load its models, with no time limit."""
+        pool.timeout_s = None  # starting Python and loading models is not an analysis
+        try:
+            self._spawner.submit(pool.fill).result()
+            _run_task_on(pool, warm_up, self._warm_args)
+        except Exception:  # closed while warming (stopping), or could not start one
+            _log.warning("could not start an analysis worker", exc_info=True)
+        finally:
+            pool.timeout_s = self.timeout_s
 
     def worker_pids(self) -> list[int]:
         return [w.process.pid for p in self._pools for w in p.workers if w.process.pid]
@@ -146,6 +153,15 @@ class AnalysisProcesses:
     def _run_one(
         self, pool: WorkerPool[int, Any], fn: Callable[..., Any], args: tuple[Any, ...]
     ) -> Any:
-        self._spawner.submit(pool.fill).result()
-        ((_, result),) = list(pool.run([(0, (fn, args))]))
-        return result
+        try:
+            started = self._spawner.submit(pool.fill).result()
+        except RuntimeError:  # the spawner is shut down: close() has run
+            raise WorkerCrashedError("the server is stopping; retry shortly") from None
+        if started:
+            self._warm(pool)  # an idle worker had died: its successor's start-up is not timed
+        return _run_task_on(pool, fn, args)
+
+
+def _run_task_on(pool: WorkerPool[int, Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    ((_, result),) = list(pool.run([(0, (fn, args))]))
+    return result
