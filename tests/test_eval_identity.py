@@ -26,9 +26,11 @@ PRE = Preprocess("jpeg90", 16)
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """The analysis switches unset, and restored after the test (the CLI flags set them)."""
+    """The analysis switches unset, and restored after the test (the CLI flags set them in
+    os.environ). setenv, not delenv: delenv of an absent variable records nothing to undo, so a
+    flag's value would leak into later tests."""
     for var in ENV.values():
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")  # empty = unset for AnalysisConfig.current()
     return monkeypatch
 
 
@@ -50,6 +52,7 @@ def test_resume_under_another_fusion_is_refused(
     manifest = make_dataset(tmp_path / "data", n_real=2, n_fake=2, n_tampered=0, size=16)
     cfg = EvalConfig(str(manifest), "analysis:ela,exif", tmp_path / "run", pre=PRE)
     clean_env.setenv(ENV["fusion"], "handset")
+    clean_env.setenv(ENV["map_fusion"], "handset")  # explicit: the defaults may change
     rec = evaluate(cfg, overlays=False)
     assert rec["config"]["system_settings"]["analysis_config"]["fusion"] == "handset"
     assert evaluate(cfg, overlays=False)["counts"]["resumed_from_journal"] == 4  # same: reused
@@ -80,6 +83,13 @@ def test_eval_cli_fusion_flags_set_the_config_and_a_change_reruns_on_restart(
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["system_settings"]["analysis_config"]["fusion"] == "fitted"
     assert run["counts"]["scored_this_session"] == 4
+
+
+def test_the_flags_do_not_leak_out_of_the_cli_tests() -> None:
+    """Runs after the CLI test above: its --fusion/--map-fusion values are gone again."""
+    import os
+
+    assert not any(os.environ.get(var) for var in ENV.values())
 
 
 def _llm_config(tmp_path: Path, srv: FakeServerProcess, model: str) -> Path:
