@@ -33,7 +33,7 @@ import uvicorn
 from PIL import Image
 from playwright import sync_api
 
-from forenscope.forgeries import Box, example_photo, make_copy_move, make_jpeg_region
+from forenscope.forgeries import Box, example_photo, make_copy_move, make_jpeg_region, make_splice
 from forenscope.report.html_assets import BADGE_COLOURS
 from forenscope.service import Settings, create_app
 from provenance_fixtures import exif_with_thumbnail, jpeg_bytes
@@ -308,17 +308,43 @@ def test_metadata_and_jpeg_panels(page: Any, images: dict[str, Path]) -> None:
 # --- 3. batch and flow ---------------------------------------------------------------------------
 
 
-def test_multi_file_drop_runs_a_batch_with_per_file_status(
+class Recorder:
+    """Frames of the README's workflow GIF when FORENSCOPE_UI_SCREENSHOT names a folder."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.frames: list[Image.Image] = []
+        self.on = bool(os.environ.get("FORENSCOPE_UI_SCREENSHOT"))
+
+    def frame(self) -> None:
+        if self.on:
+            image = Image.open(io.BytesIO(self.page.screenshot())).convert("RGB")
+            image.thumbnail((640, 640))
+            self.frames.append(image.quantize(colors=96, method=Image.Quantize.MEDIANCUT))
+
+    def save(self, name: str) -> None:
+        if self.on and self.frames:
+            target = Path(os.environ["FORENSCOPE_UI_SCREENSHOT"]) / name
+            first, *rest = self.frames
+            first.save(target, save_all=True, append_images=rest, duration=1400, loop=0,
+                       optimize=True)  # fmt: skip
+
+
+def test_workflow_drop_three_files_open_the_splice_zoom_and_swipe_against_ela(
     page: Any, images: dict[str, Path], tmp_path: Path
 ) -> None:
-    files = []
-    for i in range(3):  # new bytes: a batch of files never seen before
-        rgb = example_photo()[i * 40 : i * 40 + 256, ::3].copy()
-        path = tmp_path / f"batch{i}.jpg"
-        Image.fromarray(rgb).save(path, quality=90)
-        files.append(path)
+    """Issue 13's workflow: multi-file drop through the jobs API with per-file status, then the
+    splice opened, zoomed on its region and swiped against the ELA layer."""
+    photo = example_photo()[::2, ::2].copy()
+    donor = example_photo()[::-2, ::-2].copy()
+    files = {
+        "splice.jpg": make_splice(photo, donor, Box(300, 90, 140, 120), donor_noise=20.0).data,
+        "batch-a.jpg": jpeg_bytes(photo[:256, :384].copy(), quality=88),
+        "batch-b.jpg": jpeg_bytes(donor[:256, :384].copy(), quality=88),
+    }
+    recorder = Recorder(page)
     # A real drop event with three files, as a person's drag from a file manager sends it.
-    payload = [{"name": p.name, "b64": base64.b64encode(p.read_bytes()).decode()} for p in files]
+    payload = [{"name": n, "b64": base64.b64encode(d).decode()} for n, d in files.items()]
     page.evaluate(
         """files => {
           const dt = new DataTransfer();
@@ -335,6 +361,7 @@ def test_multi_file_drop_runs_a_batch_with_per_file_status(
     assert page.locator("#batch li").count() == 3
     assert page.locator("#batch li progress").count() == 3
     page.wait_for_selector("#progress:not([hidden])")
+    recorder.frame()
     page.wait_for_function(
         "() => [...document.querySelectorAll('#batch li')]"
         ".every(li => li.dataset.status === 'done')",
@@ -343,8 +370,27 @@ def test_multi_file_drop_runs_a_batch_with_per_file_status(
     assert page.locator("#batch li a").count() == 3
     assert "3 analysed" in page.text_content("#status")
     page.wait_for_selector("#progress", state="hidden")
-    page.click("#batch li:nth-child(2) a")
-    page.wait_for_selector("#verdict-note:has-text('batch1.jpg')")
+    recorder.frame()
+    page.click("#batch li:nth-child(1) a")  # the splice
+    page.wait_for_selector("#verdict-note:has-text('splice.jpg')")
+    page.wait_for_selector("#layer-img:not([hidden])")
+    page.evaluate("() => document.getElementById('result').scrollIntoView()")
+    recorder.frame()
+    # Zoom on the spliced area: centre the view on it, then 200%.
+    page.evaluate("() => { state.view.cx = 370 / 512; state.view.cy = 150 / 384; applyView(); }")
+    page.click("#zoom-100")
+    page.click("#zoom-in")
+    page.wait_for_selector("#viewer[data-full='1']")
+    assert 140 <= zoom(page) <= 160
+    recorder.frame()
+    page.select_option("#layer", "ela")
+    page.wait_for_selector("#layer-img[data-layer='ela']:not([hidden])")
+    page.select_option("#mode", "swipe")
+    for position in ("70", "40", "15"):
+        page.fill("#swipe", position)
+        recorder.frame()
+    assert page.eval_on_selector("#pane-a", "e => e.style.clipPath") == "inset(0px 85% 0px 0px)"
+    recorder.save("ui-workflow.gif")
 
 
 DELAY_SLOW = """
