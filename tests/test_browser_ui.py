@@ -577,7 +577,6 @@ def test_axe_finds_no_serious_violation_in_light_and_dark_mode(
     page.click("#theme")
     assert page.evaluate("document.documentElement.dataset.theme") == "dark"
     assert axe_serious(page) == []
-    screenshot_to(page, "ui-dark.png")
     page.context.close()
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,3 +156,31 @@ def test_metadata_of_an_upload_over_the_memory_budget_is_refused(tmp_path: Path)
         Image.new("RGB", (6000, 4000)).save(buf, "PNG")
         r = c.post("/v1/inspect/metadata", files={"file": ("big.png", buf.getvalue(), "image/png")})
         assert r.status_code == 413, r.text
+
+
+def test_at_most_two_inspect_computations_run_at_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from forenscope.inspect import jpeg_panel
+    from forenscope.service import routes_inspect
+
+    a = upload(client, photo_jpeg(seed=6))
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def slow_panel(image: Any) -> Any:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        return jpeg_panel(image)
+
+    monkeypatch.setattr(routes_inspect, "jpeg_panel", slow_panel)
+    with ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(lambda _: client.get(f"/v1/analyses/{a['id']}/inspect/jpeg")
+                              .status_code, range(6)))  # fmt: skip
+    assert codes == [200] * 6
+    assert peak[0] == routes_inspect.AT_ONCE

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import anyio
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from PIL import Image
@@ -45,6 +46,9 @@ from .store import AnalysisRow
 router = APIRouter()
 ORIGINAL = "original.bin"
 DECODED_KEPT = 2  # decoded images kept per app: the viewer asks several layers of one image
+# Inspect computations running at once per app (a 12 MP one holds ~150 MB); the others wait
+# as coroutines, holding no thread, so the analyses' admission slots never fill with them.
+AT_ONCE = 2
 PREVIEW_NOTE = "computed on the stored 1600 px preview: this analysis predates stored uploads"
 _IMAGE_ROUTE: dict[str, Any] = {
     "dependencies": [Depends(limit_reads)], "responses": ERRORS, "response_class": Response,
@@ -79,12 +83,20 @@ class DecodedImages:
             self._items.pop(key, None)
 
 
-def _decoded(request: Request) -> DecodedImages:
-    state = request.app.state
-    cache = getattr(state, "inspect_images", None)
-    if cache is None:
-        cache = state.inspect_images = DecodedImages()
-    return cache
+class InspectState:
+    """Per-app: the decoded images and the slots of the inspect computations."""
+
+    def __init__(self) -> None:
+        self.images = DecodedImages()
+        self.slots = anyio.Semaphore(AT_ONCE)
+
+
+def _state(request: Request) -> InspectState:
+    app_state = request.app.state
+    found = getattr(app_state, "inspect", None)
+    if found is None:
+        found = app_state.inspect = InspectState()
+    return found
 
 
 def _load(svc: Service, row: AnalysisRow) -> tuple[ImageInput, bool]:
@@ -103,13 +115,14 @@ async def _compute(
     svc: Service, request: Request, analysis_id: str, work: Callable[[ImageInput], Any]
 ) -> tuple[Any, bool]:
     row = get_row(svc, analysis_id)
-    cache = _decoded(request)
+    state = _state(request)
 
     def run() -> tuple[Any, bool]:
-        image, original = cache.get((row.sha256, row.params_key), lambda: _load(svc, row))
+        image, original = state.images.get((row.sha256, row.params_key), lambda: _load(svc, row))
         return work(image), original
 
-    return await svc.run_analysis(run)
+    async with state.slots:
+        return await svc.run_analysis(run)
 
 
 def _png(view: View, original: bool) -> Response:
@@ -234,7 +247,8 @@ async def metadata_of_upload(request: Request, svc: ServiceDep) -> MetadataPanel
     def read() -> MetadataPanel:
         return metadata_panel(load_image(data, limits=svc.analyzer.limits))
 
-    return await svc.run_analysis(read)
+    async with _state(request).slots:
+        return await svc.run_analysis(read)
 
 
 @router.delete("/analyses/{analysis_id}", status_code=204, response_class=Response,
@@ -246,7 +260,7 @@ def delete_analysis(analysis_id: AnalysisId, request: Request, svc: ServiceDep) 
     if left is None:
         raise HTTPException(404, "no analysis with this id")
     if left == 0:
-        _decoded(request).drop((row.sha256, row.params_key))
+        _state(request).images.drop((row.sha256, row.params_key))
         folder = svc.blobs.report_dir(row.sha256, row.params_key)  # validates both parts
         shutil.rmtree(folder, ignore_errors=True)
         try:
