@@ -14,8 +14,8 @@ from forenscope.localizer import onnx_trees
 from forenscope.localizer.features import image_features
 from forenscope.localizer.model import Localizer, shipped
 from forenscope.localizer.trees import export_hgb
-from forenscope.train.localizer import _xy, build_set, fit_select
-from forenscope.train.localizer_synth import make_sample
+from forenscope.train import localizer as trainer
+from forenscope.train.localizer_synth import KINDS, make_sample
 
 # IoU of (map >= 0.5) with the pasted box, measured with the shipped weights: 0.92 (0.90 and 0.86
 # with donor seeds 8 and 9). A final save at quality 90 instead of 95 drops it to ~0.01: a known
@@ -79,13 +79,36 @@ def test_shipped_weights_match_their_feature_set_and_onnx_matches_numpy() -> Non
         assert np.allclose(fast, model.forest.raw_score(x), atol=1e-4)
 
 
-def test_synthetic_forgeries_are_seeded() -> None:
-    photo, donor = synthetic_photo(260, 300, seed=0), synthetic_photo(260, 300, seed=1)
-    a = make_sample(photo, donor, np.random.default_rng(5))
-    b = make_sample(photo, donor, np.random.default_rng(5))
+def _camera_like(h: int, w: int, seed: int) -> np.ndarray:
+    """A synthetic photo that went through a camera's JPEG (q 92), as the training bases did."""
+    from forenscope.forgeries import jpeg_roundtrip
+
+    return jpeg_roundtrip(synthetic_photo(h, w, seed=seed), 92)
+
+
+def test_synthetic_forgeries_are_seeded_and_cover_every_kind() -> None:
+    photo, donor, gen = (
+        _camera_like(300, 340, 0),
+        _camera_like(300, 340, 1),
+        synthetic_photo(128, 128, seed=2),
+    )
+    a = make_sample(photo, donor, gen, np.random.default_rng(5))
+    b = make_sample(photo, donor, gen, np.random.default_rng(5))
     assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.mask, b.mask) and a.chain == b.chain
-    kinds = {make_sample(photo, donor, np.random.default_rng(s)).kind for s in range(12)}
-    assert len(kinds) >= 3
+    for i, kind in enumerate(KINDS):
+        s = make_sample(photo, donor, gen, np.random.default_rng(i), kind=kind)
+        assert s.kind == kind and s.mask.shape == s.rgb.shape[:2] and s.mask.dtype == np.float32
+        assert 0.0 <= float(s.mask.min()) <= float(s.mask.max()) <= 1.0
+        share = float((s.mask >= 0.5).mean())
+        assert (share == 0.0) if kind == "none" else (0.005 < share < 0.9), (kind, share)
+
+
+def test_camera_photos_split_three_ways_by_path_hash() -> None:
+    paths = [f"real/metadata-extractor-images/cam{i}.jpg" for i in range(400)]
+    parts = [trainer.camera_part(p) for p in paths]
+    assert parts == [trainer.camera_part(p) for p in paths]  # stable
+    shares = {k: parts.count(k) / len(parts) for k in ("train", "val", "held_out")}
+    assert abs(shares["train"] - 0.5) < 0.08 and abs(shares["held_out"] - 0.35) < 0.08
 
 
 def test_numpy_trees_reproduce_scikit_learn() -> None:
@@ -100,22 +123,37 @@ def test_numpy_trees_reproduce_scikit_learn() -> None:
 
 
 def test_training_runs_end_to_end_on_a_tiny_synthetic_set(tmp_path: Path) -> None:
-    photos = [(str(i), synthetic_photo(256, 320, seed=i)) for i in range(5)]
-    train = build_set(photos[:3], 3, seed=0, jobs=1)
-    val = build_set(photos[3:], 3, seed=1, jobs=1)
-    assert len(train) == 9 and _xy(train)[1].any()
-    names = image_features(photos[0][1])[2]
-    model, log = fit_select(train, val, names, 0, {"tiny": {"max_iter": 15, "max_leaf_nodes": 7}})
-    assert log["selected"] == model.version and 0.0 <= log[model.version]["f1_at_0.5"] <= 1.0
+    from PIL import Image
+
+    files = []
+    for i in range(4):
+        files.append(tmp_path / f"p{i}.jpg")
+        Image.fromarray(synthetic_photo(288, 320, seed=i)).save(files[-1], quality=92)
+    gen = tmp_path / "g.png"
+    Image.fromarray(synthetic_photo(128, 128, seed=9)).save(gen)
+
+    def tasks(bases: list[Path], n: int, seed: int, sub: bool) -> list[trainer.Task]:
+        return [
+            trainer.Task(bases[k % len(bases)], bases[-1], gen, seed + k, sub) for k in range(n)
+        ]
+
+    train = trainer.build(tasks(files[:3], 12, 0, True), jobs=1)
+    val = trainer.build(tasks(files[3:], 6, 100, False), jobs=1)
+    assert len(train) == 12 and trainer.xy(train)[1].any()
+    assert all(len(it.frac) <= trainer.ROWS_PER_IMAGE for it in train)
+    names = image_features(synthetic_photo(64, 64, seed=0))[2]
+    tiny = {"tiny": {"max_iter": 15, "max_leaf_nodes": 7}}
+    model, log = trainer.fit_select(train, val, names, 0, tiny)
+    assert log["selected"] == model.version and 0.0 <= log[model.version]["f1"] <= 1.0
     path = tmp_path / "w.npz"
     model.save(path)
     again = Localizer.load(path)
-    x = val[0].x  # features of a validation item
     assert (again.version, again.calib_a, again.val_threshold) == (
         model.version,
         model.calib_a,
         model.val_threshold,
     )
+    x = val[0].x
     assert np.allclose(again.forest.raw_score(x), model.forest.raw_score(x))
-    hm = again.pixel_map(photos[4][1])
+    hm = again.pixel_map(synthetic_photo(256, 320, seed=4))
     assert hm.shape == (256, 320) and 0.0 <= float(hm.min()) <= float(hm.max()) <= 1.0

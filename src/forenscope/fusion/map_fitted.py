@@ -16,9 +16,11 @@ and per pixel a logistic regression reads, for every expert in the fitted set,
                  blob keeps the whole image dark),
 
 plus the hand-set fused value itself. Weights come from `weights/map_fitted.json` (package data,
-written by `benchmarks/fit_map_fusion.py`, fitted on synthetic forgeries of real photos only).
-Experts outside the fitted set are ignored; an abstaining expert contributes zeros, as in
-training. The probability map is resized once to the image size.
+written by `python -m forenscope.train.map_fit`): fitted on the expert outputs of the real
+forgeries with masks and untouched photos of ../shared/data, as stored and laundered, with the
+bias set so that 0.5 keeps untouched photos within a false-alarm budget (median flagged share
+<= 1%, <= 5% of photos over 1%). Experts outside the fitted set are ignored; an abstaining
+expert contributes zeros, as in training. The probability map is resized once to the image size.
 """
 
 from __future__ import annotations
@@ -90,9 +92,10 @@ def feature_names(experts: Sequence[str]) -> list[str]:
 def map_mode() -> str:
     """`FORENSCOPE_MAP_FUSION` (handset | fitted); the default is the hand-set map.
 
-    Opt-in because on the 34 real tampered images of ../shared/data the fitted map raises F1@0.5
-    only by flagging more of untouched photos too: at equal false-alarm area it is not better
-    than the hand-set map (BENCHMARKS.md, localization).
+    The fitted map's 0.5 keeps untouched photos within the false-alarm budget, which the
+    hand-set map's does not, but under that budget it finds less of the real forgeries and
+    misses clear synthetic edits a single expert sees (BENCHMARKS.md, localization), so it
+    stays opt-in until a map reaches both.
     """
     mode = os.environ.get(MODE_ENV, DEFAULT_MODE).strip().lower()
     return mode if mode in MODES else DEFAULT_MODE

@@ -44,9 +44,10 @@ def fuse_heatmaps(
     """The fused tamper map at (height, width), or None when no tamper expert drew a map.
 
     `mode` "handset" (the default) is the weighted mean of step 5; "fitted" (opt-in with
-    `FORENSCOPE_MAP_FUSION=fitted`, see `map_fusion.map_mode`) rescales it to P(pixel forged) with
-    the shipped per-pixel logistic model, and falls back to "handset" when the weights are absent
-    or none of the model's experts drew a map.
+    `FORENSCOPE_MAP_FUSION=fitted`, see `map_fusion.map_mode`) is P(pixel forged) from the
+    shipped per-pixel logistic model, whose 0.5 is set under a false-alarm budget on untouched
+    photos; it falls back to "handset" when the weights are absent or none of the model's
+    experts drew a map.
     """
     from . import map_fitted as map_fusion
 
