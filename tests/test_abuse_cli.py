@@ -145,7 +145,7 @@ def test_killed_worker_in_a_parallel_batch_costs_one_image(tmp_path: Path) -> No
     for outcome in analyze_batch(paths, experts=("ela", "noise"), jobs=2):
         outcomes.append(outcome)
         if not killed:
-            workers = fx.children_of(os.getpid())
+            workers = fx.worker_children(os.getpid())  # not the resource tracker
             assert workers, "no worker process found"
             os.kill(workers[0], signal.SIGKILL)  # as the OOM killer would
             killed = True
