@@ -17,8 +17,10 @@ under the user cache (~/.cache/forenscope/features), never in the repository.
    = the container cues of bench_learned.py.
 2. Localization of pasted generated regions on composites (train/composites.py, the recipe of
    bench_patch_map.py's composite head, one fold per generator): patch heads on each backbone's
-   tokens (CLIP 14 x 14 projected patches, DINOv2 16 x 16 patch tokens), and the mean of the two
-   maps; F1 / IoU at 0.5, oracle F1, share flagged outside the pasted region; then the same
+   tokens (CLIP 14 x 14 projected patches, DINOv2 16 x 16 patch tokens), the mean of the two
+   maps, and as a control the mean of two CLIP heads (another patch draw and calibration split:
+   what averaging alone gives); F1 / IoU at 0.5, oracle F1, share flagged outside the pasted
+   region; then the same
    heads fitted on every composite, on the real AI inpaintings with masks (LaMa, SD-2) and on
    untouched camera photos (flagged area).
 3. Speed and memory: ms per image of each bare encoder on ready tensors, one thread, batch 1 and
@@ -86,10 +88,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PATCH_STRIDE = 6  # whole-image patch rows for the patch heads, as train/features.py
 COMPOSITE_SIZE = 256
 GRIDS = {"clip": 14, "dino": 16}  # patch grid of each backbone at 224 px
+CONTROL = "clip+clip (two CLIP heads, mean map)"
 CAMERA_SOURCES = ("metadata-extractor-images", "exif-samples")  # straight-from-camera JPEGs
 INPAINTERS = ("big-lama", "sd2-inpainting")  # the real AI inpaintings with masks
 HELD_SOURCES = (*CAMERA_SOURCES, "inpaint-anything", "magicinpainter")
-LOCALIZATION_VERSION = "2"  # in the cache key of the per-fold results: bump when the fit changes
+LOCALIZATION_VERSION = "3"  # in the cache key of the per-fold results: bump when the fit changes
 
 
 class Backbones:
@@ -315,7 +318,12 @@ def localization(
             f"{gen_mean(rs, 'oracle'):.3f} | {gen_mean(rs, 'out'):.1%} | {alarm} |"
         )
     print("\nPaired, F1@0.5 per held-out generator and over composites (bootstrap 95% CI):\n")
-    for a, b in (("clip+dino (mean map)", "clip"), ("dino", "clip")):
+    for a, b in (
+        ("clip+dino (mean map)", "clip"),
+        ("dino", "clip"),
+        (CONTROL, "clip"),
+        ("clip+dino (mean map)", CONTROL),
+    ):
         fa, fb = per_gen(rows[a], "f1"), per_gen(rows[b], "f1")
         wins = sum(fa[g] > fb[g] for g in gens)
         diff = np.array([ra["f1"] - rb["f1"] for ra, rb in zip(rows[a], rows[b], strict=True)])
@@ -383,6 +391,12 @@ def localization_folds(
             p = head.predict_proba(enc[name][sel].reshape(-1, enc[name].shape[-1]).astype(float))
             maps[name] = resize_map_batch(p.reshape(len(sel), grid, grid))
         maps["clip+dino (mean map)"] = (maps["clip"] + maps["dino"]) / 2
+        # control: two CLIP heads (other patch draw and calibration folds), to tell a gain of
+        # DINOv2's features from a gain of averaging any two maps
+        sel = test + ctest
+        twin = fit_patch_head("clip", comps, enc["clip"], train, clean, samples, whole, seed + 1, c)
+        p = twin.predict_proba(enc["clip"][sel].reshape(-1, enc["clip"].shape[-1]).astype(float))
+        maps[CONTROL] = (maps["clip"] + resize_map_batch(p.reshape(len(sel), 14, 14))) / 2
         truths = [mask_to_crop(comps[i].mask) >= 0.5 for i in test]
         for name, m in maps.items():
             for k, truth in enumerate(truths):
@@ -446,6 +460,12 @@ def transfer(
         p = head.predict_proba(x.reshape(-1, x.shape[-1]).astype(np.float64))
         maps[name] = resize_map_batch(p.reshape(len(images), grid, grid))
     maps["clip+dino (mean map)"] = (maps["clip"] + maps["dino"]) / 2
+    twin = fit_patch_head(
+        "clip", comps, enc["clip"], train, whole_rows, samples, whole, seed + 1, c
+    )
+    x = np.concatenate(tokens["clip"])
+    p = twin.predict_proba(x.reshape(-1, x.shape[-1]).astype(np.float64))
+    maps[CONTROL] = (maps["clip"] + resize_map_batch(p.reshape(len(images), 14, 14))) / 2
     n = len(fills)
     print(
         f"\n## The same patch heads fitted on {len(train)} composites (no camera photo or "
