@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -131,6 +132,33 @@ def test_png_bomb_is_refused_at_upload_without_memory(serve: ServeProcess) -> No
     assert r.status_code == 413 and "memory budget" in r.json()["detail"], r.text
     assert time.monotonic() - start < 10.0  # 72 s before; ~0.01 s on an idle machine
     assert serve.rss_mb() - before < 200, "the pixels were decoded"
+
+
+def test_large_uploads_over_the_budget_are_refused_without_holding_them(tmp_path: Path) -> None:
+    """High 4 / the issue's clients with 19 MB images: each was read whole into the server's
+    memory before its header was probed. Now the first 256 KB decide, so the server's own RSS
+    barely moves while ten of them (the default burst) arrive at once."""
+    big = fx.noise_png(6.3, seed=1)  # ~19 MB, over the default 1 GB budget by its header
+    fresh = ServeProcess(tmp_path / "data")
+    peak, stop = [fresh.rss_mb()], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak.append(fresh.rss_mb())
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with ThreadPoolExecutor(10) as pool:
+            codes = list(pool.map(lambda i: fresh.analyze(big, f"big{i}.png").status_code,
+                                  range(10)))  # fmt: skip
+    finally:
+        stop.set()
+        sampler.join()
+        fresh.close()
+    assert codes == [413] * 10
+    assert max(peak) - peak[0] < 100, f"server RSS grew by {max(peak) - peak[0]:.0f} MB"
 
 
 def test_loopback_host_and_origin_checks(serve: ServeProcess) -> None:

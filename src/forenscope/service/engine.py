@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import ImageTooLargeError, InputError
 from ..io import ImageInput, load_image
 from ..io.image import probe_image
 from ..io.limits import MB, Limits
@@ -32,6 +32,7 @@ from .workers import AnalysisProcesses, analyze_into
 
 _log = logging.getLogger(__name__)
 WARM_UP_SIDE = 256
+HEAD_PROBE_BYTES = 256 * 1024  # holds the header of nearly every image
 MAX_THREADS_COUNTED = 4  # the memory estimate was measured for 1-2 expert threads; capped
 OVERLAY_SIDE = 800
 PREVIEW_SIDE = 1600
@@ -121,6 +122,18 @@ class Analyzer:
     def close(self) -> None:
         if self.processes is not None:
             self.processes.close()
+
+    def refuse_over_budget(self, head: bytes) -> None:
+        """ImageTooLargeError (413) when the first bytes of an upload already show an image over
+        the pixel or memory limit, before the rest is read into memory (32 uploads of 19 MB
+        each held 600 MB only to be refused). A header not within `head` is checked later, on
+        the whole upload."""
+        try:
+            probe_image(head, self.limits)
+        except ImageTooLargeError:
+            raise
+        except Exception:  # cut off mid-header, or not an image: the full checks decide
+            return
 
     def check_experts(self, names: Sequence[str] | None) -> list[str] | None:
         """The request's experts, deduplicated and checked; None = the server's set.

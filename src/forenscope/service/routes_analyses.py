@@ -18,7 +18,7 @@ from .deps import (
     limit_analyses,
     limit_reads,
 )
-from .engine import Outcome
+from .engine import HEAD_PROBE_BYTES, Outcome
 from .schemas import (
     Analysis,
     AnalysisLinks,
@@ -107,6 +107,8 @@ async def _from_upload(svc: Service, request: Request) -> Outcome:
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise HTTPException(422, "multipart field 'file' with the image is required")
+    svc.analyzer.refuse_over_budget(await upload.read(HEAD_PROBE_BYTES))  # before all of it
+    await upload.seek(0)
     data = await upload.read()
     return await svc.run_analysis(
         lambda: svc.analyzer.analyze_bytes(
