@@ -3,8 +3,8 @@
 A map is judged at the fixed threshold 0.5: on a forged image by pixel F1 / IoU against the
 mask (beside the oracle F1 of the best per-image threshold and the F1 of flagging every pixel),
 on an untouched photo by the share of its pixels flagged. Everything runs at the cache's
-working size (longer side 512), where the maps are smooth; `benchmarks/bench_localization.py`
-checks the shipped default end to end at full size.
+working size (longer side 512), where the maps are smooth and the fitted map is computed
+anyway (its `map_side`); `benchmarks/bench_localization.py` prints the tables.
 """
 
 from __future__ import annotations
