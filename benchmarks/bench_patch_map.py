@@ -57,7 +57,7 @@ from forenscope.train.composites import (
     real_folds,
     render,
 )
-from forenscope.train.data import Sample, read_manifest, select
+from forenscope.train.data import TrainingImage, read_manifest, select
 from forenscope.train.features import clip_normalise, extract
 from forenscope.train.fit import train_and_calibrate
 
@@ -68,8 +68,8 @@ Row = dict[str, float | str]
 
 @dataclass
 class Data:
-    reals: list[Sample]
-    donors: list[Sample]
+    reals: list[TrainingImage]
+    donors: list[TrainingImage]
     comps: list[Composite]
     c_emb: np.ndarray  # (N, 512) unit embeddings of the composites
     c_patch: np.ndarray  # (N, 196, 512) unit patch embeddings

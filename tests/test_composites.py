@@ -24,7 +24,7 @@ from forenscope.train.composites import (
     real_folds,
     rect_mask,
 )
-from forenscope.train.data import Sample
+from forenscope.train.data import TrainingImage
 
 
 def noise(shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -166,8 +166,8 @@ def test_mask_is_cropped_like_the_image() -> None:
     assert mask_to_crop(big).shape == (224, 224)
 
 
-def sample(name: str, label: str, generator: str, source: str) -> Sample:
-    return Sample(Path(name), label, generator, "x", source, "test", name)
+def sample(name: str, label: str, generator: str, source: str) -> TrainingImage:
+    return TrainingImage(Path(name), label, generator, "x", source, "test", name)
 
 
 def test_plan_pairs_holds_each_generator_to_its_real_fold() -> None:

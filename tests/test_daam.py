@@ -22,7 +22,7 @@ from forenscope.learned.daam import (
     blocks_graph,
     compact_maps,
 )
-from forenscope.learned.detector import ClipDetectorModel, Prediction
+from forenscope.learned.detector import ClipDetectorModel, DetectorOutput
 from forenscope.learned.encoder import ClipEncoder
 from forenscope.learned.fake_encoder import build_fake_encoder
 from forenscope.learned.heads import LinearHead
@@ -177,7 +177,9 @@ def test_expert_without_block_outputs_still_scores(
 
 
 # -- one encoder pass for the score, the patch map and DAAM (issue 3) ------------------------
-def assert_same(one: tuple[Prediction, DaamResult], two: tuple[Prediction, DaamResult]) -> None:
+def assert_same(
+    one: tuple[DetectorOutput, DaamResult], two: tuple[DetectorOutput, DaamResult]
+) -> None:
     """Single-pass and two-pass results agree to float tolerance, field by field."""
     (p1, d1), (p2, d2) = one, two
     assert p1.p_generated == pytest.approx(p2.p_generated, abs=1e-7)

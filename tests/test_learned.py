@@ -271,7 +271,7 @@ def test_train_beats_chance_on_held_out(env: Path, detector: str) -> None:
 
 
 def test_launder_is_seeded_per_file_and_label_blind() -> None:
-    from forenscope.train.data import Sample, with_laundered_copies
+    from forenscope.train.data import TrainingImage, with_laundered_copies
     from forenscope.train.launder import TRAIN_LAUNDER, copies, launder_bytes
 
     rng = np.random.default_rng(5)
@@ -285,12 +285,12 @@ def test_launder_is_seeded_per_file_and_label_blind() -> None:
     for data in outs:
         with Image.open(io.BytesIO(data)) as out:
             assert out.format == "JPEG" and 150 <= out.width <= 300
-    sample = Sample(Path("x.png"), "real", "camera", "camera", "s", "CC0-1.0", "ab" * 32)
+    sample = TrainingImage(Path("x.png"), "real", "camera", "camera", "s", "CC0-1.0", "ab" * 32)
     views = with_laundered_copies([sample], 2, seed=0)
     assert [v.launder is None for v in views] == [True, False, False]
     assert len({v.key for v in views}) == 3 and {v.group for v in views} == {sample.group}
     # the label is not an input: a fake with the same file gets the same pixels
-    fake = Sample(Path("x.png"), "fake", "toygan", "gan", "s", "CC0-1.0", "ab" * 32)
+    fake = TrainingImage(Path("x.png"), "fake", "toygan", "gan", "s", "CC0-1.0", "ab" * 32)
     assert with_laundered_copies([fake], 2, 0)[1].key == views[1].key
 
 

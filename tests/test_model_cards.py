@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from forenscope.train.card import Card, render
-from forenscope.train.data import Sample
+from forenscope.train.data import TrainingImage
 
 
-def _sample(source: str, licence: str, label: str = "real") -> Sample:
-    return Sample(Path(f"{source}.png"), label, "none", "real", source, licence, "0" * 64)
+def _sample(source: str, licence: str, label: str = "real") -> TrainingImage:
+    return TrainingImage(Path(f"{source}.png"), label, "none", "real", source, licence, "0" * 64)
 
 
-def _card(samples: list[Sample]) -> str:
+def _card(samples: list[TrainingImage]) -> str:
     return render(
         Card(
             name="demo-head",

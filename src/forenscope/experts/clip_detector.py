@@ -23,7 +23,7 @@ from .registry import register_expert
 
 if TYPE_CHECKING:
     from ..learned.daam import DaamExplainer, DaamResult
-    from ..learned.detector import ClipDetectorModel, Prediction
+    from ..learned.detector import ClipDetectorModel, DetectorOutput
 
 HEATMAP_MAX_SIDE = 1024
 
@@ -120,7 +120,7 @@ class ClipDetector(Expert):
         return self.result(pred.p_generated, evidence=evidence, heatmap=heatmap, details=details)
 
 
-def score_images(rgbs: list[np.ndarray]) -> list[Prediction]:
+def score_images(rgbs: list[np.ndarray]) -> list[DetectorOutput]:
     """P(generated) (no patch maps) of uint8 images through the encoder session this expert
     already holds, so other experts (face crops) do not load a second ~200 MB session.
     Raises ModelError when the encoder is unavailable."""
@@ -153,8 +153,8 @@ def _daam_if_on(model: ClipDetectorModel) -> DaamExplainer | str | None:
 
 def _encode(
     model: ClipDetectorModel, rgb: np.ndarray
-) -> tuple[Prediction, DaamResult | str | None]:
-    """(Prediction, DaamResult | why DAAM is unavailable | None when off) from ONE encoder
+) -> tuple[DetectorOutput, DaamResult | str | None]:
+    """(DetectorOutput, DaamResult | why DAAM is unavailable | None when off) from ONE encoder
     pass: with DAAM on (FORENSCOPE_CLIP_DAAM != 0) the block-output graph also gives the
     embeddings and the last hidden state, so it serves the score and the patch map as well."""
     explainer = _daam_if_on(model)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelError
-from .detector import ClipDetectorModel, Prediction, aligned_tensor, unit
+from .detector import ClipDetectorModel, DetectorOutput, aligned_tensor, unit
 from .encoder import ClipEncoder
 from .heads import LinearHead
 
@@ -163,7 +163,7 @@ class DaamExplainer:
 
     def predict_and_explain(
         self, model: ClipDetectorModel, rgb: np.ndarray
-    ) -> tuple[Prediction, DaamResult]:
+    ) -> tuple[DetectorOutput, DaamResult]:
         """`model.predict([rgb])[0]` and `self.explain(rgb)` from a single encoder pass."""
         out = self.run(aligned_tensor([rgb]))
         return model.predictions(out.embeds, out.tokens)[0], self.from_blocks(out.blocks[0])

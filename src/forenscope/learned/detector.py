@@ -26,7 +26,7 @@ PATCH_HEADS = ("clip-patch-composite", "clip-patch")
 
 
 @dataclass
-class Prediction:
+class DetectorOutput:
     p_generated: float
     logit: float
     p_diffusion: float | None
@@ -85,12 +85,12 @@ class ClipDetectorModel:
         patch = _optional_head(PATCH_HEADS, heads_dir)
         return cls(ClipEncoder(path, threads=threads, lazy=lazy), generated, attribution, patch)
 
-    def predict(self, images: list[np.ndarray], patches: bool = True) -> list[Prediction]:
+    def predict(self, images: list[np.ndarray], patches: bool = True) -> list[DetectorOutput]:
         """Format-align each uint8 (H, W, 3) image exactly as in training, then score it."""
         out = self.encoder.encode(aligned_tensor(images), tokens=patches)
         return self.predictions(out.embeds, out.tokens if patches else None)
 
-    def predictions(self, embeds: np.ndarray, tokens: np.ndarray | None) -> list[Prediction]:
+    def predictions(self, embeds: np.ndarray, tokens: np.ndarray | None) -> list[DetectorOutput]:
         """Predictions from one encoder pass: pooled (N, D) embeddings and, for the patch
         map, the (N, 1 + P, W) last hidden state (None: no map), whichever graph gave them."""
         emb = unit(embeds.astype(np.float64))
@@ -99,7 +99,7 @@ class ClipDetectorModel:
         p_diff = self.attribution.predict_proba(emb) if self.attribution is not None else None
         grids = self.patch_grids(tokens)
         return [
-            Prediction(
+            DetectorOutput(
                 p_generated=float(np.clip(probs[i], 0.0, 1.0)),
                 logit=float(logits[i]),
                 p_diffusion=None if p_diff is None else float(p_diff[i]),

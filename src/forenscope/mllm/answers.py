@@ -320,7 +320,7 @@ def parse_yes_no(text: str | None) -> tuple[VoteLabel, str | None]:
 
 
 def answer_class(label: str, reason: str | None) -> AnswerClass:
-    """The four-way class of a counted answer (a Sample's label and refusal_reason)."""
+    """The four-way class of a counted answer (a Stage1Answer's label and refusal_reason)."""
     if label in ("yes", "no"):
         return label  # type: ignore[return-value]
     return "refusal" if reason in (None, "empty", "policy") else "undetermined"

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from ..errors import InputError
 from ..types import ErrorInfo
-from ..types.llm import ImageRun, Sample, Stage1Result, Stage2Result, Usage
+from ..types.llm import ImageRun, Stage1Answer, Stage1Result, Stage2Result, Usage
 from .client import AsyncLLMClient, ChatResponse
 from .collage import collage_messages
 from .config import LLMConfig, Scoring, planned_scoring
@@ -184,14 +184,14 @@ class MLLMEngine:
         res.answers_requested = res.answers_received = 1
         if label == "refusal":
             res.raw.append(text or "")
-            res.samples.append(Sample(text=text or "", label=label, refusal_reason=reason))
+            res.samples.append(Stage1Answer(text=text or "", label=label, refusal_reason=reason))
             res.method, res.status, res.refusals = "logprobs", "refused", 1
             return res
         if p is None:
             res.notes.append("endpoint returned no usable logprobs; fell back to votes")
             return None
         res.raw.append(text or "")
-        res.samples.append(Sample(text=text or "", label=label, yes_probability=p))
+        res.samples.append(Stage1Answer(text=text or "", label=label, yes_probability=p))
         res.method, res.probability, res.votes = "logprobs", p, 1
         res.yes, res.no = int(label == "yes"), int(label == "no")
         return res
@@ -261,7 +261,7 @@ class MLLMEngine:
         res.answers_received = len(texts)
         for text in texts:
             label, reason = parse_yes_no(text)
-            res.samples.append(Sample(text=text or "", label=label, refusal_reason=reason))
+            res.samples.append(Stage1Answer(text=text or "", label=label, refusal_reason=reason))
             res.raw.append(text or "")
         p, res.yes, res.no, res.refusals = vote_probability(s.label for s in res.samples)
         res.method, res.probability, res.votes = "votes", p, res.yes + res.no

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..learned.heads import LinearHead
-from .data import Sample, licences
+from .data import TrainingImage, licences
 
 NON_COMMERCIAL_HINTS = (
     "non-commercial",
@@ -22,7 +22,7 @@ NON_COMMERCIAL_HINTS = (
 )
 
 
-def research_only(samples: list[Sample]) -> bool:
+def research_only(samples: list[TrainingImage]) -> bool:
     """True when any source is non-commercial, research-only or of unclear licence."""
     return any(
         any(h in lic.lower() for h in NON_COMMERCIAL_HINTS) for lic in licences(samples).values()
@@ -48,7 +48,7 @@ class Card:
 
     name: str
     summary: str  # what the model is, one paragraph
-    samples: list[Sample]
+    samples: list[TrainingImage]
     alignment: str
     metrics: dict[str, Any]
     command: str
@@ -94,7 +94,7 @@ def render(card: Card) -> str:
 
 
 def render_head_card(
-    head: LinearHead, samples: list[Sample], metrics: dict[str, Any], command: str
+    head: LinearHead, samples: list[TrainingImage], metrics: dict[str, Any], command: str
 ) -> str:
     """The card of a linear head on frozen features."""
     data_notes = []

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ForenscopeError
 from ..learned.heads import LinearHead
-from .data import ALIGN_TAG, Sample, read_manifest, select, target, with_laundered_copies
+from .data import ALIGN_TAG, TrainingImage, read_manifest, select, target, with_laundered_copies
 from .features import clip_normalise, extract
 
 # detector -> (feature, task, class names)
@@ -40,7 +40,7 @@ def default_launder_copies(detector: str) -> int:
     return 0 if detector in NO_LAUNDER else LAUNDER_COPIES
 
 
-def features_for(samples: list[Sample], feature: str, progress: bool = False) -> np.ndarray:
+def features_for(samples: list[TrainingImage], feature: str, progress: bool = False) -> np.ndarray:
     x = extract(samples, feature, progress=progress).astype(np.float64)
     if feature == "clip-patch":
         return clip_normalise(x.reshape(len(samples), -1, 512))
@@ -57,7 +57,7 @@ def train_detector(
     include_cifake: bool = False,
     progress: bool = False,
     launder_copies: int | None = None,
-) -> tuple[LinearHead, dict[str, object], list[Sample]]:
+) -> tuple[LinearHead, dict[str, object], list[TrainingImage]]:
     """Fit + calibrate + evaluate one detector on a manifest; the samples returned are the
     manifest rows used (laundered copies not repeated)."""
     from .fit import train_and_calibrate
@@ -119,7 +119,7 @@ def train_detector(
 
 def _composite_rows(
     manifest: Path, seed: int, progress: bool
-) -> tuple[np.ndarray, np.ndarray, list[str], list[Sample]]:
+) -> tuple[np.ndarray, np.ndarray, list[str], list[TrainingImage]]:
     """Patch rows of seeded composites (CIFAKE never included) for `clip-patch-composite`."""
     from .composites import composite_patch_dataset
 

@@ -26,7 +26,7 @@ from ..learned.heads import LinearHead
 from .card import Card, render
 from .data import (
     ALIGN_TAG,
-    Sample,
+    TrainingImage,
     load_sample,
     read_manifest,
     select,
@@ -228,7 +228,7 @@ class CnnRun:
     fitted: FittedCnn
     calibration: dict[str, Any]
     metrics: dict[str, Any]
-    samples: list[Sample]
+    samples: list[TrainingImage]
     check_images: np.ndarray  # held-out aligned images, to compare ONNX with torch
     launder_copies: int = 0
 
@@ -319,7 +319,7 @@ def write_cnn(run: CnnRun, out: Path, name: str, command: str) -> Path:
     return out / f"{name}.json"
 
 
-def render_cnn_card(sidecar: Any, samples: list[Sample]) -> str:
+def render_cnn_card(sidecar: Any, samples: list[TrainingImage]) -> str:
     meta, arch = sidecar.meta, sidecar.meta["architecture"]
     training = [
         f"Random {arch['crop']} px crops of the aligned {sidecar.input_size} px images, "

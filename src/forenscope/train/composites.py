@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..learned.preprocess import CLIP_SIZE, align_image, clip_crop, to_tensor
-from .data import Sample
+from .data import TrainingImage
 
 T = TypeVar("T")
 
@@ -231,8 +231,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 class Pair:
     """One planned composite: `donor` pasted into `real` with the randomness of `seed`."""
 
-    real: Sample
-    donor: Sample  # a generated image, or a real photo for a real-into-real control
+    real: TrainingImage
+    donor: TrainingImage  # a generated image, or a real photo for a real-into-real control
     seed: tuple[int, ...]
 
     @property
@@ -240,7 +240,7 @@ class Pair:
         return self.donor.label == "real"
 
 
-def real_folds(reals: Sequence[Sample], folds: int = 5, seed: int = 0) -> dict[str, int]:
+def real_folds(reals: Sequence[TrainingImage], folds: int = 5, seed: int = 0) -> dict[str, int]:
     """sha256 -> fold, dealt round-robin per source after a seeded shuffle (every fold gets
     every source of real photos)."""
     out: dict[str, int] = {}
@@ -253,14 +253,14 @@ def real_folds(reals: Sequence[Sample], folds: int = 5, seed: int = 0) -> dict[s
     return out
 
 
-def generator_folds(donors: Sequence[Sample], folds: int = 5) -> dict[str, int]:
+def generator_folds(donors: Sequence[TrainingImage], folds: int = 5) -> dict[str, int]:
     """Generator -> the real-photo fold its held-out composites are made with."""
     return {g: i % folds for i, g in enumerate(sorted({d.generator for d in donors}))}
 
 
 def plan_pairs(
-    reals: Sequence[Sample],
-    donors: Sequence[Sample],
+    reals: Sequence[TrainingImage],
+    donors: Sequence[TrainingImage],
     *,
     seed: int = 0,
     per_donor: int = 2,
@@ -325,7 +325,7 @@ class PatchDataset:
     x: np.ndarray  # (N, D) unit patch embeddings
     y: np.ndarray  # (N,) 1 = generated patch
     groups: list[str]  # split units for group-aware folds
-    samples: list[Sample]  # every manifest row used (licences for the model card)
+    samples: list[TrainingImage]  # every manifest row used (licences for the model card)
 
 
 def composite_patch_dataset(

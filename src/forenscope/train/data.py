@@ -23,7 +23,7 @@ ALIGN_TAG = f"jpeg{ALIGN_QUALITY}-420-{ALIGN_SIZE}"
 
 
 @dataclass(frozen=True)
-class Sample:
+class TrainingImage:
     path: Path
     label: str
     generator: str
@@ -47,12 +47,12 @@ class Sample:
         return "file:" + self.sha256
 
 
-def read_manifest(manifest: Path) -> list[Sample]:
+def read_manifest(manifest: Path) -> list[TrainingImage]:
     """The manifest's rows (CSV or JSONL, read by the eval harness's reader) with absolute paths."""
     from ..eval.datasets import load_manifest
 
     return [
-        Sample(
+        TrainingImage(
             path=row.file,
             label=row.label,
             generator=row.generator,
@@ -65,7 +65,9 @@ def read_manifest(manifest: Path) -> list[Sample]:
     ]
 
 
-def select(samples: list[Sample], task: str, include_cifake: bool = False) -> list[Sample]:
+def select(
+    samples: list[TrainingImage], task: str, include_cifake: bool = False
+) -> list[TrainingImage]:
     """Rows usable for `task`: 'generated' (real vs fake) or 'attribution' (gan vs diffusion)."""
     keep = [s for s in samples if include_cifake or s.source != "cifake"]
     if task == "generated":
@@ -75,7 +77,7 @@ def select(samples: list[Sample], task: str, include_cifake: bool = False) -> li
     raise ValueError(f"unknown task {task!r}")
 
 
-def target(sample: Sample, task: str) -> int:
+def target(sample: TrainingImage, task: str) -> int:
     """1 = generated (task 'generated') or diffusion (task 'attribution')."""
     if task == "generated":
         return int(sample.label == "fake")
@@ -88,7 +90,7 @@ def load_aligned(path: Path, size: int = ALIGN_SIZE) -> np.ndarray:
         return align_image(img, size)
 
 
-def load_sample(sample: Sample, size: int = ALIGN_SIZE) -> np.ndarray:
+def load_sample(sample: TrainingImage, size: int = ALIGN_SIZE) -> np.ndarray:
     """The sample's aligned pixels; a laundered copy is laundered first, then aligned."""
     if sample.launder is None:
         return load_aligned(sample.path, size)
@@ -97,12 +99,12 @@ def load_sample(sample: Sample, size: int = ALIGN_SIZE) -> np.ndarray:
         return align_image(launder(img, sample.launder, sample.sha256), size)
 
 
-def laundered(samples: list[Sample], spec: Launder) -> list[Sample]:
+def laundered(samples: list[TrainingImage], spec: Launder) -> list[TrainingImage]:
     """The same rows as laundered copies under `spec`."""
     return [replace(s, launder=spec) for s in samples]
 
 
-def with_laundered_copies(samples: list[Sample], k: int, seed: int) -> list[Sample]:
+def with_laundered_copies(samples: list[TrainingImage], k: int, seed: int) -> list[TrainingImage]:
     """The rows as stored, followed by k seeded laundered copies of each (training views);
     a copy keeps its file's group, so a split never separates it from its original."""
     out = list(samples)
@@ -111,7 +113,7 @@ def with_laundered_copies(samples: list[Sample], k: int, seed: int) -> list[Samp
     return out
 
 
-def licences(samples: list[Sample]) -> dict[str, str]:
+def licences(samples: list[TrainingImage]) -> dict[str, str]:
     """source -> its distinct licence texts (in first-seen order, joined by ' / ') for the
     model card: a source whose rows differ (per-author wallpapers, Midjourney outputs in the
     Kolors repository) lists every one."""
@@ -124,12 +126,12 @@ def licences(samples: list[Sample]) -> dict[str, str]:
 
 
 def cifake_split(
-    samples: list[Sample], n_per_class: int = 1000
-) -> tuple[list[Sample], list[Sample]]:
+    samples: list[TrainingImage], n_per_class: int = 1000
+) -> tuple[list[TrainingImage], list[TrainingImage]]:
     """CIFAKE has no split in the manifest: order each class by sha256 (duplicates collapse),
     the first n go to train and the next n to test. Deterministic and content-blind."""
-    train: list[Sample] = []
-    test: list[Sample] = []
+    train: list[TrainingImage] = []
+    test: list[TrainingImage] = []
     for label in ("real", "fake"):
         rows = {s.sha256: s for s in samples if s.source == "cifake" and s.label == label}
         ordered = [rows[k] for k in sorted(rows)]

@@ -14,7 +14,7 @@ from ..learned.encoder import ClipEncoder
 from ..learned.preprocess import to_tensor
 from ..models.cache import cache_dir
 from ..models.sources import encoder_path, file_sha256
-from .data import ALIGN_TAG, Sample, load_sample
+from .data import ALIGN_TAG, TrainingImage, load_sample
 
 FEATURES = ("clip", "clip-patch", "fredect", "gram")
 # clip-patch keeps every 6th of the 196 patch embeddings (33 per image): enough samples to fit
@@ -52,7 +52,7 @@ def _cache_for(feature: str, encoder: Path | None) -> FeatureCache:
 
 
 def extract(
-    samples: list[Sample],
+    samples: list[TrainingImage],
     feature: str,
     *,
     encoder: ClipEncoder | None = None,

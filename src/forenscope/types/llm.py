@@ -70,7 +70,7 @@ class Usage(_Model):
             self.cost_usd = (self.cost_usd or 0.0) + other.cost_usd
 
 
-class Sample(_Model):
+class Stage1Answer(_Model):
     """One answer of stage 1: the raw text and how it was read."""
 
     text: str
@@ -101,7 +101,7 @@ class Stage1Result(_Model):
     no: int = 0
     refusals: int = 0
     failed_samples: int = 0
-    samples: list[Sample] = Field(default_factory=list)
+    samples: list[Stage1Answer] = Field(default_factory=list)
     raw: list[str] = Field(default_factory=list, description="raw answer texts, in order")
     prompt_version: str
     model: str
