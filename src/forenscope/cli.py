@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 import sys
+from functools import cache
+from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 import click
 
 from . import __version__
-from .config import AnalysisConfig, click_options
 from .errors import ForenscopeError
 
 EXIT_CLEAN, EXIT_SUSPICIOUS, EXIT_USAGE, EXIT_ERRORS, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4
@@ -39,13 +41,93 @@ def _json_line(text: str) -> str:
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Every command is loaded when it runs, so `--version` and `--help` import neither numpy, Pillow,
+# pydantic nor a model runtime (issue 15: cold start). name -> (module, attribute, the short
+# help `--help` lists; tests/test_import_light.py checks it is the command's own).
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "analyze": (__name__, "analyze_command", "Analyse image files, folders or glob patterns."),
+    "chat": (".mllm.cli", "chat_cli", "Ask follow-up questions about an image, grounded on its "
+             "full report (verdict, experts, evidence, regions); the conversation is kept in a "
+             "JSON file and resumed."),
+    "demo": (__name__, "demo_command", "Analyse the shipped CC0 photo and a tampered copy of it; "
+             "write HTML/JSON/Markdown reports."),
+    "eval": (".eval.cli", "eval_cli", "Evaluate a system on a dataset (manifest CSV/JSONL or "
+             "folder) with honest protocols."),
+    "experts": (__name__, "experts_command", "List the experts with their versions, licences "
+                "and availability."),
+    "llm": (".mllm.cli", "llm_cli", "Ask a multimodal LLM (any OpenAI-compatible endpoint) "
+            "about images."),
+    "models": (".models.cli", "models_cli", "Model weights: fetch, verify, cache and list them."),
+    "serve": (".service.cli", "serve_cmd", "Serve the API (/v1, OpenAPI at /v1/openapi.json) and "
+              "the web UI (/)."),
+    "serve-openai": (".service.openai.cli", "serve_openai_cmd", "Serve Forenscope as an "
+                     "OpenAI-compatible vision model (/v1/chat/completions, /v1/models)."),
+    "train": (".train.cli", "train_cli", "Fit a head or baseline on format-aligned images and "
+              "write weights + model card."),
+    "video": (".video.cli", "video_cmd", "Analyse video clips (MP4, MOV, MKV, WebM, animated GIF "
+              "or WebP): sampled frames through the image experts, temporal checks, face tracks "
+              "and an uncalibrated clip verdict."),
+}  # fmt: skip
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use; the listing comes from LAZY_COMMANDS."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in LAZY_COMMANDS:
+            command = load_command(cmd_name)
+            self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            loaded = self.commands.get(name)
+            if loaded is not None and loaded.hidden:
+                continue
+            # An unloaded command is listed through a stand-in holding its help text.
+            shown = loaded or click.Command(name, help=LAZY_COMMANDS[name][2])
+            rows.append((name, shown.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def load_command(name: str) -> click.Command:
+    """Import the command `name` of LAZY_COMMANDS (a factory in this module, else the object)."""
+    module, attribute, _ = LAZY_COMMANDS[name]
+    found: Any = getattr(import_module(module, __package__), attribute)
+    command = found() if module == __name__ else found
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{module}.{attribute} is not a click command")
+    return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="forenscope")
 def main() -> None:
     """Forenscope: is an image AI-generated or tampered, where, why and how."""
 
 
-@main.command()
+@cache
+def analyze_command() -> click.Command:
+    """`forenscope analyze`, built on first use because its options come from `config`."""
+    from .config import click_options
+
+    own = len(analyze.__click_params__)  # type: ignore[attr-defined]
+    command = click.command("analyze")(click_options(analyze))
+    added = len(command.params) - own  # listed first by click; keep them after ours, as before
+    command.params = command.params[added:] + command.params[:added]
+    return command
+
+
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--out",
@@ -94,7 +176,6 @@ def main() -> None:
     help="Seconds one image may take; past it its worker process is stopped and the image is "
     "an error (the others go on).",
 )
-@click_options
 def analyze(
     paths: tuple[str, ...],
     out_dir: Path | None,
@@ -129,6 +210,8 @@ def analyze(
             # Deduplicated and checked (with a did-you-mean) before any work.
             names = tuple(check_expert_names(experts.split(",")))
         files = expand_inputs(paths)
+        from .config import AnalysisConfig
+
         AnalysisConfig.current()  # a bad FORENSCOPE_* value is a usage error, before any work
     except ForenscopeError as exc:
         raise click.UsageError(terminal_safe(str(exc))) from None
@@ -199,7 +282,11 @@ def _quoted(paths: tuple[str, ...]) -> str:
     return ", ".join(terminal_safe(repr(p)) for p in paths)
 
 
-@main.command("experts")
+@cache
+def experts_command() -> click.Command:
+    return click.command("experts")(experts_cmd)
+
+
 @click.option("--json", "as_json", is_flag=True, help="Print the specs as JSON.")
 def experts_cmd(as_json: bool) -> None:
     """List the experts with their versions, licences and availability."""
@@ -223,7 +310,11 @@ def experts_cmd(as_json: bool) -> None:
         )
 
 
-@main.command()
+@cache
+def demo_command() -> click.Command:
+    return click.command("demo")(demo)
+
+
 @click.option(
     "--out",
     "out_dir",
@@ -237,26 +328,3 @@ def demo(out_dir: Path) -> None:
 
     for line in run_demo(out_dir):
         click.echo(line)
-
-
-def _attach_subsystems() -> None:
-    """Command groups of the subsystems; each imports its heavy parts only when it runs."""
-    from .eval.cli import eval_cli
-    from .mllm.cli import chat_cli, llm_cli
-    from .models.cli import models_cli
-    from .service.cli import serve_cmd
-    from .service.openai.cli import serve_openai_cmd
-    from .train.cli import train_cli
-    from .video.cli import video_cmd
-
-    main.add_command(eval_cli, "eval")
-    main.add_command(models_cli, "models")
-    main.add_command(train_cli, "train")
-    main.add_command(llm_cli, "llm")
-    main.add_command(chat_cli, "chat")
-    main.add_command(serve_cmd, "serve")
-    main.add_command(serve_openai_cmd, "serve-openai")
-    main.add_command(video_cmd, "video")
-
-
-_attach_subsystems()
