@@ -129,7 +129,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-def analyse(page: Any, path: Path) -> None:
+def analyze(page: Any, path: Path) -> None:
     page.set_input_files("#file", str(path))
     page.wait_for_selector(f"#verdict-note:has-text('{path.name}')", timeout=LONG)
     page.wait_for_function("() => document.getElementById('photo').naturalWidth > 0")
@@ -157,7 +157,7 @@ def zoom(page: Any) -> int:
 def test_viewer_fused_map_legend_numbered_regions_and_copy_move_pairs(
     page: Any, images: dict[str, Path]
 ) -> None:
-    analyse(page, images["copy"])
+    analyze(page, images["copy"])
     # The fused map is on by default, with an opacity slider and a colour legend.
     assert page.input_value("#layer") == "fused"
     page.wait_for_selector("#layer-img[data-layer='fused']:not([hidden])")
@@ -188,7 +188,7 @@ def test_viewer_fused_map_legend_numbered_regions_and_copy_move_pairs(
 
 
 def test_viewer_zoom_pan_loupe_and_full_resolution(page: Any, images: dict[str, Path]) -> None:
-    analyse(page, images["region"])
+    analyze(page, images["region"])
     fit = zoom(page)  # a 512 px image fits the 1280 px page at a bit over 100%
     page.click("#zoom-100")
     page.wait_for_selector("#viewer[data-full='1']")
@@ -227,7 +227,7 @@ def test_viewer_zoom_pan_loupe_and_full_resolution(page: Any, images: dict[str, 
 def test_compare_side_by_side_and_swipe_against_any_layer(
     page: Any, images: dict[str, Path]
 ) -> None:
-    analyse(page, images["region"])
+    analyze(page, images["region"])
     page.select_option("#layer", "ela")
     page.wait_for_selector("#layer-img[data-layer='ela']:not([hidden])")
     page.select_option("#mode", "side")
@@ -246,7 +246,7 @@ def test_compare_side_by_side_and_swipe_against_any_layer(
 
 
 def test_an_empty_layer_says_the_expert_found_nothing(page: Any, images: dict[str, Path]) -> None:
-    analyse(page, images["clean"])
+    analyze(page, images["clean"])
     options = page.eval_on_selector_all("#layer option", "os => os.map(o => o.value)")
     assert "copy_move" in options  # a map of zeros on an untouched photo
     page.select_option("#layer", "copy_move")
@@ -263,7 +263,7 @@ def test_an_empty_layer_says_the_expert_found_nothing(page: Any, images: dict[st
 def test_ela_at_a_chosen_quality_noise_and_gradient_layers(
     page: Any, images: dict[str, Path]
 ) -> None:
-    analyse(page, images["region"])
+    analyze(page, images["region"])
     page.select_option("#layer", "ela")
     page.wait_for_selector("#layer-note:has-text('ELA at JPEG quality 90')")
     first = page.get_attribute("#layer-img", "src")
@@ -286,7 +286,7 @@ def test_ela_at_a_chosen_quality_noise_and_gradient_layers(
 
 
 def test_metadata_and_jpeg_panels(page: Any, images: dict[str, Path]) -> None:
-    analyse(page, images["thumb"])
+    analyze(page, images["thumb"])
     page.click("#meta-box summary")
     page.wait_for_selector("#meta h4:has-text('EXIF')")
     text = page.text_content("#meta")
@@ -451,7 +451,7 @@ def test_no_race_elapsed_time_and_cancel(
 def test_permalink_refresh_download_names_and_reupload(
     page: Any, server: str, images: dict[str, Path]
 ) -> None:
-    analyse(page, images["copy"])
+    analyze(page, images["copy"])
     analysis_id = page.evaluate("location.hash").split("/")[2].split("?")[0]
     assert re.fullmatch(r"[0-9a-f]{32}", analysis_id)
     page.select_option("#layer", "noise")
@@ -478,7 +478,7 @@ def test_permalink_refresh_download_names_and_reupload(
 
 
 def test_history_by_keyboard_search_and_delete(page: Any, images: dict[str, Path]) -> None:
-    analyse(page, images["clean"])
+    analyze(page, images["clean"])
     deleted_id = page.evaluate("location.hash").split("/")[2].split("?")[0]
     page.wait_for_function("() => document.querySelectorAll('#history li a').length >= 1")
     page.focus("#history-search")
@@ -516,7 +516,7 @@ def test_inconclusive_verdict_shows_needs_review_and_leaning(
         route.fulfill(json=body)
 
     page.route(re.compile(r".*/v1/analyses/[0-9a-f]{32}$"), inconclusive)
-    analyse(page, images["region"])
+    analyze(page, images["region"])
     page.reload()
     page.wait_for_selector("#verdict:has-text('Inconclusive (needs review)')")
     assert (
@@ -567,7 +567,7 @@ def test_axe_finds_no_serious_violation_in_light_and_dark_mode(
     browser: Any, server: str, images: dict[str, Path]
 ) -> None:
     page = open_page(browser, server + "/", bypass_csp=True)  # to inject axe-core
-    analyse(page, images["thumb"])
+    analyze(page, images["thumb"])
     page.click("#meta-box summary")
     page.wait_for_selector("#meta .thumbs img")
     page.click("#jpeg-box summary")
@@ -604,7 +604,7 @@ def test_keyboard_alt_text_and_labels(page: Any, images: dict[str, Path]) -> Non
     page.keyboard.press("Enter")
     page.keyboard.press(" ")
     assert page.evaluate("window.opened") == 2
-    analyse(page, images["region"])
+    analyze(page, images["region"])
     verdict = page.text_content("#verdict")
     assert verdict in page.get_attribute("#photo", "alt")
     label = page.get_attribute("#verdict", "data-label")
@@ -620,7 +620,7 @@ def test_keyboard_alt_text_and_labels(page: Any, images: dict[str, Path]) -> Non
 
 def test_layout_at_390_px(browser: Any, server: str, images: dict[str, Path]) -> None:
     page = open_page(browser, server + "/", width=390, height=844)
-    analyse(page, images["copy"])
+    analyze(page, images["copy"])
     screenshot_to(page, "ui-390.png")
     page.click("#meta-box summary")
     page.wait_for_selector("#meta h4")
@@ -646,7 +646,7 @@ def test_token_prompt_when_the_server_requires_one(
         page.fill("#token", token)
         page.click("#token-form button")
         page.wait_for_selector("#token-form", state="hidden")
-        analyse(page, images["region"])
+        analyze(page, images["region"])
         page.select_option("#layer", "ela")  # the inspect routes send the token too
         page.wait_for_selector("#layer-img[data-layer='ela']:not([hidden])")
         page.wait_for_function("() => document.querySelectorAll('#history li a').length === 1")

@@ -27,7 +27,7 @@ from forenscope.types.llm import (
     EvidenceItem,
     LLMAssessment,
     Location,
-    Sample,
+    Stage1Answer,
     Stage1Result,
     Stage2Answer,
     Stage2Result,
@@ -246,7 +246,7 @@ def test_llm_text_is_escaped_in_markdown_and_html() -> None:
                           visible_traces=[evil], scope="local", reasoning=evil)  # fmt: skip
     report.llm = LLMAssessment(
         model=evil, flavor="generic", prompt_versions={"stage1": "s1"},
-        stage1=_s1(0.9).model_copy(update={"samples": [Sample(text=evil, label="yes")]}),
+        stage1=_s1(0.9).model_copy(update={"samples": [Stage1Answer(text=evil, label="yes")]}),
         stage2=Stage2Result(status="ok", answer=answer, prompt_version="s2", model="m"),
         verdict_agreement="disagree",
         agreement=[Agreement(expert=evil, expert_score=0.1, llm_probability=0.9, agrees=False)],

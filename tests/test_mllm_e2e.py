@@ -246,7 +246,7 @@ def test_cli_run_detect_and_chat_against_the_server(
 def test_hybrid_tool_calls_run_registry_experts(server: FakeServerProcess, tmp_path: Path) -> None:
     import numpy as np
 
-    from forenscope.mllm.hybrid import analyse_with_tools
+    from forenscope.mllm.hybrid import analyze_with_tools
 
     rng = np.random.default_rng(1)
     arr = (np.linspace(0, 255, 300)[None, :, None] + rng.normal(0, 8, (300, 300, 3))).clip(0, 255)
@@ -256,7 +256,7 @@ def test_hybrid_tool_calls_run_registry_experts(server: FakeServerProcess, tmp_p
 
     async def main() -> Any:
         async with MLLMEngine(config) as eng:
-            return await analyse_with_tools(eng, path, tools=["ela", "noise"])
+            return await analyze_with_tools(eng, path, tools=["ela", "noise"])
 
     result, calls = asyncio.run(main())
     assert [c.name for c in calls] == ["ela", "noise"]

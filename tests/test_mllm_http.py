@@ -85,7 +85,7 @@ def _run(fx: dict[str, Any], replay: Replay, sleeps: list[float], **cfg: Any) ->
             call = dict(fx["call"])
             if fx["stage"] == 1:
                 return await eng.adetect(_image(), **call)
-            return await eng.aanalyse(_image(), evidence=call.get("evidence", ()))
+            return await eng.aanalyze(_image(), evidence=call.get("evidence", ()))
 
     return asyncio.run(main())
 

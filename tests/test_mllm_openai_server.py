@@ -232,7 +232,7 @@ def test_our_own_engine_scores_forenscope_through_the_endpoint(
     async def main() -> Any:
         async with MLLMEngine(config) as engine:
             s1 = await engine.adetect(PHOTO, scoring="logprobs")
-            return s1, await engine.aanalyse(PHOTO, evidence=["x"])
+            return s1, await engine.aanalyze(PHOTO, evidence=["x"])
 
     s1, s2 = asyncio.run(main())
     # The engine sends a re-encoded copy (its image policy): the server analyses those bytes.

@@ -235,7 +235,7 @@ async def _explain(
     method and scope as answered, positions scored against its mask (aligned geometry)."""
     from .explanations import explanation_record
 
-    res = await engine.aanalyse(
+    res = await engine.aanalyze(
         data, k=pipe.stage2_k, seed=pipe.seed, exclude_sha256=[sha], exclude_paths=[sample.file]
     )
     out: dict[str, Any] = {"status": res.status, "usage": res.usage.model_dump()}

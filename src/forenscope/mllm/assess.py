@@ -25,7 +25,7 @@ from ..types.llm import (
     VerdictAgreement,
 )
 from .config import LLMConfig
-from .hybrid import HYBRID_PROMPT_VERSION, analyse_with_tools, compare
+from .hybrid import HYBRID_PROMPT_VERSION, analyze_with_tools, compare
 from .runner import MLLMEngine
 
 MAX_REGIONS_SHOWN = 3
@@ -114,13 +114,13 @@ async def _stage2(
     opts = engine.config.pipeline
     if not opts.tools:
         shown = evidence_items(report, opts.max_evidence)
-        result = await engine.aanalyse(
+        result = await engine.aanalyze(
             image, evidence=[e.text for e in shown], k=opts.stage2_k, seed=opts.seed
         )
         return result, shown, []
     # The experts come as tools; their answers are the pipeline's results, not a second run.
     shown = evidence_items(report, opts.max_evidence, experts=False)
-    result, calls = await analyse_with_tools(
+    result, calls = await analyze_with_tools(
         engine, image, results=report.experts, evidence=[e.text for e in shown]
     )
     shown += [

@@ -171,13 +171,13 @@ def detect_cmd(
     click.echo(f"usage: {usage.model_dump_json()}", err=True)
 
 
-@llm_cli.command("analyse")
+@llm_cli.command("analyze")
 @_IMAGE_ARGS
 @config_option
 @click.option("--evidence", multiple=True, help="expert evidence text shown to the LLM (repeat)")
 @prompts_option
 @click.option("--out", type=click.Path(), default=None)
-def analyse_cmd(
+def analyze_cmd(
     paths: tuple[str, ...],
     config: str | None,
     evidence: tuple[str, ...],
@@ -188,12 +188,24 @@ def analyse_cmd(
     files = _expand(paths)
 
     async def job(eng: Any) -> list[dict[str, Any]]:
-        calls = (_safe(p, eng.aanalyse(p, evidence=evidence)) for p in files)
+        calls = (_safe(p, eng.aanalyze(p, evidence=evidence)) for p in files)
         return list(await asyncio.gather(*calls))
 
     rows, usage = _engine_run(config, {"prompts": prompts}, job)
     _emit(rows, out)
     click.echo(f"usage: {usage.model_dump_json()}", err=True)
+
+
+# The British spelling still works for scripts written before the API said "analyze".
+llm_cli.add_command(
+    click.Command(
+        "analyse",
+        params=analyze_cmd.params,
+        callback=analyze_cmd.callback,
+        help="Alias of `analyze`.",
+        hidden=True,
+    )
+)
 
 
 @llm_cli.command("run")

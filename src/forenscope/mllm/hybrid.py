@@ -16,7 +16,7 @@ from .parsing import parse_analysis
 from .request import answer_texts, build_messages, build_request
 
 __all__ = [
-    "Agreement", "ToolCall", "analyse_with_tools", "compare", "evidence_texts",
+    "Agreement", "ToolCall", "analyze_with_tools", "compare", "evidence_texts",
     "expert_summary", "expert_tools",
 ]  # fmt: skip
 
@@ -83,7 +83,7 @@ def compare(stage1: Stage1Result, experts: Sequence[ExpertResult]) -> list[Agree
     ]
 
 
-async def analyse_with_tools(
+async def analyze_with_tools(
     engine: Any,
     image: Any,
     *,

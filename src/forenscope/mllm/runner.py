@@ -279,7 +279,7 @@ class MLLMEngine:
         return res
 
     # -- stage 2 ------------------------------------------------------------------------------
-    async def aanalyse(
+    async def aanalyze(
         self,
         image: ImageLike,
         *,
@@ -361,7 +361,7 @@ class MLLMEngine:
                 wanted = floor is None or (p is not None and p >= floor)
                 if stage2 and wanted:
                     ev = (evidence or {}).get(str(path), ())
-                    run.stage2 = await self.aanalyse(path, evidence=ev)
+                    run.stage2 = await self.aanalyze(path, evidence=ev)
             except (OSError, ValueError, InputError) as exc:  # unreadable / undecodable input
                 run.error = _error(exc)
             return run
@@ -389,9 +389,9 @@ def detect(image: ImageLike, config: LLMConfig, **kwargs: Any) -> Stage1Result:
     return _run_sync(config, lambda e: e.adetect(image, **kwargs), **eng)
 
 
-def analyse(
+def analyze(
     image: ImageLike, config: LLMConfig, evidence: Sequence[str] = (), **kwargs: Any
 ) -> Stage2Result:
     """Blocking stage 2 for scripts."""
     eng = {k: kwargs.pop(k) for k in ("prompts", "transport", "cache", "audit") if k in kwargs}
-    return _run_sync(config, lambda e: e.aanalyse(image, evidence=evidence, **kwargs), **eng)
+    return _run_sync(config, lambda e: e.aanalyze(image, evidence=evidence, **kwargs), **eng)
