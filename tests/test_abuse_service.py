@@ -372,3 +372,26 @@ def test_a_failing_warm_up_does_not_stop_the_server(
     with TestClient(create_app(settings(tmp_path))) as c:
         assert c.get("/v1/health").status_code == 200
     assert "warm-up analysis failed" in caplog.text
+
+
+@pytest.mark.parametrize("route", ["/v1/analyze", "/v1/jobs"])
+def test_over_budget_upload_is_refused_from_its_first_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    """High 4: the header in the first 256 KB decides; the rest of a 19 MB upload is never
+    read into memory (the 413 comes before any whole read)."""
+    from starlette.datastructures import UploadFile
+
+    sizes: list[int] = []
+    real_read = UploadFile.read
+
+    async def read(self: UploadFile, size: int = -1) -> bytes:
+        sizes.append(size)
+        return await real_read(self, size)
+
+    monkeypatch.setattr(UploadFile, "read", read)
+    field = "file" if route == "/v1/analyze" else "files"
+    with TestClient(create_app(settings(tmp_path))) as c:
+        r = c.post(route, files=[(field, ("big.png", fx.noise_png(6.3, seed=1), "image/png"))])
+    assert r.status_code == 413 and "memory budget" in r.json()["detail"], r.text
+    assert sizes and all(0 < s <= 256 * 1024 for s in sizes), sizes

@@ -123,13 +123,13 @@ class Analyzer:
         if self.processes is not None:
             self.processes.close()
 
-    def refuse_over_budget(self, head: bytes) -> None:
+    def refuse_over_budget(self, head: bytes, name: str = "upload") -> None:
         """ImageTooLargeError (413) when the first bytes of an upload already show an image over
         the pixel or memory limit, before the rest is read into memory (32 uploads of 19 MB
         each held 600 MB only to be refused). A header not within `head` is checked later, on
         the whole upload."""
         try:
-            probe_image(head, self.limits)
+            probe_image(head, self.limits, name)
         except ImageTooLargeError:
             raise
         except Exception:  # cut off mid-header, or not an image: the full checks decide

@@ -12,7 +12,7 @@ from .. import __version__
 from ..io.image import probe_image
 from .chat import CHAT_NOT_CONFIGURED
 from .deps import AnalysisId, Service, ServiceDep, get_row, limit_analyses, limit_reads
-from .engine import display_name
+from .engine import HEAD_PROBE_BYTES, display_name
 from .routes_analyses import ERRORS, _split, _threshold
 from .schemas import (
     ChatMessage,
@@ -108,10 +108,14 @@ async def create_job(request: Request, svc: ServiceDep) -> Job:
             for upload in form.getlist("files"):
                 if not isinstance(upload, UploadFile):
                     continue
+                name = display_name(upload.filename) or "upload"
+                # An image over the budget is refused by its header, before it is read whole.
+                svc.analyzer.refuse_over_budget(await upload.read(HEAD_PROBE_BYTES), name)
+                await upload.seek(0)
                 data = await upload.read()
                 if sniff_image(data) is None:  # refuse at once rather than fail later
                     raise HTTPException(415, f"{display_name(upload.filename)!r} is not an image")
-                probe_image(data, svc.analyzer.limits, display_name(upload.filename) or "upload")
+                probe_image(data, svc.analyzer.limits, name)
                 sha, created = await anyio.to_thread.run_sync(svc.blobs.stage_new, data)
                 if created:
                     staged.append(sha)
