@@ -24,7 +24,7 @@ import numpy as np
 from forenscope.eval.datasets import Sample, load_manifest, load_mask
 from forenscope.eval.metrics import all_forged_f1, best_threshold_f1, scores_at
 from forenscope.io import load_image
-from forenscope.localizer.model import WEIGHTS, Localizer
+from forenscope.learned.localizer.model import WEIGHTS, Localizer
 
 HOLDOUT_REAL = {"bsds500-val", "noso"}
 Row = dict[str, float | str]

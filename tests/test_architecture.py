@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "forenscope"
 LAYERS: list[set[str]] = [
     {"types", "errors"},
     {"io", "models", "config"},
-    {"learned", "localizer", "faces"},
+    {"learned", "faces"},
     {"experts", "forgeries", "inspect"},
     {"fusion"},
     {"report"},

@@ -10,10 +10,10 @@ from forenscope.experts.learned_localizer import LearnedLocalizer
 from forenscope.forgeries import Box, example_photo, make_splice, mask_iou, synthetic_photo
 from forenscope.io import load_image
 from forenscope.io.input import ImageInput
-from forenscope.localizer import onnx_trees
-from forenscope.localizer.features import image_features
-from forenscope.localizer.model import Localizer, shipped
-from forenscope.localizer.trees import export_hgb
+from forenscope.learned.localizer import onnx_trees
+from forenscope.learned.localizer.features import image_features
+from forenscope.learned.localizer.model import Localizer, shipped
+from forenscope.learned.localizer.trees import export_hgb
 from forenscope.train import localizer as trainer
 from forenscope.train.localizer_synth import KINDS, make_sample
 

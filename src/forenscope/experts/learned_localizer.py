@@ -4,7 +4,7 @@ The trees were trained only on synthetic forgeries of real photos (splices with 
 chain, copy-moves, regions re-saved at another JPEG quality, local edits) and Platt-calibrated on
 held-out synthetic forgeries, so the map is a probability per 16 px block and 0.5 is a fixed,
 meaningful threshold *on that kind of data*. On real tampered images it is much weaker: see the
-model card `forenscope/localizer/weights/MODEL_CARD.md` before trusting it.
+model card `forenscope/learned/localizer/weights/MODEL_CARD.md` before trusting it.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ class LearnedLocalizer(Expert):
         ),
         licence="weights: research use only (trained on BSDS500 and other non-commercial photos)",
         produces_heatmap=True,
-        reference="forenscope/localizer/weights/MODEL_CARD.md",
+        reference="forenscope/learned/localizer/weights/MODEL_CARD.md",
     )
 
     def _analyze(self, image: ImageInput) -> ExpertResult:
-        from ..localizer.model import shipped, to_pixels
+        from ..learned.localizer.model import shipped, to_pixels
 
         rgb = image.rgb
         if min(rgb.shape[:2]) < MIN_SIDE:

@@ -30,9 +30,9 @@ import numpy as np
 from PIL import Image
 
 from ..eval.datasets import Sample, load_manifest
-from ..localizer.features import block_labels, image_features
-from ..localizer.model import WEIGHTS, Localizer, to_pixels
-from ..localizer.trees import export_hgb
+from ..learned.localizer.features import block_labels, image_features
+from ..learned.localizer.model import WEIGHTS, Localizer, to_pixels
+from ..learned.localizer.trees import export_hgb
 from .localizer_synth import make_sample
 from .map_data import STRAIGHT_FROM_CAMERA, path_hash
 

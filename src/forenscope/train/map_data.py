@@ -244,7 +244,7 @@ def variants_of(sample: Sample) -> tuple[str, ...]:
 def expert_tags(experts: Sequence[str]) -> dict[str, str]:
     """Cache tags: the weights' hash for the trained experts, the spec version otherwise."""
     from ..experts import expert_classes
-    from ..localizer.model import WEIGHTS
+    from ..learned.localizer.model import WEIGHTS
 
     heads = Path(__file__).resolve().parents[1] / "models" / "heads"
     classes = expert_classes()

@@ -56,7 +56,7 @@ def build_session(forest: Forest, n_features: int) -> Any:
     """An onnxruntime session mapping float32 (N, n_features) to the raw log-odds (N, 1)."""
     from onnx import TensorProto, helper
 
-    from ..learned.ort_session import cpu_session
+    from ..ort_session import cpu_session
 
     nl = _node_lists(forest)
     node = helper.make_node(
