@@ -157,8 +157,11 @@ def recompress(img: np.ndarray, quality: int, phase: tuple[int, int] = (0, 0)) -
     Image.fromarray(np.ascontiguousarray(sub), mode).save(
         buf, "JPEG", quality=int(quality), subsampling=0
     )
-    out = img.astype(np.float32).copy()
-    out[dy:, dx:] = np.asarray(Image.open(io.BytesIO(buf.getvalue())), dtype=np.float32)
+    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())), dtype=np.float32)
+    if dy == 0 and dx == 0:
+        return decoded  # a new float32 array already: no image-sized copy to fill
+    out = img.astype(np.float32)  # astype copies
+    out[dy:, dx:] = decoded
     return out
 
 

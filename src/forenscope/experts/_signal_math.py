@@ -23,6 +23,54 @@ def blocks(a: np.ndarray, size: int) -> np.ndarray:
     return v.transpose(0, 2, 1, 3).reshape(nby, nbx, size * size)
 
 
+def channel_min_max(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel minimum and maximum over the colour channels of an (H, W, C) array.
+
+    Plane by plane: numpy's reduction over a short last axis is about 20x slower (0.9 s for an
+    RGB max at 12 MP). Minimum and maximum are exact, so the values are the same.
+    """
+    planes = [rgb[..., i] for i in range(rgb.shape[-1])]
+    lo, hi = planes[0], planes[0]
+    for plane in planes[1:]:
+        lo, hi = np.minimum(lo, plane), np.maximum(hi, plane)
+    return lo, hi
+
+
+def channel_mean3(a: np.ndarray) -> np.ndarray:
+    """`a.mean(axis=-1)` of an (H, W, 3) float array, bit for bit (numpy adds the three in
+    order, then divides), at a third of its cost."""
+    return np.asarray((a[..., 0] + a[..., 1] + a[..., 2]) / 3)
+
+
+def wrap_max_filter(a: np.ndarray, size: int) -> np.ndarray:
+    """`ndimage.maximum_filter(a, size, mode="wrap")` for an odd size, by doubling windows
+    (maximum is exact, so the values are identical) in a fraction of its time at 12 MP."""
+    if size % 2 != 1 or min(a.shape) < size // 2:
+        raise ValueError(f"odd size no larger than twice the array's sides, got {size}")
+    out = a
+    for axis in range(a.ndim):
+        out = _sliding_max_wrap(out, size, axis)
+    return out
+
+
+def _sliding_max_wrap(a: np.ndarray, size: int, axis: int) -> np.ndarray:
+    r, n = size // 2, a.shape[axis]
+    m = np.concatenate([a.take(range(n - r, n), axis), a, a.take(range(r), axis)], axis=axis)
+    width = 1  # m[i] holds the max over `width` samples starting at padded position i
+    while 2 * width <= size:
+        m = np.maximum(_along(m, axis, 0, -width), _along(m, axis, width, None))
+        width *= 2
+    if width < size:
+        m = np.maximum(_along(m, axis, 0, width - size), _along(m, axis, size - width, None))
+    return m
+
+
+def _along(a: np.ndarray, axis: int, start: int, stop: int | None) -> np.ndarray:
+    index: list[slice] = [slice(None)] * a.ndim
+    index[axis] = slice(start, stop)
+    return a[tuple(index)]
+
+
 def upsample_blocks(
     block_map: np.ndarray, size: int, shape: tuple[int, int], step: int | None = None
 ) -> np.ndarray:

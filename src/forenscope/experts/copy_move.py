@@ -27,7 +27,7 @@ from scipy import fft, ndimage
 
 from ..io.input import ImageInput
 from ..types import BBox, Evidence, ExpertResult, ExpertSpec
-from ._signal_math import bbox_words, blocks, components, ramp
+from ._signal_math import bbox_words, blocks, components, ramp, wrap_max_filter
 from .base import Expert
 from .registry import register_expert
 
@@ -103,7 +103,7 @@ def top_peaks(
     flat = corr.ravel()
     # Local maxima only (a lattice texture has hundreds of peaks before a copy's), strongest
     # first.
-    local = np.flatnonzero((corr >= ndimage.maximum_filter(corr, 9, mode="wrap")) & (corr > 0))
+    local = np.flatnonzero((corr >= wrap_max_filter(corr, 9)) & (corr > 0))
     top = local[np.argsort(-flat[local])[:MAX_PEAKS_SEEN]]
     seen: list[tuple[int, int]] = []
     picked: list[tuple[int, int, float]] = []

@@ -16,6 +16,7 @@ from scipy import ndimage
 from ..io.input import ImageInput
 from ..types import BBox, Evidence, ExpertResult, ExpertSpec
 from . import _jpeg_math as jm
+from ._signal_math import channel_mean3, channel_min_max
 from .base import Expert
 from .registry import register_expert
 
@@ -55,13 +56,14 @@ def ela_blocks(
     """Per block: mean absolute re-save error, the typical error of equally textured blocks,
     and the robust z-map smoothed over blocks."""
     resaved = jm.recompress(rgb, quality)
-    error = np.asarray(np.abs(resaved - rgb.astype(np.float32)).mean(axis=-1))
+    error = channel_mean3(np.abs(resaved - rgb.astype(np.float32)))
     gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     texture = np.asarray(np.abs(ndimage.laplace(gray)))
     eb = jm.block_mean(error)
     z, typical = texture_normalised_z(eb, jm.block_mean(texture))
     # Clipped (saturated or black) blocks re-save without error whatever their history.
-    extreme = np.asarray(((rgb <= 2) | (rgb >= 253)).any(axis=-1), dtype=np.float32)
+    lo, hi = channel_min_max(rgb)
+    extreme = np.asarray((lo <= 2) | (hi >= 253), dtype=np.float32)
     clipped = jm.block_mean(extreme) > 0.25
     z[clipped] = 0.0
     return eb, typical, jm.smooth_blocks(z)

@@ -23,6 +23,7 @@ from ._signal_math import (
     MAD_TO_SIGMA,
     bbox_words,
     blocks,
+    channel_min_max,
     components,
     ramp,
     robust_center_scale,
@@ -59,13 +60,12 @@ def block_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
     # White noise of sigma s leaves about s/4 at the coarse level; what is left is texture. So
     # a noisy pasted patch on a smooth scene is not mistaken for a textured one.
     coarse = coarse_sigma(g, fine.shape)
+    lo, hi = channel_min_max(rgb)
     return {
         "fine": fine,
         "coarse": np.sqrt(np.maximum(coarse**2 - (fine / 4) ** 2, 0.0)),
         "mean": blocks(g, BLOCK).mean(axis=2) / 255.0,
-        "clipped": blocks(
-            ((rgb.max(axis=2) >= 250) | (rgb.min(axis=2) <= 3)).astype(np.float32), BLOCK
-        ).mean(axis=2),
+        "clipped": blocks(((hi >= 250) | (lo <= 3)).astype(np.float32), BLOCK).mean(axis=2),
     }
 
 
