@@ -106,7 +106,8 @@ def serve(data_dir: Path, port: int, token: str | None) -> None:
     from forenscope.service.launch import server_config
 
     s = Settings(data_dir=data_dir, port=port, token=token, analyze_rate_per_min=0.0,
-                 fetch_allow_networks=["127.0.0.0/8"], isolation="process")  # fmt: skip
+                 fetch_allow_networks=["127.0.0.0/8"], isolation="process",
+                 memory_budget_mb=1024)  # fmt: skip  # a 2 GB machine's default: the tightest
     config = server_config(
         create_app(s), header_timeout_s=s.header_timeout_s, keep_alive_s=s.keep_alive_s,
         trusted_proxies=s.trusted_proxies, host="127.0.0.1", port=port, log_level="error",

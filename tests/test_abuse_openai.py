@@ -22,7 +22,9 @@ EXPERTS = ["ela", "exif"]
 
 @pytest.fixture()
 def client() -> Iterator[TestClient]:
-    with TestClient(create_openai_app(OpenAISettings(experts=EXPERTS))) as c:
+    # a 2 GB machine's budget (the default is half the machine's memory)
+    settings = OpenAISettings(experts=EXPERTS, memory_budget_mb=1024)
+    with TestClient(create_openai_app(settings)) as c:
         yield c
 
 

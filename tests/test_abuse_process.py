@@ -40,7 +40,8 @@ class ServeProcess:
             self.port = int(s.getsockname()[1])
         self.data_dir = data_dir
         cmd = [sys.executable, "-m", "forenscope", "serve", "--port", str(self.port),
-               "--data-dir", str(data_dir), "--expert", "exif", "--expert", "ela"]  # fmt: skip
+               "--data-dir", str(data_dir), "--expert", "exif", "--expert", "ela",
+               "--memory-budget-mb", "1024"]  # fmt: skip  # a small machine's budget
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         env.pop("FORENSCOPE_TOKEN", None)
         self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)

@@ -40,6 +40,9 @@ def settings(tmp: Path, **kw: Any) -> Settings:
     kw.setdefault("analyze_rate_per_min", 0.0)
     kw.setdefault("read_rate_per_s", 0.0)
     kw.setdefault("experts", ["exif", "ela"])
+    # The default budget is half the machine's memory; these tests exercise the budget with
+    # what a 2 GB machine would get, so they mean the same on every machine.
+    kw.setdefault("memory_budget_mb", 1024)
     return Settings(data_dir=tmp, **kw)
 
 
@@ -192,12 +195,24 @@ def test_image_over_the_memory_budget_is_refused_at_upload(tmp_path: Path) -> No
         assert not any((tmp_path / "staging").iterdir())
 
 
-def test_the_issues_59_megapixel_png_is_refused_by_default(client: TestClient) -> None:
+def test_the_issues_59_megapixel_png_is_refused_on_a_small_machine(client: TestClient) -> None:
     bomb = fx.png_bomb(8000, 7400)  # 59.2 MP, under the 60 MP pixel limit, ~180 KB
     start = time.monotonic()
     r = client.post("/v1/analyze", files={"file": ("b.png", bomb, "image/png")})
     assert r.status_code == 413 and "memory budget" in r.json()["detail"], r.text
     assert time.monotonic() - start < 5.0
+
+
+def test_the_default_budget_is_half_the_machine_and_fits_a_phone_photo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forenscope.io import limits
+
+    monkeypatch.setattr(limits, "machine_memory_bytes", lambda: 8 * 1024 * limits.MB)
+    budget = Settings(data_dir=tmp_path).memory_budget_mb
+    assert budget == 4096
+    assert limits.estimate_analysis_bytes(12_000_000, 2) <= budget * limits.MB  # 12 MP fits
+    assert limits.estimate_analysis_bytes(59_200_000) > budget * limits.MB  # the bomb does not
 
 
 def test_memory_gate_admits_within_the_budget() -> None:

@@ -55,6 +55,11 @@ def default_memory_budget() -> int:
     return max(256 * MB, machine_memory_bytes() // 2)
 
 
+def default_memory_budget_mb() -> int:
+    """`default_memory_budget` in MiB: the services' default, so a phone photo fits."""
+    return default_memory_budget() // MB
+
+
 def estimate_analysis_bytes(pixels: int, expert_threads: int = 1) -> int:
     """Estimated peak memory of analysing an image of `pixels` pixels, before decoding it."""
     return ANALYSIS_OVERHEAD_BYTES + pixels * BYTES_PER_PIXEL_PER_THREAD * max(1, expert_threads)

@@ -26,9 +26,10 @@ if TYPE_CHECKING:
               help="Analyses run at the same time.")  # fmt: skip
 @click.option("--max-upload-mb", default=50, show_default=True, type=click.IntRange(1, 4096))
 @click.option(
-    "--memory-budget-mb", default=1024, show_default=True, type=click.IntRange(64),
-    help="Estimated peak memory of the analyses running at once; larger images are refused "
-    "at upload (a 12 MP photo needs about 2000 with two expert threads).",
+    "--memory-budget-mb", default=None, type=click.IntRange(64),
+    help="Estimated peak memory of the analyses running at once (default: half the machine's "
+    "memory); larger images are refused at upload (a 12 MP photo needs about 2000 with two "
+    "expert threads).",
 )  # fmt: skip
 @click.option(
     "--analysis-timeout", default=300.0, show_default=True, type=click.FloatRange(min=1.0),
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
               help="LLM config (YAML/JSON): enables /v1/analyses/{id}/chat.")  # fmt: skip
 def serve_cmd(
     host: str, port: int, data_dir: Path, workers: int, max_upload_mb: int,
-    memory_budget_mb: int, analysis_timeout: float, isolation: str, experts: tuple[str, ...],
+    memory_budget_mb: int | None, analysis_timeout: float, isolation: str, experts: tuple[str, ...],
     llm_config: str | None,
 ) -> None:  # fmt: skip
     """Serve the API (/v1, OpenAPI at /v1/openapi.json) and the web UI (/).
@@ -59,12 +60,14 @@ def serve_cmd(
 
         from . import Settings, create_app
     from ..errors import ConfigError
+    from ..io.limits import default_memory_budget_mb
 
     token = token_from_env()
     settings = Settings(
         data_dir=data_dir, host=host, port=port, token=token, workers=workers,
         max_upload_bytes=max_upload_mb * 1024 * 1024, experts=list(experts) or None,
-        memory_budget_mb=memory_budget_mb, analysis_timeout_s=analysis_timeout,
+        memory_budget_mb=memory_budget_mb or default_memory_budget_mb(),
+        analysis_timeout_s=analysis_timeout,
         isolation=isolation,
     )  # fmt: skip
     try:

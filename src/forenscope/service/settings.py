@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ..errors import ConfigError
+from ..io.limits import default_memory_budget_mb
 
 TOKEN_ENV = "FORENSCOPE_TOKEN"
 
@@ -26,9 +27,10 @@ class Settings(BaseModel):
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     max_pixels: int = Field(default=60_000_000, gt=0)
     memory_budget_mb: int = Field(
-        default=1024, ge=64,
-        description="estimated peak memory of the analyses running at once; an image whose "
-        "own estimate is larger is refused at upload (413), others wait for room",
+        default_factory=default_memory_budget_mb, ge=64,
+        description="estimated peak memory of the analyses running at once (default: half "
+        "the machine's memory); an image whose own estimate is larger is refused at upload "
+        "(413), others wait for room",
     )  # fmt: skip
     # Analysis
     experts: list[str] | None = Field(default=None, description="None = every registered expert")

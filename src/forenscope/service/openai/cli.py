@@ -20,11 +20,12 @@ import click
 @click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--max-queue", default=4, show_default=True, type=click.IntRange(0, 1024),
               help="Requests waiting for a worker before 503 with Retry-After.")  # fmt: skip
-@click.option("--memory-budget-mb", default=1024, show_default=True, type=click.IntRange(64),
-              help="Estimated peak memory of one analysis; larger images are refused.")  # fmt: skip
+@click.option("--memory-budget-mb", default=None, type=click.IntRange(64),
+              help="Estimated peak memory of the analyses at once (default: half the machine's "
+              "memory); larger images are refused.")  # fmt: skip
 def serve_openai_cmd(
     host: str, port: int, model_id: str, experts: tuple[str, ...], workers: int,
-    max_image_mb: int, threshold: float, max_queue: int, memory_budget_mb: int,
+    max_image_mb: int, threshold: float, max_queue: int, memory_budget_mb: int | None,
 ) -> None:  # fmt: skip
     """Serve Forenscope as an OpenAI-compatible vision model (/v1/chat/completions, /v1/models).
 
@@ -41,12 +42,13 @@ def serve_openai_cmd(
 
         from .server import OpenAISettings, create_openai_app
     from ...errors import ConfigError, UnknownExpertError
+    from ...io.limits import default_memory_budget_mb
 
     token = token_from_env()
     settings = OpenAISettings(
         host=host, token=token, model_id=model_id, experts=list(experts) or None,
         workers=workers, max_image_bytes=max_image_mb * 1024 * 1024, threshold=threshold,
-        max_queue=max_queue, memory_budget_mb=memory_budget_mb,
+        max_queue=max_queue, memory_budget_mb=memory_budget_mb or default_memory_budget_mb(),
     )  # fmt: skip
     try:
         app = create_openai_app(settings)

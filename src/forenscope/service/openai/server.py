@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ... import __version__
 from ...errors import ConfigError, ImageDecodeError, ImageTooLargeError, InputError
-from ...io.limits import MB, Limits
+from ...io.limits import MB, Limits, default_memory_budget_mb
 from ...types import Report
 from ..engine import MemoryGate
 from ..security import (
@@ -62,8 +62,9 @@ class OpenAISettings(BaseModel):
         "before 503 with Retry-After",
     )  # fmt: skip
     memory_budget_mb: int = Field(
-        default=1024, ge=64, description="estimated peak memory of the analyses running at "
-        "once; an image whose own estimate is larger is refused (413) before decoding",
+        default_factory=default_memory_budget_mb, ge=64, description="estimated peak memory "
+        "of the analyses running at once (default: half the machine's memory); an image whose "
+        "own estimate is larger is refused (413) before decoding",
     )  # fmt: skip
     cache_size: int = Field(default=64, ge=0, description="answers kept, by image sha256")
     cache_bytes: int = Field(
