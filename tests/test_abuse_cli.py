@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import abuse_fixtures as fx
-from forenscope.batch import Outcome, analyze_batch
+from forenscope.batch import FileOutcome, analyze_batch
 from forenscope.cli import EXIT_ERRORS, EXIT_USAGE, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,9 +32,9 @@ def photo(path: Path, seed: int = 0, size: tuple[int, int] = (120, 160)) -> Path
     return path
 
 
-def run_batch(paths: list[Path], timeout: float = 60.0, **kw: object) -> list[Outcome]:
+def run_batch(paths: list[Path], timeout: float = 60.0, **kw: object) -> list[FileOutcome]:
     """analyze_batch in a thread, so a hang fails the test instead of stalling the suite."""
-    got: list[Outcome] = []
+    got: list[FileOutcome] = []
     t = threading.Thread(target=lambda: got.extend(analyze_batch(paths, **kw)), daemon=True)
     t.start()
     t.join(timeout)
@@ -140,7 +140,7 @@ def test_pool_time_limit_stops_an_overdue_worker() -> None:
 @linux_only
 def test_killed_worker_in_a_parallel_batch_costs_one_image(tmp_path: Path) -> None:
     paths = [photo(tmp_path / f"img{i}.jpg", seed=i, size=(600, 800)) for i in range(8)]
-    outcomes: list[Outcome] = []
+    outcomes: list[FileOutcome] = []
     killed = False
     for outcome in analyze_batch(paths, experts=("ela", "noise"), jobs=2):
         outcomes.append(outcome)

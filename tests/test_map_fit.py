@@ -82,7 +82,7 @@ def test_loso_fits_each_fold_without_its_source(monkeypatch: pytest.MonkeyPatch)
     seen: list[set[str]] = []
     real_fit = mf.fit
 
-    def spy(items: list[mf.Featured], cfg: mf.FitConfig) -> tuple[MapFusionModel, mf.Outcome]:
+    def spy(items: list[mf.Featured], cfg: mf.FitConfig) -> tuple[MapFusionModel, mf.BiasChoice]:
         seen.append({it.source for it in items})
         return real_fit(items, cfg)
 

@@ -46,7 +46,7 @@ IMAGE_SUFFIXES = {
 
 
 @dataclass
-class Outcome:
+class FileOutcome:
     """What happened to one input file."""
 
     path: str
@@ -155,7 +155,7 @@ _LLM_RUN_ONLY = {
 }  # fmt: skip
 
 
-def _append_index(out_dir: Path, outcome: Outcome) -> None:
+def _append_index(out_dir: Path, outcome: FileOutcome) -> None:
     with (out_dir / INDEX_NAME).open("a", encoding="utf-8") as f:
         f.write(json.dumps(outcome.index_record(), sort_keys=True) + "\n")
         f.flush()
@@ -171,7 +171,7 @@ def analyze_file(
     threads: int | None = None,
     llm: LLMConfig | None = None,
     limits: Limits | None = None,
-) -> Outcome:
+) -> FileOutcome:
     """Analyse one file (with the MLLM stages when `llm` is given) and write its reports;
     errors come back as values (runs in a worker)."""
     from .io import load_image
@@ -208,7 +208,7 @@ def analyze_file(
         summary += f"; LLM P(fake) {llm_says} ({report.llm.verdict_agreement})"
     if report.regions:
         summary += f"; {len(report.regions)} region(s), first: {report.regions[0].description}"
-    return Outcome(
+    return FileOutcome(
         path=path,
         status=_status(verdict.label),
         sha256=report.image.sha256,
@@ -236,8 +236,8 @@ def analyze_batch(
     jobs: int = 1,
     llm: LLMConfig | None = None,
     timeout_s: float | None = None,
-) -> Iterator[Outcome]:
-    """Yield one Outcome per file, in completion order; skips files already in `out_dir`'s index.
+) -> Iterator[FileOutcome]:
+    """Yield one FileOutcome per file, in completion order; skips files in `out_dir`'s index.
 
     `timeout_s` bounds each file's wall-clock time: past it, the worker is killed and replaced
     and the file is an error (files then always run in worker processes, even with jobs=1).
@@ -260,7 +260,7 @@ def analyze_batch(
     # Each worker analyses one image with a single expert thread: the pool parallelises images.
     threads = 1 if jobs > 1 else None
     tasks = ((p, (p, out, formats, experts, threshold, threads, llm, limits)) for p in pending)
-    pool: WorkerPool[str, Outcome] = WorkerPool(analyze_file, jobs, timeout_s=timeout_s)
+    pool: WorkerPool[str, FileOutcome] = WorkerPool(analyze_file, jobs, timeout_s=timeout_s)
     with pool:
         for path, result in pool.run(tasks):
             if isinstance(result, WorkerFailure):
@@ -276,16 +276,16 @@ def finished_outcomes(
     threshold: float = 0.5,
     jobs: int = 1,
     llm: LLMConfig | None = None,
-) -> list[Outcome]:
+) -> list[FileOutcome]:
     """The outcomes `out_dir`'s index already holds for `paths` under these settings: the files
     a resumed `analyze_batch` with the same arguments skips, read back so they can be counted."""
     done = read_index(out_dir)
     if not done:
         return []
     limits, config = batch_limits(jobs), batch_config_key(experts, threshold, llm)
-    names = [f.name for f in dataclasses.fields(Outcome)]
+    names = [f.name for f in dataclasses.fields(FileOutcome)]
     records = (done.get(_index_key(str(p), limits, config)) for p in paths)
-    return [Outcome(**{n: rec[n] for n in names if n in rec}) for rec in records if rec]
+    return [FileOutcome(**{n: rec[n] for n in names if n in rec}) for rec in records if rec]
 
 
 def _index_key(path: str, limits: Limits, config: str) -> IndexKey:
@@ -311,14 +311,14 @@ class WorkerDiedError(ForenscopeError):
     """The worker process analysing this file died or overran its time limit."""
 
 
-def _failure(path: str, sha: str | None, exc: BaseException) -> Outcome:
-    return Outcome(
+def _failure(path: str, sha: str | None, exc: BaseException) -> FileOutcome:
+    return FileOutcome(
         path=path, status="error", sha256=sha, summary=str(exc) or type(exc).__name__,
         error={"type": type(exc).__name__, "message": str(exc)},
     )  # fmt: skip
 
 
-def _record(out_dir: Path | None, outcome: Outcome, config: str) -> Outcome:
+def _record(out_dir: Path | None, outcome: FileOutcome, config: str) -> FileOutcome:
     outcome.config = config
     if out_dir is not None:
         _append_index(out_dir, outcome)

@@ -72,7 +72,7 @@ class MemoryGate:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class StoredAnalysis:
     row: AnalysisRow
     cached: bool
 
@@ -151,7 +151,7 @@ class Analyzer:
         self, data: bytes, *, filename: str | None, source: str, url: str | None = None,
         experts: Sequence[str] | None = None, threshold: float | None = None,
         job_id: str | None = None,
-    ) -> Outcome:  # fmt: skip
+    ) -> StoredAnalysis:  # fmt: skip
         """Analyse (or reuse the stored report of) these bytes and record a new analysis."""
         self.limits.check_bytes(len(data), "upload")
         if sniff_image(data) is None:
@@ -180,7 +180,7 @@ class Analyzer:
         )  # fmt: skip
         self.store.add_analysis(row)
         self.metrics.observe_analysis(row.label, cached)
-        return Outcome(row, cached)
+        return StoredAnalysis(row, cached)
 
     def _run(
         self, data: bytes, sha: str, key: str, names: list[str] | None, thr: float,

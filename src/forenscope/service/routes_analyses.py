@@ -18,7 +18,7 @@ from .deps import (
     limit_analyses,
     limit_reads,
 )
-from .engine import HEAD_PROBE_BYTES, Outcome
+from .engine import HEAD_PROBE_BYTES, StoredAnalysis
 from .schemas import (
     Analysis,
     AnalysisLinks,
@@ -102,7 +102,7 @@ def _threshold(value: object) -> float | None:
     return t
 
 
-async def _from_upload(svc: Service, request: Request) -> Outcome:
+async def _from_upload(svc: Service, request: Request) -> StoredAnalysis:
     form = await request.form(max_files=1, max_fields=4)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
@@ -118,7 +118,7 @@ async def _from_upload(svc: Service, request: Request) -> Outcome:
     )  # fmt: skip
 
 
-async def _from_url(svc: Service, request: Request) -> Outcome:
+async def _from_url(svc: Service, request: Request) -> StoredAnalysis:
     try:
         body = AnalyzeUrlRequest.model_validate_json(await request.body())
     except ValidationError as exc:

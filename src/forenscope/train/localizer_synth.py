@@ -37,7 +37,7 @@ _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) /
 
 
 @dataclass(frozen=True)
-class Sample:
+class SyntheticForgery:
     rgb: np.ndarray  # uint8 (H, W, 3) as decoded after the final save
     mask: np.ndarray  # float32 (H, W) in [0, 1]: share of each pixel that was replaced
     kind: str
@@ -299,7 +299,7 @@ def make_sample(
     generated: np.ndarray,
     rng: np.random.Generator,
     kind: str | None = None,
-) -> Sample:
+) -> SyntheticForgery:
     """One forgery (or untouched control) of a crop of the camera JPEG `photo`."""
     base = crop(photo, rng, *CROP)
     chain = []
@@ -330,4 +330,4 @@ def make_sample(
     else:
         out, alpha, what = retouch(base, mask, rng)
     out, alpha, saved = final_save(out, alpha, rng)
-    return Sample(out, alpha.astype(np.float32), kind, "; ".join([*chain, what, saved]))
+    return SyntheticForgery(out, alpha.astype(np.float32), kind, "; ".join([*chain, what, saved]))

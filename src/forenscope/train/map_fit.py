@@ -150,7 +150,7 @@ def fit_logistic(
 
 
 @dataclass(frozen=True)
-class Outcome:
+class BiasChoice:
     shift: float
     f1: float  # mean F1@0.5 over forged images (coarse grid)
     median_flagged: float
@@ -170,7 +170,7 @@ def coarse_logits(model: MapFusionModel, items: Sequence[Featured]) -> list[np.n
 
 def outcome(
     z: Sequence[np.ndarray], items: Sequence[Featured], shift: float, budget: Sequence[str]
-) -> Outcome:
+) -> BiasChoice:
     """F1 on the forged items and flagged shares on the untouched items of `budget` groups."""
     f1, flagged = [], []
     for zi, it in zip(z, items, strict=True):
@@ -182,7 +182,7 @@ def outcome(
         elif it.entry.group in budget:
             flagged.append(float(pred.mean()))
     fl = np.asarray(flagged) if flagged else np.zeros(1)
-    return Outcome(
+    return BiasChoice(
         shift,
         float(np.mean(f1)) if f1 else float("nan"),
         float(np.median(fl)),
@@ -192,14 +192,14 @@ def outcome(
 
 def choose_shift(
     z: Sequence[np.ndarray], items: Sequence[Featured], budget: Sequence[str]
-) -> Outcome:
+) -> BiasChoice:
     """The shift with the best forged F1 among those within the budget (else the darkest)."""
     table = [outcome(z, items, s, budget) for s in SHIFTS]
     ok = [o for o in table if o.within_budget]
     return max(ok, key=lambda o: (o.f1, -o.shift)) if ok else table[0]
 
 
-def fit(items: Sequence[Featured], cfg: FitConfig) -> tuple[MapFusionModel, Outcome]:
+def fit(items: Sequence[Featured], cfg: FitConfig) -> tuple[MapFusionModel, BiasChoice]:
     """The logistic fit on `items`, its bias shifted by `choose_shift` on the same items."""
     names = feature_names(cfg.experts)
     use = np.array([n.split(".")[-1] not in cfg.drop for n in names])
@@ -250,7 +250,7 @@ def featurise_all(entries: Sequence[Entry], cfg: FitConfig) -> list[Featured]:
 
 
 def weights_json(
-    model: MapFusionModel, cfg: FitConfig, items: Sequence[Featured], best: Outcome
+    model: MapFusionModel, cfg: FitConfig, items: Sequence[Featured], best: BiasChoice
 ) -> dict[str, Any]:
     sources = sorted({it.source for it in items})
     n_forged = sum(it.forged for it in items)
