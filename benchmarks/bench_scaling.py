@@ -3,8 +3,8 @@
     python benchmarks/bench_scaling.py [--sizes 1,4,12,24,48] [--real auto|none|FILE,...]
         [--experts ela,noise] [--threads 1] [--warm 1] [--per-expert-memory]
 
-Each input is analysed in a fresh process (`cold`: interpreter start, imports, model loading,
-decode and analysis, timed from outside, with the child's peak RSS from the kernel), and then
+Each input is analysed in a fresh process (`cold`: from the process's spawn through interpreter
+start, imports, model loading, decode and analysis to the report, with the peak RSS so far), then
 `--warm` more times in that same process (`warm`: models loaded; the median is printed). In the
 same process, the floor is a plain Pillow decode of the same file plus a resize to half its
 sides. Synthetic inputs are a camera photo resampled to each size and saved as JPEG quality 90;
@@ -104,8 +104,12 @@ def real_inputs(spec: str) -> list[Input]:
 # -- the child: one fresh process per input ---------------------------------------------------
 
 
-def child(path: Path, experts: list[str] | None, threads: int, warm: int, only: str | None) -> None:
-    """Analyse `path` (cold, then `warm` times), print one JSON line of figures."""
+def child(
+    path: Path, experts: list[str] | None, threads: int, warm: int, only: str | None,
+    spawned_at: float,
+) -> None:  # fmt: skip
+    """Analyse `path` (cold, then `warm` times), print one JSON line of figures. The cold time
+    runs from the parent's spawn (`spawned_at`, wall clock) to the first report."""
     from forenscope.faces import detect
     from forenscope.io import load_image
     from forenscope.pipeline import analyze, run_experts
@@ -119,7 +123,7 @@ def child(path: Path, experts: list[str] | None, threads: int, warm: int, only: 
         print(json.dumps({"expert": only, "s": seconds, "above_decode_mb": above}))
         return
     cold = analyze(path, experts=experts, threads=threads)
-    cold_rss = peak_rss_mb()
+    cold_s, cold_rss = time.time() - spawned_at, peak_rss_mb()
     warm_runs = []
     for _ in range(warm):
         detect._memo.clear()  # the face detection is memoised per image: pay it every run
@@ -127,7 +131,7 @@ def child(path: Path, experts: list[str] | None, threads: int, warm: int, only: 
     floor = min(pillow_floor(path) for _ in range(max(1, warm)))
     print(json.dumps({
         "width": cold.image.width, "height": cold.image.height, "cold": cold.timings,
-        "cold_rss_mb": cold_rss, "warm": warm_runs, "floor_s": floor, "rss_mb": peak_rss_mb(),
+        "cold_s": cold_s, "cold_rss_mb": cold_rss, "warm": warm_runs, "floor_s": floor,
     }))  # fmt: skip
 
 
@@ -142,16 +146,14 @@ def pillow_floor(path: Path) -> float:
     return time.perf_counter() - t
 
 
-def run_child(args: list[str]) -> tuple[dict[str, Any], float]:
-    """(the child's JSON, the wall seconds of the whole child process)."""
-    cmd = [sys.executable, __file__, "--child", *args]
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate()
-    wall = time.perf_counter() - t
+def run_child(args: list[str]) -> dict[str, Any]:
+    """The figures a fresh child process prints (its last line, JSON)."""
+    cmd = [sys.executable, __file__, "--child", *args, "--spawned-at", repr(time.time())]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"child failed ({proc.returncode}): {err[-2000:]}")
-    return json.loads(out.strip().splitlines()[-1]), wall
+        raise RuntimeError(f"child failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 # -- the parent: tables --------------------------------------------------------------------
@@ -167,10 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-expert-memory", action="store_true")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--only", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--spawned-at", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     experts = [e for e in args.experts.split(",") if e] if args.experts else None
     if args.child is not None:
-        child(Path(args.child), experts, args.threads, args.warm, args.only)
+        child(Path(args.child), experts, args.threads, args.warm, args.only, args.spawned_at)
         return 0
 
     load = os.getloadavg()
@@ -211,15 +214,16 @@ def measure(item: Input, args: argparse.Namespace, experts: list[str] | None) ->
     common = ["--threads", str(args.threads), "--warm", str(args.warm)]
     if args.experts:
         common += ["--experts", args.experts]
-    figures, wall = run_child([str(item.path), *common])
+    figures = run_child([str(item.path), *common])
     expert_rss: dict[str, float] = {}
     if args.per_expert_memory:
         names = experts or list(figures["warm"][0] if figures["warm"] else figures["cold"])
         for name in [n.removeprefix("expert.").removesuffix("_s") for n in names]:
             if name.startswith(("experts", "fusion", "faces", "total", "decode", "llm")):
                 continue
-            alone, _ = run_child([str(item.path), "--only", name])
+            alone = run_child([str(item.path), "--only", name])
             expert_rss[name] = alone["above_decode_mb"]
+    wall = figures["cold_s"]
     print(f"measured {item.label}: cold {wall:.1f} s", file=sys.stderr, flush=True)
     # The child's own peak (RUSAGE_SELF after the cold run): RUSAGE_CHILDREN would give the
     # largest over every child so far, not this one's.
