@@ -86,7 +86,10 @@ def raw_block_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
     out["noise_vs_texture"] = out["noise_y"] - out["texture"]
     out["bright"] = block_mean(y) / 255.0
     out["std"] = _log(np.sqrt(np.maximum(block_mean(y * y) - block_mean(y) ** 2, 0.0)))
-    clip = ((rgb.max(axis=2) >= 250) | (rgb.min(axis=2) <= 3)).astype(np.float32)
+    # Plane by plane: numpy reduces a short last axis slowly (about 1 s at 12 MP); same result.
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    hi, lo = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    clip = ((hi >= 250) | (lo <= 3)).astype(np.float32)
     out["clipped"] = block_mean(clip)
     ghosts = np.stack([_log(block_mean(_jpeg_error(rgb, q))) for q in GHOST_QUALITIES])
     for q, g in zip(GHOST_QUALITIES, ghosts, strict=True):
