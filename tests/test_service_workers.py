@@ -60,11 +60,6 @@ def test_an_error_comes_back_as_itself_and_the_worker_lives_on(
     assert procs.worker_pids() == [pid]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known race (issue 16): about one run in three, the first request after an idle "
-    "worker was SIGKILLed gets WorkerCrashedError instead of a fresh worker",
-)
 def test_a_worker_outlives_the_request_thread_that_used_it(
     procs: workers.AnalysisProcesses,
 ) -> None:

@@ -419,7 +419,7 @@ class WorkerPool(Generic[K, R]):
         process: a caller whose threads come and go (a server's thread pool) calls this from
         one long-lived thread before `run`, which then starts no process itself."""
         for worker in list(self.workers):
-            if not worker.busy and not worker.process.is_alive():
+            if not worker.busy and _exited(worker.process):
                 self._replace(worker)
         started = 0
         while len(self.workers) < self.jobs:
@@ -435,7 +435,7 @@ class WorkerPool(Generic[K, R]):
         exhausted = False
         while True:
             for worker in list(self.workers):
-                if not worker.busy and not worker.process.is_alive():
+                if not worker.busy and _exited(worker.process):
                     self._replace(worker)  # died while idle: it held no task
                 elif not worker.busy and not exhausted:
                     exhausted = not self._give(worker, todo)
@@ -509,6 +509,19 @@ class WorkerPool(Generic[K, R]):
             worker.process.join(max(0.0, deadline - time.monotonic()) if not worker.busy else 0)
             _stop(worker)
         self.workers = []
+
+
+def _exited(process: Any) -> bool:
+    """True once the worker's main thread has exited. `is_alive()` stays true until every thread
+    of a killed worker is gone (onnxruntime's threads take a moment), so a task sent in between
+    would be lost with it; /proc shows the main thread as a zombie at once (Linux)."""
+    if not process.is_alive():
+        return True
+    try:
+        stat = Path(f"/proc/{process.pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (not Linux): is_alive() is all there is
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def _stop(worker: _Worker[Any]) -> None:
