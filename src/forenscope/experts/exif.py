@@ -151,7 +151,7 @@ def read_exif(image: ImageInput) -> dict[str, str]:
             for key, value in items[:500]:
                 name = ExifTags.TAGS.get(key, str(key))
                 tags[name] = _to_text(value)
-            thumb = _thumbnail_size(im, exif)
+            thumb = _thumbnail_size(im)
             if thumb:
                 tags["_thumbnail_size"] = f"{thumb[0]}x{thumb[1]}"
     except Exception:  # hostile or unusual container: fall back to what the loader found
@@ -161,16 +161,14 @@ def read_exif(image: ImageInput) -> dict[str, str]:
     return tags
 
 
-def _thumbnail_size(im: Any, exif: Any) -> tuple[int, int] | None:
-    from PIL import ExifTags, Image
+def _thumbnail_size(im: Any) -> tuple[int, int] | None:
+    from PIL import Image
 
-    ifd1 = exif.get_ifd(ExifTags.IFD.IFD1)
-    offset, length = ifd1.get(0x0201), ifd1.get(0x0202)
-    raw = im.info.get("exif")
-    if not (isinstance(offset, int) and isinstance(length, int) and isinstance(raw, bytes)):
+    from ..io.metadata import exif_thumbnail_bytes
+
+    blob = exif_thumbnail_bytes(im, 200_000)
+    if blob is None:
         return None
-    start = 6 + offset if raw.startswith(b"Exif\0\0") else offset
-    blob = raw[start : start + min(length, 200_000)]
     with Image.open(io.BytesIO(blob)) as thumb:
         return int(thumb.width), int(thumb.height)
 

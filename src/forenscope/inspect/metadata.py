@@ -11,10 +11,11 @@ import io
 from typing import Any
 
 import numpy as np
-from PIL import ExifTags, Image, ImageCms, ImageFile, IptcImagePlugin
+from PIL import Image, ImageCms, ImageFile, IptcImagePlugin
 from pydantic import BaseModel, Field
 
 from ..io.input import ImageInput
+from ..io.metadata import exif_thumbnail_bytes
 
 MAX_TEXT = 20_000  # characters of one value (XMP packets are shown whole up to this)
 MAX_ITEMS = 200  # keys of one mapping / items of one list in the C2PA tree
@@ -156,14 +157,9 @@ def embedded_thumbnail(image: ImageInput) -> Image.Image | None:
     if im is None:
         return None
     try:
-        exif = im.getexif()
-        ifd1 = exif.get_ifd(ExifTags.IFD.IFD1)
-        offset, length = ifd1.get(0x0201), ifd1.get(0x0202)
-        raw = im.info.get("exif")
-        if not (isinstance(offset, int) and isinstance(length, int) and isinstance(raw, bytes)):
+        blob = exif_thumbnail_bytes(im, MAX_THUMBNAIL_BYTES)
+        if blob is None:
             return None
-        start = 6 + offset if raw.startswith(b"Exif\0\0") else offset
-        blob = raw[start : start + min(length, MAX_THUMBNAIL_BYTES)]
         with Image.open(io.BytesIO(blob)) as opened:
             if opened.width * opened.height > 1_000_000:  # a thumbnail, not a second picture
                 return None

@@ -218,6 +218,17 @@ _SUBSAMPLING = {(1, 1): "4:4:4", (2, 1): "4:2:2", (2, 2): "4:2:0", (1, 2): "4:4:
                 (4, 1): "4:1:1", (4, 2): "4:1:0"}  # fmt: skip
 
 
+def exif_thumbnail_bytes(im: Image.Image, max_bytes: int) -> bytes | None:
+    """The EXIF (IFD1) JPEG thumbnail's bytes, at most `max_bytes`; None when there is none."""
+    ifd1 = im.getexif().get_ifd(ExifTags.IFD.IFD1)
+    offset, length = ifd1.get(0x0201), ifd1.get(0x0202)
+    raw = im.info.get("exif")
+    if not (isinstance(offset, int) and isinstance(length, int) and isinstance(raw, bytes)):
+        return None
+    start = 6 + offset if raw.startswith(b"Exif\0\0") else offset
+    return raw[start : start + min(length, max_bytes)]
+
+
 def jpeg_subsampling(im: Image.Image) -> str | None:
     """Chroma subsampling from the SOF sampling factors ('4:2:0', ...); None for greyscale."""
     layers = getattr(im, "layer", None)
