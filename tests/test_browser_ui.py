@@ -14,7 +14,6 @@ import base64
 import io
 import os
 import re
-import shutil
 import socket
 import threading
 import time
@@ -31,22 +30,19 @@ pytest.importorskip("playwright.sync_api")
 
 import uvicorn
 from PIL import Image
-from playwright import sync_api
 
+from chromium import launched_browser, needs_chromium
 from forenscope.forgeries import Box, example_photo, make_copy_move, make_jpeg_region, make_splice
 from forenscope.report.html_assets import BADGE_COLOURS
 from forenscope.service import Settings, create_app
 from provenance_fixtures import exif_with_thumbnail, jpeg_bytes
 
-CHROMIUM = os.environ.get("FORENSCOPE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 AXE = Path(__file__).parent / "assets" / "axe-core" / "axe.min.js"
 STATIC = Path(__file__).parents[1] / "src" / "forenscope" / "service" / "static"
 FAST_EXPERTS = ["ela", "noise", "copy_move", "exif", "jpeg_artifacts", "c2pa"]
 LONG = 60_000  # ms: an analysis on a busy 2-core CI machine
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="no system chromium")
+pytestmark = needs_chromium
 
 
 def free_port() -> int:
@@ -81,13 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        try:
-            b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        except Exception as exc:  # a Chromium Playwright cannot drive: skip, do not fail
-            pytest.skip(f"cannot launch {CHROMIUM}: {exc}")
-        yield b
-        b.close()
+    yield from launched_browser()
 
 
 def open_page(browser: Any, url: str, width: int = 1280, height: int = 860, **kw: Any) -> Any:

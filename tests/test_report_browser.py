@@ -6,8 +6,6 @@ sections, a blank layer says so, the badge takes the dark colours, and nothing i
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,17 +14,13 @@ import pytest
 
 pytest.importorskip("playwright.sync_api")
 
-from playwright import sync_api
 
+from chromium import launched_browser, needs_chromium
 from forenscope.report import render_html
 from forenscope.report.html_assets import BADGE_COLOURS
 from report_fixtures import real_reports
 
-CHROMIUM = os.environ.get("FORENSCOPE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="no system chromium")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +33,7 @@ def report_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        try:
-            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        except Exception as exc:  # a Chromium Playwright cannot drive: skip, do not fail
-            pytest.skip(f"cannot launch {CHROMIUM}: {exc}")
-        yield chromium
-        chromium.close()
+    yield from launched_browser()
 
 
 def _open(browser: Any, path: Path, width: int, scheme: str = "light") -> tuple[Any, list[str]]:

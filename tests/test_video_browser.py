@@ -4,8 +4,6 @@ toggles, nothing is fetched and no script fails."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,15 +12,12 @@ pytest.importorskip("playwright.sync_api")
 
 from playwright import sync_api
 
+from chromium import ARGS, CHROMIUM, needs_chromium
 from forenscope.video.analyze import analyze_video
 from forenscope.video.report import write_video_report
 from test_video import background, write_clip
 
-CHROMIUM = os.environ.get("FORENSCOPE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="no system chromium")
+pytestmark = needs_chromium
 
 
 def test_the_timeline_and_the_slider_pick_the_frame_shown(tmp_path: Path) -> None:
