@@ -14,7 +14,8 @@ from forenscope.eval.datasets import Sample
 from forenscope.fusion.map_fitted import MapFusionModel
 from forenscope.train import map_calibration as mc
 from forenscope.train import map_fit as mf
-from forenscope.train.map_data import Entry, ExpertOut, path_hash
+from forenscope.train.camera_split import path_hash
+from forenscope.train.map_data import Entry, ExpertOut
 
 SHAPE = (48, 64)
 EXPERTS = ("copy_move", "noise")

@@ -33,11 +33,9 @@ from ..eval.datasets import Sample, load_manifest
 from ..learned.localizer.features import block_labels, image_features
 from ..learned.localizer.model import WEIGHTS, Localizer, to_pixels
 from ..learned.localizer.trees import export_hgb
+from .camera_split import SALT, STRAIGHT_FROM_CAMERA, camera_part, path_hash
 from .localizer_synth import make_sample
-from .map_data import STRAIGHT_FROM_CAMERA, path_hash
 
-SALT = "localizer:"
-TRAIN_SHARE, VAL_SHARE = 0.5, 0.15  # of the camera photos, by path hash; the rest is held out
 EXTRA_SOURCES = ("bsds500-train",)
 EXTRA_SHARE = 0.25  # of training tasks based on EXTRA_SOURCES photos
 GENERATED_SOURCES = ("imagen", "cnndetection")
@@ -48,12 +46,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "leaves63": {"max_iter": 250, "learning_rate": 0.07, "max_leaf_nodes": 63},
 }
 COMMON = {"min_samples_leaf": 200, "l2_regularization": 1.0}
-
-
-def camera_part(path: str) -> str:
-    """train | val | held_out for a straight-from-camera photo (stable across runs)."""
-    h = path_hash(path, SALT)
-    return "train" if h < TRAIN_SHARE else "val" if h < TRAIN_SHARE + VAL_SHARE else "held_out"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..eval.datasets import Sample, load_manifest, load_mask
+from .camera_split import STRAIGHT_FROM_CAMERA, camera_part
 
 WORK_SIDE = 512
 DEFAULT_CACHE = Path("/tmp/forenscope-map-study")  # outside the repository
@@ -43,15 +44,9 @@ CAMERA_SOURCES = frozenset(
         "debian-lomiri-wallpapers-20.04",
     }
 )
-STRAIGHT_FROM_CAMERA = frozenset({"metadata-extractor-images", "exif-samples"})
 CLEAN_EXTRA_SOURCES = frozenset(
     {"bsds500-val", "noso", "kodak24", "inpaint-anything", "magicinpainter"}
 )
-
-
-def path_hash(path: str, salt: str = "") -> float:
-    """A stable number in [0, 1] from a manifest path: the basis of every split here."""
-    return int(hashlib.sha256((salt + path).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
 def group_of(sample: Sample) -> str | None:
@@ -68,8 +63,6 @@ def group_of(sample: Sample) -> str | None:
 def usable(sample: Sample) -> bool:
     """False for camera photos the learned localizer trained or was validated on: its maps on
     them would look cleaner than on any new photo."""
-    from .localizer import camera_part
-
     return sample.source not in STRAIGHT_FROM_CAMERA or camera_part(sample.path) == "held_out"
 
 
