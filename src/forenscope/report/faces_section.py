@@ -11,7 +11,7 @@ import html
 from ..types import Report
 from ..types.faces import FaceCheck, FaceReport
 from .html_parts import table, tech_section
-from .markdown import _table, evidence_line, md_text
+from .md_text import _table, evidence_line, md_text
 
 
 def _check_status(check: FaceCheck) -> str:

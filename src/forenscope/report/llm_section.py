@@ -11,7 +11,7 @@ import html
 from ..types import Report
 from ..types.llm import LLMAssessment, Stage1Result, Stage2Result
 from .html_parts import table, tech_section
-from .markdown import _table, md_text
+from .md_text import _table, md_text
 
 _VERDICT_WORDS = {
     "agree": "agrees with the experts' verdict",

@@ -6,10 +6,10 @@ Every string that may come from the image (metadata, file names, expert evidence
 
 from __future__ import annotations
 
-import html
 import re
 
-from ..types import Evidence, ExpertResult, Report, Verdict
+from ..types import ExpertResult, Report, Verdict
+from .md_text import _table, evidence_line, md_text
 
 LABEL_TITLES = {
     "real": "Real",
@@ -17,7 +17,6 @@ LABEL_TITLES = {
     "tampered": "Tampered",
     "inconclusive": "Inconclusive",
 }
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")
 
 
 def verdict_headline(v: Verdict) -> str:
@@ -28,25 +27,13 @@ def verdict_headline(v: Verdict) -> str:
     return f"Inconclusive (needs review), leaning {leaning} · {v.probability:.2f}"
 
 
-def md_text(value: object) -> str:
-    """Untrusted text made safe for Markdown (one line, no raw HTML, no links or table breaks)."""
-    text = " ".join(str(value).split())
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
-
-
 def _num(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
 def render_markdown(report: Report) -> str:
     """The whole report as one Markdown document."""
-    from .faces_section import render_faces_markdown  # both import this module's helpers
+    from .faces_section import render_faces_markdown
     from .llm_section import render_llm_markdown
 
     sections = [
@@ -141,15 +128,6 @@ def _regions(report: Report) -> str:
     header = ["#", "where", "size", "bbox (px)", "bbox (x, y, w, h share)", "mean", "experts"]
     descriptions = [f"{r.id}. {md_text(r.description)}" for r in report.regions]
     return "\n".join(["## Regions", "", *_table(header, rows), "", *descriptions])
-
-
-def evidence_line(ev: Evidence) -> str:
-    text = f"**{md_text(ev.kind)}**: {md_text(ev.summary)}"
-    if ev.value is not None:
-        text += f" (value: {md_text(ev.value)})"
-    if ev.proves is not None:
-        text += f" — proves {md_text(ev.proves)}"
-    return text
 
 
 def _evidence(report: Report) -> str:

@@ -13,7 +13,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..report.markdown import LABEL_TITLES, md_text
+from ..report.markdown import LABEL_TITLES
+from ..report.md_text import md_text
 from ..report.overlays import data_url, image_data_url, overlay_png
 from ..types import ClipVerdict, VideoReport
 from .timeline_assets import CSS, JS
