@@ -37,10 +37,10 @@ class Expert(ABC):
             try:
                 result = self._analyze(image)
             except Exception as exc:  # an expert bug must not kill the analysis
+                error = ErrorInfo(type=type(exc).__name__, message=str(exc)[:500])
                 result = self.abstain(f"failed: {type(exc).__name__}")
-                result.error = ErrorInfo(type=type(exc).__name__, message=str(exc)[:500])
-        result.elapsed_s = time.perf_counter() - start
-        return result
+                result = result.model_copy(update={"error": error})
+        return result.model_copy(update={"elapsed_s": time.perf_counter() - start})
 
     @abstractmethod
     def _analyze(self, image: ImageInput) -> ExpertResult: ...

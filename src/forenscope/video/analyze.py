@@ -67,7 +67,7 @@ def analyze_video(
         t = time.perf_counter()
         announced = clip.info.frames  # the header's count (or duration x fps)
         dense = dense_pass(clip, limits)
-        clip.info.frames = dense.frames
+        clip.info = clip.info.model_copy(update={"frames": dense.frames})
         if announced and dense.frames < SHORT_SHARE * announced:
             clip.notes.append(
                 f"only {dense.frames} of the {announced} frames the header announces could be "
@@ -112,10 +112,10 @@ def analyze_video(
         notes=notes,
         errors=[e for fr in frames for e in fr.report.errors],
     )
-    report.explanation = explain_clip(report)
+    explanation = explain_clip(report)  # reads the finished report, so it is added last
     timings["total_s"] = time.perf_counter() - start
-    report.timings = {k: round(v, 3) for k, v in timings.items()}
-    return report
+    rounded = {k: round(v, 3) for k, v in timings.items()}
+    return report.model_copy(update={"explanation": explanation, "timings": rounded})
 
 
 def _sampled_frames(
@@ -177,7 +177,7 @@ def _temporal(
     found += double_encoding(clip.info.codec, clip.frame_types, packet_sizes(clip), dense)
     tracks = link_tracks(frames, w)
     found += outline_flicker(tracks, dense, osc, thumb_size(w, h)[0] / w)
-    name_faces(found, tracks)
+    found = name_faces(found, tracks)
     found += check_jumps(tracks, dense)
     found.sort(key=lambda f: (f.frame_start, -f.strength))
     return found, tracks

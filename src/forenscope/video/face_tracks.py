@@ -3,6 +3,8 @@ face check's score per frame, and the flicker of the face outline against its su
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from ..types import BBox, FaceReport, FaceTrack, FrameResult, TemporalFinding
@@ -17,10 +19,20 @@ ON_FACE_INSIDE = 0.6  # ... or with this share of its box inside the face box
 JUMP = 0.5  # a face check whose score moves this much between two samples has changed its mind
 
 
+@dataclass
+class _OpenTrack:
+    """A track while faces are still joining it; frozen into a FaceTrack once complete."""
+
+    id: int
+    frames: list[int] = field(default_factory=list)
+    boxes: list[BBox] = field(default_factory=list)
+    check_scores: dict[str, list[float | None]] = field(default_factory=dict)
+
+
 def link_tracks(frames: list[FrameResult], clip_width: int) -> list[FaceTrack]:
     """Greedy linking: each face joins the open track whose last box overlaps it most. Boxes
     are given in clip pixels (frames are analysed scaled down)."""
-    tracks: list[FaceTrack] = []
+    tracks: list[_OpenTrack] = []
     for fr in frames:
         taken: set[int] = set()
         for face in fr.report.faces:
@@ -31,18 +43,21 @@ def link_tracks(frames: list[FrameResult], clip_width: int) -> list[FaceTrack]:
                 if t.id not in taken and t.frames[-1] != fr.index and iou >= best_iou:
                     best, best_iou = t, iou
             if best is None:
-                best = FaceTrack(id=len(tracks) + 1, frames=[], boxes=[])
+                best = _OpenTrack(id=len(tracks) + 1)
                 tracks.append(best)
             taken.add(best.id)
             _append(best, fr.index, box, face)
-    for t in tracks:
-        t.mean_scores = {
-            k: round(float(np.mean([v for v in vals if v is not None])), 3)
-            for k, vals in t.check_scores.items()
-            if any(v is not None for v in vals)
-        }
-        t.summary = _summary(t)
-    return tracks
+    return [_close(t) for t in tracks]
+
+
+def _close(t: _OpenTrack) -> FaceTrack:
+    mean_scores = {
+        k: round(float(np.mean([v for v in vals if v is not None])), 3)
+        for k, vals in t.check_scores.items()
+        if any(v is not None for v in vals)
+    }
+    return FaceTrack(id=t.id, frames=t.frames, boxes=t.boxes, check_scores=t.check_scores,
+                     mean_scores=mean_scores, summary=_summary(t, mean_scores))  # fmt: skip
 
 
 def _in_clip(box: BBox, scale: float) -> BBox:
@@ -50,7 +65,7 @@ def _in_clip(box: BBox, scale: float) -> BBox:
                 width=round(box.width * scale), height=round(box.height * scale))  # fmt: skip
 
 
-def _append(track: FaceTrack, frame: int, box: BBox, face: FaceReport) -> None:
+def _append(track: _OpenTrack, frame: int, box: BBox, face: FaceReport) -> None:
     n = len(track.frames)
     track.frames.append(frame)
     track.boxes.append(box)
@@ -61,9 +76,9 @@ def _append(track: FaceTrack, frame: int, box: BBox, face: FaceReport) -> None:
         scores.extend([None] * (n - len(scores)) + [score])
 
 
-def _summary(t: FaceTrack) -> str:
+def _summary(t: _OpenTrack, mean_scores: dict[str, float]) -> str:
     span = f"frames {t.frames[0]}-{t.frames[-1]}" if len(t.frames) > 1 else f"frame {t.frames[0]}"
-    scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(t.mean_scores.items()))
+    scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(mean_scores.items()))
     return f"Face {t.id}, {span}, seen in {len(t.frames)} sampled frame(s)" + (
         f"; mean check scores: {scores}" if scores else "; no face check could judge it"
     )
@@ -139,20 +154,23 @@ def check_jumps(tracks: list[FaceTrack], dense: DensePass) -> list[TemporalFindi
     return findings
 
 
-def name_faces(findings: list[TemporalFinding], tracks: list[FaceTrack]) -> None:
+def name_faces(findings: list[TemporalFinding], tracks: list[FaceTrack]) -> list[TemporalFinding]:
     """A finding whose box lies on a tracked face (overlap ON_FACE_IOU with the track's box
     nearest in time) names that face, so "a small area in the centre" reads "on face 1"."""
-    for f in findings:
-        if f.bbox is None or f.face_track is not None:
-            continue
-        for t in tracks:
-            k = int(np.argmin([abs(fr - (f.frame_start + f.frame_end) / 2) for fr in t.frames]))
-            box = t.boxes[k]
-            # the two boxes mostly the same, or the finding mostly inside the face
-            if box_iou(f.bbox, box) >= ON_FACE_IOU or _inside(f.bbox, box) >= ON_FACE_INSIDE:
-                f.face_track = t.id
-                f.summary = f"On face {t.id}: {f.summary[0].lower()}{f.summary[1:]}"
-                break
+    return [_on_face(f, tracks) for f in findings]
+
+
+def _on_face(f: TemporalFinding, tracks: list[FaceTrack]) -> TemporalFinding:
+    if f.bbox is None or f.face_track is not None:
+        return f
+    for t in tracks:
+        k = int(np.argmin([abs(fr - (f.frame_start + f.frame_end) / 2) for fr in t.frames]))
+        box = t.boxes[k]
+        # the two boxes mostly the same, or the finding mostly inside the face
+        if box_iou(f.bbox, box) >= ON_FACE_IOU or _inside(f.bbox, box) >= ON_FACE_INSIDE:
+            summary = f"On face {t.id}: {f.summary[0].lower()}{f.summary[1:]}"
+            return f.model_copy(update={"face_track": t.id, "summary": summary})
+    return f
 
 
 def _inside(a: BBox, b: BBox) -> float:
