@@ -22,6 +22,7 @@ from ..types.llm import (
     Stage1Result,
     Stage2Result,
     ToolCall,
+    Usage,
     VerdictAgreement,
 )
 from .config import LLMConfig
@@ -138,22 +139,24 @@ async def assess_with(engine: MLLMEngine, report: Report, image: ImageInput) -> 
     out = LLMAssessment(
         model=config.model, flavor=config.flavor,
         prompt_versions={"stage1": stage1.prompt_version}, stage1=stage1,
+        stage2_skipped=_stage2_skip_reason(opts.stage2, stage1, report),
         verdict_agreement=verdict_agreement(report, stage1),
         agreement=compare(stage1, report.experts),
+        usage=Usage() + stage1.usage,
     )  # fmt: skip
-    out.usage.add(stage1.usage)
-    out.stage2_skipped = _stage2_skip_reason(opts.stage2, stage1, report)
     if out.stage2_skipped is not None:
         return out
     stage2, shown, calls = await _stage2(engine, report, image)
-    out.usage.add(stage2.usage)
-    out.prompt_versions["stage2"] = HYBRID_PROMPT_VERSION if opts.tools else stage2.prompt_version
-    out.stage2, out.evidence_shown, out.tool_calls = stage2, shown, calls
+    version = HYBRID_PROMPT_VERSION if opts.tools else stage2.prompt_version
+    cited: list[EvidenceItem] = []
+    unknown: list[str] = []
     if stage2.answer is not None:
-        out.cited_evidence, out.unknown_citations = resolve_citations(
-            stage2.answer.cited_evidence, shown
-        )
-    return out
+        cited, unknown = resolve_citations(stage2.answer.cited_evidence, shown)
+    return out.model_copy(update={
+        "prompt_versions": {**out.prompt_versions, "stage2": version}, "stage2": stage2,
+        "evidence_shown": shown, "cited_evidence": cited, "unknown_citations": unknown,
+        "tool_calls": calls, "usage": out.usage + stage2.usage,
+    })  # fmt: skip
 
 
 async def aassess(

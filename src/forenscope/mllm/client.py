@@ -136,7 +136,7 @@ class AsyncLLMClient:
             hit = self.cache.get(key)
             if hit is not None:
                 usage = Usage(cached_calls=1)
-                self.usage.add(usage)
+                self.usage += usage
                 self._audit({"cache_hit": True, "cache_key": key})
                 return ChatResponse(hit, True, usage, 0, 0.0)
         if self.config.token_limit_field != "max_tokens" and "max_tokens" in body:
@@ -145,7 +145,7 @@ class AsyncLLMClient:
         start = time.perf_counter()
         data, attempts = await self._post_with_retries(body)
         usage = usage_of(data, self.config)
-        self.usage.add(usage)
+        self.usage += usage
         if key is not None and self.cache is not None:
             self.cache.put(key, data)
         return ChatResponse(data, False, usage, attempts, time.perf_counter() - start)

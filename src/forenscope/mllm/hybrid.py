@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import UnknownExpertError
 from ..types import ErrorInfo, ExpertResult
-from ..types.llm import Agreement, Stage1Result, Stage2Result, ToolCall
+from ..types.llm import Agreement, Stage1Result, Stage2Result, ToolCall, Usage
 from .errors import LLMError
 from .parsing import parse_analysis
 from .request import answer_texts, build_messages, build_request
@@ -119,17 +119,20 @@ async def analyze_with_tools(
         evidence_shown=list(evidence),
     )
     calls: list[ToolCall] = []
+    usages: list[Usage] = []
     offered = expert_tools(tools)
     try:
-        text = await _tool_loop(engine, img_input, messages, offered, calls, res, max_rounds, done)
+        text = await _tool_loop(engine, img_input, messages, offered, calls, usages, max_rounds,
+                                done)  # fmt: skip
     except LLMError as exc:
-        res.error = ErrorInfo(type=type(exc).__name__, message=str(exc)[:500])
-        return res, calls
-    res.raw = text or ""
-    res.answer, res.parsed, status = parse_analysis(text)
-    res.status = status
-    res.evidence_shown = [*evidence, *(json.dumps(c.result) for c in calls)]
-    return res, calls
+        error = ErrorInfo(type=type(exc).__name__, message=str(exc)[:500])
+        return res.model_copy(update={"usage": sum(usages, res.usage), "error": error}), calls
+    answer, parsed, status = parse_analysis(text)
+    return res.model_copy(update={
+        "status": status, "answer": answer, "raw": text or "", "parsed": parsed,
+        "evidence_shown": [*evidence, *(json.dumps(c.result) for c in calls)],
+        "usage": sum(usages, res.usage),
+    }), calls  # fmt: skip
 
 
 async def _run_tool(
@@ -154,17 +157,18 @@ async def _tool_loop(
     messages: list[dict[str, Any]],
     offered: list[dict[str, Any]],
     calls: list[ToolCall],
-    res: Stage2Result,
+    usages: list[Usage],
     max_rounds: int,
     done: dict[str, ExpertResult] | None = None,
 ) -> str | None:
-    """Until the LLM answers without calling tools; the last round offers no tools."""
+    """Until the LLM answers without calling tools; the last round offers no tools. Each
+    round's tool calls and usage are appended to `calls` and `usages` as they come."""
     for round_ in range(max_rounds + 1):
         body = build_request(engine.config.model, messages, max_tokens=800)
         if round_ < max_rounds:
             body["tools"] = offered
         resp = await engine.client.complete(body)
-        res.usage.add(resp.usage)
+        usages.append(resp.usage)
         message = (resp.data.get("choices") or [{}])[0].get("message") or {}
         tool_calls = message.get("tool_calls") or []
         if not tool_calls or round_ == max_rounds:

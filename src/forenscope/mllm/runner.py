@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,12 +25,27 @@ from .scoring import top_tokens, vote_probability, yes_probability
 T = TypeVar("T")
 
 
+def _vote(text: str | None) -> Stage1Answer:
+    label, reason = parse_yes_no(text)
+    return Stage1Answer(text=text or "", label=label, refusal_reason=reason)
+
+
 def _shown_answer(example: Example, stage2: bool) -> str:
     return example.stage2_answer() if stage2 else example.answer
 
 
 def _error(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(type=type(exc).__name__, message=str(exc)[:500])
+
+
+@dataclass
+class _Tally:
+    """What stage-1 requests brought back besides their texts, counted while they arrive; the
+    Stage1Result is built from it once every answer is in."""
+
+    usage: Usage
+    failed: int = 0
+    error: ErrorInfo | None = None
 
 
 class MLLMEngine:
@@ -156,13 +172,12 @@ class MLLMEngine:
         )
         try:
             if planned_scoring(scoring, self.config.caps) == "logprobs":
-                done = await self._detect_logprobs(base, messages, params, query.sha256)
-                if done is not None:
-                    return done
+                base, final = await self._detect_logprobs(base, messages, params, query.sha256)
+                if final:
+                    return base
             return await self._detect_votes(base, messages, params, query.sha256, n, temperature)
         except LLMError as exc:
-            base.status, base.error = "error", _error(exc)
-            return base
+            return base.model_copy(update={"status": "error", "error": _error(exc)})
 
     async def _call(
         self, body: dict[str, Any], version: str, sha: str, params: dict[str, Any]
@@ -172,44 +187,47 @@ class MLLMEngine:
 
     async def _detect_logprobs(
         self, res: Stage1Result, messages: list[dict[str, Any]], params: dict[str, Any], sha: str
-    ) -> Stage1Result | None:
+    ) -> tuple[Stage1Result, bool]:
+        """(the result, True), or (`res` with this call's usage and a note, False) when the
+        endpoint gave no usable log-probs and the votes must decide."""
         top = min(self.config.caps.max_top_logprobs, 10)
         body = build_request(self.config.model, messages, max_tokens=4, top_logprobs=top)
         params = {**params, "mode": "logprobs", "top": top}
         resp = await self._call(body, res.prompt_version, sha, params)
-        res.usage.add(resp.usage)
         text = (answer_texts(resp.data) or [None])[0]
         label, reason = parse_yes_no(text)
         p = yes_probability(top_tokens(resp.data) or [])
-        res.answers_requested = res.answers_received = 1
+        asked = {"usage": res.usage + resp.usage, "answers_requested": 1, "answers_received": 1}
         if label == "refusal":
-            res.raw.append(text or "")
-            res.samples.append(Stage1Answer(text=text or "", label=label, refusal_reason=reason))
-            res.method, res.status, res.refusals = "logprobs", "refused", 1
-            return res
+            sample = Stage1Answer(text=text or "", label=label, refusal_reason=reason)
+            return res.model_copy(update={
+                **asked, "raw": [*res.raw, text or ""], "samples": [*res.samples, sample],
+                "method": "logprobs", "status": "refused", "refusals": 1,
+            }), True  # fmt: skip
         if p is None:
-            res.notes.append("endpoint returned no usable logprobs; fell back to votes")
-            return None
-        res.raw.append(text or "")
-        res.samples.append(Stage1Answer(text=text or "", label=label, yes_probability=p))
-        res.method, res.probability, res.votes = "logprobs", p, 1
-        res.yes, res.no = int(label == "yes"), int(label == "no")
-        return res
+            note = "endpoint returned no usable logprobs; fell back to votes"
+            return res.model_copy(update={**asked, "notes": [*res.notes, note]}), False
+        sample = Stage1Answer(text=text or "", label=label, yes_probability=p)
+        return res.model_copy(update={
+            **asked, "raw": [*res.raw, text or ""], "samples": [*res.samples, sample],
+            "method": "logprobs", "probability": p, "votes": 1,
+            "yes": int(label == "yes"), "no": int(label == "no"),
+        }), True  # fmt: skip
 
     async def _texts(
-        self, res: Stage1Result, calls: Sequence[Awaitable[ChatResponse]]
+        self, tally: _Tally, calls: Sequence[Awaitable[ChatResponse]]
     ) -> list[str | None]:
         """The answers of `calls`; a failed request is counted (and its error kept), never
         raised, so the other samples still vote."""
         texts: list[str | None] = []
         for out in await asyncio.gather(*calls, return_exceptions=True):
             if isinstance(out, LLMError):
-                res.failed_samples += 1
-                res.error = res.error or _error(out)
+                tally.failed += 1
+                tally.error = tally.error or _error(out)
             elif isinstance(out, BaseException):
                 raise out
             else:
-                res.usage.add(out.usage)
+                tally.usage += out.usage
                 texts.extend(answer_texts(out.data))
         return texts
 
@@ -236,16 +254,17 @@ class MLLMEngine:
         temperature: float,
     ) -> Stage1Result:
         params = {**params, "mode": "votes", "n": n, "t": temperature}
-        res.answers_requested = n
+        tally = _Tally(usage=res.usage, failed=res.failed_samples, error=res.error)
+        notes = list(res.notes)
         if self.config.caps.n and n > 1:
             body = build_request(self.config.model, messages, temperature=temperature, n=n)
-            texts = await self._texts(res, [self._call(body, res.prompt_version, sha, params)])
+            texts = await self._texts(tally, [self._call(body, res.prompt_version, sha, params)])
             if len(texts) > n:
-                res.notes.append(f"the endpoint returned {len(texts)} answers for n={n}; "
-                                 f"the first {n} were used")  # fmt: skip
+                notes.append(f"the endpoint returned {len(texts)} answers for n={n}; "
+                             f"the first {n} were used")  # fmt: skip
                 texts = texts[:n]
             if 0 < len(texts) < n:  # the request worked, but the server ignores `n`
-                res.notes.append(
+                notes.append(
                     f"asked for n={n} answers in one request, got {len(texts)}: the endpoint "
                     f"ignores `n`, so the other {n - len(texts)} were asked one at a time "
                     "(set capabilities.n: false to skip the n request)"
@@ -254,29 +273,25 @@ class MLLMEngine:
                     self._one_sample(res, messages, params, sha, temperature, i)
                     for i in range(len(texts), n)
                 ]
-                texts += await self._texts(res, more)
+                texts += await self._texts(tally, more)
         else:
             calls = [self._one_sample(res, messages, params, sha, temperature, i) for i in range(n)]
-            texts = await self._texts(res, calls)
-        res.answers_received = len(texts)
-        for text in texts:
-            label, reason = parse_yes_no(text)
-            res.samples.append(Stage1Answer(text=text or "", label=label, refusal_reason=reason))
-            res.raw.append(text or "")
-        p, res.yes, res.no, res.refusals = vote_probability(s.label for s in res.samples)
-        res.method, res.probability, res.votes = "votes", p, res.yes + res.no
+            texts = await self._texts(tally, calls)
+        samples = [*res.samples, *(_vote(text) for text in texts)]
+        p, yes, no, refusals = vote_probability(s.label for s in samples)
         if texts and len(texts) < n:
-            res.notes.append(
+            notes.append(
                 f"only {len(texts)} of the {n} answers asked for arrived "
-                f"({res.failed_samples} request(s) failed): P rests on {res.votes} vote(s)"
+                f"({tally.failed} request(s) failed): P rests on {yes + no} vote(s)"
             )
-        if not texts:
-            res.status = "error"
-        elif p is None:
-            res.status = "refused"
-        else:
-            res.status = "ok"
-        return res
+        return res.model_copy(update={
+            "status": "error" if not texts else "refused" if p is None else "ok",
+            "probability": p, "method": "votes", "answers_requested": n,
+            "answers_received": len(texts), "votes": yes + no, "yes": yes, "no": no,
+            "refusals": refusals, "failed_samples": tally.failed, "samples": samples,
+            "raw": [*res.raw, *(text or "" for text in texts)], "usage": tally.usage,
+            "notes": notes, "error": tally.error,
+        })  # fmt: skip
 
     # -- stage 2 ------------------------------------------------------------------------------
     async def aanalyze(
@@ -323,22 +338,21 @@ class MLLMEngine:
         try:
             resp = await self._call(body, template.version, query.sha256, params)
         except LLMError as exc:
-            res.error = _error(exc)
-            return res
-        res.usage = resp.usage
+            return res.model_copy(update={"error": _error(exc)})
         text = (answer_texts(resp.data) or [None])[0]
-        res.raw = text or ""
         answer, obj, status = parse_analysis(text)
-        res.answer, res.parsed = answer, obj
-        res.status = status
+        problem = None
         if status == "unparseable":
             finish = (resp.data.get("choices") or [{}])[0].get("finish_reason")
-            res.problem = schema_problem(obj) if obj is not None else "no complete JSON object"
+            problem = schema_problem(obj) if obj is not None else "no complete JSON object"
             if finish == "length":
-                res.problem += " (answer truncated: finish_reason=length)"
+                problem += " (answer truncated: finish_reason=length)"
         elif status == "refused":
-            res.problem = "the model declined or returned nothing"
-        return res
+            problem = "the model declined or returned nothing"
+        return res.model_copy(update={
+            "status": status, "answer": answer, "raw": text or "", "parsed": obj,
+            "problem": problem, "usage": resp.usage,
+        })  # fmt: skip
 
     # -- batches ------------------------------------------------------------------------------
     async def arun(
@@ -353,18 +367,19 @@ class MLLMEngine:
         """Stage 1 then (for images at or above the threshold; None = all) stage 2."""
 
         async def one(path: str | Path) -> ImageRun:
-            run = ImageRun(path=str(path))
+            first: Stage1Result | None = None
+            second: Stage2Result | None = None
             try:
-                run.stage1 = await self.adetect(path, **detect_kwargs)
-                p = run.stage1.probability
+                first = await self.adetect(path, **detect_kwargs)
+                p = first.probability
                 floor = stage2_min_probability
                 wanted = floor is None or (p is not None and p >= floor)
                 if stage2 and wanted:
                     ev = (evidence or {}).get(str(path), ())
-                    run.stage2 = await self.aanalyze(path, evidence=ev)
+                    second = await self.aanalyze(path, evidence=ev)
             except (OSError, ValueError, InputError) as exc:  # unreadable / undecodable input
-                run.error = _error(exc)
-            return run
+                return ImageRun(path=str(path), stage1=first, stage2=second, error=_error(exc))
+            return ImageRun(path=str(path), stage1=first, stage2=second)
 
         return list(await asyncio.gather(*(one(p) for p in paths)))
 

@@ -61,13 +61,16 @@ class Usage(_Model):
     cached_calls: int = 0
     cost_usd: float | None = None
 
-    def add(self, other: Usage) -> None:
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.calls += other.calls
-        self.cached_calls += other.cached_calls
-        if other.cost_usd is not None:
-            self.cost_usd = (self.cost_usd or 0.0) + other.cost_usd
+    def __add__(self, other: Usage) -> Usage:
+        """The two together, as a new Usage (the cost stays None until one side has a cost)."""
+        cost = self.cost_usd if other.cost_usd is None else (self.cost_usd or 0.0) + other.cost_usd
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            calls=self.calls + other.calls,
+            cached_calls=self.cached_calls + other.cached_calls,
+            cost_usd=cost,
+        )
 
 
 class Stage1Answer(_Model):
