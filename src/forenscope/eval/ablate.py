@@ -56,10 +56,22 @@ def _scoring_ran(record: dict[str, Any]) -> str:
     return ", ".join(f"{m} {c}" for m, c in sorted(counts.items()))
 
 
+def stage2_columns(record: dict[str, Any]) -> dict[str, Any]:
+    """Stage-2 position columns of a cell (with `--stage2`; the judge's with `--judge`)."""
+    ex = record["summary"].get("explanations") or {}
+    cols = {"frame_position": ex.get("frame_position")}
+    if "object_position" in ex:
+        cols.update(
+            object_position=ex["object_position"], judge_refusal_rate=ex["judge_refusal_rate"]
+        )
+    return cols
+
+
 def cell_row(record: dict[str, Any], threshold: float) -> dict[str, Any]:
     o = record["summary"]["overall"]
     usage = record["summary"].get("usage") or {}
     extras = [r.get("extra") or {} for r in record.get("samples") or []]
+    stage2 = stage2_columns(record) if record["system"].get("stage2") else {}
     return {
         "scoring": _scoring_ran(record),
         "acc": o.get(f"acc@{threshold:g}"),
@@ -74,6 +86,7 @@ def cell_row(record: dict[str, Any], threshold: float) -> dict[str, Any]:
         "prompt_tokens": usage.get("prompt_tokens"),
         "completion_tokens": usage.get("completion_tokens"),
         "cost_usd": usage.get("cost_usd"),
+        **stage2,
     }
 
 
@@ -95,7 +108,8 @@ def ablate(
 
     samples = select_samples(base)
     # k is an axis here: the base protocol is resolved at k=0, so a preset's k needs no pool yet.
-    no_examples = {**base.llm.pipeline, "k": 0, "stage2_k": 0}  # ablate never asks stage 2
+    # Stage 2 (with --stage2) is asked zero-shot: its prompt is the same in every cell.
+    no_examples = {**base.llm.pipeline, "k": 0, "stage2_k": 0}
     at_k0 = replace(base, llm=replace(base.llm, pipeline=no_examples))
     system = at_k0.build_system()
     if not isinstance(system, LLMSystem):
@@ -162,6 +176,10 @@ def ablation_markdown(result: dict[str, Any]) -> str:
         f"n axis: {conf.get('n_axis', '?')}.",
         "",
     ]
+    if cells and "frame_position" in cells[0]:
+        parts += ["Stage 2 is asked zero-shot on the forged images of every cell (its prompt does "
+                  "not vary with the cell); frame_position, object_position (the judge's) and "
+                  "judge_refusal_rate are in the table of all cells.", ""]  # fmt: skip
     ran = sorted({str(c.get("scoring")) for c in cells})
     if len(ran) > 1:
         parts += [f"Scoring that ran differs between cells: {', '.join(ran)}.", ""]

@@ -80,13 +80,26 @@ def _common(f: Any) -> Any:
         ),
         click.option("--temperature", type=float, default=None, help="default: the config's"),
         protocol_option(),
+        click.option(
+            "--stage2",
+            is_flag=True,
+            help="LLM: also ask stage 2 on forged images: method and scope accuracy against the "
+            "manifest's family and scope, positions against the mask",
+        ),
+        click.option(
+            "--judge",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="LLM config (as llm:CFG takes) of a judge of stage 2's object-relative "
+            "position: it sees the image with the true region outlined (needs --stage2)",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
-def _config(kw: dict[str, Any], system: str, jobs: int = 1, stage2: bool = False) -> Any:
+def _config(kw: dict[str, Any], system: str, jobs: int = 1) -> Any:
     from .run import EvalConfig
     from .systems import LLMOptions
 
@@ -103,13 +116,16 @@ def _config(kw: dict[str, Any], system: str, jobs: int = 1, stage2: bool = False
         raise click.BadParameter(str(exc)) from None
     if kw["restart"] and (kw["out"] / "journal.jsonl").exists():
         (kw["out"] / "journal.jsonl").unlink()
-    if kw["protocol"] and not system.startswith("llm:"):
+    for name in ("protocol", "stage2", "judge"):
+        if kw[name] and not system.startswith("llm:"):
+            raise click.BadParameter(f"--{name} applies to llm: systems", param_hint=f"--{name}")
+    if kw["judge"] and not kw["stage2"]:
         raise click.BadParameter(
-            "a protocol preset applies to llm: systems", param_hint="--protocol"
+            "the judge scores stage-2 answers: add --stage2", param_hint="--judge"
         )
     # Unset knobs stay None: the preset, else the LLM config's `pipeline:` block decides them.
     knobs = {name: kw.get(name) for name in ("variant", "k", "n", "scoring", "temperature")}
-    llm = LLMOptions(pipeline=knobs, protocol=kw["protocol"], stage2=stage2)
+    llm = LLMOptions(knobs, kw["protocol"], kw["stage2"], kw["judge"])
     return EvalConfig(
         kw["dataset"],
         system,
@@ -157,12 +173,6 @@ def _bar(desc: str) -> Callable[[int], Callable[[int], None]]:
 @click.option("--variant", type=click.IntRange(1, 5), default=None, help="default: the config's")
 @click.option("--k", "k", type=click.IntRange(0, 16), default=None, help="default: the config's")
 @click.option("--n", "n", type=click.IntRange(1, 64), default=None, help="default: the config's")
-@click.option(
-    "--stage2",
-    is_flag=True,
-    help="LLM: also ask stage 2 on forged images: method and scope accuracy against the "
-    "manifest's family and scope, positions against the mask",
-)
 @click_options
 @click.option(
     "--engine",
@@ -176,9 +186,7 @@ def _bar(desc: str) -> Callable[[int], Callable[[int], None]]:
     default=None,
     help="Ray cluster to join (needs --engine ray); default: a private local Ray with --jobs CPUs",
 )
-def run_cmd(
-    system: str, jobs: int, engine: str, ray_address: str | None, stage2: bool, **kw: Any
-) -> None:
+def run_cmd(system: str, jobs: int, engine: str, ray_address: str | None, **kw: Any) -> None:
     """Evaluate one system; prints the per-source table and writes run.json/report.md/.html."""
     from ..errors import ForenscopeError
     from .journal import JournalMismatch
@@ -187,7 +195,7 @@ def run_cmd(
 
     if ray_address and engine != "ray":
         raise click.BadParameter("needs --engine ray", param_hint="--ray-address")
-    cfg = _config(kw, system, jobs, stage2)
+    cfg = _config(kw, system, jobs)
     cfg.engine, cfg.ray_address = engine, ray_address
     try:
         rec = evaluate(cfg, progress=_bar(system))

@@ -3,7 +3,8 @@
 - frame position (seed 000's "absolute position": where in the picture): the 3x3 grid cell
   holding most of the mask's pixels, in words ("upper left", "middle centre", ...), against the
   words of the answer's location (1 = row and column right, 0.5 = one of them, 0 = neither or no
-  position words). Position relative to objects ("the flag the man holds") needs a judge;
+  position words). Position relative to objects ("the flag the man holds") needs a judge:
+  `eval --judge CFG` asks an LLM (`mllm/judge.py`), the run's `object_position`;
 - method and scope as answered (gan / diffusion, global / local), compared with the manifest's
   `family` and `scope` in the summary;
 - box IoU of the answer's [x0, y0, x1, y1] box (shares of width/height) with the mask's box;

@@ -13,6 +13,7 @@ come from the client's usage counter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,7 @@ from .systems import LLMOptions, Prediction, RunSettings
 
 if TYPE_CHECKING:
     from ..mllm.config import PipelineOptions
+    from ..mllm.judge import JudgeSession
 
 
 def stage1_prediction(res: Any) -> Prediction:
@@ -87,6 +89,13 @@ class LLMSystem:
         self.pipeline, self.source = resolve_pipeline(
             self.config.pipeline, options.protocol, options.pipeline
         )
+        self.judge = None
+        if options.judge:
+            from ..mllm.judge import PositionJudge
+
+            if not options.stage2:
+                raise ValueError("a judge scores stage-2 answers: it needs stage 2 (--stage2)")
+            self.judge = PositionJudge.from_file(options.judge)
 
     def planned_scoring(self) -> str:
         from ..mllm.config import planned_scoring
@@ -115,6 +124,8 @@ class LLMSystem:
             "protocol": self.options.protocol,
             "stage2": self.options.stage2,
             "stage2_k": pipe.stage2_k if self.options.stage2 else None,
+            # only when configured: runs without a judge keep the identity they always had
+            **({"judge": self.judge.identity()} if self.judge else {}),
         }
 
     def describe(self) -> dict[str, Any]:
@@ -149,6 +160,7 @@ class LLMSystem:
             "n_applies": planned == "votes",
             "knob_source": self.source,
             "protocol": get_protocol(protocol).describe() if protocol else None,
+            "judge": self.judge.identity() if self.judge else None,
         }
 
     def score(
@@ -187,9 +199,11 @@ class LLMSystem:
         # k-shot examples go through the queries' alignment: the same size, format and
         # perturbations, so no difference between example and query tells a label apart.
         aligned = partial(aligned_example, pre)
-        async with MLLMEngine(
-            self.config, pool=pool, prepare_example=aligned, **engine_kwargs
-        ) as engine:
+        judging = self.judge.open() if self.judge and todo else contextlib.nullcontext(None)
+        async with (
+            MLLMEngine(self.config, pool=pool, prepare_example=aligned, **engine_kwargs) as engine,
+            judging as judge,
+        ):
             gate = asyncio.Semaphore(2 * self.config.concurrency)  # bounded images in flight
 
             async def one(sample: Sample) -> None:
@@ -212,7 +226,7 @@ class LLMSystem:
                                     loaded[1] if loaded[1] is not None and loaded[1].any() else None
                                 )
                                 rec["explanation"] = await _explain(
-                                    engine, loaded[0], mask, pipe, sample, rec["sha256_seen"]
+                                    engine, loaded[0], mask, pipe, sample, rec["sha256_seen"], judge
                                 )
                         except Exception as exc:  # bad input or config: a value for this sample
                             rec["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -229,10 +243,17 @@ def aligned_example(pre: Preprocess, path: Path) -> bytes:
 
 
 async def _explain(
-    engine: Any, data: bytes, mask: Any, pipe: PipelineOptions, sample: Sample, sha: str
+    engine: Any,
+    data: bytes,
+    mask: Any,
+    pipe: PipelineOptions,
+    sample: Sample,
+    sha: str,
+    judge: JudgeSession | None = None,
 ) -> dict[str, Any]:
     """Stage 2 on one forged image (after `pipe.stage2_k` forged examples, never itself):
-    method and scope as answered, positions scored against its mask (aligned geometry)."""
+    method and scope as answered, positions scored against its mask (aligned geometry); with a
+    judge, its verdict on the object-relative position (the image it sees is `data`, outlined)."""
     from .explanations import explanation_record
 
     res = await engine.aanalyze(
@@ -241,4 +262,12 @@ async def _explain(
     out: dict[str, Any] = {"status": res.status, "usage": res.usage.model_dump()}
     if res.answer is not None:
         out.update(explanation_record(res.answer.model_dump(), mask))
+        if judge is not None and mask is not None:
+            verdict = await judge.ajudge(data, mask, res.answer.location.relative)
+            out.update(
+                object_position=verdict.object_position,
+                judge_refusal=verdict.refusal,
+                judge_error=verdict.error,
+                judge_answer=verdict.answer,
+            )
     return out

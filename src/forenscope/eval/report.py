@@ -119,6 +119,13 @@ def markdown(record: dict[str, Any]) -> str:
         ex = s["explanations"]
         parts += ["", "## Stage-2 explanations (forged images; positions where a mask exists)", ""]
         parts.append(md_table(list(ex), [list(ex.values())]))
+        judge = (record.get("system") or {}).get("judge")
+        if judge and "object_position" in ex:
+            parts += ["", f"object_position: share of the judge's verdicts ({judge['model']} at "
+                      f"{judge['base_url']}, {judge['prompt_version']}) that the answer's "
+                      "object-relative location names the outlined truth region; "
+                      "judge_refusal_rate: share it refused or left undetermined "
+                      "(never a verdict)."]  # fmt: skip
     if s.get("stage2_accuracy"):
         parts += ["", *stage2_accuracy_markdown(s["stage2_accuracy"])]
     if s.get("usage"):

@@ -91,7 +91,26 @@ def explanation_summary(records: list[Record]) -> dict[str, Any] | None:
     for key in ("frame_position", "box_iou", "field_completeness", "flesch_reading_ease"):
         vals = [float(e[key]) for e in ex if e.get(key) is not None]
         out[key] = float(np.mean(vals)) if vals else float("nan")
+        if key == "frame_position":
+            out.update(judge_summary(ex))
     return out
+
+
+def judge_summary(ex: list[dict[str, Any]]) -> dict[str, Any]:
+    """The judge's object-relative position accuracy over the answers it gave a verdict on, and
+    its refusal rate over the answers it was asked about (refusals are never verdicts); empty
+    when no judge ran."""
+    asked = [e for e in ex if "object_position" in e]
+    if not asked:
+        return {}
+    verdicts = [int(e["object_position"]) for e in asked if e["object_position"] is not None]
+    refused = sum(1 for e in asked if e.get("judge_refusal") is not None)
+    return {
+        "object_position": float(np.mean(verdicts)) if verdicts else float("nan"),
+        "n_judged": len(asked),
+        "judge_refusal_rate": refused / len(asked),
+        "judge_errors": sum(1 for e in asked if e.get("judge_error") is not None),
+    }
 
 
 # The manifest values stage 2 can name: family -> method, scope -> scope.

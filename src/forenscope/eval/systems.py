@@ -46,15 +46,18 @@ class Prediction:
 class LLMOptions:
     """What an `llm:` system takes beyond its config file: `pipeline` changes the config's
     `pipeline:` block (names and ranges as there; None = the config's value), `protocol` names a
-    preset applied under them (`paper`), `stage2` also scores stage-2 explanations."""
+    preset applied under them (`paper`), `stage2` also scores stage-2 explanations, `judge` is
+    the LLM config file of a judge of their object-relative positions (needs `stage2`)."""
 
     pipeline: Mapping[str, Any] = field(default_factory=dict)
     protocol: str | None = None
     stage2: bool = False
+    judge: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         given = {k: v for k, v in self.pipeline.items() if v is not None}
-        return {"pipeline": given, "protocol": self.protocol, "stage2": self.stage2}
+        return {"pipeline": given, "protocol": self.protocol, "stage2": self.stage2,
+                "judge": self.judge}  # fmt: skip
 
 
 @dataclass

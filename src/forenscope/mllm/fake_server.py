@@ -247,6 +247,11 @@ class Handler(BaseHTTPRequestHandler):
         text, img = _last_user(body)
         p, row, col = _look(_last_panel(text, img))
         stage2 = "response_format" in body or "JSON object" in text
+        judged = None
+        if "outlined in" in text:  # a position judge's question (mllm/judge.py)
+            from .fake_judge import judge_answer
+
+            judged = judge_answer(text, img)
         n = 1 if self.state.args.ignore_n else int(body.get("n") or 1)
         tools = body.get("tools") or []
         if tools and not any(m.get("role") == "tool" for m in body.get("messages", [])):
@@ -258,6 +263,8 @@ class Handler(BaseHTTPRequestHandler):
                 answer = REFUSAL
             elif fault == "empty":
                 answer = ""
+            elif judged is not None:
+                answer = judged
             elif stage2:
                 answer = _analysis(p, row, col, text)
                 if fault == "fenced":
