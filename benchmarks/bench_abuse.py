@@ -125,11 +125,7 @@ def server(data_dir: Path, token: str | None = None) -> Iterator[Server]:
         startup = wait_port(port, proc)
         yield Server(proc, port, startup)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        fx.stop_process(proc)
 
 
 @dataclass
@@ -505,18 +501,42 @@ def kill9_row(args: argparse.Namespace, tmp: Path) -> None:
 # --- serve-openai -----------------------------------------------------------------------------
 
 
-def openai_rows(args: argparse.Namespace) -> None:
+@contextmanager
+def openai_server(*flags: str) -> Iterator[Server]:
+    """`forenscope serve-openai` (analyses in two worker processes, as by default) with ela,
+    exif and noise; it prints READY once its workers are warm."""
     cmd = [sys.executable, "-m", "forenscope", "serve-openai", "--port", "0", "--expert", "ela",
-           "--expert", "exif", "--expert", "noise"]  # fmt: skip
+           "--expert", "exif", "--expert", "noise", *flags]  # fmt: skip
+    t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline().strip().split("=")[1])
-        srv = Server(proc, port, 0)
+        yield Server(proc, port, time.perf_counter() - t0)
+    finally:
+        fx.stop_process(proc)
+
+
+def chat(srv: Server, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    ctype = {"Content-Type": "application/json"}
+    return srv.request("POST", "/v1/chat/completions", body, ctype, 300)
+
+
+def openai_error(raw: bytes) -> str:
+    """The `code` of OpenAI's error JSON, or '?' when the body is not one."""
+    try:
+        return str(json.loads(raw)["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
+
+
+def openai_rows(args: argparse.Namespace) -> None:
+    # a 2 GB machine's budget (the default is half the machine's memory), as for serve
+    with openai_server("--memory-budget-mb", "1024") as srv:
+        proc = srv.proc
 
         def post(body: bytes) -> tuple[int, dict[str, str], bytes]:
-            ctype = {"Content-Type": "application/json"}
-            return srv.request("POST", "/v1/chat/completions", body, ctype, 300)
+            return chat(srv, body)
 
         s, _, raw = post(fx.nested_json(100_000))
         ok = s == 400 and "error" in json.loads(raw)
@@ -559,12 +579,46 @@ def openai_rows(args: argparse.Namespace) -> None:
         )
         s, _, raw = post(fx.chat_json(fx.png_bomb(8000, 7400)))
         record("openai", "H4 59 MP PNG bomb", s == 413, "-", rss_mb([proc.pid]), f"HTTP {s}")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+
+
+def openai_worker_rows() -> None:
+    """Analyses in worker processes: the per-image time limit (1 s here), a worker killed
+    mid-image, and the workers of a killed server."""
+    slow = fx.chat_json(fx.png_bomb(6000, 4000))  # 24 MP of black: 70 KB, seconds to analyse
+    with openai_server("--analysis-timeout", "1", "--memory-budget-mb", "6144") as srv:
+        pid = srv.proc.pid
+        before = set(fx.settled_workers(pid, 2))
+        with Sampler(pid) as m:
+            t0 = time.perf_counter()
+            s, _, raw = chat(srv, slow)
+            took = time.perf_counter() - t0
+            s2, _, _ = chat(srv, fx.chat_json(fx.small_jpeg(90)))
+        after = set(fx.settled_workers(pid, 2))
+        ok = s == 422 and openai_error(raw) == "analysis_timeout" and s2 == 200
+        ok = ok and len(after) == 2 and len(before - after) == 1
+        record("openai", "24 MP image past a 1 s analysis limit", ok, f"{took:.1f}s", m.peak,
+               f"HTTP {s} {openai_error(raw)}, next request {s2}; "
+               f"{len(before - after)} worker replaced, {len(after)} live")  # fmt: skip
+
+        workers = list(after)
+        with Sampler(pid) as m, ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(chat, srv, slow)
+            victim = fx.kill_the_busy_worker(workers, answer.done)
+            s, headers, raw = answer.result()
+            s2, _, _ = chat(srv, fx.chat_json(fx.small_jpeg(91)))
+        now = fx.settled_workers(pid, 2)
+        ok = s == 503 and "retry-after" in headers and s2 == 200 and victim not in now
+        record("openai", "M3 an analysis worker SIGKILLed mid-image", ok and len(now) == 2, "-",
+               m.peak, f"that request {s} {openai_error(raw)}, the next {s2}; "
+               f"{len(now)}/2 workers")  # fmt: skip
+
+    with openai_server() as srv:
+        t0 = time.perf_counter()
+        workers, left = fx.kill_leaving_orphans(srv.proc)
+        record("openai", "M3 serve-openai SIGKILLed: its workers", len(workers) == 2 and not left,
+               f"{time.perf_counter() - t0:.2f}s", 0.0,
+               f"{len(workers)} workers, {len(left)} left alive; ready after "
+               f"{srv.startup_s:.1f}s (workers warm)")  # fmt: skip
 
 
 # --- the CLI ----------------------------------------------------------------------------------
@@ -721,6 +775,7 @@ def main() -> int:
             service_rows(args, Path(tmp))
         if args.only in (None, "openai"):
             openai_rows(args)
+            openai_worker_rows()
         if args.only in (None, "cli"):
             cli_rows(Path(tmp))
     failed = sum(not r.ok for r in ROWS)

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 import zlib
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -288,6 +290,49 @@ def worker_children(pid: int) -> list[int]:
         except OSError:
             continue
     return out
+
+
+def stop_process(proc: subprocess.Popen[Any], wait_s: float = 30) -> None:
+    """SIGTERM, then SIGKILL if `proc` has not exited within `wait_s`."""
+    proc.terminate()
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def kill_leaving_orphans(
+    proc: subprocess.Popen[Any], wait_s: float = 10
+) -> tuple[list[int], list[int]]:
+    """SIGKILL `proc` (no clean-up of its own can run) and give its workers `wait_s` to die
+    with it: (its workers, those still alive then). The survivors are killed afterwards."""
+    workers = worker_children(proc.pid)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and any(alive(w) for w in workers):
+        time.sleep(0.05)
+    left = [w for w in workers if alive(w)]
+    for w in left:
+        os.kill(w, 9)
+    return workers, left
+
+
+def settled_workers(parent: int, count: int, wait_s: float = 60) -> list[int]:
+    """The worker processes of `parent` once `count` are up and idle: a replacement started
+    after a failure first loads its models, using CPU as an analysis would."""
+    deadline = time.monotonic() + wait_s
+    while len(now := worker_children(parent)) != count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ticks: dict[int, int] = {}
+    while time.monotonic() < deadline:
+        seen = {w: cpu_ticks(w) for w in now}
+        if seen == ticks:
+            break
+        ticks = seen
+        time.sleep(0.3)
+    return now
 
 
 def cpu_ticks(pid: int) -> int:

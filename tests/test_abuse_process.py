@@ -69,12 +69,7 @@ class ServeProcess:
 
     def close(self) -> None:
         self.http.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        fx.stop_process(self.proc)
         if self.proc.stderr is not None:
             self.proc.stderr.close()
 
@@ -96,15 +91,7 @@ def test_fresh_process_serves_its_first_analyses_and_its_workers_die_with_it(
     try:
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda i: fresh.analyze(fx.small_jpeg(100 + i)), range(8)))
-        workers = fx.worker_children(fresh.proc.pid)
-        fresh.proc.kill()
-        fresh.proc.wait()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(fx.alive(w) for w in workers):
-            time.sleep(0.05)
-        left = [w for w in workers if fx.alive(w)]
-        for w in left:
-            os.kill(w, 9)
+        workers, left = fx.kill_leaving_orphans(fresh.proc)
     finally:
         fresh.close()
     assert [r.status_code for r in answers] == [201] * 8, [r.text[:200] for r in answers]

@@ -216,7 +216,7 @@ def test_the_default_budget_is_half_the_machine_and_fits_a_phone_photo(
 
 
 def test_memory_gate_admits_within_the_budget() -> None:
-    from forenscope.service.engine import MemoryGate
+    from forenscope.service.admission import MemoryGate
 
     gate = MemoryGate(100)
     gate.acquire(60)

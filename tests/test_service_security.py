@@ -243,10 +243,10 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
 
 def test_overload_answers_503_with_retry_after(client: TestClient) -> None:
     analyzer = client.app.state.service.analyzer  # type: ignore[attr-defined]
-    analyzer.pending = analyzer.settings.max_pending  # as if the queue were full
+    analyzer.gate.pending = analyzer.settings.max_pending  # as if the queue were full
     r = post_file(client, jpeg(7))
     assert r.status_code == 503 and r.headers["retry-after"] == "2"
-    analyzer.pending = 0
+    analyzer.gate.pending = 0
     assert post_file(client, jpeg(7)).status_code == 201
 
 

@@ -22,9 +22,10 @@ from ..errors import (
 )
 from ..mllm.errors import LLMError
 from . import routes_analyses, routes_inspect, routes_misc
+from .admission import BusyError
 from .chat import ChatBackend
 from .deps import Service, require_token
-from .engine import BusyError, UnsupportedMediaError
+from .engine import UnsupportedMediaError
 from .fetch import FetchFailedError, UrlRefusedError
 from .metrics import Metrics
 from .schemas import AnalyzeUrlRequest, JobRequest

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .launch import server_config, service_extra_required, token_from_env
+from .launch import (
+    analysis_options,
+    analysis_settings,
+    server_config,
+    service_extra_required,
+    token_from_env,
+)
 
 if TYPE_CHECKING:
     from .chat import ChatBackend
@@ -22,33 +28,13 @@ if TYPE_CHECKING:
     default=Path("forenscope-data"), show_default=True,
     help="Where the SQLite store and the report files live.",
 )  # fmt: skip
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
-              help="Analyses run at the same time.")  # fmt: skip
 @click.option("--max-upload-mb", default=50, show_default=True, type=click.IntRange(1, 4096))
-@click.option(
-    "--memory-budget-mb", default=None, type=click.IntRange(64),
-    help="Estimated peak memory of the analyses running at once (default: half the machine's "
-    "memory); larger images are refused at upload (a 12 MP photo needs about 2000 with two "
-    "expert threads).",
-)  # fmt: skip
-@click.option(
-    "--analysis-timeout", default=300.0, show_default=True, type=click.FloatRange(min=1.0),
-    help="Seconds one analysis may take; past it the request fails (422) and its worker "
-    "process is replaced.",
-)  # fmt: skip
-@click.option(
-    "--isolation", type=click.Choice(["process", "thread"]), default="process",
-    show_default=True,
-    help="'process': each analysis runs in a worker process (the time limit, and a crash or "
-    "the OOM killer costs that request alone); 'thread': in the server process, less memory.",
-)  # fmt: skip
-@click.option("--expert", "experts", multiple=True, help="Restrict to these experts (repeat).")
+@analysis_options
 @click.option("--llm", "llm_config", default=None, type=click.Path(exists=True, dir_okay=False),
               help="LLM config (YAML/JSON): enables /v1/analyses/{id}/chat.")  # fmt: skip
 def serve_cmd(
-    host: str, port: int, data_dir: Path, workers: int, max_upload_mb: int,
-    memory_budget_mb: int | None, analysis_timeout: float, isolation: str, experts: tuple[str, ...],
-    llm_config: str | None,
+    host: str, port: int, data_dir: Path, max_upload_mb: int, llm_config: str | None,
+    **analysis: Any,
 ) -> None:  # fmt: skip
     """Serve the API (/v1, OpenAPI at /v1/openapi.json) and the web UI (/).
 
@@ -60,15 +46,11 @@ def serve_cmd(
 
         from . import Settings, create_app
     from ..errors import ConfigError
-    from ..io.limits import default_memory_budget_mb
 
     token = token_from_env()
     settings = Settings(
-        data_dir=data_dir, host=host, port=port, token=token, workers=workers,
-        max_upload_bytes=max_upload_mb * 1024 * 1024, experts=list(experts) or None,
-        memory_budget_mb=memory_budget_mb or default_memory_budget_mb(),
-        analysis_timeout_s=analysis_timeout,
-        isolation=isolation,
+        data_dir=data_dir, host=host, port=port, token=token,
+        max_upload_bytes=max_upload_mb * 1024 * 1024, **analysis_settings(**analysis),
     )  # fmt: skip
     try:
         app = create_app(settings, chat_backend=_chat_backend(llm_config))

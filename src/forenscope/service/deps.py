@@ -11,9 +11,10 @@ import anyio
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from .admission import BusyError
 from .blobs import BlobStore
 from .chat import ChatBackend
-from .engine import Analyzer, BusyError
+from .engine import Analyzer
 from .fetch import FetchPolicy, fetch_image_bytes
 from .jobs import JobRunner
 from .metrics import Metrics

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -14,6 +14,68 @@ from .settings import TOKEN_ENV
 
 if TYPE_CHECKING:
     import uvicorn
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The flags both servers take for running analyses, defined once.
+_ANALYSIS_OPTIONS = (
+    click.option(
+        "--workers",
+        default=2,
+        show_default=True,
+        type=click.IntRange(1, 64),
+        help="Analyses run at the same time.",
+    ),  # fmt: skip
+    click.option(
+        "--memory-budget-mb",
+        default=None,
+        type=click.IntRange(64),
+        help="Estimated peak memory of the analyses running at once (default: half the "
+        "machine's memory); larger images are refused before decoding (a 12 MP photo needs "
+        "about 2000 with two expert threads).",
+    ),  # fmt: skip
+    click.option(
+        "--analysis-timeout",
+        default=300.0,
+        show_default=True,
+        type=click.FloatRange(min=1.0),
+        help="Seconds one analysis may take; past it the request fails (422) and its worker "
+        "process is replaced.",
+    ),  # fmt: skip
+    click.option(
+        "--isolation",
+        type=click.Choice(["process", "thread"]),
+        default="process",
+        show_default=True,
+        help="'process': each analysis runs in a worker process (the time limit, and a crash "
+        "or the OOM killer costs that request alone); 'thread': in the server process, less "
+        "memory, no time limit.",
+    ),  # fmt: skip
+    click.option("--expert", "experts", multiple=True, help="Restrict to these experts (repeat)."),
+)
+
+
+def analysis_options(command: F) -> F:
+    """Add the analysis flags (`--workers`, `--memory-budget-mb`, `--analysis-timeout`,
+    `--isolation`, `--expert`); read them back with `analysis_settings`."""
+    for option in reversed(_ANALYSIS_OPTIONS):
+        command = option(command)
+    return command
+
+
+def analysis_settings(
+    workers: int, memory_budget_mb: int | None, analysis_timeout: float, isolation: str,
+    experts: Sequence[str],
+) -> dict[str, Any]:  # fmt: skip
+    """The AnalysisSettings fields the analysis flags set. Without --memory-budget-mb the field
+    is left out, so its one default (half the machine's memory) applies."""
+    fields: dict[str, Any] = {
+        "workers": workers, "analysis_timeout_s": analysis_timeout, "isolation": isolation,
+        "experts": list(experts) or None,
+    }  # fmt: skip
+    if memory_budget_mb is not None:
+        fields["memory_budget_mb"] = memory_budget_mb
+    return fields
 
 
 @contextmanager

@@ -3,42 +3,34 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ..errors import ConfigError
-from ..io.limits import default_memory_budget_mb
+from ..io.limits import MB, Limits, default_memory_budget_mb
 
 TOKEN_ENV = "FORENSCOPE_TOKEN"
+MAX_THREADS_COUNTED = 4  # the memory estimate was measured for 1-2 expert threads; capped
 
 
-class Settings(BaseModel):
-    """Everything `create_app` needs. `token` is a SecretStr so it never shows in a repr or log."""
+class AnalysisSettings(BaseModel):
+    """How both servers (`serve`, `serve-openai`) run analyses: one definition of each knob."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    token: SecretStr | None = None
-    # Inputs
-    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     max_pixels: int = Field(default=60_000_000, gt=0)
     memory_budget_mb: int = Field(
         default_factory=default_memory_budget_mb, ge=64,
         description="estimated peak memory of the analyses running at once (default: half "
-        "the machine's memory); an image whose own estimate is larger is refused at upload "
-        "(413), others wait for room",
+        "the machine's memory); an image whose own estimate is larger is refused before "
+        "decoding (413), others wait for room",
     )  # fmt: skip
-    # Analysis
     experts: list[str] | None = Field(default=None, description="None = every registered expert")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     workers: int = Field(default=2, ge=1, description="analyses run at the same time")
-    max_pending: int = Field(
-        default=32, ge=1, description="analyses waiting (each holds its upload) before 503"
-    )
     expert_threads: int | None = Field(default=None, ge=1)
     warm_up: bool = Field(
         default=True, description="load every model of `experts` before the port opens"
@@ -46,13 +38,35 @@ class Settings(BaseModel):
     isolation: Literal["thread", "process"] = Field(
         default="thread",
         description="'process': each analysis slot is a worker process (per-image time limit, "
-        "a crash costs one request; `forenscope serve` does this); 'thread': in this process",
+        "a crash costs one request; the `serve` and `serve-openai` commands do this); "
+        "'thread': in this process",
     )
     analysis_timeout_s: float = Field(
         default=300.0, gt=0.0,
         description="wall-clock limit of one analysis with isolation='process'; past it the "
         "request fails (422) and its worker process is replaced",
     )  # fmt: skip
+
+    def limits(self, max_bytes: int) -> Limits:
+        """The decoding limits of one analysis, for images of at most `max_bytes`."""
+        return Limits(
+            max_bytes=max_bytes, max_pixels=self.max_pixels,
+            max_memory_bytes=self.memory_budget_mb * MB,
+            expert_threads=self.expert_threads or min(os.cpu_count() or 1, MAX_THREADS_COUNTED),
+        )  # fmt: skip
+
+
+class Settings(AnalysisSettings):
+    """Everything `create_app` needs. `token` is a SecretStr so it never shows in a repr or log."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    token: SecretStr | None = None
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_pending: int = Field(
+        default=32, ge=1, description="analyses waiting (each holds its upload) before 503"
+    )
     # Slow or idle clients (see launch.server_config): the request line and headers, then each
     # body chunk and the whole body, must arrive within these; otherwise 408 / disconnect.
     header_timeout_s: float = Field(default=10.0, gt=0.0)

@@ -23,6 +23,7 @@ from ..errors import ForenscopeError, InputError
 from ..io.limits import Limits
 
 _log = logging.getLogger(__name__)
+WARM_UP_SIDE = 256
 
 
 class AnalysisTimeoutError(InputError):
@@ -53,18 +54,43 @@ def analyze_into(
     """In a worker: decode, analyse and write every file the API serves into `out_dir`."""
     from ..io import load_image
     from ..pipeline import analyze_image
-    from .engine import write_files
+    from .report_files import write_files
 
     image = load_image(data, limits=limits)
     report = analyze_image(image, experts=experts, threshold=threshold, threads=threads)
     write_files(report, image, Path(out_dir))
 
 
-def warm_up(experts: Sequence[str] | None, limits: Limits) -> None:
-    """In a worker: load every model of `experts` by analysing a small synthetic picture."""
-    from .engine import warm_up_analysis
+def analyze_to_json(
+    data: bytes, limits: Limits, experts: Sequence[str] | None, threshold: float,
+    threads: int | None,
+) -> str:  # fmt: skip
+    """In a worker: decode and analyse; the report as JSON, which leaves its maps behind (a
+    12 MP photo's heatmaps are hundreds of MB; the JSON is a few KB through the pipe)."""
+    from ..io import load_image
+    from ..pipeline import analyze_image
 
-    warm_up_analysis(experts, limits)
+    image = load_image(data, limits=limits)
+    report = analyze_image(image, experts=experts, threshold=threshold, threads=threads)
+    return report.model_dump_json()
+
+
+def warm_up_analysis(experts: Sequence[str] | None, limits: Limits) -> None:
+    """Analyse a small synthetic picture with `experts`, so their models are loaded (in a
+    worker, or in the server with isolation='thread'). A failure is logged, not raised: the
+    same error then reaches the request that hits it."""
+    import numpy as np
+
+    from ..io import load_image
+    from ..pipeline import analyze_image
+    from .report_files import png_bytes
+
+    rgb = np.random.default_rng(0).integers(0, 256, (WARM_UP_SIDE, WARM_UP_SIDE, 3), np.uint8)
+    try:
+        image = load_image(png_bytes(rgb), limits=limits)
+        analyze_image(image, experts=experts, threads=1)
+    except Exception:  # logged: see the docstring
+        _log.warning("warm-up analysis failed", exc_info=True)
 
 
 class AnalysisProcesses:
@@ -136,7 +162,7 @@ class AnalysisProcesses:
         pool.timeout_s = None  # starting Python and loading models is not an analysis
         try:
             self._spawner.submit(pool.fill).result()
-            _run_task_on(pool, warm_up, self._warm_args)
+            _run_task_on(pool, warm_up_analysis, self._warm_args)
         except Exception:  # closed while warming (stopping), or could not start one
             _log.warning("could not start an analysis worker", exc_info=True)
         finally:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import click
+
+from ..launch import analysis_options
 
 
 @click.command("serve-openai")
@@ -14,18 +17,14 @@ import click
               help="0 = a free port, printed as 'READY port=N' on stdout.")  # fmt: skip
 @click.option("--model-id", default="forenscope", show_default=True,
               help="The model name clients must ask for.")  # fmt: skip
-@click.option("--expert", "experts", multiple=True, help="Restrict to these experts (repeat).")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--max-image-mb", default=20, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--max-queue", default=4, show_default=True, type=click.IntRange(0, 1024),
               help="Requests waiting for a worker before 503 with Retry-After.")  # fmt: skip
-@click.option("--memory-budget-mb", default=None, type=click.IntRange(64),
-              help="Estimated peak memory of the analyses at once (default: half the machine's "
-              "memory); larger images are refused.")  # fmt: skip
+@analysis_options
 def serve_openai_cmd(
-    host: str, port: int, model_id: str, experts: tuple[str, ...], workers: int,
-    max_image_mb: int, threshold: float, max_queue: int, memory_budget_mb: int | None,
+    host: str, port: int, model_id: str, max_image_mb: int, threshold: float, max_queue: int,
+    **analysis: Any,
 ) -> None:  # fmt: skip
     """Serve Forenscope as an OpenAI-compatible vision model (/v1/chat/completions, /v1/models).
 
@@ -35,20 +34,18 @@ def serve_openai_cmd(
     chunks; max_tokens cuts the answer. One image is judged per request. Every response also
     carries the full report in `forenscope_report`. The token comes from FORENSCOPE_TOKEN.
     """
-    from ..launch import server_config, service_extra_required, token_from_env
+    from ..launch import analysis_settings, server_config, service_extra_required, token_from_env
 
     with service_extra_required():
         import uvicorn
 
         from .server import OpenAISettings, create_openai_app
     from ...errors import ConfigError, UnknownExpertError
-    from ...io.limits import default_memory_budget_mb
 
     token = token_from_env()
     settings = OpenAISettings(
-        host=host, token=token, model_id=model_id, experts=list(experts) or None,
-        workers=workers, max_image_bytes=max_image_mb * 1024 * 1024, threshold=threshold,
-        max_queue=max_queue, memory_budget_mb=memory_budget_mb or default_memory_budget_mb(),
+        host=host, token=token, model_id=model_id, max_image_bytes=max_image_mb * 1024 * 1024,
+        threshold=threshold, max_queue=max_queue, **analysis_settings(**analysis),
     )  # fmt: skip
     try:
         app = create_openai_app(settings)

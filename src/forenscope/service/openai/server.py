@@ -11,25 +11,26 @@ is read) and a cache of answers bounded in bytes. Needs the `service` extra (Fas
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ... import __version__
 from ...errors import ConfigError, ImageDecodeError, ImageTooLargeError, InputError
-from ...io.limits import MB, Limits, default_memory_budget_mb
+from ...io.limits import MB
 from ...types import Report
-from ..engine import MemoryGate
+from ..admission import AnalysisGate, BusyError
 from ..security import (
     BodyLimitMiddleware,
     RequestDeadlineMiddleware,
@@ -37,34 +38,24 @@ from ..security import (
     sniff_image,
     token_matches,
 )
-from ..settings import TOKEN_ENV, is_loopback_host
+from ..settings import TOKEN_ENV, AnalysisSettings, is_loopback_host
+from ..workers import AnalysisTimeoutError, WorkerCrashedError, analyze_to_json
 from .stream import sse_events
 from .wire import WireError, check_request, completion, read_conversation
 
 BASE64_SLACK = 256 * 1024  # JSON around the data URL
 
 
-class OpenAISettings(BaseModel):
+class OpenAISettings(AnalysisSettings):
     """What `create_openai_app` needs; `token` never shows in a repr or log."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = "127.0.0.1"
     token: SecretStr | None = None
     model_id: str = "forenscope"
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
-    max_pixels: int = Field(default=60_000_000, gt=0)
-    experts: list[str] | None = None
-    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    workers: int = Field(default=2, ge=1, description="analyses run at the same time")
     max_queue: int = Field(
         default=4, ge=0, description="requests waiting for a worker (each holds its image) "
         "before 503 with Retry-After",
-    )  # fmt: skip
-    memory_budget_mb: int = Field(
-        default_factory=default_memory_budget_mb, ge=64, description="estimated peak memory "
-        "of the analyses running at once (default: half the machine's memory); an image whose "
-        "own estimate is larger is refused (413) before decoding",
     )  # fmt: skip
     cache_size: int = Field(default=64, ge=0, description="answers kept, by image sha256")
     cache_bytes: int = Field(
@@ -124,7 +115,8 @@ class ReportCache:
 
 
 class Analyst:
-    """Decodes under limits and analyses, at most `workers` at a time."""
+    """Decodes under limits and analyses, at most `workers` at a time: in worker processes
+    under the per-image time limit with isolation='process' (what `serve-openai` runs)."""
 
     def __init__(self, settings: OpenAISettings) -> None:
         from ...experts import get_expert, list_experts
@@ -138,19 +130,15 @@ class Analyst:
         for name in settings.experts or ():
             get_expert(name)
         self.settings = settings
-        self.limits = Limits(
-            max_bytes=settings.max_image_bytes, max_pixels=settings.max_pixels,
-            max_memory_bytes=settings.memory_budget_mb * MB,
-            expert_threads=min(os.cpu_count() or 1, 4),
-        )  # fmt: skip
+        # The middleware already caps the requests in progress at workers + max_queue.
+        self.gate = AnalysisGate(
+            settings, settings.max_image_bytes, settings.workers + settings.max_queue
+        )
+        self.limits = self.gate.limits
         self.cache = ReportCache(settings.cache_size, settings.cache_bytes)
-        self._slots = threading.BoundedSemaphore(settings.workers)
-        self.memory = MemoryGate(self.limits.max_memory_bytes)
 
     def report(self, data: bytes) -> Report:
-        from ...io import load_image
         from ...io.image import probe_image
-        from ...pipeline import analyze_image
 
         self.limits.check_bytes(len(data), "image")
         if sniff_image(data) is None:
@@ -161,15 +149,12 @@ class Analyst:
         if cached is not None:
             return cached
         width, height = probe_image(data, self.limits)  # over the budget: refused, not queued
-        need = self.limits.estimated_bytes(width, height)
-        with self._slots:
-            self.memory.acquire(need)
-            try:
-                image = load_image(data, limits=self.limits)
-                s = self.settings
-                report = analyze_image(image, experts=s.experts, threshold=s.threshold)
-            finally:
-                self.memory.release(need)
+        s = self.settings
+        with self.gate.admitted(width, height):
+            answer = self.gate.run(
+                analyze_to_json, data, self.limits, s.experts, s.threshold, s.expert_threads
+            )
+        report = Report.model_validate_json(answer)
         self.cache.put(key, report)
         return report
 
@@ -200,6 +185,7 @@ def _check_response_format(body: dict[str, Any]) -> None:
 
 
 _INPUT_STATUS = (
+    (AnalysisTimeoutError, 422, "analysis_timeout"),  # the image, not the load: no retry
     (ImageTooLargeError, 413, "image_too_large"),
     (ImageDecodeError, 422, "invalid_image"),
     (InputError, 400, "invalid_image"),
@@ -214,8 +200,19 @@ def create_openai_app(settings: OpenAISettings) -> FastAPI:
     """A new app; raises ConfigError when exposed beyond loopback without a token."""
     settings.check_exposure()
     analyst = Analyst(settings)
+    if settings.warm_up:
+        analyst.gate.warm_up()  # worker processes started and their models loaded
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            analyst.gate.close()
+
     app = FastAPI(title="Forenscope (OpenAI-compatible)", version=__version__,
-                  docs_url=None, redoc_url=None, openapi_url=None)  # fmt: skip
+                  docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)  # fmt: skip
     model_card = {"id": settings.model_id, "object": "model", "created": 0,
                   "owned_by": "forenscope"}  # fmt: skip
 
@@ -266,6 +263,9 @@ def create_openai_app(settings: OpenAISettings) -> FastAPI:
                               int(time.time()))  # fmt: skip
         except WireError as exc:
             return JSONResponse(exc.body(), exc.status)
+        except (WorkerCrashedError, BusyError) as exc:
+            # Out of memory most likely, with other analyses running: a retry may well succeed.
+            return _error(503, str(exc), "server_overloaded", {"Retry-After": "10"})
         except InputError as exc:
             status, code = next((s, c) for cls, s, c in _INPUT_STATUS if isinstance(exc, cls))
             return _error(status, str(exc), code)

@@ -1,0 +1,65 @@
+"""The files the API serves for one analysis, written next to its report: overlays, a preview
+and the original bytes. Written in a worker process (or the server's thread), read by routes."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..io import ImageInput
+from ..types import Report
+from .security import NAME_PATTERN
+
+OVERLAY_SIDE = 800
+PREVIEW_SIDE = 1600
+NAME_RE = re.compile(NAME_PATTERN)
+
+
+def write_files(report: Report, image: ImageInput, out: Path) -> None:
+    """Everything the API serves for one report, written into `out`."""
+    from ..report import write_report
+    from ..report.overlays import heatmap_rgba, mask_outline_rgba
+
+    write_report(report, image, out, stem="report")  # report.{json,md,html} + map sidecars
+    size = _fit(image.width, image.height, OVERLAY_SIDE)
+    overlays: list[str] = []
+    for result in report.experts:
+        if result.heatmap is not None and NAME_RE.fullmatch(result.expert):
+            rgba = heatmap_rgba(result.heatmap, size=size)
+            (out / f"overlay.expert.{result.expert}.png").write_bytes(png_bytes(rgba))
+            overlays.append(result.expert)
+    if report.fused_heatmap is not None:
+        rgba = heatmap_rgba(report.fused_heatmap, size=size)
+        (out / "overlay.fused.png").write_bytes(png_bytes(rgba))
+    if report.fused_mask is not None:
+        outline = mask_outline_rgba(report.fused_mask, size=size, width=3)
+        (out / "overlay.mask.png").write_bytes(png_bytes(outline))
+    (out / "preview.jpg").write_bytes(preview_jpeg(image.rgb))
+    (out / "original.bin").write_bytes(image.data)  # for the analyst's tools (routes_inspect)
+    (out / "index.json").write_text(json.dumps({"overlays": overlays}), encoding="utf-8")
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """Fast PNG (zlib level 3, no optimise pass): overlays are written once per analysis."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
+
+
+def preview_jpeg(rgb: np.ndarray) -> bytes:
+    """A re-encoded copy of the picture for the browser (never the uploaded bytes themselves)."""
+    img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).convert("RGB")
+    img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=88)
+    return buf.getvalue()
+
+
+def _fit(width: int, height: int, side: int) -> tuple[int, int]:
+    scale = min(1.0, side / max(width, height, 1))
+    return max(1, round(width * scale)), max(1, round(height * scale))
