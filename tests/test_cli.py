@@ -261,8 +261,8 @@ def test_llm_fake_server_help_lists_its_options() -> None:
 def test_chat_history_is_kept_out_of_the_evidence_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from forenscope.llm_cli import default_history
     from forenscope.mllm import chat as chat_module
-    from forenscope.mllm.cli import default_history
 
     evidence = tmp_path / "evidence"
     evidence.mkdir()
@@ -297,7 +297,7 @@ def forenscope_analyze(path: Path) -> Report:
 
 
 def test_llm_run_prints_one_line_per_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from forenscope.mllm import cli as llm_cli_module
+    from forenscope import llm_cli as llm_cli_module
     from forenscope.types import ErrorInfo, Stage1Result
     from forenscope.types.llm import ImageRun
 

@@ -244,7 +244,7 @@ def test_llm_text_is_escaped_in_markdown_and_html() -> None:
     evil = "<script>alert(1)</script> [x](javascript:1) | cell"
     answer = Stage2Answer(location=Location(relative=evil, absolute=evil), forged_content=evil,
                           visible_traces=[evil], scope="local", reasoning=evil)  # fmt: skip
-    report.llm = LLMAssessment(
+    assessment = LLMAssessment(
         model=evil, flavor="generic", prompt_versions={"stage1": "s1"},
         stage1=_s1(0.9).model_copy(update={"samples": [Stage1Answer(text=evil, label="yes")]}),
         stage2=Stage2Result(status="ok", answer=answer, prompt_version="s2", model="m"),
@@ -252,6 +252,7 @@ def test_llm_text_is_escaped_in_markdown_and_html() -> None:
         agreement=[Agreement(expert=evil, expert_score=0.1, llm_probability=0.9, agrees=False)],
         evidence_shown=[EvidenceItem(id="E1", text=evil, source="expert")],
     )  # fmt: skip
+    report = report.model_copy(update={"llm": assessment})
     report = Report.model_validate_json(report.model_dump_json())  # survives a JSON round trip
     html = render_html(report)
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -298,7 +299,7 @@ def test_cli_analyze_with_llm_writes_reports_with_the_llm_section(
 def test_chat_cli_grounds_on_the_full_report(server: FakeServer, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from forenscope.mllm.cli import chat_cli
+    from forenscope.llm_cli import chat_cli
 
     img = tmp_path / "t.jpg"
     img.write_bytes(_tampered())

@@ -184,7 +184,7 @@ def test_cli_run_detect_and_chat_against_the_server(
 ) -> None:
     from click.testing import CliRunner
 
-    from forenscope.mllm.cli import chat_cli, llm_cli
+    from forenscope.llm_cli import chat_cli, llm_cli
 
     folder = tmp_path / "imgs"
     _images(folder, [250, 10, 240])

@@ -121,7 +121,7 @@ def test_eval_ablate_through_the_proxy_writes_the_paper_tables(
 def test_chat_through_the_proxy(
     tmp_path: Path, proxy: tuple[LiteLLMProxy, FakeServerProcess]
 ) -> None:
-    from forenscope.mllm.cli import chat_cli
+    from forenscope.llm_cli import chat_cli
 
     px, _ = proxy
     cfg = _config(tmp_path, px, "mock-yes")

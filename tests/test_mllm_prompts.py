@@ -208,7 +208,7 @@ def test_the_engine_sends_the_configs_prompt_file(tmp_path: Path) -> None:
 def test_llm_prompts_command_prints_and_checks(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from forenscope.mllm.cli import llm_cli
+    from forenscope.llm_cli import llm_cli
     from forenscope.mllm.prompts import PromptSet, default_prompts
 
     shown = CliRunner().invoke(llm_cli, ["prompts"])

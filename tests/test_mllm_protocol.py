@@ -221,7 +221,7 @@ def _png(value: int, fmt: str = "JPEG") -> bytes:
 def test_llm_detect_protocol_paper_runs_two_shot_votes(
     tmp_path: Path, server: FakeServerProcess
 ) -> None:
-    from forenscope.mllm.cli import llm_cli
+    from forenscope.llm_cli import llm_cli
 
     for label, value in (("real", 30), ("fake", 220)):
         (tmp_path / "pool" / label).mkdir(parents=True)

@@ -46,7 +46,7 @@ def _json_line(text: str) -> str:
 # help `--help` lists; tests/test_import_light.py checks it is the command's own).
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "analyze": (__name__, "analyze_command", "Analyse image files, folders or glob patterns."),
-    "chat": (".mllm.cli", "chat_cli", "Ask follow-up questions about an image, grounded on its "
+    "chat": (".llm_cli", "chat_cli", "Ask follow-up questions about an image, grounded on its "
              "full report (verdict, experts, evidence, regions); the conversation is kept in a "
              "JSON file and resumed."),
     "demo": (__name__, "demo_command", "Analyse the shipped CC0 photo and a tampered copy of it; "
@@ -55,7 +55,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
              "folder) with honest protocols."),
     "experts": (__name__, "experts_command", "List the experts with their versions, licences "
                 "and availability."),
-    "llm": (".mllm.cli", "llm_cli", "Ask a multimodal LLM (any OpenAI-compatible endpoint) "
+    "llm": (".llm_cli", "llm_cli", "Ask a multimodal LLM (any OpenAI-compatible endpoint) "
             "about images."),
     "models": (".models.cli", "models_cli", "Model weights: fetch, verify, cache and list them."),
     "serve": (".service.cli", "serve_cmd", "Serve the API (/v1, OpenAPI at /v1/openapi.json) and "

@@ -1,4 +1,5 @@
-"""`forenscope llm ...` and `forenscope chat IMAGE` (click groups the main CLI attaches)."""
+"""`forenscope llm ...` and `forenscope chat IMAGE`: entry points (layer 10) over the mllm engine;
+the main CLI attaches them on first use."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 
 import click
 
-from .examples import IMAGE_SUFFIXES
-from .protocols import protocol_option
+from .mllm.examples import IMAGE_SUFFIXES
+from .mllm.protocols import protocol_option
 
 _IMAGE_ARGS = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 
@@ -28,8 +29,8 @@ def _expand(paths: Sequence[str]) -> list[Path]:
 
 
 def _load(config: str | None) -> Any:
-    from ..errors import ConfigError
-    from .config import load_config
+    from .errors import ConfigError
+    from .mllm.config import load_config
 
     try:
         return load_config(config)
@@ -103,7 +104,7 @@ def _with_detect_options(f: Any) -> Any:
 
 async def _safe(path: Path, call: Awaitable[Any]) -> dict[str, Any]:
     """One output row; an unreadable image becomes an error row instead of ending the batch."""
-    from ..errors import InputError
+    from .errors import InputError
 
     try:
         result = await call
@@ -122,11 +123,11 @@ def _engine_run(
 ) -> Any:
     """Run `job(engine)` on the config whose pipeline block is changed by a preset and the
     command's options (None = keep), validated as the config file is."""
-    from ..errors import ConfigError
-    from .examples import ExamplePool
-    from .prompts import load_prompts
-    from .protocols import resolve_pipeline
-    from .runner import MLLMEngine
+    from .errors import ConfigError
+    from .mllm.examples import ExamplePool
+    from .mllm.prompts import load_prompts
+    from .mllm.protocols import resolve_pipeline
+    from .mllm.runner import MLLMEngine
 
     cfg = _load(config)
     try:
@@ -270,8 +271,8 @@ def _run_line(run: Any) -> str:
               help="validate this prompt file and print what it renders")  # fmt: skip
 def prompts_cmd(check: str | None) -> None:
     """Print the shipped prompt set (TOML, a start for your own), or check one of yours."""
-    from ..errors import ConfigError
-    from .prompts import PromptSet, shipped_text
+    from .errors import ConfigError
+    from .mllm.prompts import PromptSet, shipped_text
 
     if check is None:
         click.echo(shipped_text(), nl=False)
@@ -301,7 +302,7 @@ def prompts_cmd(check: str | None) -> None:
 def fake_server_cmd(args: tuple[str, ...]) -> None:
     """Run the local fault-injecting OpenAI-compatible test server; `forenscope llm fake-server
     --help` lists its options (--port, --faults, --script, ...)."""
-    from .fake_server import main
+    from .mllm.fake_server import main
 
     argv0 = sys.argv[0]
     sys.argv[0] = "forenscope llm fake-server"  # argparse names its usage line after argv[0]
@@ -316,7 +317,7 @@ def default_history(image: Path) -> Path:
     resumes its conversation, and nothing is written into the folder holding the evidence."""
     import hashlib
 
-    from ..models.cache import cache_dir
+    from .models.cache import cache_dir
 
     key = hashlib.sha256(str(image.resolve()).encode("utf-8")).hexdigest()[:16]
     return cache_dir() / "chats" / f"{image.stem}-{key}.chat.json"
@@ -324,10 +325,10 @@ def default_history(image: Path) -> Path:
 
 def _grounding(image: str, report_path: str | None, experts: str | None) -> list[str]:
     """The chat's grounding: a saved report JSON, or a fresh offline analysis of the image."""
-    from ..errors import ForenscopeError
-    from ..pipeline import analyze
-    from ..types import Report
-    from .chat import report_grounding
+    from .errors import ForenscopeError
+    from .mllm.chat import report_grounding
+    from .pipeline import analyze
+    from .types import Report
 
     try:
         if report_path:
@@ -371,9 +372,9 @@ def chat_cli(
 ) -> None:
     """Ask follow-up questions about an image, grounded on its full report (verdict, experts,
     evidence, regions); the conversation is kept in a JSON file and resumed."""
-    from ..errors import InputError
-    from .chat import ChatSession
-    from .errors import LLMError
+    from .errors import InputError
+    from .mllm.chat import ChatSession
+    from .mllm.errors import LLMError
 
     cfg = _load(config)
     path = Path(history) if history else default_history(Path(image))
