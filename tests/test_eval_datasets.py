@@ -16,7 +16,7 @@ from forenscope.eval.align import Perturbation, Preprocess, prepare
 from forenscope.eval.datasets import Filter, load_dataset, load_folder, load_manifest, select
 from forenscope.eval.guards import format_warnings
 from forenscope.eval.runner import score_sample
-from forenscope.eval.systems import make_system
+from forenscope.eval.systems import make_image_system
 
 COLUMNS = ["path", "label", "generator", "family", "scope", "mask", "source", "licence", "width",
            "height", "format", "sha256"]  # fmt: skip
@@ -103,10 +103,10 @@ def test_sha256_mismatch_is_a_recorded_error(tmp_path: Path) -> None:
     samples = load_manifest(make_dataset(tmp_path))
     target = samples[0]
     target.file.write_bytes(target.file.read_bytes() + b"x")
-    rec = score_sample(make_system("noop"), target, Preprocess("none"))
-    assert rec["error"].startswith("sha256 mismatch") and rec["fake_probability"] is None
-    ok = score_sample(make_system("noop"), samples[1], Preprocess("none"))
-    assert ok["error"] is None and ok["sha256_seen"] == samples[1].sha256
+    rec = score_sample(make_image_system("noop"), target, Preprocess("none"))
+    assert str(rec.error).startswith("sha256 mismatch") and rec.fake_probability is None
+    ok = score_sample(make_image_system("noop"), samples[1], Preprocess("none"))
+    assert ok.error is None and ok.sha256_seen == samples[1].sha256
 
 
 def _decode(data: bytes) -> Image.Image:
@@ -185,5 +185,5 @@ def test_shared_data_guard_and_sha256(shared_data: Path) -> None:
     _, warnings = format_warnings(no_cifake, "none")
     assert any("FORMAT DIFFERS BY CLASS: real" in w for w in warnings)  # the README's confound
     for s in select(no_cifake, sample=10, seed=1):
-        rec = score_sample(make_system("noop"), s, Preprocess("none"))
-        assert rec["error"] is None and rec["sha256_seen"] == s.sha256
+        rec = score_sample(make_image_system("noop"), s, Preprocess("none"))
+        assert rec.error is None and rec.sha256_seen == s.sha256

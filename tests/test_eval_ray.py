@@ -93,7 +93,9 @@ def test_ray_engine_resumes_from_a_half_filled_journal(tmp_path: Path, local_ray
     header = {"type": "header", "config_hash": cfg.hash(), "config": cfg.identity()}
     with Journal(cfg.out / "journal.jsonl", header) as journal:
         for s in samples[::2]:  # a marker value the engine would never compute
-            journal.add({**runner.base_record(s), "fake_probability": 0.5, "elapsed_s": 0.0})
+            marked = runner.base_record(s)
+            marked.fake_probability, marked.elapsed_s = 0.5, 0.0
+            journal.add(marked)
     ticks: list[int] = []
 
     def progress(total: int) -> runner.Progress:
@@ -146,7 +148,7 @@ def test_a_worker_that_dies_on_a_sample_is_an_error_value(tmp_path: Path) -> Non
     manifest = make_dataset(tmp_path / "data", n_real=1, n_fake=0, n_tampered=0, size=8)
     sample = select_samples(EvalConfig(str(manifest), "noop", tmp_path))[0]
     rec = _result(fake_ray, object(), sample)
-    assert rec["key"] == sample.path and rec["fake_probability"] is None
-    assert rec["error"] == "Crashed: worker died scoring this sample: The worker died " + (
+    assert rec.key == sample.path and rec.fake_probability is None
+    assert rec.error == "Crashed: worker died scoring this sample: The worker died " + (
         "unexpectedly while executing this task."
     )

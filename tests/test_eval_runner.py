@@ -15,22 +15,29 @@ import pytest
 
 from forenscope.eval.align import Preprocess
 from forenscope.eval.journal import Journal, JournalMismatch, read_journal
+from forenscope.eval.records import SampleRecord
 from forenscope.eval.run import EvalConfig, evaluate
 from test_eval_datasets import make_dataset
+
+
+def _record(key: str, p: float) -> SampleRecord:
+    return SampleRecord(key=key, path=key, label="real", generator="camera", family="camera",
+                        scope="none", source="s", format="JPEG", fake_probability=p)  # fmt: skip
 
 
 def test_torn_last_line_is_dropped_and_appends_stay_valid(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     with Journal(path, {"type": "header", "config_hash": "h1"}) as j:
-        j.add({"key": "a", "v": 1})
-        j.add({"key": "b", "v": 2})
+        j.add(_record("a", 0.1))
+        j.add(_record("b", 0.2))
     with path.open("a") as f:
         f.write('{"type":"sample","key":"c","v"')  # a kill -9 mid-write
     header, recs, bad = read_journal(path)
     assert header is not None and set(recs) == {"a", "b"} and bad == 1
+    assert recs["b"] == _record("b", 0.2)  # read back as the typed record that was written
     with Journal(path, {"type": "header", "config_hash": "h1"}) as j:
         assert set(j.records) == {"a", "b"}
-        j.add({"key": "c", "v": 3})
+        j.add(_record("c", 0.3))
     _, recs, bad = read_journal(path)
     assert set(recs) == {"a", "b", "c"} and bad == 0
     with pytest.raises(JournalMismatch):

@@ -63,7 +63,7 @@ def test_kshot_examples_are_aligned_like_the_queries(tmp_path: Path) -> None:
     samples = load_dataset(manifest)
     with Journal(tmp_path / "j.jsonl", {"type": "header", "config_hash": "x"}) as journal:
         asyncio.run(system.ascore(samples, pre, journal, transport=httpx.MockTransport(handler)))
-        assert all(r["error"] is None for r in journal.records.values())
+        assert all(r.error is None for r in journal.records.values())
     assert len(bodies) == 4
     for body in bodies:
         images = [

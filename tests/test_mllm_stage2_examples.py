@@ -76,8 +76,8 @@ def test_eval_stage2_shows_k_examples_before_the_query(tmp_path: Path) -> None:
             )  # fmt: skip
         )
         records = list(journal.records.values())
-    assert all(r["error"] is None for r in records)
-    assert sum(1 for r in records if r.get("explanation")) == 4 == len(stage2_bodies)
+    assert all(r.error is None for r in records)
+    assert sum(1 for r in records if r.explanation is not None) == 4 == len(stage2_bodies)
     for body in stage2_bodies:
         roles = [m["role"] for m in body["messages"]]
         assert roles == ["system", "user", "assistant", "user", "assistant", "user"]

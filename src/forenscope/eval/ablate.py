@@ -19,6 +19,7 @@ from typing import Any
 
 from .datasets import Sample
 from .llm_system import LLMSystem
+from .records import SampleRecord, run_samples
 from .report import md_table
 from .run import EvalConfig, evaluate, select_samples
 
@@ -44,11 +45,11 @@ def hold_out_pool(
     return [s for s in samples if s.path not in keys], pool
 
 
-def _scoring_ran(record: dict[str, Any]) -> str:
+def _scoring_ran(samples: list[SampleRecord]) -> str:
     """What scored the cell's images: 'votes', 'logprobs', or the mix when some fell back."""
     counts: dict[str, int] = {}
-    for r in record.get("samples") or []:
-        method = (r.get("extra") or {}).get("method")
+    for r in samples:
+        method = r.extra.get("method")
         if method:
             counts[method] = counts.get(method, 0) + 1
     if len(counts) <= 1:
@@ -70,10 +71,11 @@ def stage2_columns(record: dict[str, Any]) -> dict[str, Any]:
 def cell_row(record: dict[str, Any], threshold: float) -> dict[str, Any]:
     o = record["summary"]["overall"]
     usage = record["summary"].get("usage") or {}
-    extras = [r.get("extra") or {} for r in record.get("samples") or []]
+    samples = run_samples(record)
+    extras = [r.extra for r in samples]
     stage2 = stage2_columns(record) if record["system"].get("stage2") else {}
     return {
-        "scoring": _scoring_ran(record),
+        "scoring": _scoring_ran(samples),
         "acc": o.get(f"acc@{threshold:g}"),
         "auc": o.get("auc"),
         "refusal_rate": o.get("refusal_rate"),

@@ -5,6 +5,7 @@ count, aspect, JPEG quality estimated from the luminance quantisation table). It
 OUT-OF-FOLD probability of a small L2 logistic regression fitted on those features with k-fold
 cross-validation over the evaluated set itself (seeded folds): a confound probe, not a detector.
 An AUC well above 0.5 means the classes can be told apart by their files, not their pixels.
+The features and the fit live here; the system that runs them is `systems.FormatOnlySystem`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,9 @@ import io
 import math
 import random
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from PIL import Image
-
-from .datasets import Sample
-from .systems import ImageSystem, Prediction
 
 FEATURES = ("is_jpeg", "is_png", "is_other", "log_bytes", "log_pixels", "aspect", "bits_per_px",
             "jpeg_quality")  # fmt: skip
@@ -90,28 +87,3 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> 
         z = w[0] + ((x[test] - mu) / sd) @ w[1:]
         out[test] = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
     return out
-
-
-class FormatOnlySystem(ImageSystem):
-    name = spec = "format-only"
-
-    def describe(self) -> dict[str, Any]:
-        return {"system": "format-only", "features": list(FEATURES), "model": "5-fold OOF L2 logit"}
-
-    def identity(self) -> dict[str, Any]:
-        return {}  # container features only: no analysis switch changes them
-
-    def predict(self, data: bytes, sample: Sample) -> Prediction:
-        return Prediction(extra={"container": container_features(data)})
-
-    def finalize(self, records: list[dict[str, Any]]) -> None:
-        """Fill every record's score with its out-of-fold probability (needs the whole set)."""
-        rows = [r for r in records if r.get("error") is None and "container" in r.get("extra", {})]
-        if not rows:
-            return
-        x = np.array([[r["extra"]["container"][f] for f in FEATURES] for r in rows])
-        y = np.array([r["label"] != "real" for r in rows], dtype=float)
-        for r, p in zip(rows, out_of_fold(x, y), strict=True):
-            r["fake_probability"] = None if math.isnan(p) else float(p)
-            if r["fake_probability"] is None:
-                r["refusal"] = "format-only: a training fold held one class"

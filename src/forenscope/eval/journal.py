@@ -9,7 +9,8 @@ A kill -9 can leave at most one torn (half-written) last line: the reader skips 
 not parse and `open_journal` truncates the file back to its last complete line before appending.
 The first line is a header with the run's config hash, so a resume with a different config is
 refused instead of mixing results. A key seen twice (cannot happen through the runner) counts
-once: the last record wins.
+once: the last record wins. Sample lines are `SampleRecord`s (`records.py`); a line that does
+not validate as one is skipped like a torn line, so its sample is scored again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ import time
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from pydantic import ValidationError
+
+from .records import SampleRecord
+
 FsyncMode = Literal["always", "batch", "never"]
 BATCH_S = 0.05
 
@@ -28,10 +33,10 @@ class JournalMismatch(ValueError):
     """The journal on disk was written by a run with another configuration."""
 
 
-def read_journal(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]], int]:
+def read_journal(path: Path) -> tuple[dict[str, Any] | None, dict[str, SampleRecord], int]:
     """(header, records by key, number of unreadable lines skipped)."""
     header: dict[str, Any] | None = None
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[str, SampleRecord] = {}
     bad = 0
     if not path.exists():
         return None, records, 0
@@ -46,8 +51,13 @@ def read_journal(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str,
                 bad += 1
             elif rec.get("type") == "header":
                 header = rec
-            elif rec.get("type") == "sample" and "key" in rec:
-                records[str(rec["key"])] = rec
+            elif rec.get("type") == "sample":
+                try:
+                    sample = SampleRecord.from_journal(rec)
+                except ValidationError:
+                    bad += 1
+                    continue
+                records[sample.key] = sample
     return header, records, bad
 
 
@@ -112,10 +122,9 @@ class Journal:
             os.fsync(self._f.fileno())
             self._synced = now
 
-    def add(self, record: dict[str, Any]) -> None:
-        record = {"type": "sample", **record}
-        self._write(record)
-        self.records[str(record["key"])] = record
+    def add(self, record: SampleRecord) -> None:
+        self._write(record.journal_line())
+        self.records[record.key] = record
 
     def close(self) -> None:
         if self.fsync != "never" and not self._f.closed:

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 from .align import Preprocess, prepare
 from .datasets import Sample
 from .journal import Journal
-from .runner import Progress, base_record, fill, load_input, pending
-from .systems import LLMOptions, Prediction, RunSettings
+from .protocol import LLMOptions, Prediction, RunSettings
+from .records import Explanation, SampleRecord
+from .runner import Progress, base_record, error_text, fill, load_input, pending
 
 if TYPE_CHECKING:
     from ..mllm.config import PipelineOptions
@@ -170,7 +171,7 @@ class LLMSystem:
             raise ValueError(f"--engine {run.engine} runs image systems; llm: has its own engine")
         return asyncio.run(self.ascore(samples, pre, journal, progress=run.progress))
 
-    def finalize(self, records: list[dict[str, Any]]) -> None:
+    def finalize(self, records: list[SampleRecord]) -> None:
         return None
 
     def example_pool(self) -> Any:
@@ -217,7 +218,7 @@ class LLMSystem:
                                 **pipe.stage1_knobs(),
                                 # The model sees an aligned re-encoding: name the original file
                                 # so the query is never drawn as its own example (a label leak).
-                                exclude_sha256=[rec["sha256_seen"]],
+                                exclude_sha256=[str(rec.sha256_seen)],
                                 exclude_paths=[sample.file],
                             )
                             fill(rec, stage1_prediction(res), None, False)
@@ -225,11 +226,17 @@ class LLMSystem:
                                 mask = (
                                     loaded[1] if loaded[1] is not None and loaded[1].any() else None
                                 )
-                                rec["explanation"] = await _explain(
-                                    engine, loaded[0], mask, pipe, sample, rec["sha256_seen"], judge
+                                rec.explanation = await _explain(
+                                    engine,
+                                    loaded[0],
+                                    mask,
+                                    pipe,
+                                    sample,
+                                    str(rec.sha256_seen),
+                                    judge,
                                 )
                         except Exception as exc:  # bad input or config: a value for this sample
-                            rec["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+                            rec.error = error_text(exc)
                     journal.add(rec)
                     tick(1)
 
@@ -250,7 +257,7 @@ async def _explain(
     sample: Sample,
     sha: str,
     judge: JudgeSession | None = None,
-) -> dict[str, Any]:
+) -> Explanation:
     """Stage 2 on one forged image (after `pipe.stage2_k` forged examples, never itself):
     method and scope as answered, positions scored against its mask (aligned geometry); with a
     judge, its verdict on the object-relative position (the image it sees is `data`, outlined)."""
@@ -259,15 +266,13 @@ async def _explain(
     res = await engine.aanalyze(
         data, k=pipe.stage2_k, seed=pipe.seed, exclude_sha256=[sha], exclude_paths=[sample.file]
     )
-    out: dict[str, Any] = {"status": res.status, "usage": res.usage.model_dump()}
-    if res.answer is not None:
-        out.update(explanation_record(res.answer.model_dump(), mask))
-        if judge is not None and mask is not None:
-            verdict = await judge.ajudge(data, mask, res.answer.location.relative)
-            out.update(
-                object_position=verdict.object_position,
-                judge_refusal=verdict.refusal,
-                judge_error=verdict.error,
-                judge_answer=verdict.answer,
-            )
+    answer = res.answer
+    metrics = explanation_record(answer.model_dump(), mask) if answer is not None else {}
+    out = Explanation(status=res.status, usage=res.usage.model_dump(), **metrics)
+    if answer is not None and judge is not None and mask is not None:
+        verdict = await judge.ajudge(data, mask, answer.location.relative)
+        out.judged = True
+        out.object_position = verdict.object_position
+        out.judge_refusal, out.judge_error = verdict.refusal, verdict.error
+        out.judge_answer = verdict.answer
     return out

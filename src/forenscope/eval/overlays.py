@@ -15,8 +15,9 @@ from PIL import Image
 from ..fusion.localize import resize_map
 from .align import Preprocess
 from .datasets import Sample
-from .runner import load_input, sample_key
-from .systems import ImageSystem, System
+from .protocol import System
+from .runner import base_record, load_input, sample_key
+from .systems import ImageSystem
 
 THUMB = 256
 
@@ -62,8 +63,7 @@ def worst_error_overlays(
         sample = by_key.get(row["path"])
         if sample is None:
             continue
-        rec: dict[str, Any] = {}
-        loaded = load_input(sample, pre, rec)
+        loaded = load_input(sample, pre, base_record(sample))
         if loaded is None:
             continue
         data, mask = loaded

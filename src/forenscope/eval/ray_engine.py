@@ -22,6 +22,8 @@ from ..errors import ConfigError, MissingDependencyError
 from .align import Preprocess
 from .datasets import Sample
 from .journal import Journal
+from .protocol import ScorerFactory
+from .records import SampleRecord
 from .runner import Progress, base_record, pending, worker_score
 
 IN_FLIGHT_PER_CPU = 4  # as the local engine: enough to keep workers busy, memory stays bounded
@@ -62,23 +64,23 @@ def ray_session(address: str | None, jobs: int) -> Iterator[Any]:
         ray.shutdown()
 
 
-def _result(ray: Any, ref: Any, sample: Sample) -> dict[str, Any]:
+def _result(ray: Any, ref: Any, sample: Sample) -> SampleRecord:
     """The task's record; a worker that died on this sample (twice) is an error value too.
 
     Any other failure (e.g. the system cannot be built on the workers) is not the sample's
     fault: it propagates, nothing is journaled for the sample and a resume retries it."""
     try:
-        rec: dict[str, Any] = ray.get(ref)
-        return rec
+        done: SampleRecord = ray.get(ref)
+        return done
     except (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError) as exc:
         rec = base_record(sample)
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        rec["error"] = f"{type(exc).__name__}: worker died scoring this sample: {first}"
-        rec["elapsed_s"] = None
+        rec.error = f"{type(exc).__name__}: worker died scoring this sample: {first}"
         return rec
 
 
 def run_ray(
+    build: ScorerFactory,
     spec: str,
     samples: Sequence[Sample],
     pre: Preprocess,
@@ -103,7 +105,7 @@ def run_ray(
         try:
             while True:
                 for s in islice(queue, limit - len(in_flight)):
-                    in_flight[task.remote(spec, pre_ref, s)] = s
+                    in_flight[task.remote(build, spec, pre_ref, s)] = s
                 if not in_flight:
                     break
                 done, _ = ray.wait(list(in_flight), num_returns=1)

@@ -18,10 +18,11 @@ from .datasets import Filter, Sample, load_dataset, select
 from .guards import format_warnings
 from .journal import FsyncMode, Journal
 from .overlays import worst_error_overlays
+from .protocol import LLMOptions, RunSettings, System
 from .report import html_page, markdown, write_json
 from .runner import Progress
 from .summary import summarize
-from .systems import ImageSystem, LLMOptions, RunSettings, System, make_system
+from .systems import ImageSystem, make_system
 
 Engine = Literal["local", "ray"]
 
@@ -150,6 +151,7 @@ def evaluate(
         skipped_lines = journal.skipped_lines
         records = [journal.records[s.path] for s in samples if s.path in journal.records]
     system.finalize(records)
+    unscored = [r for r in records if r.unscored]
     wall = time.perf_counter() - start
     record: dict[str, Any] = {
         "schema": "forenscope.eval/1",
@@ -164,18 +166,18 @@ def evaluate(
             "samples": len(samples),
             "resumed_from_journal": resumed,
             "scored_this_session": len(samples) - resumed,
-            "errors": sum(1 for r in records if r["error"] and r["fake_probability"] is None),
-            "refusals": sum(1 for r in records if r["refusal"] and r["fake_probability"] is None),
+            "errors": sum(1 for r in unscored if r.error),
+            "refusals": sum(1 for r in unscored if r.refusal),
             "sha256_mismatches": sum(
-                1 for r in records if str(r["error"] or "").startswith("sha256 mismatch")
+                1 for r in records if (r.error or "").startswith("sha256 mismatch")
             ),
             "torn_journal_lines_skipped": skipped_lines,
         },
         "timing": {"wall_s_this_session": wall},
         "session_usage": usage,
         "summary": summarize(records, threshold=cfg.threshold),
-        "files_seen": [{"path": r["path"], "sha256": r["sha256_seen"]} for r in records],
-        "samples": records,
+        "files_seen": [{"path": r.path, "sha256": r.sha256_seen} for r in records],
+        "samples": [r.model_dump(mode="json") for r in records],  # records.run_samples reads them
     }
     write_json(record, cfg.out / "run.json")
     (cfg.out / "report.md").write_text(markdown(record), encoding="utf-8")

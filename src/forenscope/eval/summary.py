@@ -10,15 +10,16 @@ import numpy as np
 
 from .classification import auc, binary_summary, confusion, roc_curve
 from .metrics import localization_summary
+from .records import Explanation, SampleRecord
 
 SUBSET_COLUMNS = ("source", "generator", "family", "scope")
-Record = dict[str, Any]
+Record = SampleRecord
 
 
 def _ys(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
-    y = np.array([r["label"] != "real" for r in records], dtype=bool)
+    y = np.array([r.label != "real" for r in records], dtype=bool)
     s = np.array(
-        [np.nan if r["fake_probability"] is None else r["fake_probability"] for r in records],
+        [np.nan if r.fake_probability is None else r.fake_probability for r in records],
         dtype=float,
     )
     return y, s
@@ -31,8 +32,8 @@ def block(
     y, s = _ys(records)
     out = binary_summary(y, s, threshold=threshold)
     n = len(records)
-    refused = sum(1 for r in records if r["refusal"] is not None and r["fake_probability"] is None)
-    errors = sum(1 for r in records if r["error"] is not None and r["fake_probability"] is None)
+    refused = sum(1 for r in records if r.refusal is not None and r.unscored)
+    errors = sum(1 for r in records if r.error is not None and r.unscored)
     out.update(n_total=n, refused=refused, errors=errors)
     out["refusal_rate"] = refused / n if n else float("nan")
     out["error_rate"] = errors / n if n else float("nan")
@@ -47,9 +48,9 @@ def block(
 
 def attribution(records: list[Record]) -> dict[str, Any]:
     """GAN/diffusion attribution accuracy on fakes of those families the system attributed."""
-    fakes = [r for r in records if r["label"] == "fake" and r["family"] in ("gan", "diffusion")]
-    named = [r for r in fakes if r["attribution"] in ("gan", "diffusion")]
-    correct = sum(1 for r in named if r["attribution"] == r["family"])
+    fakes = [r for r in records if r.label == "fake" and r.family in ("gan", "diffusion")]
+    named = [r for r in fakes if r.attribution in ("gan", "diffusion")]
+    correct = sum(1 for r in named if r.attribution == r.family)
     return {
         "n_fakes_gan_or_diffusion": len(fakes),
         "n_attributed": len(named),
@@ -59,12 +60,12 @@ def attribution(records: list[Record]) -> dict[str, Any]:
 
 
 def _binary_label(r: Record, threshold: float) -> str | None:
-    p = r["fake_probability"]
+    p = r.fake_probability
     return None if p is None else ("fake" if p >= threshold else "real")
 
 
 def _usage(records: list[Record]) -> dict[str, Any] | None:
-    used = [r["usage"] for r in records if r.get("usage")]
+    used = [r.usage for r in records if r.usage]
     if not used:
         return None
     tot: dict[str, Any] = {
@@ -73,8 +74,8 @@ def _usage(records: list[Record]) -> dict[str, Any] | None:
     }
     costs = [u["cost_usd"] for u in used if u.get("cost_usd") is not None]
     tot["cost_usd"] = float(sum(costs)) if costs else None
-    votes = sum(int(r["extra"].get("votes", 0)) for r in records)
-    vote_refusals = sum(int(r["extra"].get("refusals", 0)) for r in records)
+    votes = sum(int(r.extra.get("votes", 0)) for r in records)
+    vote_refusals = sum(int(r.extra.get("refusals", 0)) for r in records)
     tot["answer_refusal_rate"] = (
         vote_refusals / (votes + vote_refusals) if votes + vote_refusals else float("nan")
     )
@@ -84,32 +85,32 @@ def _usage(records: list[Record]) -> dict[str, Any] | None:
 def explanation_summary(records: list[Record]) -> dict[str, Any] | None:
     """Means of the stage-2 metrics over the forged images that were asked for one (frame
     position and box IoU over those with a mask)."""
-    ex = [r["explanation"] for r in records if r.get("explanation")]
+    ex = [r.explanation for r in records if r.explanation is not None]
     if not ex:
         return None
-    out: dict[str, Any] = {"n_asked": len(ex), "n_ok": sum(1 for e in ex if e["status"] == "ok")}
+    out: dict[str, Any] = {"n_asked": len(ex), "n_ok": sum(1 for e in ex if e.status == "ok")}
     for key in ("frame_position", "box_iou", "field_completeness", "flesch_reading_ease"):
-        vals = [float(e[key]) for e in ex if e.get(key) is not None]
+        vals = [float(v) for e in ex if (v := getattr(e, key)) is not None]
         out[key] = float(np.mean(vals)) if vals else float("nan")
         if key == "frame_position":
             out.update(judge_summary(ex))
     return out
 
 
-def judge_summary(ex: list[dict[str, Any]]) -> dict[str, Any]:
+def judge_summary(ex: list[Explanation]) -> dict[str, Any]:
     """The judge's object-relative position accuracy over the answers it gave a verdict on, and
     its refusal rate over the answers it was asked about (refusals are never verdicts); empty
     when no judge ran."""
-    asked = [e for e in ex if "object_position" in e]
+    asked = [e for e in ex if e.judged]
     if not asked:
         return {}
-    verdicts = [int(e["object_position"]) for e in asked if e["object_position"] is not None]
-    refused = sum(1 for e in asked if e.get("judge_refusal") is not None)
+    verdicts = [e.object_position for e in asked if e.object_position is not None]
+    refused = sum(1 for e in asked if e.judge_refusal is not None)
     return {
         "object_position": float(np.mean(verdicts)) if verdicts else float("nan"),
         "n_judged": len(asked),
         "judge_refusal_rate": refused / len(asked),
-        "judge_errors": sum(1 for e in asked if e.get("judge_error") is not None),
+        "judge_errors": sum(1 for e in asked if e.judge_error is not None),
     }
 
 
@@ -122,28 +123,27 @@ def stage2_accuracy(records: list[Record]) -> dict[str, Any] | None:
     names a `family` of gan/diffusion (resp. a `scope` of global/local), the share whose stage-2
     answer names the same; an answer of "unknown"/"other" or no parsed answer counts as wrong
     (`n_unanswered` says how many). Per true value and per source, with the answers given."""
-    asked = [r for r in records if r.get("explanation")]
+    asked = [r for r in records if r.explanation is not None]
     if not asked:
         return None
     out: dict[str, Any] = {}
     for field, (column, values) in STAGE2_TRUTH.items():
-        rows = [r for r in asked if r.get(column) in values]
+        rows = [r for r in asked if getattr(r, column) in values]
         out[field] = _accuracy_block(rows, column, field)
         out[field]["by_truth"] = {
-            v: _accuracy_block([r for r in rows if r[column] == v], column, field) for v in values
+            v: _accuracy_block([r for r in rows if getattr(r, column) == v], column, field)
+            for v in values
         }
         out[field]["by_source"] = {
-            s: _accuracy_block([r for r in rows if r["source"] == s], column, field)
-            for s in sorted({str(r["source"]) for r in rows})
+            s: _accuracy_block([r for r in rows if r.source == s], column, field)
+            for s in sorted({r.source for r in rows})
         }
     return out
 
 
 def _accuracy_block(rows: list[Record], column: str, field: str) -> dict[str, Any]:
-    said = [
-        (r["explanation"].get(field) if r["explanation"]["status"] == "ok" else None) for r in rows
-    ]
-    right = sum(1 for r, s in zip(rows, said, strict=True) if s == r[column])
+    said = [_answered(r.explanation, field) for r in rows]
+    right = sum(1 for r, s in zip(rows, said, strict=True) if s == getattr(r, column))
     answers: dict[str, int] = defaultdict(int)
     for s in said:
         answers[str(s) if s is not None else "no answer"] += 1
@@ -155,18 +155,23 @@ def _accuracy_block(rows: list[Record], column: str, field: str) -> dict[str, An
     }
 
 
-def worst_errors(records: list[Record], threshold: float, n: int = 12) -> list[Record]:
+def _answered(ex: Explanation | None, field: str) -> str | None:
+    """Stage 2's method or scope as answered; None without a parsed answer."""
+    return getattr(ex, field) if ex is not None and ex.status == "ok" else None
+
+
+def worst_errors(records: list[Record], threshold: float, n: int = 12) -> list[dict[str, Any]]:
     """The most confident wrong answers: up to n/2 false positives (reals called fake) and the
     rest false negatives, each sorted by |truth - P(fake)|."""
-    keys = ("path", "label", "generator", "source", "fake_probability", "pred_label")
-    scored = [r for r in records if r["fake_probability"] is not None]
-    fp = [r for r in scored if r["label"] == "real" and r["fake_probability"] >= threshold]
-    fn = [r for r in scored if r["label"] != "real" and r["fake_probability"] < threshold]
-    fp.sort(key=lambda r: -r["fake_probability"])
-    fn.sort(key=lambda r: r["fake_probability"])
+    keys = {"path", "label", "generator", "source", "fake_probability", "pred_label"}
+    scored = [(r, r.fake_probability) for r in records if r.fake_probability is not None]
+    fp = [(r, p) for r, p in scored if r.label == "real" and p >= threshold]
+    fn = [(r, p) for r, p in scored if r.label != "real" and p < threshold]
+    fp.sort(key=lambda rp: -rp[1])
+    fn.sort(key=lambda rp: rp[1])
     take_fp = fp[: max(n // 2, n - len(fn))]
     chosen = take_fp + fn[: n - len(take_fp)]
-    return [{k: r[k] for k in keys} for r in chosen]
+    return [r.model_dump(include=keys) for r, _ in chosen]
 
 
 def roc_points(records: list[Record]) -> dict[str, list[list[float]]] | None:
@@ -181,23 +186,23 @@ def roc_points(records: list[Record]) -> dict[str, list[list[float]]] | None:
 
 
 def summarize(records: list[Record], *, threshold: float = 0.5) -> dict[str, Any]:
-    reals = [r for r in records if r["label"] == "real"]
+    reals = [r for r in records if r.label == "real"]
     out: dict[str, Any] = {"threshold": threshold, "overall": block(records, threshold)}
     out["overall"]["note"] = "pooled over every source of the run: read the per-source table"
     subsets: dict[str, dict[str, Any]] = {}
     for col in SUBSET_COLUMNS:
         groups: dict[str, list[Record]] = defaultdict(list)
         for r in records:
-            groups[str(r.get(col, ""))].append(r)
+            groups[str(getattr(r, col))].append(r)
         subsets[col] = {k: block(v, threshold, reals) for k, v in sorted(groups.items())}
     out["subsets"] = subsets
     out["attribution"] = attribution(records)
-    loc = [r for r in records if r.get("loc")]
+    loc = [(r.source, r.loc) for r in records if r.loc]
     by_src: dict[str, list[Any]] = defaultdict(list)
-    for r in loc:
-        by_src[r["source"]].append(r["loc"])
+    for source, one in loc:
+        by_src[source].append(one)
     out["localization"] = {
-        "overall": localization_summary([r["loc"] for r in loc]),
+        "overall": localization_summary([one for _, one in loc]),
         "by_source": {k: localization_summary(v) for k, v in sorted(by_src.items())},
         "note": "forged images with a non-empty mask only",
     }
@@ -206,20 +211,20 @@ def summarize(records: list[Record], *, threshold: float = 0.5) -> dict[str, Any
         "labels": labels,
         "pred": ["real", "fake"],
         "matrix": confusion(
-            [r["label"] for r in records],
+            [r.label for r in records],
             [_binary_label(r, threshold) for r in records],
             labels,
             ["real", "fake"],
         ),
     }
-    if any(r["pred_label"] for r in records):
+    if any(r.pred_label for r in records):
         # An "inconclusive" verdict is an answer (needs review), not a missing one: own column.
         pred = [*labels, "inconclusive"]
         out["confusion_3class"] = {
             "labels": labels,
             "pred": pred,
             "matrix": confusion(
-                [r["label"] for r in records], [r["pred_label"] for r in records], labels, pred
+                [r.label for r in records], [r.pred_label for r in records], labels, pred
             ),
         }
     out["usage"] = _usage(records)
@@ -229,9 +234,9 @@ def summarize(records: list[Record], *, threshold: float = 0.5) -> dict[str, Any
     out["roc"] = {"overall (pooled)": roc_points(records)}
     by_source: dict[str, list[Record]] = defaultdict(list)
     for r in records:
-        by_source[r["source"]].append(r)
+        by_source[r.source].append(r)
     for src, recs in sorted(by_source.items()):
-        if any(r["label"] == "real" for r in recs):
+        if any(r.label == "real" for r in recs):
             out["roc"][src] = roc_points(recs)
         elif reals:  # a fake-only source: against every real of the run
             out["roc"][f"{src} vs run reals"] = roc_points(recs + reals)

@@ -1,4 +1,5 @@
-"""The systems `forenscope eval` can score, behind one small protocol.
+"""The systems `forenscope eval` can score (behind the `System` protocol of `protocol.py`) and
+the registry that builds one from its spec.
 
 A system spec is a string: an expert name (`ela`, `clip_detector`, ...), `analysis` (the fused
 offline pipeline), `format-only` (the container baseline, see `baseline.py`), `noop` (a hash
@@ -9,91 +10,32 @@ Every system returns a `Prediction` per image; refusals, abstentions and errors 
 from __future__ import annotations
 
 import hashlib
+import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from .align import Preprocess
+from .baseline import FEATURES, container_features, out_of_fold
 from .datasets import Sample
+from .journal import Journal
+from .protocol import LLMOptions, Prediction, RunSettings, System
+from .records import SampleRecord
+from .runner import run_sync
+
+__all__ = [
+    "LLMOptions",
+    "Prediction",
+    "RunSettings",
+    "System",
+    "make_image_system",
+    "make_system",
+]
 
 # The pipeline's labels -> the dataset's labels.
 LABEL_MAP = {"real": "real", "ai_generated": "fake", "tampered": "tampered"}
-
-
-@dataclass
-class Prediction:
-    """One system's answer on one image.
-
-    `fake_probability` is P(not real) in [0, 1], or None when the system gave no score (then
-    `refusal` or `error` says why). `scores` holds per-label probabilities when the system has
-    them; `label` is the predicted dataset label (real | fake | tampered) when it names one.
-    """
-
-    fake_probability: float | None = None
-    scores: dict[str, float] | None = None
-    label: str | None = None
-    heatmap: np.ndarray | None = None
-    refusal: str | None = None
-    error: str | None = None
-    attribution: str | None = None
-    usage: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LLMOptions:
-    """What an `llm:` system takes beyond its config file: `pipeline` changes the config's
-    `pipeline:` block (names and ranges as there; None = the config's value), `protocol` names a
-    preset applied under them (`paper`), `stage2` also scores stage-2 explanations, `judge` is
-    the LLM config file of a judge of their object-relative positions (needs `stage2`)."""
-
-    pipeline: Mapping[str, Any] = field(default_factory=dict)
-    protocol: str | None = None
-    stage2: bool = False
-    judge: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        given = {k: v for k, v in self.pipeline.items() if v is not None}
-        return {"pipeline": given, "protocol": self.protocol, "stage2": self.stage2,
-                "judge": self.judge}  # fmt: skip
-
-
-@dataclass
-class RunSettings:
-    """How a run is executed, not what it computes (never part of the run identity)."""
-
-    jobs: int = 1
-    engine: str = "local"  # local | ray (image systems)
-    ray_address: str | None = None
-    progress: Callable[[int], None] | None = None
-
-
-class System(Protocol):
-    """What `evaluate()` runs: every system scores samples into the journal its own way."""
-
-    name: str
-    produces_heatmap: bool
-
-    def describe(self) -> dict[str, Any]:
-        """Versions and settings recorded in the run record."""
-        ...
-
-    def identity(self) -> dict[str, Any]:
-        """The resolved settings that change its results: part of the run's config hash, so a
-        resume under other settings is refused instead of mixing rows."""
-        ...
-
-    def score(
-        self, samples: Sequence[Sample], pre: Any, journal: Any, run: RunSettings
-    ) -> dict[str, Any] | None:
-        """Journal a record for each sample not yet journaled; returns usage totals or None."""
-        ...
-
-    def finalize(self, records: list[dict[str, Any]]) -> None:
-        """A pass over all records once scored (e.g. out-of-fold fits); usually nothing."""
-        ...
 
 
 def _decode(data: bytes) -> Any:
@@ -124,20 +66,21 @@ class ImageSystem:
         raise NotImplementedError
 
     def score(
-        self, samples: Sequence[Sample], pre: Any, journal: Any, run: RunSettings
+        self, samples: Sequence[Sample], pre: Preprocess, journal: Journal, run: RunSettings
     ) -> dict[str, Any] | None:
-        from .runner import run_sync
-
+        # Workers rebuild the system from its spec with `make_image_system` (passed down, so
+        # the runner and the Ray engine need not import this module).
         opts: dict[str, Any] = {"jobs": run.jobs, "progress": run.progress}
         if run.engine == "ray":
             from .ray_engine import run_ray
 
-            run_ray(self.spec, samples, pre, journal, address=run.ray_address, **opts)
+            run_ray(make_image_system, self.spec, samples, pre, journal, **opts,
+                    address=run.ray_address)  # fmt: skip
         else:
-            run_sync(self.spec, samples, pre, journal, system=self, **opts)
+            run_sync(make_image_system, self.spec, samples, pre, journal, system=self, **opts)
         return None
 
-    def finalize(self, records: list[dict[str, Any]]) -> None:
+    def finalize(self, records: list[SampleRecord]) -> None:
         return None
 
 
@@ -230,6 +173,34 @@ class AnalysisSystem(ImageSystem):
         )
 
 
+class FormatOnlySystem(ImageSystem):
+    """The container baseline (`baseline.py`): JPEG quality, file size, chroma subsampling...
+    through a 5-fold out-of-fold logistic regression, fitted once every record is in."""
+
+    name = spec = "format-only"
+
+    def describe(self) -> dict[str, Any]:
+        return {"system": "format-only", "features": list(FEATURES), "model": "5-fold OOF L2 logit"}
+
+    def identity(self) -> dict[str, Any]:
+        return {}  # container features only: no analysis switch changes them
+
+    def predict(self, data: bytes, sample: Sample) -> Prediction:
+        return Prediction(extra={"container": container_features(data)})
+
+    def finalize(self, records: list[SampleRecord]) -> None:
+        """Fill every record's score with its out-of-fold probability (needs the whole set)."""
+        rows = [r for r in records if r.error is None and "container" in r.extra]
+        if not rows:
+            return
+        x = np.array([[r.extra["container"][f] for f in FEATURES] for r in rows])
+        y = np.array([r.label != "real" for r in rows], dtype=float)
+        for r, p in zip(rows, out_of_fold(x, y), strict=True):
+            r.fake_probability = None if math.isnan(p) else float(p)
+            if r.fake_probability is None:
+                r.refusal = "format-only: a training fold held one class"
+
+
 def make_system(spec: str, llm: LLMOptions | None = None) -> System:
     """A system from its spec; `llm` holds what an `llm:` system takes beyond its config."""
     if spec.startswith("llm:"):
@@ -247,8 +218,6 @@ def make_image_system(spec: str) -> ImageSystem:
         names = spec.partition(":")[2]
         return AnalysisSystem([n for n in names.split(",") if n] or None)
     if spec == "format-only":
-        from .baseline import FormatOnlySystem
-
         return FormatOnlySystem()
     if spec.startswith("llm:"):
         raise ValueError("llm: systems score asynchronously, not in image workers")
