@@ -167,6 +167,7 @@ def test_eval_run_judges_object_position_and_a_new_judge_never_reuses_rows(
     identity = run["config"]["system_settings"]["judge"]
     assert identity["model"] == "judge-a" and identity["base_url"].endswith(f":{judge.port}/v1")
     assert "api_key" not in json.dumps(identity)
+    assert run["session_usage"]["judge"]["calls"] == 3  # the judge's tokens, counted apart
     md = (out / "report.md").read_text()
     assert "object_position" in md and "judge-a" in md
 

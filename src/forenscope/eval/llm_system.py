@@ -241,7 +241,10 @@ class LLMSystem:
                     tick(1)
 
             await asyncio.gather(*(one(s) for s in todo))
-            return engine.usage.model_dump()
+            usage = engine.usage.model_dump()
+            if judge is not None:  # the judge's tokens, apart from the system's
+                usage["judge"] = judge.client.usage.model_dump()
+            return usage
 
 
 def aligned_example(pre: Preprocess, path: Path) -> bytes:
