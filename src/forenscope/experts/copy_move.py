@@ -28,6 +28,7 @@ from scipy import fft, ndimage
 from ..io.input import ImageInput
 from ..types import BBox, Evidence, ExpertResult, ExpertSpec
 from ._signal_math import bbox_words, blocks, components, ramp, wrap_max_filter
+from ._working import MAP_SIDE, shrink_map
 from .base import Expert
 from .registry import register_expert
 
@@ -54,6 +55,10 @@ N_ALT_PEAKS = 8  # self-similarity peaks probed as the texture's own repeats
 MIN_PERIOD = 12
 LATTICE_SHARE = 0.75
 MAX_PEAKS_SEEN = 512  # self-similarity peaks looked at, lattice ones included
+# Above MAP_SIDE**2 pixels the self-similarity FFT runs on the largest top-left crop whose sides
+# the FFT factors quickly: a side with a large prime factor (8485 = 5 x 1697) made one FFT take
+# 25 s at 48 MP. Verification still covers the whole image; smaller images are not cropped.
+FFT_CROP_ABOVE = MAP_SIDE * MAP_SIDE
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,14 @@ def whitened_autocorr(hp: np.ndarray) -> np.ndarray:
     return np.asarray(
         fft.irfft2(spec * np.conj(spec) / (np.abs(spec) + 1e-3), s=hp.shape, workers=1)
     )
+
+
+def fft_friendly(a: np.ndarray) -> np.ndarray:
+    """`a` itself, or above FFT_CROP_ABOVE pixels its largest top-left crop with fast FFT sides."""
+    h, w = a.shape
+    if h * w <= FFT_CROP_ABOVE:
+        return a
+    return a[: fft.prev_fast_len(h), : fft.prev_fast_len(w)]
 
 
 def top_peaks(
@@ -333,9 +346,9 @@ def find_pairs(sig: Signals) -> tuple[list[Pair], np.ndarray, int]:
     heat = np.zeros(g.shape, dtype=bool)
     pairs: list[Pair] = []
     weak = 0
-    corr = whitened_autocorr(sig.norm)
+    corr = whitened_autocorr(fft_friendly(sig.norm))
     # The texture's own short repeats first: the copy candidates then clear more of the centre.
-    h, w = g.shape
+    h, w = corr.shape  # the circular shifts' periods
     peaks = [signed(y, x, h, w) for y, x, _ in top_peaks(corr, ALT_MIN_SHIFT, N_ALT_PEAKS)]
     basis = lattice_basis(peaks)
 
@@ -345,7 +358,7 @@ def find_pairs(sig: Signals) -> tuple[list[Pair], np.ndarray, int]:
     # Off-lattice texture details (a window's own parts) still compete: look at more peaks.
     n_peaks = N_PEAKS if basis is None else N_PEAKS_LATTICE
     for y, x, z in top_peaks(corr, MIN_SHIFT, n_peaks, repeat):
-        for shift in aliases(y, x, *g.shape):
+        for shift in aliases(y, x, h, w):
             if any(p.shift == (-shift[0], -shift[1]) for p in pairs):
                 continue  # the same pair seen from the other side
             match, ratio, origin = verify(sig, shift)
@@ -376,7 +389,7 @@ def find_pairs(sig: Signals) -> tuple[list[Pair], np.ndarray, int]:
 class CopyMoveExpert(Expert):
     spec = ExpertSpec(
         name="copy_move",
-        version="0.2.0",
+        version="0.3.0",
         kind="signal",
         targets="tampered",
         description=(
@@ -400,7 +413,7 @@ class CopyMoveExpert(Expert):
         if float(textured.mean()) < 0.05:
             return self.abstain("almost no textured area: duplicated regions cannot be told apart")
         pairs, mask, rejected = find_pairs(sig)
-        heat = mask.astype(np.float32)
+        heat = shrink_map(mask.astype(np.float32))  # the search ran at full size
         evidence = [_pair_evidence(p) for p in pairs[:3]]
         score = 0.0
         if pairs:

@@ -17,6 +17,7 @@ from ..io.input import ImageInput
 from ..types import BBox, Evidence, ExpertResult, ExpertSpec
 from . import _jpeg_math as jm
 from ._signal_math import channel_mean3, channel_min_max
+from ._working import paint_blocks
 from .base import Expert
 from .registry import register_expert
 
@@ -95,7 +96,7 @@ def score_area(z: np.ndarray, area: np.ndarray) -> float:
 class ElaExpert(Expert):
     spec = ExpertSpec(
         name="ela",
-        version="0.1.1",
+        version="0.1.2",
         kind="signal",
         targets="tampered",
         description=f"Error level analysis: re-save at JPEG quality {RESAVE_QUALITY}, compare "
@@ -110,7 +111,7 @@ class ElaExpert(Expert):
         if min(image.height, image.width) < MIN_SIDE:
             return self.abstain(f"image smaller than {MIN_SIDE} px: too few 8x8 blocks")
         eb, typical, z = ela_blocks(image.rgb)
-        heat = jm.upsample_blocks(heat_from_z(z), (image.height, image.width))
+        heat = paint_blocks(heat_from_z(z), (image.height, image.width), cell=8)
         level = float(np.median(eb))
         evidence = [
             Evidence(

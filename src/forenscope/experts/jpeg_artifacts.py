@@ -25,6 +25,7 @@ from scipy import ndimage
 from ..io.input import ImageInput
 from ..types import BBox, Evidence, ExpertResult, ExpertSpec
 from . import _jpeg_math as jm
+from ._working import paint_blocks
 from .base import Expert
 from .registry import register_expert
 
@@ -302,7 +303,7 @@ def _grid_evidence(phase: tuple[int, int], strength: float, is_jpeg: bool) -> Ev
 class JpegArtifactsExpert(Expert):
     spec = ExpertSpec(
         name="jpeg_artifacts",
-        version="0.1.1",
+        version="0.1.2",
         kind="signal",
         targets="tampered",
         description="JPEG quality from the tables, 8x8 grid alignment, and a block map of "
@@ -345,15 +346,15 @@ class JpegArtifactsExpert(Expert):
         na_ok = strength >= GRID_MIN_STRENGTH and (q_final or 0) >= NA_MIN_QUALITY
         second = nonaligned_grid(gray, phase) if na_ok else _MapPart(np.zeros((1, 1)), 0.0, {})
         shape = (image.height, image.width)
-        heat = np.zeros(shape, np.float32)
+        heat = paint_blocks(np.zeros((1, 1), np.float32), shape, cell=8)
         # Each map lives on its own block grid.
         parts = (("jpeg.ghost", ghost, phase), ("jpeg.second_grid", second, (0, 0)),
                  ("jpeg.dq_lattice", dq, dq_phase))  # fmt: skip
         for kind, part, origin in parts:
             if part.strength > 0:
-                part_heat = jm.upsample_blocks(part.blocks, shape, origin)
-                heat = np.maximum(heat, part_heat)
-                found = _part_evidence(kind, part, part_heat)
+                # The returned map is at the working size; boxes are found at full size.
+                heat = np.maximum(heat, paint_blocks(part.blocks, shape, cell=8, offset=origin))
+                found = _part_evidence(kind, part, jm.upsample_blocks(part.blocks, shape, origin))
                 evidence += [found] if found else []
         if not any(e.bbox for e in evidence):
             text = (

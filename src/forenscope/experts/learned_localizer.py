@@ -14,6 +14,7 @@ import numpy as np
 from ..io.input import ImageInput
 from ..types import BBox, Evidence, ExpertResult, ExpertSpec
 from ._signal_math import bbox_words, components
+from ._working import map_box_to_image, map_shape
 from .base import Expert
 from .registry import register_expert
 
@@ -26,7 +27,7 @@ MIN_REGION = 128  # pixels: half a 16 px block; smaller specks are upsampling ed
 class LearnedLocalizer(Expert):
     spec = ExpertSpec(
         name="learned_localizer",
-        version="0.1.0",
+        version="0.1.1",
         kind="learned",
         targets="tampered",
         description=(
@@ -47,14 +48,16 @@ class LearnedLocalizer(Expert):
             return self.abstain(f"image smaller than {MIN_SIDE} px on a side")
         model = shipped()
         blocks = model.block_map(rgb)
-        heatmap = to_pixels(blocks, rgb.shape[:2])
+        shape = (int(rgb.shape[0]), int(rgb.shape[1]))
+        heatmap = to_pixels(blocks, shape, map_shape(shape))  # at the working size
         flat = np.sort(blocks.ravel())[::-1]
         top = flat[: max(1, int(round(TOP_SHARE * flat.size)))]
         score = float(top.mean())
         mask = heatmap >= 0.5
-        regions = components(mask, min_pixels=MIN_REGION)
+        pixels_per_map_pixel = (shape[0] * shape[1]) / mask.size
+        regions = components(mask, min_pixels=max(1, round(MIN_REGION / pixels_per_map_pixel)))
         if regions:
-            evidence = [self._region_evidence(regions[0], mask, heatmap)]
+            evidence = [self._region_evidence(regions[0], mask, heatmap, shape)]
         else:
             evidence = [
                 Evidence(
@@ -81,13 +84,15 @@ class LearnedLocalizer(Expert):
 
     @staticmethod
     def _region_evidence(
-        region: tuple[BBox, int], mask: np.ndarray, heatmap: np.ndarray
+        region: tuple[BBox, int], mask: np.ndarray, heatmap: np.ndarray, shape: tuple[int, int]
     ) -> Evidence:
-        """The largest flagged region with its position, size and mean probability."""
-        box, pixels = region
-        sl = (slice(box.y, box.y + box.height), slice(box.x, box.x + box.width))
+        """The largest flagged region with its position (in image pixels), size and mean
+        probability; `mask` and `heatmap` are at the working size, the image is `shape`."""
+        found, pixels = region
+        sl = (slice(found.y, found.y + found.height), slice(found.x, found.x + found.width))
         prob = float(heatmap[sl][mask[sl]].mean())
         share = pixels / mask.size
+        box = map_box_to_image(found, (mask.shape[0], mask.shape[1]), shape)
         return Evidence(
             kind="learned_localizer.region",
             summary=(
@@ -96,5 +101,5 @@ class LearnedLocalizer(Expert):
                 "the image is at or above 0.5)"
             ),
             value=round(prob, 3),
-            bbox=BBox(x=box.x, y=box.y, width=box.width, height=box.height),
+            bbox=box,
         )

@@ -29,6 +29,7 @@ from ._signal_math import (
     robust_center_scale,
     upsample_blocks,
 )
+from ._working import paint_blocks
 from .base import Expert
 from .registry import register_expert
 
@@ -130,7 +131,7 @@ def smooth_valid(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
 class NoiseConsistency(Expert):
     spec = ExpertSpec(
         name="noise",
-        version="0.2.0",
+        version="0.2.1",
         kind="signal",
         targets="tampered",
         description=(
@@ -158,7 +159,7 @@ class NoiseConsistency(Expert):
         zs = np.maximum(smooth, 0.0)  # one-sided: more noise than predicted
         regions, faint = contrasted_regions(zs, valid, f["fine"], predicted)
         zs = np.where(faint, 0.0, zs)  # a statistical outlier with no visible contrast
-        heat = upsample_blocks(ramp(zs, Z_LO, Z_HI), BLOCK, rgb.shape[:2])
+        heat = paint_blocks(ramp(zs, Z_LO, Z_HI), rgb.shape[:2], cell=BLOCK)
         # Less noise than predicted is not mapped: smooth JPEG areas do it naturally (10% of
         # blocks at z <= -1 on untouched photos); its share is kept in details for the record.
         low = float((smooth[valid] <= -Z_LO).mean())

@@ -27,6 +27,7 @@ from ..io.input import ImageInput
 from ..types import Evidence, ExpertResult, ExpertSpec
 from . import _jpeg_math as jm
 from ._signal_math import bbox_words, components, ramp, upsample_blocks
+from ._working import paint_blocks
 from .base import Expert
 from .registry import register_expert
 
@@ -212,7 +213,7 @@ def factor_candidates(freq: float) -> str:
 class SpectrumExpert(Expert):
     spec = ExpertSpec(
         name="spectrum",
-        version="0.2.0",
+        version="0.2.1",
         kind="signal",
         targets="both",
         description=(
@@ -236,13 +237,17 @@ class SpectrumExpert(Expert):
         # A JPEG file or an image with an 8 px grid (once JPEG) has grid peaks.
         once_jpeg = image.is_jpeg or jm.period8_strength(gray) >= JPEG_GRID_MIN
         local = split_local_global(e, once_jpeg)
-        heat = upsample_blocks(ramp(local.smooth, LOCAL_LO, LOCAL_HI), BLOCK, gray.shape, step=STEP)
-        return self._report(local, heat, global_peaks(e), once_jpeg, image.is_jpeg)
+        off = (BLOCK - STEP) // 2
+        heat = paint_blocks(
+            ramp(local.smooth, LOCAL_LO, LOCAL_HI), gray.shape, cell=STEP, offset=(off, off)
+        )
+        return self._report(local, heat, gray.shape, global_peaks(e), once_jpeg, image.is_jpeg)
 
     def _report(
         self,
         local: Local,
         heat: np.ndarray,
+        shape: tuple[int, int],
         glob: dict[str, Any],
         once_jpeg: bool,
         is_jpeg: bool,
@@ -252,7 +257,7 @@ class SpectrumExpert(Expert):
         global_score = (
             0.0 if once_jpeg else float(ramp(np.array(glob["significance"]), GLOBAL_LO, GLOBAL_HI))
         )
-        found = [e for t in local.local if (e := _local_evidence(t, heat.shape)) is not None]
+        found = [e for t in local.local if (e := _local_evidence(t, shape)) is not None]
         evidence = sorted(found, key=lambda e: -_px(e))[:3]
         resized = _resize_evidence(local, once_jpeg)
         evidence += [resized] if resized else []

@@ -84,13 +84,22 @@ class Localizer:
         return to_pixels(self.block_map(rgb), rgb.shape[:2])
 
 
-def to_pixels(block_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling of a block map onto the covered pixels; the remainder edge-padded."""
+def to_pixels(
+    block_map: np.ndarray, shape: tuple[int, int], out_shape: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Bilinear upsampling of a block map onto the covered pixels; the remainder edge-padded.
+
+    With `out_shape` (smaller than `shape`) the same map is drawn at that working size: the
+    blocks keep their place in the image, each `BLOCK * out / shape` map pixels wide.
+    """
     rows, cols = block_map.shape
+    out_h, out_w = out_shape or shape
+    sy, sx = out_h / shape[0], out_w / shape[1]
+    size = (max(1, round(cols * BLOCK * sx)), max(1, round(rows * BLOCK * sy)))
     im = Image.fromarray(block_map.astype(np.float32), mode="F")
-    up = np.asarray(im.resize((cols * BLOCK, rows * BLOCK), Image.Resampling.BILINEAR))
-    pad = ((0, max(0, shape[0] - up.shape[0])), (0, max(0, shape[1] - up.shape[1])))
-    return np.pad(up, pad, mode="edge")[: shape[0], : shape[1]].astype(np.float32)
+    up = np.asarray(im.resize(size, Image.Resampling.BILINEAR))
+    pad = ((0, max(0, out_h - up.shape[0])), (0, max(0, out_w - up.shape[1])))
+    return np.pad(up, pad, mode="edge")[:out_h, :out_w].astype(np.float32)
 
 
 @lru_cache(maxsize=1)
