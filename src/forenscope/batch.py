@@ -8,8 +8,9 @@ configuration, the experts, the threshold and the LLM); a rerun under other sett
 the file again, and an entry written before settings were recorded is stale.
 
 With `jobs > 1` the files go to worker processes (`WorkerPool`) that each analyse one file at a
-time: a worker that dies (the OOM killer, a crash in native code) or overruns the per-file time
-limit costs only the file it had, and is replaced; workers die with their parent.
+time with one BLAS/OpenMP/onnxruntime thread (`one_thread_per_process`): a worker that dies (the
+OOM killer, a crash in native code) or overruns the per-file time limit costs only the file it
+had, and is replaced; workers die with their parent.
 """
 
 from __future__ import annotations
@@ -355,7 +356,37 @@ def die_with_parent(parent_pid: int | None = None) -> None:
         os._exit(1)  # the parent died before prctl: we were already re-parented
 
 
+# Thread pools a worker caps at one: BLAS/OpenMP (numpy, scipy, torch) and onnxruntime's
+# intra-op pool (FORENSCOPE_ORT_THREADS, read by learned.encoder). The processes are the
+# parallelism: N workers each spinning up a pool per core fight over the same cores.
+ONE_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "FORENSCOPE_ORT_THREADS",
+)
+
+
+def one_thread_per_process() -> None:
+    """Cap this process's thread pools at one thread (a value the user set is kept).
+
+    The variables are read when a library loads, so this runs before the analysis imports
+    numpy; pools that are loaded already are capped through threadpoolctl when it is there."""
+    for name in ONE_THREAD_VARS:
+        os.environ.setdefault(name, "1")
+    if "numpy" in sys.modules:
+        try:
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+        except ImportError:  # the variables still cap every pool loaded from now on
+            return
+        value = os.environ["OMP_NUM_THREADS"]
+        threadpool_limits(int(value) if value.isdigit() and int(value) > 0 else 1)
+
+
 def _worker_main(conn: Connection, parent_pid: int, fn: Callable[..., Any]) -> None:
+    one_thread_per_process()
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle
     while True:
