@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from forenscope.fusion import fuse, localize
+from forenscope.fusion import attribute, fuse, localize
 from forenscope.io.input import ImageInput
 from forenscope.report import (
     json_schema_text,
@@ -377,20 +377,37 @@ def test_legend_names_the_colours(report: Report, image: ImageInput) -> None:
 
 
 def test_text_agrees_with_the_boxes_drawn(report: Report, image: ImageInput) -> None:
-    basis = "no expert named a generation method; tampering is a local edit, though no compact "
-    basis += "region stands out in the map"
-    two = _with_copy_pair(report)
-    two = two.model_copy(
-        update={"attribution": two.attribution.model_copy(update={"basis": basis})}
+    """Fusion words the scope the way the report draws the map: two separate hot areas, none
+    dominating, read as "2 regions", not as "nothing stands out"; every renderer shows that
+    basis as fusion wrote it."""
+    two_areas = np.full((H, W), 0.05, np.float32)
+    two_areas[5:25, 5:25] = 0.9
+    two_areas[60:80, 95:115] = 0.9
+    ela = ExpertResult(
+        expert="ela", version="1", targets="tampered", score=0.9, heatmap=two_areas,
+        has_heatmap=True,
+    )  # fmt: skip
+    fused = fuse([ela], height=H, width=W)
+    assert fused.heatmap is not None
+    assert fused.regions == localize(fused.heatmap, results=[ela])[1]  # what analyze draws
+    assert len(fused.regions) == 2
+    basis = fused.attribution.basis
+    assert "no compact region stands out" not in basis
+    assert "the fused map marks 2 regions, none dominating" in basis
+    two = report.model_copy(
+        update={"attribution": fused.attribution, "regions": fused.regions, "experts": [ela]}
     )
-    two.explanation = explain(two)
+    two = two.model_copy(update={"explanation": explain(two)})
     page, md = render_html(two, image), render_markdown(two)
-    assert page.count('class="box"') == 2
+    assert len(re.findall(r'class="box( flip)?"', page)) == 2
     for text in (page, md, two.explanation):
-        assert "no compact region stands out" not in text
         assert "the fused map marks 2 regions, none dominating" in text
-    alone = two.model_copy(update={"regions": []})
-    assert "no compact region stands out" in render_html(alone, image)  # true without boxes
+    # with no region drawn (the map under a higher threshold) the words say so
+    bare = fuse([ela], height=H, width=W, threshold=0.95)
+    assert bare.regions == [] and "no compact region stands out" in bare.attribution.basis
+    one = attribute("ai_generated", [], None, regions=1).basis
+    assert one.endswith("the fused map marks one region that does not dominate it, so the whole "
+                        "image is implicated")  # fmt: skip
 
 
 def test_jargon_is_explained_where_it_appears(report: Report, image: ImageInput) -> None:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .config import AnalysisConfig
 from .experts import expert_classes, get_expert, list_experts
-from .fusion.localize import localize
 from .fusion.verdict import fuse
 from .io import ImageInput, load_image
 from .report.explain import explain
@@ -77,11 +76,8 @@ def analyze_image(
         timings[f"expert.{r.expert}_s"] = r.elapsed_s
 
     t = time.perf_counter()
-    fused = fuse(results, height=image.height, width=image.width)
-    regions: list[Region] = []
-    mask = None
-    if fused.heatmap is not None:
-        mask, regions = localize(fused.heatmap, results=results, threshold=threshold)
+    fused = fuse(results, height=image.height, width=image.width, threshold=threshold)
+    mask, regions = fused.mask, fused.regions
     timings["fusion_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

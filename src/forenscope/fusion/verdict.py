@@ -35,8 +35,10 @@ Rules, in order:
    experts that found something (score >= 0.5) or proved the label, each vote weighted by
    weight * confidence * score * `details["method_probability"]` (default 1); the heaviest wins.
    Scope is "local" when a compact region dominates the fused map (and always for "tampered",
-   which is local by definition), "global" for ai_generated without one, "none" for real.
-6. The fused map is `maps.fuse_heatmaps` (see there).
+   which is local by definition), "global" for ai_generated without one, "none" for real. The
+   basis says it in words that agree with the regions the report draws (step 6).
+6. The fused map is `maps.fuse_heatmaps` (see there); `localize.localize` thresholds it into the
+   mask and the numbered regions.
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ from typing import cast
 import numpy as np
 
 from ..config import AnalysisConfig
-from ..types import Attribution, Evidence, ExpertResult, Label, Method, Outcome, Verdict
+from ..types import Attribution, Evidence, ExpertResult, Label, Method, Outcome, Region, Verdict
 from .decision import make_decision
 from .expert_weights import TAMPER_TARGETS, expert_weight
+from .localize import localize
 from .maps import compact_region_dominates, fuse_heatmaps
 from .summary import summarise_all
 from .verdict_model import LABELS, VerdictModel, shipped_model
@@ -75,13 +78,16 @@ HANDSET_DECIDE = 0.55
 @dataclass
 class Fused:
     """What the fusion decided; `contributions` maps each voting expert to its signed term in
-    its class's pooled log-likelihood ratio (positive pushes away from "real")."""
+    its class's pooled log-likelihood ratio (positive pushes away from "real"); `mask` and
+    `regions` are the fused map localized (None and [] without a map)."""
 
     verdict: Verdict
     attribution: Attribution
     heatmap: np.ndarray | None
     key_evidence: list[Evidence] = field(default_factory=list)
     contributions: dict[str, float] = field(default_factory=dict)
+    mask: np.ndarray | None = None
+    regions: list[Region] = field(default_factory=list)
 
 
 def fusion_mode() -> str:
@@ -94,10 +100,14 @@ def fitted_model() -> VerdictModel | None:
     return shipped_model() if fusion_mode() == "fitted" else None
 
 
-def fuse(results: list[ExpertResult], *, height: int, width: int) -> Fused:
-    """Combine expert results into a verdict, attribution, fused map and key evidence."""
+def fuse(results: list[ExpertResult], *, height: int, width: int, threshold: float = 0.5) -> Fused:
+    """Combine expert results into a verdict, attribution, fused map and key evidence, and
+    localize the map at `threshold` so the attribution's words agree with the regions drawn."""
     judged = [r for r in results if r.judged]
     heatmap = fuse_heatmaps(judged, height=height, width=width)
+    mask, regions = (
+        (None, []) if heatmap is None else localize(heatmap, results=results, threshold=threshold)
+    )
     if not judged:
         verdict = Verdict(
             label="inconclusive",
@@ -108,7 +118,8 @@ def fuse(results: list[ExpertResult], *, height: int, width: int) -> Fused:
             calibrated=False,
         )
         basis = "no expert could judge this image"
-        return Fused(verdict, Attribution(method="unknown", scope="unknown", basis=basis), heatmap)
+        unknown = Attribution(method="unknown", scope="unknown", basis=basis)
+        return Fused(verdict, unknown, heatmap, mask=mask, regions=regions)
     summaries = summarise_all(results)
     model = fitted_model()
     if model is not None and model.applies(summaries):
@@ -131,10 +142,12 @@ def fuse(results: list[ExpertResult], *, height: int, width: int) -> Fused:
     )
     return Fused(
         verdict=verdict,
-        attribution=attribute(decision.leaning, judged, heatmap),
+        attribution=attribute(decision.leaning, judged, heatmap, regions=len(regions)),
         heatmap=heatmap,
         key_evidence=_key_evidence(decision.leaning, judged, terms, proofs),
         contributions=_contributions(terms),
+        mask=mask,
+        regions=regions,
     )
 
 
@@ -222,27 +235,37 @@ def _key_evidence(
     return chosen[:MAX_KEY_EVIDENCE]
 
 
-def attribute(label: Label, judged: list[ExpertResult], heatmap: np.ndarray | None) -> Attribution:
-    """Method from expert details, scope from the shape of the fused map."""
+def attribute(
+    label: Label, judged: list[ExpertResult], heatmap: np.ndarray | None, *, regions: int
+) -> Attribution:
+    """Method from expert details, scope from the shape of the fused map; `regions` is how many
+    regions the report draws from that map, so the basis never reads "nothing stands out"
+    next to numbered boxes."""
     if label == "real":
         return Attribution(method="unknown", scope="none", basis="the verdict is 'real'")
     method, method_basis = _method_vote(judged)
     compact = heatmap is not None and compact_region_dominates(heatmap)
-    if label == "tampered":
-        scope_basis = (
-            "a compact region dominates the fused map"
-            if compact
-            else "tampering is a local edit, though no compact region stands out in the map"
-        )
+    if compact:
         scope = "local"
-    else:
-        scope = "local" if compact else "global"
+        scope_basis = "a compact region dominates the fused map"
+    elif label == "tampered":  # local by definition, wherever the map points
+        scope = "local"
         scope_basis = (
-            "a compact region dominates the fused map"
-            if compact
-            else "no compact region stands out, so the whole image is implicated"
+            f"tampering is a local edit, though {_no_dominant_region(regions, ' in the map')}"
         )
+    else:
+        scope = "global"
+        scope_basis = f"{_no_dominant_region(regions)}, so the whole image is implicated"
     return Attribution(method=method, scope=scope, basis=f"{method_basis}; {scope_basis}")
+
+
+def _no_dominant_region(regions: int, where: str = "") -> str:
+    """That no compact region dominates the map, said the way the report draws it."""
+    if regions == 0:
+        return f"no compact region stands out{where}"
+    if regions == 1:
+        return "the fused map marks one region that does not dominate it"
+    return f"the fused map marks {regions} regions, none dominating"
 
 
 def _method_vote(judged: list[ExpertResult]) -> tuple[Method, str]:

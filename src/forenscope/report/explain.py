@@ -6,8 +6,6 @@ expert results), so a reader can check each claim against the evidence list and 
 
 from __future__ import annotations
 
-import re
-
 from ..types import ExpertResult, Report
 
 _LABEL_WORDS = {
@@ -116,30 +114,8 @@ def _how_paragraph(report: Report) -> str:
         a.scope, "extent unknown"
     )
     method = "not identified" if a.method == "unknown" else a.method
-    basis = consistent_basis(report)
-    basis = f" Basis: {_sentence(basis)}" if basis else ""
+    basis = f" Basis: {_sentence(a.basis)}" if a.basis else ""
     return f"How: {scope}; generation method {method}.{basis}"
-
-
-# The verdict's scope basis says whether ONE compact region dominates the fused map; next to
-# numbered boxes "no compact region stands out" reads as "nothing was marked", so it is said
-# the way the report draws it.
-_NOT_COMPACT = re.compile(r"(?:, though )?no compact region stands out(?: in the map)?")
-
-
-def consistent_basis(report: Report) -> str:
-    """`attribution.basis`, worded to agree with the regions the report draws."""
-    basis = report.attribution.basis
-    n = len(report.regions)
-    if not n:
-        return basis
-    marks = "one region that does not dominate it" if n == 1 else f"{n} regions, none dominating"
-
-    def agreeing(match: re.Match[str]) -> str:
-        lead = ", though" if match.group().startswith(",") else ""
-        return f"{lead} the fused map marks {marks}"
-
-    return _NOT_COMPACT.sub(agreeing, basis).replace("  ", " ").strip()
 
 
 def _caveats_paragraph(report: Report) -> str:

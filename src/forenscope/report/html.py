@@ -18,7 +18,6 @@ import numpy as np
 
 from ..types import BBox, Evidence, ExpertResult, Region, Report
 from .daam_section import render_daam_html
-from .explain import consistent_basis
 from .faces_section import render_faces_html
 from .html_assets import CSS, JS
 from .html_parts import esc, table, tech_section
@@ -335,7 +334,7 @@ def _summary(report: Report) -> str:
     return (
         table(["label", "probability"], rows, numeric={1}) + "<h3>Attribution</h3><ul>"
         f"<li>Method: {esc(a.method)}</li><li>Scope: {esc(a.scope)}</li>"
-        f"<li>Basis: {esc(consistent_basis(report) or '—')}</li></ul>"
+        f"<li>Basis: {esc(a.basis or '—')}</li></ul>"
         f"<h3>Explanation</h3>{paragraphs or '<p class=muted>No explanation.</p>'}"
     )
 

@@ -93,8 +93,6 @@ def _explanation(report: Report) -> str:
 
 
 def _attribution(report: Report) -> str:
-    from .explain import consistent_basis
-
     a = report.attribution
     return "\n".join(
         [
@@ -102,7 +100,7 @@ def _attribution(report: Report) -> str:
             "",
             f"- Method: {md_text(a.method)}",
             f"- Scope: {md_text(a.scope)}",
-            f"- Basis: {md_text(consistent_basis(report) or '—')}",
+            f"- Basis: {md_text(a.basis or '—')}",
         ]
     )
 

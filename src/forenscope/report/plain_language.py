@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..types import Evidence, Report
-from .explain import consistent_basis
 from .pairs import copy_move_pairs
 
 MAX_POINTS = 5
@@ -310,7 +309,7 @@ def _caveats(report: Report) -> list[str]:
             f"{len(skipped)} of {len(report.experts)} checks did not apply to this image or could "
             "not run (for example, a face check when there is no face)."
         )
-    basis = consistent_basis(report)
+    basis = report.attribution.basis
     if v.leaning != "real" and "whole image is implicated" in basis and report.regions:
         notes.append("The marked areas are spread out: the whole picture may be affected.")
     notes.append(
