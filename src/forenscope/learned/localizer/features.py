@@ -46,10 +46,14 @@ def _jpeg_error(rgb: np.ndarray, quality: int) -> np.ndarray:
     """Per-pixel squared error (mean over RGB) of a re-save at `quality`: ELA / JPEG ghost."""
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=quality, subsampling=2)
-    again = np.asarray(Image.open(buf).convert("RGB"), dtype=np.float32)
-    d = again - rgb.astype(np.float32)
-    d *= d
-    return np.asarray((d[..., 0] + d[..., 1] + d[..., 2]) / 3.0, dtype=np.float32)
+    again = np.asarray(Image.open(buf).convert("RGB"))
+    # Integer squares, exact as the float32 ones were (a sum of three is < 2**24), without
+    # two image-sized float copies.
+    d = np.subtract(again, rgb, dtype=np.int16)
+    sq = np.multiply(d, d, dtype=np.int32)
+    total = sq[..., 0] + sq[..., 1]
+    total += sq[..., 2]
+    return np.asarray(total.astype(np.float32) / 3.0, dtype=np.float32)
 
 
 def _grid_phase_energy(y: np.ndarray, axis: int) -> np.ndarray:
