@@ -558,7 +558,8 @@ def openai_rows(args: argparse.Namespace) -> None:
             after - before < 300,
             "-",
             m.peak,
-            f"RSS {before:.0f} -> {after:.0f} MB (answers cached as JSON, 32 MB cap)",
+            f"server RSS {before:.0f} -> {after:.0f} MB (answers cached as JSON, 32 MB cap; "
+            "peak: with the workers)",
         )
         big = fx.chat_json(fx.noise_png(4.8, seed=300))  # ~14 MB image, ~19 MB as base64 JSON
         with Sampler(proc.pid) as m:

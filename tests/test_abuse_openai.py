@@ -127,3 +127,42 @@ def test_non_object_json_schema_is_an_openai_error(client: TestClient, schema: A
 def test_image_over_the_memory_budget_is_413(client: TestClient) -> None:
     r = client.post("/v1/chat/completions", json=fx.chat_body(fx.png_bomb(8000, 7400)))
     assert is_openai_error(r, 413) and "memory budget" in r.json()["error"]["message"], r.text
+
+
+# -- the guards' own refusals (body too large, too slow) are OpenAI errors too ------------------
+
+
+def test_a_body_over_the_limit_is_an_openai_error() -> None:
+    app = create_openai_app(OpenAISettings(experts=EXPERTS, max_image_bytes=10_000, warm_up=False))
+    with TestClient(app) as c:
+        r = c.post("/v1/chat/completions", content=fx.chat_json(fx.noise_png(0.1)),
+                   headers={"Content-Type": "application/json"})  # fmt: skip
+    assert is_openai_error(r, 413) and r.json()["error"]["code"] == "request_too_large", r.text
+
+
+def test_a_body_that_trickles_is_an_openai_error() -> None:
+    import json
+
+    import anyio
+
+    from forenscope.service.openai.server import _wire_body
+    from forenscope.service.security import RequestDeadlineMiddleware
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep(0.5)  # slower than the idle limit below
+        return {"type": "http.request", "body": b"{", "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+
+    guard = RequestDeadlineMiddleware(app, idle_s=0.05, total_s=5.0, error_body=_wire_body)
+    anyio.run(guard, {"type": "http", "headers": []}, receive, send)
+    assert sent[0]["status"] == 408
+    error = json.loads(sent[1]["body"])["error"]
+    assert error["code"] == "request_timeout" and "too slowly" in error["message"]

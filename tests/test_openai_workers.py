@@ -107,7 +107,8 @@ def test_a_worker_killed_mid_image_costs_that_request_alone(server: OpenAIProces
         assert victim is not None, "no worker started on the image"
         r = answer.result()
     assert r.status_code == 503 and int(r.headers["retry-after"]) > 0, r.text
-    assert "SIGKILL" in openai_error(r)["message"]
+    error = openai_error(r)
+    assert error["code"] == "worker_crashed" and "SIGKILL" in error["message"]
     assert server.http.get("/health").status_code == 200
     assert server.ask(fx.small_jpeg(3)).status_code == 200
     now = fx.settled_workers(server.proc.pid, 2)

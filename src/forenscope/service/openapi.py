@@ -17,7 +17,7 @@ from .settings import Settings
 def openapi_text() -> str:
     """The document for a default app (settings do not change it)."""
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(Settings(data_dir=Path(tmp)))
+        app = create_app(Settings(data_dir=Path(tmp), warm_up=False))
         try:
             schema = app.openapi()
         finally:

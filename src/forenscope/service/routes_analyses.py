@@ -26,6 +26,7 @@ from .schemas import (
     AnalysisSummary,
     AnalyzeUrlRequest,
     ErrorBody,
+    upload_body,
 )
 from .store import AnalysisRow
 
@@ -39,24 +40,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422, 429, 502, 503)
 }
 
-_MULTIPART_SCHEMA = {
-    "type": "object",
-    "required": ["file"],
-    "properties": {
-        "file": {"type": "string", "format": "binary"},
-        "experts": {"type": "string", "description": "comma-separated expert names"},
-        "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-    },
-}
-_ANALYZE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {"schema": _MULTIPART_SCHEMA},
-            "application/json": {"schema": {"$ref": "#/components/schemas/AnalyzeUrlRequest"}},
-        },
-    }
-}
+_ANALYZE_BODY = upload_body("file", params=True, json_model="AnalyzeUrlRequest")
 
 
 def links(svc: Service, row: AnalysisRow) -> AnalysisLinks:

@@ -39,7 +39,7 @@ from ..io.image import probe_image
 from .deps import AnalysisId, Service, ServiceDep, get_row, limit_analyses, limit_reads
 from .engine import UnsupportedMediaError, display_name
 from .routes_analyses import ERRORS, summary
-from .schemas import AnalysisPage
+from .schemas import AnalysisPage, upload_body
 from .security import sniff_image
 from .store import AnalysisRow
 
@@ -210,20 +210,7 @@ async def thumbnail(analysis_id: AnalysisId, request: Request, svc: ServiceDep) 
                     headers={"Cache-Control": "private, max-age=3600"})  # fmt: skip
 
 
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
-    }
-}
+_UPLOAD_BODY = upload_body("file")
 
 
 @router.post(

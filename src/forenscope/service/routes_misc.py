@@ -25,6 +25,7 @@ from .schemas import (
     JobItem,
     JobRequest,
     ModelList,
+    upload_body,
 )
 from .security import sniff_image
 
@@ -32,25 +33,7 @@ public = APIRouter()
 router = APIRouter()
 MAX_JOB_FILES = 100
 
-_JOB_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {
-                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                        "experts": {"type": "string"},
-                        "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-                    },
-                }
-            },
-            "application/json": {"schema": {"$ref": "#/components/schemas/JobRequest"}},
-        },
-    }
-}
+_JOB_BODY = upload_body("files", many=True, params=True, json_model="JobRequest")
 
 
 @public.get("/health", response_model=Health, summary="Liveness; no token needed")

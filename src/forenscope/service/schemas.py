@@ -9,6 +9,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..types import ExpertSpec, Report
 
 
+def upload_body(
+    field: str, *, many: bool = False, params: bool = False, json_model: str | None = None
+) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its own body (`openapi_extra`): multipart
+    with the image in `field` (several when `many`), the analysis parameters `experts` and
+    `threshold` when `params`, and JSON described by the component `json_model` as the other
+    form."""
+    binary: dict[str, Any] = {"type": "string", "format": "binary"}
+    properties: dict[str, Any] = {field: {"type": "array", "items": binary} if many else binary}
+    if params:
+        properties["experts"] = {"type": "string", "description": "comma-separated expert names"}
+        properties["threshold"] = {"type": "number", "minimum": 0, "maximum": 1}
+    schema = {"type": "object", "required": [field], "properties": properties}
+    content: dict[str, Any] = {"multipart/form-data": {"schema": schema}}
+    if json_model is not None:
+        content["application/json"] = {"schema": {"$ref": f"#/components/schemas/{json_model}"}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

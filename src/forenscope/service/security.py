@@ -8,7 +8,9 @@ import math
 import re
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -121,6 +123,15 @@ def retry_after_header(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
+ErrorBody = Callable[[int, str], dict[str, Any]]
+"""The JSON body of an error a middleware answers itself, from its status and message."""
+
+
+def detail_body(_status: int, message: str) -> dict[str, Any]:
+    """FastAPI's error shape, `{"detail": message}` (serve-openai passes OpenAI's instead)."""
+    return {"detail": message}
+
+
 class BodyTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body is over the limit of {limit:,} bytes")
@@ -134,9 +145,10 @@ class BodyLimitMiddleware:
     counted as they arrive and the request is cut off with 413 the moment the count passes it.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, error_body: ErrorBody | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.error_body = error_body or detail_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,10 +156,9 @@ class BodyLimitMiddleware:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _send_413(send, self.limit)
+                await self._refuse(send)
                 return
         received = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -158,28 +169,31 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge(self.limit)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        await _run_or_refuse(self.app, scope, limited_receive, send, BodyTooLarge, self._refuse)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _send_413(send, self.limit)
+    async def _refuse(self, send: Send) -> None:
+        message = f"request body is over the upload limit of {self.limit:,} bytes"
+        await _send_json(send, 413, self.error_body(413, message))
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    body = f'{{"detail":"request body is over the upload limit of {limit:,} bytes"}}'.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _run_or_refuse(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, error: type[Exception],
+    refuse: Callable[[Send], Awaitable[None]],
+) -> None:  # fmt: skip
+    """Run `app`; when it raises `error` (from `receive`) before its response has started,
+    `refuse` answers instead. After the start nothing can be sent: the connection just ends."""
+    started = False
+
+    async def tracking_send(message: Message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, receive, tracking_send)
+    except error:
+        if not started:
+            await refuse(send)
 
 
 _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -217,7 +231,11 @@ class HostOriginMiddleware:
             headers.setdefault(name, value)
         host = headers.get(b"host", b"").decode("latin-1")
         if self.allowed is not None and not self._host_ok(host_name(host), scope):
-            await _send_json(send, 400, "the Host header names a host this server does not serve")
+            await _send_json(
+                send,
+                400,
+                detail_body(400, "the Host header names a host this server does not serve"),
+            )
             return
         if scope.get("method") in _STATE_CHANGING:
             origin = headers.get(b"origin")
@@ -228,7 +246,7 @@ class HostOriginMiddleware:
                 netloc = text.split("://", 1)[1] if "://" in text else ""
                 cross = text == "null" or netloc.rstrip("/") != host.strip().lower()
             if cross:
-                await _send_json(send, 403, "cross-origin request refused")
+                await _send_json(send, 403, detail_body(403, "cross-origin request refused"))
                 return
         await self.app(scope, receive, send)
 
@@ -251,10 +269,13 @@ class RequestDeadlineMiddleware:
     a disconnect after the body (streaming responses do) is not.
     """
 
-    def __init__(self, app: ASGIApp, idle_s: float, total_s: float) -> None:
+    def __init__(
+        self, app: ASGIApp, idle_s: float, total_s: float, error_body: ErrorBody | None = None
+    ) -> None:
         self.app = app
         self.idle_s = idle_s
         self.total_s = total_s
+        self.error_body = error_body or detail_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -264,7 +285,6 @@ class RequestDeadlineMiddleware:
 
         deadline = time.monotonic() + self.total_s
         body_done = False
-        started = False
 
         async def timed_receive() -> Message:
             nonlocal body_done
@@ -280,22 +300,15 @@ class RequestDeadlineMiddleware:
                 body_done = True
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        await _run_or_refuse(self.app, scope, timed_receive, send, RequestTimeout, self._refuse)
 
-        try:
-            await self.app(scope, timed_receive, tracking_send)
-        except RequestTimeout:
-            if not started:
-                await _send_json(send, 408, "the request body arrived too slowly")
+    async def _refuse(self, send: Send) -> None:
+        await _send_json(send, 408, self.error_body(408, "the request body arrived too slowly"))
 
 
-async def _send_json(send: Send, status: int, detail: str) -> None:
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     import json
 
-    body = json.dumps({"detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
@@ -303,4 +316,4 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
             "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})

@@ -192,6 +192,12 @@ _INPUT_STATUS = (
 )
 
 
+def _wire_body(status: int, message: str) -> dict[str, Any]:
+    """OpenAI's error shape for what the guarding middlewares refuse (too large, too slow)."""
+    code = {408: "request_timeout", 413: "request_too_large"}.get(status, "invalid_request")
+    return WireError(status, message, code).body()
+
+
 def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Any:
     return JSONResponse(WireError(status, message, code).body(), status, headers=headers)
 
@@ -263,9 +269,11 @@ def create_openai_app(settings: OpenAISettings) -> FastAPI:
                               int(time.time()))  # fmt: skip
         except WireError as exc:
             return JSONResponse(exc.body(), exc.status)
-        except (WorkerCrashedError, BusyError) as exc:
+        except WorkerCrashedError as exc:
             # Out of memory most likely, with other analyses running: a retry may well succeed.
-            return _error(503, str(exc), "server_overloaded", {"Retry-After": "10"})
+            return _error(503, str(exc), "worker_crashed", {"Retry-After": "10"})
+        except BusyError as exc:
+            return _error(503, str(exc), "server_overloaded", {"Retry-After": "2"})
         except InputError as exc:
             status, code = next((s, c) for cls, s, c in _INPUT_STATUS if isinstance(exc, cls))
             return _error(status, str(exc), code)
@@ -296,6 +304,8 @@ def create_openai_app(settings: OpenAISettings) -> FastAPI:
     async def invalid(request: Request, exc: RequestValidationError) -> Any:
         return _error(400, f"invalid request: {exc.errors()[:3]}", "invalid_request")
 
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_image_bytes * 4 // 3 + BASE64_SLACK)
-    app.add_middleware(RequestDeadlineMiddleware, idle_s=20.0, total_s=300.0)  # slow bodies
+    limit = settings.max_image_bytes * 4 // 3 + BASE64_SLACK
+    app.add_middleware(BodyLimitMiddleware, limit=limit, error_body=_wire_body)
+    app.add_middleware(RequestDeadlineMiddleware, idle_s=20.0, total_s=300.0,
+                       error_body=_wire_body)  # fmt: skip  # slow bodies
     return app
