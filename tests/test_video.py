@@ -24,34 +24,10 @@ from forenscope.video.reencode import double_encoding
 from forenscope.video.report import write_video_report
 from forenscope.video.sample import choose_frames, dense_pass, scene_cuts
 from forenscope.video.temporal import box_iou, interpolated_frames, local_spans
+from video_fixtures import H, N, W, background, write_clip
 
 av = pytest.importorskip("av", reason="PyAV is a core dependency of the video extra")
-W, H, N = 160, 120, 40
 FAST = ["ela", "noise"]  # two quick experts keep the end-to-end tests to seconds
-
-
-def background(t: int) -> np.ndarray:
-    """A smooth texture panning one pixel per frame (ordinary motion)."""
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    x = xx + t
-    g = 120 + 50 * np.sin(x / 9.0) * np.cos(yy / 13.0) + 30 * np.sin((x + yy) / 23.0)
-    return np.repeat(np.clip(g, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-
-
-def write_clip(
-    path: Path, frames: list[np.ndarray], fps: int = 25, options: dict[str, str] | None = None
-) -> Path:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.options = options or {"crf": "12", "preset": "ultrafast"}
-        for rgb in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 PASTE = BBox(x=90, y=30, width=40, height=36)

@@ -3,6 +3,7 @@
     >>> import forenscope
     >>> report = forenscope.analyze("photo.jpg")
     >>> report.verdict.label, report.verdict.probability
+    >>> clip = forenscope.analyze_video("clip.mp4")  # or analyze_media: a clip or an image
 
 Names are loaded on first use so `import forenscope` stays light (no onnxruntime, torch or web
 framework is imported here, nor by the modules these names come from).
@@ -18,6 +19,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "analyze": "pipeline",
     "analyze_image": "pipeline",
+    "analyze_media": "video.dispatch",
+    "analyze_video": "video",
     "run_experts": "pipeline",
     "load_image": "io",
     "ImageInput": "io",
@@ -44,6 +47,8 @@ __all__ = [
     "__version__",
     "analyze",
     "analyze_image",
+    "analyze_media",
+    "analyze_video",
     "get_expert",
     "list_experts",
     "load_image",
@@ -58,6 +63,8 @@ if TYPE_CHECKING:
     from .pipeline import analyze, analyze_image, run_experts
     from .report import write_report
     from .types import Evidence, ExpertResult, Region, Report, Verdict
+    from .video import analyze_video
+    from .video.dispatch import analyze_media
 
 
 def __getattr__(name: str) -> Any:

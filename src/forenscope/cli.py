@@ -7,6 +7,7 @@ import re
 import sys
 from functools import cache
 from importlib import import_module
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,10 @@ def analyze(
 ) -> None:
     """Analyse image files, folders or glob patterns.
 
+    Video clips among them (MP4, MOV, MKV, WebM, animated GIF or WebP) get the analysis of
+    `forenscope video` with its default frame budget, and their clip verdict counts as an
+    image's does.
+
     Exit status: 0 every image looks clean, 1 at least one is suspicious (AI-generated or
     tampered), 4 none is suspicious but at least one is inconclusive (needs review), 3 at least
     one file could not be analysed (the others still are), 2 usage error or nothing to analyse
@@ -197,8 +202,9 @@ def analyze(
     """
     from tqdm import tqdm
 
-    from .batch import analyze_batch, expand_inputs, finished_outcomes
+    from .batch import analyze_batch, finished_outcomes
     from .experts.registry import check_expert_names
+    from .video.dispatch import analyze_clip_files, finished_clip_outcomes, split_media
 
     fmts = _split(formats) or FORMATS
     bad = [f for f in fmts if f not in FORMATS]
@@ -209,15 +215,15 @@ def analyze(
         if experts is not None:  # given, even as "" or ",": it must name an expert
             # Deduplicated and checked (with a did-you-mean) before any work.
             names = tuple(check_expert_names(experts.split(",")))
-        files = expand_inputs(paths)
+        files, clips = split_media(paths)
         from .config import AnalysisConfig
 
         AnalysisConfig.current()  # a bad FORENSCOPE_* value is a usage error, before any work
     except ForenscopeError as exc:
         raise click.UsageError(terminal_safe(str(exc))) from None
-    for folder in _empty_folders(paths, files):
+    for folder in _empty_folders(paths, files + clips):
         click.echo(f"warning: no image file in {terminal_safe(folder)}", err=True)
-    if not files:
+    if not files and not clips:
         raise click.UsageError("nothing to analyse: no image file in " + _quoted(paths))
 
     counts = {"clean": 0, "suspicious": 0, "inconclusive": 0, "error": 0}
@@ -234,14 +240,18 @@ def analyze(
     if out_dir is not None and out_dir.is_dir():
         earlier = finished_outcomes(
             files, out_dir, experts=names, threshold=threshold, jobs=jobs, llm=llm
-        )
+        ) + finished_clip_outcomes(clips, out_dir, experts=names, threshold=threshold, llm=llm)
     for done in earlier:
         counts[done.status] += 1
     outcomes = analyze_batch(
         files, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
         llm=llm, timeout_s=timeout_s,
     )  # fmt: skip
-    with tqdm(total=len(files), initial=len(earlier), unit="img", file=sys.stderr,
+    outcomes = chain(outcomes, analyze_clip_files(
+        clips, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
+        llm=llm, timeout_s=timeout_s,
+    ))  # fmt: skip
+    with tqdm(total=len(files) + len(clips), initial=len(earlier), unit="img", file=sys.stderr,
               disable=None) as bar:  # fmt: skip
         for outcome in outcomes:
             counts[outcome.status] += 1

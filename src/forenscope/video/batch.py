@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..batch import Status
 from ..errors import ForenscopeError
 from ..types import VideoReport
 from .analyze import Progress, analyze_video
@@ -67,12 +68,37 @@ def analyze_clips(
             continue
         outcome, report = _one(Path(path), key, out_dir, formats, progress, options)
         if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            with (out_dir / INDEX_NAME).open("a", encoding="utf-8") as f:
-                f.write(json.dumps(asdict(outcome), sort_keys=True) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_line(out_dir / INDEX_NAME, asdict(outcome))
         yield outcome, report
+
+
+def append_line(index: Path, record: dict[str, Any]) -> None:
+    """One JSON line, flushed to disk before the next clip starts (a kill loses no clip)."""
+    index.parent.mkdir(parents=True, exist_ok=True)
+    with index.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def clip_status(report: VideoReport) -> tuple[Status, str]:
+    """(status as the image batch names it, one-line summary) of a clip's verdict."""
+    v = report.verdict
+    status: Status = "suspicious"
+    if v.label in ("real", "inconclusive"):
+        status = "clean" if v.label == "real" else "inconclusive"
+    summary = f"{v.label}" + (f", leaning {v.leaning}" if v.label == "inconclusive" else "")
+    return status, summary + f" (p={v.probability:.2f}); {v.basis}"
+
+
+def write_clip_reports(
+    report: VideoReport, path: Path, out_dir: Path | None, formats: Sequence[str]
+) -> dict[str, str]:
+    """The clip's reports in a folder of their own under `out_dir` (nothing when None)."""
+    if out_dir is None:
+        return {}
+    target = out_dir / f"{path.stem}-{report.clip.sha256[:10]}"
+    return {k: str(v) for k, v in write_video_report(report, target, formats=formats).items()}
 
 
 def _one(
@@ -81,20 +107,12 @@ def _one(
 ) -> tuple[ClipOutcome, VideoReport | None]:  # fmt: skip
     try:
         report = analyze_video(path, progress=progress, **options)
-        outputs: dict[str, str] = {}
-        if out_dir is not None:
-            target = out_dir / f"{path.stem}-{report.clip.sha256[:10]}"
-            outputs = {
-                k: str(v) for k, v in write_video_report(report, target, formats=formats).items()
-            }
+        outputs = write_clip_reports(report, path, out_dir, formats)
     except (ForenscopeError, ValueError, OSError) as exc:
         err = {"type": type(exc).__name__, "message": str(exc)}
         return ClipOutcome(str(path), "error", key, summary=str(exc), error=err), None
-    v = report.verdict
-    status = {"real": "clean", "inconclusive": "inconclusive"}.get(v.label, "suspicious")
-    summary = f"{v.label}" + (f", leaning {v.leaning}" if v.label == "inconclusive" else "")
-    summary += f" (p={v.probability:.2f}); {v.basis}"
+    status, summary = clip_status(report)
     return ClipOutcome(
-        str(path), status, key, sha256=report.clip.sha256, label=v.label, summary=summary,
-        seconds=report.timings.get("total_s"), outputs=outputs,
+        str(path), status, key, sha256=report.clip.sha256, label=report.verdict.label,
+        summary=summary, seconds=report.timings.get("total_s"), outputs=outputs,
     ), report  # fmt: skip

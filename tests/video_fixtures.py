@@ -1,0 +1,35 @@
+"""Clips the video tests write with PyAV's real encoder (libx264 in its wheels)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+W, H, N = 160, 120, 40
+
+
+def background(t: int) -> np.ndarray:
+    """A smooth texture panning one pixel per frame (ordinary motion)."""
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    x = xx + t
+    g = 120 + 50 * np.sin(x / 9.0) * np.cos(yy / 13.0) + 30 * np.sin((x + yy) / 23.0)
+    return np.repeat(np.clip(g, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def write_clip(
+    path: Path, frames: list[np.ndarray], fps: int = 25, options: dict[str, str] | None = None
+) -> Path:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        stream.options = options or {"crf": "12", "preset": "ultrafast"}
+        for rgb in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
