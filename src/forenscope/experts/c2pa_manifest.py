@@ -46,6 +46,9 @@ MIME = {
     "HEIC": "image/heic",
     "AVIF": "image/avif",
     "DNG": "image/dng",
+    # ISO-BMFF video (video/provenance.py reads the clip's own file): c2pa-rs reads both
+    "MP4": "video/mp4",
+    "MOV": "video/quicktime",
 }
 # Offline and private: never fetch a remote manifest or an OCSP response.
 SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}

@@ -4,11 +4,8 @@ frames: decoded frames carry none of it."""
 
 from __future__ import annotations
 
-import io
-import json
 import re
 from pathlib import Path
-from typing import Any
 
 from ..experts.exif import GENERATORS, match_any
 from ..types import ClipInfo, Evidence
@@ -34,7 +31,8 @@ VIDEO_GENERATORS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("roop / FaceFusion / DeepFaceLab", r"\broop\b|\bFaceFusion\b|\bDeepFaceLab\b"),
     )
 )
-MIME = {"mov,mp4,m4a,3gp,3g2,mj2": "video/mp4"}
+# FFmpeg's demuxer -> the format name experts/c2pa_manifest.MIME knows
+C2PA_FORMAT = {"mov,mp4,m4a,3gp,3g2,mj2": "MP4"}
 TAG_NOTES = {
     "encoder": "written or re-muxed by this encoder",
     "handler_name": "track handler",
@@ -82,25 +80,17 @@ def container_evidence(info: ClipInfo) -> list[Evidence]:
 
 def c2pa_evidence(path: Path, info: ClipInfo) -> tuple[list[Evidence], str | None]:
     """C2PA evidence from an MP4/MOV (empty when there is no manifest), or a note why not."""
-    mime = MIME.get(info.container)
-    if mime is None:
+    fmt = C2PA_FORMAT.get(info.container)
+    if fmt is None:
         return [], None
     try:
-        import c2pa
+        import c2pa  # noqa: F401  (only to say when it is missing)
 
-        from ..experts.c2pa_manifest import SETTINGS, judge, summarize
+        from ..experts.c2pa_manifest import judge, read_manifest_store, summarize
     except ImportError:
         return [], "C2PA not checked: pip install 'forenscope[c2pa]'"
-    data = path.read_bytes()
-    if b"c2pa" not in data:  # every embedded store has a JUMBF box labelled "c2pa"
-        return [], None
     try:
-        context = c2pa.Context(c2pa.Settings.from_dict(SETTINGS))
-        reader = c2pa.Reader.try_create(mime, io.BytesIO(data), None, context)
-        if reader is None:
-            return [], None
-        with reader:
-            store: Any = json.loads(reader.json())
+        store = read_manifest_store(path.read_bytes(), fmt)
     except Exception as exc:  # the SDK raises its own types for damaged stores
         return [], f"C2PA manifest present but unreadable: {type(exc).__name__}: {exc}"
-    return (judge(summarize(store)).evidence if isinstance(store, dict) else []), None
+    return (judge(summarize(store)).evidence if store is not None else []), None
