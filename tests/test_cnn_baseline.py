@@ -120,9 +120,9 @@ def test_fit_beats_chance_and_onnx_matches_torch(tmp_path: Path) -> None:
     assert np.array_equal(a, b)  # seeded and deterministic
     onnx_path = tmp_path / "m.onnx"
     fitted.export_onnx(onnx_path, 64)
-    from forenscope.learned.cnn import sha256_of
+    from forenscope.models.cache import file_sha256
 
-    model = CnnModel(onnx_path, CnnSidecar("m", "m.onnx", sha256_of(onnx_path), 64))
+    model = CnnModel(onnx_path, CnnSidecar("m", "m.onnx", file_sha256(onnx_path), 64))
     ort_z = model.logits(x[40:])  # several batches: dynamic batch axis
     assert np.allclose(ort_z, z, atol=1e-3 * max(1.0, float(np.abs(z).max())))
 

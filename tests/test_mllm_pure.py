@@ -306,6 +306,20 @@ def test_cache_key_covers_every_part_and_cache_roundtrip(tmp_path: Path) -> None
     assert cache.get(base) == {"choices": []}
 
 
+def test_llm_responses_live_in_the_one_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The response cache follows the models' cache rule, $XDG_CACHE_HOME included (it once had
+    its own rule that ignored XDG_CACHE_HOME)."""
+    from forenscope.models.cache import cache_dir
+
+    monkeypatch.delenv("FORENSCOPE_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert ResponseCache().root == cache_dir() / "llm" == tmp_path / "xdg" / "forenscope" / "llm"
+    monkeypatch.setenv("FORENSCOPE_CACHE_DIR", str(tmp_path / "own"))
+    assert ResponseCache().root == tmp_path / "own" / "llm"
+
+
 def test_redact_replaces_images_and_secrets() -> None:
     url = "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8abc").decode()
     out = redact({"m": [{"url": url}, "token sk-1 here"], "n": 3}, ["sk-1"])

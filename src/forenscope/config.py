@@ -21,7 +21,7 @@ import click
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ForenscopeError
-from .models.cache import sha256_file
+from .models.cache import file_sha256
 
 ENV = {
     "fusion": "FORENSCOPE_FUSION",
@@ -143,7 +143,7 @@ def weights_fingerprints() -> dict[str, str]:
 
 
 def _sha(path: Path) -> str:
-    return sha256_file(path)[:16]
+    return file_sha256(path)[:16]
 
 
 def config_key(record: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ModelError
+from ..models.cache import file_sha256
 from .heads import HEADS_PACKAGE, sigmoid
 from .preprocess import ALIGN_SIZE, align_image
 
@@ -91,12 +92,6 @@ def to_input(aligned: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(aligned.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def sha256_of(path: Path) -> str:
-    from ..models.sources import file_sha256
-
-    return file_sha256(path)
-
-
 class CnnModel:
     """The exported CNN as an onnxruntime session; `predict` returns calibrated P(generated)."""
 
@@ -105,7 +100,7 @@ class CnnModel:
 
         if not onnx_path.is_file():
             raise ModelError(f"CNN weights {onnx_path} not found")
-        digest = sha256_of(onnx_path)
+        digest = file_sha256(onnx_path)
         if digest != sidecar.onnx_sha256:
             raise ModelError(
                 f"{onnx_path.name}: sha256 {digest[:12]}... does not match the sidecar's "

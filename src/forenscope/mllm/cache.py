@@ -9,10 +9,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..models.cache import cache_dir
 
-def default_cache_dir() -> Path:
-    root = os.environ.get("FORENSCOPE_CACHE_DIR")
-    return (Path(root) if root else Path.home() / ".cache" / "forenscope") / "llm"
+
+def response_cache_dir() -> Path:
+    """`llm/` under the one Forenscope cache folder (models.cache.cache_dir: FORENSCOPE_CACHE_DIR,
+    else $XDG_CACHE_HOME/forenscope, else ~/.cache/forenscope)."""
+    return cache_dir() / "llm"
 
 
 def cache_key(
@@ -30,7 +33,7 @@ class ResponseCache:
     """One JSON file per response; written atomically so parallel runs never see half a file."""
 
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root) if root else default_cache_dir()
+        self.root = Path(root) if root else response_cache_dir()
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ConfigError
-from ..models.sources import file_sha256
+from ..models.cache import file_sha256
 from .frame import cell_words, mask_box, mask_cell
 
 PoolLabel = Literal["real", "fake"]
@@ -47,7 +47,7 @@ class Example:
         return "yes" if self.label == "fake" else "no"
 
     def sha256(self) -> str:
-        return _file_sha256(self.path)
+        return file_sha256(self.path)
 
     @property
     def has_stage2_truth(self) -> bool:
@@ -82,11 +82,6 @@ def _mask_location(mask_path: Path) -> dict[str, Any]:
     if cell is None or box is None:
         return {"relative": "", "absolute": ""}
     return {"relative": "", "absolute": f"{cell_words(cell)} of the frame", "box": box}
-
-
-def _file_sha256(path: Path) -> str:
-    # Memoised per (path, size, mtime): hashing every pool file per query would dominate k-shot.
-    return file_sha256(path)
 
 
 def _label(word: str, where: str) -> PoolLabel:

@@ -24,12 +24,23 @@ def cache_dir() -> Path:
     return Path(env) if env else default_cache_dir()
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+# (resolved path, size, mtime) -> sha256: a session hashes each weights file once.
+_hashed: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, memoised per (path, size, mtime) so a session verifies once; the one
+    file hasher of the weights, heads, pools and fingerprints (user inputs are hashed within
+    their size limit by the batch and video code)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _hashed:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                digest.update(block)
+        _hashed[key] = digest.hexdigest()
+    return _hashed[key]
 
 
 def write_atomic(dest: Path, chunks: Iterable[bytes], expected_sha256: str | None = None) -> str:

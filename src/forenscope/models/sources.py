@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingDependencyError, ModelError
-from .cache import cache_dir, sha256_file, write_atomic
+from .cache import cache_dir, write_atomic
+from .cache import file_sha256 as file_sha256  # its importers predate models.cache
 from .registry import CLIP_B16_INT8, DINOV2_S14_INT8, ModelSpec
 
 OFFLINE_HINT = (
@@ -45,8 +46,6 @@ DINO_OFFLINE_HINT = (
 )
 HF_URL = "https://huggingface.co/{repo}/resolve/main/{file}"
 
-_verified: dict[tuple[str, int, int], str] = {}
-
 
 def auto_pull_enabled() -> bool:
     return os.environ.get("FORENSCOPE_AUTO_PULL", "") == "1"
@@ -59,15 +58,6 @@ def configured_source(source: str | None = None) -> str:
     if os.environ.get("FORENSCOPE_CLIP_ONNX"):
         return "file:" + os.environ["FORENSCOPE_CLIP_ONNX"]
     return os.environ.get("FORENSCOPE_CLIP_SOURCE") or CLIP_B16_INT8.source
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, memoised per (path, size, mtime) so a session verifies once."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _verified:
-        _verified[key] = sha256_file(path)
-    return _verified[key]
 
 
 def encoder_path(source: str | None = None, auto_pull: bool | None = None) -> Path:

@@ -281,13 +281,14 @@ def train_cnn(
 
 def write_cnn(run: CnnRun, out: Path, name: str, command: str) -> Path:
     """Export the ONNX, check onnxruntime reproduces torch, write the sidecar and the card."""
-    from ..learned.cnn import CnnModel, CnnSidecar, sha256_of
+    from ..learned.cnn import CnnModel, CnnSidecar
+    from ..models.cache import file_sha256
 
     torch = import_torch()
     onnx_path = out / f"{name}.onnx"
     size = int(run.check_images.shape[1])
     run.fitted.export_onnx(onnx_path, size)
-    sidecar = CnnSidecar(name, onnx_path.name, sha256_of(onnx_path), size)
+    sidecar = CnnSidecar(name, onnx_path.name, file_sha256(onnx_path), size)
     sidecar.calibration = run.calibration
     diff = np.abs(
         CnnModel(onnx_path, sidecar).logits(run.check_images) - run.fitted.logits(run.check_images)
