@@ -118,11 +118,6 @@ def inputs_from_results(results: Sequence[ExpertResult], targets: Sequence[str])
     ]
 
 
-def work_shape(height: int, width: int, side: int) -> tuple[int, int]:
-    scale = min(1.0, side / max(height, width, 1))
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def _logit(score: float) -> float:
     p = min(1.0 - SCORE_CLIP, max(SCORE_CLIP, score))
     return math.log(p / (1.0 - p))
@@ -202,7 +197,7 @@ def fitted_map(
     model: MapFusionModel,
 ) -> np.ndarray:
     """The fitted P(forged) map at (height, width), float32 in [0, 1]; `normalised` and
-    `handset` are at `work_shape(height, width, model.map_side)`."""
+    `handset` are at `maps.working_size(height, width, model.map_side)`."""
     scores = {m.expert: m.score for m in inputs}
     z = linear_score(model, normalised, scores, handset)
     prob = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))

@@ -56,7 +56,7 @@ def fuse_heatmaps(
     if model is not None:
         inputs = map_fusion.inputs_from_results(judged, TAMPER_TARGETS)
         if any(m.expert in model.experts for m in inputs):
-            shape = map_fusion.work_shape(height, width, model.map_side)
+            shape = working_size(height, width, model.map_side)
             normalised = map_fusion.normalised_maps(inputs, shape)
             handset = handset_map(judged, shape, normalised)
             assert handset is not None  # `inputs` is not empty

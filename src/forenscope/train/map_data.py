@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..eval.datasets import Sample, load_manifest, load_mask
+from ..fusion.maps import working_size
 from .camera_split import STRAIGHT_FROM_CAMERA, camera_part
 
 WORK_SIDE = 512
@@ -101,11 +102,6 @@ def variant_bytes(sample: Sample, variant: str) -> bytes:
     raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
 
 
-def work_shape(height: int, width: int, side: int = WORK_SIDE) -> tuple[int, int]:
-    scale = min(1.0, side / max(height, width, 1))
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def shrink(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Box-filter resize of a float map (a mask becomes the forged share of each pixel)."""
     im = Image.fromarray(np.asarray(arr, dtype=np.float32), mode="F")
@@ -160,7 +156,7 @@ def run_and_cache(
 
     start = time.perf_counter()
     image = load_image(variant_bytes(sample, variant))
-    shape = work_shape(image.height, image.width)
+    shape = working_size(image.height, image.width, WORK_SIDE)
     results = run_experts(image, todo, threads=1) if todo else []
     for r in results:
         arrays: dict[str, Any] = {
