@@ -1,7 +1,7 @@
 """Working resolutions: the size at which an expert's map (or analysis) is made.
 
 Tamper maps are returned with their longer side at most `MAP_SIDE`, the side at which the fusion
-combines them anyway (`fusion.maps.WORK_SIDE`); the fused map is upsampled to the image once, in
+combines them anyway (`map_geometry.WORK_SIDE`); the fused map is upsampled to the image once, in
 the fusion. A 48 MP image then carries 1 MP maps instead of seven 48 MP float planes, and the
 fusion no longer shrinks them. Images whose longer side is at most `MAP_SIDE` get exactly the
 full-resolution map they had before (same values, same shape).
@@ -11,21 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..map_geometry import WORK_SIDE, resize_map, working_size
 from ..types import BBox
 
-MAP_SIDE = 1024
-
-
-def scaled_shape(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
-    """(height, width) shrunk so the longer side is at most `max_side` (never enlarged)."""
-    h, w = int(shape[0]), int(shape[1])
-    scale = min(1.0, max_side / max(h, w, 1))
-    return max(1, round(h * scale)), max(1, round(w * scale))
+MAP_SIDE = WORK_SIDE
 
 
 def map_shape(shape: tuple[int, int]) -> tuple[int, int]:
     """The shape of the map an expert returns for an image of `shape`."""
-    return scaled_shape(shape, MAP_SIDE)
+    return working_size(int(shape[0]), int(shape[1]), MAP_SIDE)
 
 
 def _axis_weights(n_out: int, n_px: int, n_blocks: int, offset: int, cell: int) -> np.ndarray:
@@ -75,8 +69,6 @@ def paint_blocks(
 
 def shrink_map(heatmap: np.ndarray) -> np.ndarray:
     """A pixel map brought to `map_shape` of its own shape (antialiased bilinear)."""
-    from ..fusion.localize import resize_map  # lazy: the fusion package imports the verdict
-
     return resize_map(heatmap, *map_shape(heatmap.shape[:2]))
 
 

@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
+from ..map_geometry import working_size
 from .localize import localize, normalise_map, resize_map
-from .maps import compact_region_dominates, fuse_heatmaps, handset_map, working_size
+from .maps import compact_region_dominates, fuse_heatmaps, handset_map
 from .verdict import PRIOR, Fused, attribute, fuse, handset_probabilities
 from .verdict_model import LABELS
 

@@ -8,15 +8,15 @@ relative position (a 3x3 grid of the bbox centre, or "spanning ..." for large bo
 position (bbox in pixels and as shares of the image) and size ("small (about 3% of the image)"),
 plus the experts whose own maps are high inside it.
 
-The map helpers `resize_map` and `normalise_map` are shared with the fusion.
+`normalise_map` is shared with the fusion; `resize_map` lives in `map_geometry`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
+from ..map_geometry import resize_map as resize_map  # its importers predate map_geometry
 from ..types import BBox, ExpertResult, Region
 
 BACKGROUND_PERCENTILE = 50.0
@@ -50,17 +50,6 @@ _SPAN_NAMES = {
     "bottom centre": "the bottom half",
     "lower-right": "the lower-right quarter",
 }
-
-
-def resize_map(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear (antialiased when shrinking) resize of a 2-D map to (height, width), float32."""
-    arr = np.nan_to_num(np.asarray(heatmap, dtype=np.float32))
-    if arr.ndim == 3:  # tolerate (H, W, 1) maps
-        arr = arr[..., 0]
-    if arr.shape == (height, width):
-        return arr
-    img = Image.fromarray(np.ascontiguousarray(arr), mode="F")
-    return np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def normalise_map(heatmap: np.ndarray) -> np.ndarray:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..map_geometry import working_size
 from ..types import ExpertResult
 from .expert_weights import TAMPER_TARGETS, expert_weight
 from .localize import clean_mask, normalise_map, resize_map
-
-WORK_SIDE = 1024
 
 
 def compact_region_dominates(
@@ -30,12 +29,6 @@ def compact_region_dominates(
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     best = int(np.argmax(masses))
     return bool(masses[best] >= 0.5 * total and areas[best] <= max_area_share * fused.size)
-
-
-def working_size(height: int, width: int, max_side: int = WORK_SIDE) -> tuple[int, int]:
-    """(height, width) scaled down so the longer side is at most `max_side`."""
-    scale = min(1.0, max_side / max(height, width, 1))
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def fuse_heatmaps(
@@ -77,9 +70,9 @@ def handset_map(
     """Weighted mean of the normalised tamper maps at `shape`, scaled by how suspicious the
     experts are (step 5). `normalised` may hold maps already normalised at `shape`, by expert.
 
-    Maps are combined at a working resolution (longer side `WORK_SIDE` by default) and the
-    caller resizes the result once to the image size: the maps are smooth, and 12 MP images
-    stay fast.
+    Maps are combined at a working resolution (longer side `map_geometry.WORK_SIDE` by default)
+    and the caller resizes the result once to the image size: the maps are smooth, and 12 MP
+    images stay fast.
     """
     work_h, work_w = shape
     maps: list[tuple[float, float, np.ndarray]] = []

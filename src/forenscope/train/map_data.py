@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..eval.datasets import Sample, load_manifest, load_mask
-from ..fusion.maps import working_size
+from ..map_geometry import working_size
 from .camera_split import STRAIGHT_FROM_CAMERA, camera_part
 
 WORK_SIDE = 512
