@@ -104,8 +104,7 @@ def make_report(image: ImageInput) -> Report:
         timings={"experts": 0.12, "total": 0.2},
         errors=[ErrorInfo(type="Warning", message=HOSTILE)],
     )
-    report.explanation = explain(report)
-    return report
+    return report.model_copy(update={"explanation": explain(report)})
 
 
 @pytest.fixture
@@ -255,7 +254,7 @@ def test_html_shows_the_daam_strip_when_the_detector_stored_it(report: Report) -
         expert="clip_detector", version="t", targets="ai_generated", score=0.9,
         details={"daam": maps, "daam_flow": flow},
     )  # fmt: skip
-    report.experts.append(clip)
+    report = report.model_copy(update={"experts": [*report.experts, clip]})
     page = render_html(report)
     section = page[page.index('<section id="daam">') :]
     section = section[: section.index("</section>")]
@@ -354,7 +353,7 @@ def test_blank_layers_say_the_expert_found_nothing(report: Report, image: ImageI
         expert="ela", version="1", targets="tampered", score=0.0, has_heatmap=True,
         heatmap=np.full((H, W), 0.03, np.float32),
     )  # fmt: skip
-    report.experts.append(blank)
+    report = report.model_copy(update={"experts": [*report.experts, blank]})
     page = render_html(report, image)
     ela = re.search(r'value="expert-4"[^>]*data-nothing="([^"]*)"', page)
     assert ela is not None and ela.group(1).startswith("this expert found nothing")
@@ -416,7 +415,7 @@ def test_jargon_is_explained_where_it_appears(report: Report, image: ImageInput)
         evidence=[Evidence(kind="clip.generated", summary="P = 0.20 (logit -1.39; AUC 0.95)",
                            value=0.2)],
     )  # fmt: skip
-    report.experts.append(clip)
+    report = report.model_copy(update={"experts": [*report.experts, clip]})
     page = render_html(report, image)
     assert '<abbr title="the detector&#x27;s raw score' in page and ">logit</abbr>" in page
     assert ">AUC</abbr>" in page

@@ -16,7 +16,7 @@ from .experts import expert_classes, get_expert, list_experts
 from .fusion.verdict import fuse
 from .io import ImageInput, load_image
 from .report.explain import explain
-from .types import ExpertResult, FaceReport, ImageInfo, Region, Report
+from .types import ExpertResult, FaceReport, ImageInfo, LLMAssessment, Region, Report
 
 if TYPE_CHECKING:
     from .mllm.config import LLMConfig
@@ -67,8 +67,17 @@ def analyze_image(
     threads: int | None = None,
     llm: LLMConfig | None = None,
 ) -> Report:
-    """Analyse an already decoded image; with `llm`, also run the MLLM stages (see add_llm)."""
-    timings: dict[str, float] = {}
+    """Analyse an already decoded image; with `llm`, also run the MLLM stages (see llm_tier)."""
+    return _analysis(image, experts, threshold, threads, llm, decode_s=None)
+
+
+def _analysis(
+    image: ImageInput, experts: Sequence[str] | None, threshold: float, threads: int | None,
+    llm: LLMConfig | None, decode_s: float | None,
+) -> Report:  # fmt: skip
+    """experts -> fusion -> faces -> explanation -> LLM tier, then the Report, built once.
+    `decode_s` (when the file was decoded here) leads the timings and counts in the total."""
+    timings: dict[str, float] = {} if decode_s is None else {"decode_s": decode_s}
     start = time.perf_counter()
     results = run_experts(image, experts, threads=threads)
     timings["experts_s"] = time.perf_counter() - start
@@ -81,10 +90,12 @@ def analyze_image(
     timings["fusion_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    faces, notes = _faces(image, results, regions)
+    faces, regions, notes = _faces(image, results, regions)
     timings["faces_s"] = time.perf_counter() - t
 
-    report = Report(
+    # What the experts, fusion and faces found: the explanation and the LLM read it, and the
+    # Report is this plus what they say about it.
+    findings = Report(
         analysis_config=analysis_config(results, threshold),
         forenscope_version=__version__,
         image=image_info(image),
@@ -99,14 +110,16 @@ def analyze_image(
         notes=notes,
         errors=[r.error for r in results if r.error is not None],
     )
-    report.explanation = explain(report)
+    explanation = explain(findings)
+    assessment = None
     if llm is not None:
         t = time.perf_counter()
-        add_llm(report, image, llm)
+        assessment, explanation = llm_tier(findings, explanation, image, llm)
         timings["llm_s"] = time.perf_counter() - t
-    timings["total_s"] = time.perf_counter() - start
-    report.timings = timings
-    return report
+    timings["total_s"] = time.perf_counter() - start + (decode_s or 0.0)
+    return findings.model_copy(
+        update={"explanation": explanation, "llm": assessment, "timings": timings}
+    )
 
 
 def analysis_config(results: list[ExpertResult], threshold: float) -> dict[str, Any]:
@@ -121,40 +134,44 @@ def analysis_config(results: list[ExpertResult], threshold: float) -> dict[str, 
 
 def _faces(
     image: ImageInput, results: list[ExpertResult], regions: list[Region]
-) -> tuple[list[FaceReport], list[str]]:
-    """Face reports (when a face expert ran), and each region named by the facial part it
-    covers, so a map over a face says "the left eye of face 1", not just "upper middle"."""
+) -> tuple[list[FaceReport], list[Region], list[str]]:
+    """Face reports (when a face expert ran), and the regions with each one named by the facial
+    part it covers, so a map over a face says "the left eye of face 1", not just "upper
+    middle"."""
     classes = expert_classes()
     if not any(classes[r.expert].spec.kind == "faces" for r in results if r.expert in classes):
-        return [], []
+        return [], regions, []
     from .experts.face_common import analyze_faces
     from .faces import describe_region_on_faces
 
     faces, why_not = analyze_faces(image, results)
+    named = []
     for region in regions:
         part = describe_region_on_faces(region.bbox, faces)
         if part is not None:
-            region.on_face = part
-            region.description = f"{region.description.rstrip('.')}; on {part}."
-    return faces, [f"faces not analysed: {why_not}"] if why_not else []
+            description = f"{region.description.rstrip('.')}; on {part}."
+            region = region.model_copy(update={"on_face": part, "description": description})
+        named.append(region)
+    return faces, named, [f"faces not analysed: {why_not}"] if why_not else []
 
 
-def add_llm(report: Report, image: ImageInput, llm: LLMConfig) -> None:
-    """Stage 1 (detect), then stage 2 (analyse, grounded on the report's evidence and regions).
+def llm_tier(
+    findings: Report, explanation: str, image: ImageInput, llm: LLMConfig
+) -> tuple[LLMAssessment, str]:
+    """Stage 1 (detect), then stage 2 (analyse, grounded on the findings' evidence and regions).
 
-    The experts' verdict stays; `report.llm` records the LLM's answers and where they agree
+    The experts' verdict stays: the assessment records the LLM's answers and where they agree
     with the experts, and the explanation gains a paragraph that says so. LLM call failures
     and refusals are recorded there, never raised.
     """
     from .mllm.assess import assess
-    from .mllm.narrative import llm_paragraph
+    from .mllm.narrative import assessment_paragraph
 
-    report.llm = assess(report, image, llm)
-    paragraph = llm_paragraph(report)
+    assessment = assess(findings, image, llm)
+    paragraph = assessment_paragraph(findings.verdict, assessment)
     if paragraph:
-        report.explanation = (
-            f"{report.explanation}\n\n{paragraph}" if report.explanation else paragraph
-        )
+        explanation = f"{explanation}\n\n{paragraph}" if explanation else paragraph
+    return assessment, explanation
 
 
 def analyze(
@@ -172,7 +189,4 @@ def analyze(
     t = time.perf_counter()
     image = load_image(source if isinstance(source, bytes) else Path(source))
     decode_s = time.perf_counter() - t
-    report = analyze_image(image, experts=experts, threshold=threshold, threads=threads, llm=llm)
-    report.timings = {"decode_s": decode_s, **report.timings}
-    report.timings["total_s"] += decode_s
-    return report
+    return _analysis(image, experts, threshold, threads, llm, decode_s=decode_s)

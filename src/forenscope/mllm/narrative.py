@@ -6,7 +6,7 @@ A refusal is told as a refusal, and a disagreement with the experts is always sp
 
 from __future__ import annotations
 
-from ..types import Report
+from ..types import Report, Verdict
 from ..types.llm import LLMAssessment, Stage1Result, Stage2Result
 
 _LABEL = {"real": "real", "ai_generated": "AI-generated", "tampered": "tampered"}
@@ -15,10 +15,12 @@ MAX_CITED_TOLD = 4
 
 def llm_paragraph(report: Report) -> str:
     """One paragraph about `report.llm` ('' when the analysis ran offline)."""
-    a = report.llm
-    if a is None:
-        return ""
-    parts = [_stage1_sentence(a), _comparison_sentence(report, a), _stage2_sentence(a)]
+    return "" if report.llm is None else assessment_paragraph(report.verdict, report.llm)
+
+
+def assessment_paragraph(verdict: Verdict, a: LLMAssessment) -> str:
+    """One paragraph about the assessment `a` of an image the experts judged `verdict`."""
+    parts = [_stage1_sentence(a), _comparison_sentence(verdict, a), _stage2_sentence(a)]
     return " ".join(p for p in parts if p)
 
 
@@ -55,8 +57,8 @@ def _stage1_sentence(a: LLMAssessment) -> str:
     )
 
 
-def _comparison_sentence(report: Report, a: LLMAssessment) -> str:
-    label = _LABEL.get(report.verdict.label, report.verdict.label)
+def _comparison_sentence(verdict: Verdict, a: LLMAssessment) -> str:
+    label = _LABEL.get(verdict.label, verdict.label)
     if a.verdict_agreement == "agree":
         text = f"This agrees with the experts' verdict ({label})."
     elif a.verdict_agreement == "disagree":
@@ -67,7 +69,7 @@ def _comparison_sentence(report: Report, a: LLMAssessment) -> str:
     elif a.verdict_agreement == "experts_undecided":
         text = (
             "The experts could not judge this image, so there is nothing to compare it with."
-            if report.verdict.decided_by == "none"
+            if verdict.decided_by == "none"
             else "The experts' verdict is inconclusive, so there is no label to compare it with."
         )
     else:

@@ -11,7 +11,11 @@ Label = Literal["real", "ai_generated", "tampered"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    """The base of every result model. Frozen: a result is built once from computed values
+    (a later step makes a new one with `model_copy(update=...)`), so no step can change what
+    another step already read."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
 
 
 class ErrorInfo(_Model):

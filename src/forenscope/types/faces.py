@@ -8,15 +8,11 @@ estimated from a box and a few keypoints (`approximate`).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from .common import BBox, Evidence
+from .common import BBox, Evidence, _Model
 
 Point = tuple[float, float]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class FaceBox(_Model):

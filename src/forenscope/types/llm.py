@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from .common import ErrorInfo
+from .common import ErrorInfo, _Model
 
 MLLMMethod = Literal["gan", "diffusion", "other", "unknown"]
 MLLMScope = Literal["global", "local"]
 VoteLabel = Literal["yes", "no", "refusal"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Location(_Model):
