@@ -9,9 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from forenscope.eval.align import Preprocess
 from forenscope.eval.journal import read_journal
-from forenscope.eval.records import SampleRecord
+from forenscope.eval.metrics import localization_record
+from forenscope.eval.records import Localization, SampleRecord
 from forenscope.eval.run import EvalConfig, evaluate, select_samples
 from forenscope.eval.runner import base_record
 from test_eval_datasets import make_dataset
@@ -56,12 +59,18 @@ def test_a_journal_of_the_old_dict_format_still_resumes(tmp_path: Path) -> None:
 
 
 def test_the_journal_line_keeps_the_old_keys() -> None:
-    rec = SampleRecord(key="a", path="a", label="real", generator="g", family="f", scope="s",
-                       source="src", format="PNG", fake_probability=0.5)  # fmt: skip
+    truth = np.zeros((16, 16), bool)
+    truth[2:8, 2:8] = True
+    old_loc = localization_record(truth.astype(np.float32) * 0.9, truth)  # the dict journaled
+    rec = SampleRecord(key="a", path="a", label="fake", generator="g", family="f", scope="s",
+                       source="src", format="PNG", fake_probability=0.5,
+                       loc=Localization.model_validate(old_loc))  # fmt: skip
     line = rec.journal_line()
     assert line["type"] == "sample" and set(OLD_KEYS) <= set(line)
     assert set(line) - set(OLD_KEYS) == {"type", "explanation"}
-    assert SampleRecord.from_journal(json.loads(json.dumps(line))) == rec
+    assert line["loc"] == old_loc  # the localization numbers under their metric names
+    back = SampleRecord.from_journal(json.loads(json.dumps(line)))
+    assert back == rec and back.loc is not None and back.loc.f1_fixed == 1.0
 
 
 def test_an_old_stage2_line_reads_its_judge_fields(tmp_path: Path) -> None:

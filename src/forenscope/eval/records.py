@@ -50,6 +50,25 @@ class Explanation(BaseModel):
         return data
 
 
+class Localization(BaseModel):
+    """A forged image's localization numbers against its mask (`metrics.localization_record`;
+    the map itself is not kept). Journaled under the metric names, e.g. `f1@fixed`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    f1_fixed: float = Field(alias="f1@fixed")
+    iou_fixed: float = Field(alias="iou@fixed")
+    mcc_fixed: float = Field(alias="mcc@fixed")
+    f1_oracle_per_image: float = Field(alias="f1@best_thr_per_image (oracle)")
+    pixel_auc: float | None = Field(default=None, description="None when the mask is one class")
+    hist_pos: list[int] = Field(description="map values of forged pixels, 100 bins of [0, 1]")
+    hist_neg: list[int] = Field(description="map values of clean pixels, 100 bins of [0, 1]")
+
+    def metrics(self) -> dict[str, Any]:
+        """Under the metric names, as `metrics.localization_summary` reads them."""
+        return self.model_dump(by_alias=True)
+
+
 class SampleRecord(BaseModel):
     """One sample of a run: its manifest row, what the system answered, and the scores."""
 
@@ -72,9 +91,7 @@ class SampleRecord(BaseModel):
     refusal: str | None = None
     error: str | None = None
     usage: dict[str, Any] | None = None
-    loc: dict[str, Any] | None = Field(
-        default=None, description="metrics.localization_record against the mask"
-    )
+    loc: Localization | None = None
     extra: dict[str, Any] = Field(default_factory=dict, description="system-specific values")
     elapsed_s: float | None = None
     explanation: Explanation | None = None
@@ -86,7 +103,7 @@ class SampleRecord(BaseModel):
 
     def journal_line(self) -> dict[str, Any]:
         """The journal's JSON object for this record."""
-        return {"type": "sample", **self.model_dump(mode="json")}
+        return {"type": "sample", **self.model_dump(mode="json", by_alias=True)}
 
     @classmethod
     def from_journal(cls, line: dict[str, Any]) -> SampleRecord:

@@ -177,7 +177,7 @@ def evaluate(
         "session_usage": usage,
         "summary": summarize(records, threshold=cfg.threshold),
         "files_seen": [{"path": r.path, "sha256": r.sha256_seen} for r in records],
-        "samples": [r.model_dump(mode="json") for r in records],  # records.run_samples reads them
+        "samples": [r.model_dump(mode="json", by_alias=True) for r in records],
     }
     write_json(record, cfg.out / "run.json")
     (cfg.out / "report.md").write_text(markdown(record), encoding="utf-8")

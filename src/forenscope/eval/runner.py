@@ -22,7 +22,7 @@ from .datasets import Sample, load_mask
 from .journal import Journal
 from .metrics import localization_record
 from .protocol import ImageScorer, Prediction, ScorerFactory
-from .records import SampleRecord
+from .records import Localization, SampleRecord
 
 Progress = Callable[[int], None]
 
@@ -82,7 +82,7 @@ def fill(rec: SampleRecord, pred: Prediction, truth: np.ndarray | None, wants_ma
         if hm is None and wants_map:  # a map-producing system that flagged nothing
             hm = np.zeros(truth.shape, np.float32)
         if hm is not None:
-            rec.loc = localization_record(hm, truth)
+            rec.loc = Localization.model_validate(localization_record(hm, truth))
 
 
 def score_sample(system: ImageScorer, sample: Sample, pre: Preprocess) -> SampleRecord:

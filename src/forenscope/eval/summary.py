@@ -197,7 +197,7 @@ def summarize(records: list[Record], *, threshold: float = 0.5) -> dict[str, Any
         subsets[col] = {k: block(v, threshold, reals) for k, v in sorted(groups.items())}
     out["subsets"] = subsets
     out["attribution"] = attribution(records)
-    loc = [(r.source, r.loc) for r in records if r.loc]
+    loc = [(r.source, r.loc.metrics()) for r in records if r.loc is not None]
     by_src: dict[str, list[Any]] = defaultdict(list)
     for source, one in loc:
         by_src[source].append(one)
