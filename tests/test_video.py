@@ -24,33 +24,10 @@ from forenscope.video.reencode import double_encoding
 from forenscope.video.report import write_video_report
 from forenscope.video.sample import choose_frames, dense_pass, scene_cuts
 from forenscope.video.temporal import box_iou, interpolated_frames, local_spans
-from video_fixtures import H, N, W, background, write_clip
+from video_fixtures import PASTE, SPAN, H, N, W, background, pasted_clip, write_clip
 
 av = pytest.importorskip("av", reason="PyAV is a core dependency of the video extra")
 FAST = ["ela", "noise"]  # two quick experts keep the end-to-end tests to seconds
-
-
-PASTE = BBox(x=90, y=30, width=40, height=36)
-SPAN = (12, 27)  # inclusive
-
-
-def pasted_clip(path: Path, edit: str = "paste") -> Path:
-    """Frames SPAN carry a foreign patch at PASTE ("paste") or a warped copy of that area
-    ("warp"); all other frames are the panning background."""
-    rng = np.random.default_rng(0)
-    patch = (rng.random((PASTE.height // 4, PASTE.width // 4, 3)) * 255).astype(np.uint8)
-    patch = np.kron(patch, np.ones((4, 4, 1), np.uint8))
-    frames = []
-    for t in range(N):
-        rgb = background(t)
-        ys, xs = slice(PASTE.y, PASTE.y + PASTE.height), slice(PASTE.x, PASTE.x + PASTE.width)
-        if SPAN[0] <= t <= SPAN[1]:
-            if edit == "paste":
-                rgb[ys, xs] = patch
-            else:  # the area replaced by a flipped, brightened copy of itself, frozen in time
-                rgb[ys, xs] = np.clip(background(SPAN[0])[ys, xs][::-1, ::-1] * 1.4, 0, 255)
-        frames.append(rgb)
-    return write_clip(path, frames)
 
 
 def span_iou(a: tuple[int, int], b: tuple[int, int]) -> float:

@@ -204,6 +204,7 @@ def analyze(
 
     from .batch import analyze_batch, finished_outcomes
     from .experts.registry import check_expert_names
+    from .video.cli import llm_option
     from .video.dispatch import analyze_clip_files, finished_clip_outcomes, split_media
 
     fmts = _split(formats) or FORMATS
@@ -227,14 +228,7 @@ def analyze(
         raise click.UsageError("nothing to analyse: no image file in " + _quoted(paths))
 
     counts = {"clean": 0, "suspicious": 0, "inconclusive": 0, "error": 0}
-    llm = None
-    if llm_config is not None:
-        from .mllm.config import load_config
-
-        try:
-            llm = load_config(llm_config)
-        except ForenscopeError as exc:
-            raise click.UsageError(str(exc)) from None
+    llm = llm_option(llm_config)
     # A resumed run counts (and exits on) the files it finished before, read from its index.
     earlier = []
     if out_dir is not None and out_dir.is_dir():

@@ -31,13 +31,24 @@ from .report import (
     Target,
     Verdict,
 )
-from .video import ClipInfo, ClipVerdict, FaceTrack, FrameResult, TemporalFinding, VideoReport
+from .video import (
+    BlinkRate,
+    ClipInfo,
+    ClipLLM,
+    ClipVerdict,
+    FaceTrack,
+    FrameResult,
+    TemporalFinding,
+    VideoReport,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
     "Attribution",
     "BBox",
+    "BlinkRate",
     "ClipInfo",
+    "ClipLLM",
     "ClipVerdict",
     "ErrorInfo",
     "Evidence",

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .common import BBox, ErrorInfo, Evidence, Label, _Model
+from .llm import Stage2Result
 from .report import HeatmapField, Outcome, Report
 
 VIDEO_SCHEMA_VERSION = "0.1"
@@ -78,6 +79,26 @@ class TemporalFinding(_Model):
     )
 
 
+class BlinkRate(_Model):
+    """Blinks of one face track: the eye aspect ratio (EAR) of the face mesh on frames sampled
+    densely over the track's time span (a blink closes the eye for about 100-400 ms)."""
+
+    blinks: int | None = Field(description="blinks counted; None when not measured")
+    per_minute: float | None = Field(
+        default=None, description="None when not measured or the span is too short for a rate"
+    )
+    span_s: float = Field(description="seconds of the track's span that were measured")
+    sampled_fps: float = Field(description="frames measured per second of the span")
+    frames: list[int] = Field(default_factory=list, description="frames measured")
+    ear: list[float | None] = Field(
+        default_factory=list, description="mean EAR of both eyes per measured frame"
+    )
+    blink_spans: list[tuple[int, int]] = Field(
+        default_factory=list, description="first and last closed frame of each blink"
+    )
+    note: str = Field(default="", description="what limits the count, in words")
+
+
 class FaceTrack(_Model):
     """One face followed across the sampled frames (boxes linked by overlap)."""
 
@@ -89,6 +110,7 @@ class FaceTrack(_Model):
     )
     mean_scores: dict[str, float] = Field(default_factory=dict)
     summary: str = ""
+    blink: BlinkRate | None = None
 
 
 class ClipVerdict(_Model):
@@ -107,6 +129,21 @@ class ClipVerdict(_Model):
     conflicts: list[str] = Field(default_factory=list)
 
 
+class ClipLLM(_Model):
+    """Stage 2 of the LLM tier on a clip: its keyframes as one numbered sheet, with the clip
+    verdict, frame evidence, temporal findings (their frames and seconds) and face tracks as
+    the E-lines it can cite. The clip verdict is never replaced by it."""
+
+    model: str
+    keyframes: list[int] = Field(description="frame numbers on the sheet, panel 1 first")
+    evidence_shown: list[str] = Field(description="the E-lines, E1 first")
+    stage2: Stage2Result
+    cited_evidence: list[str] = Field(default_factory=list, description="ids shown and cited")
+    unknown_citations: list[str] = Field(
+        default_factory=list, description="ids the LLM cited that it was never shown"
+    )
+
+
 class VideoReport(_Model):
     """Everything Forenscope says about one clip."""
 
@@ -120,6 +157,7 @@ class VideoReport(_Model):
     temporal: list[TemporalFinding] = Field(default_factory=list)
     face_tracks: list[FaceTrack] = Field(default_factory=list)
     provenance: list[Evidence] = Field(default_factory=list)
+    llm: ClipLLM | None = None
     explanation: str = ""
     notes: list[str] = Field(default_factory=list, description="what could not be checked, and why")
     timings: dict[str, float] = Field(default_factory=dict)

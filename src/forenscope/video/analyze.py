@@ -14,6 +14,7 @@ from .. import __version__
 from ..io import ImageInput
 from ..pipeline import analysis_config, analyze_image, default_experts
 from ..types import FaceTrack, FrameResult, TemporalFinding, VideoReport
+from .blinks import blink_rates
 from .decode import Clip, open_clip, packet_sizes
 from .explain import explain_clip
 from .face_tracks import check_jumps, link_tracks, name_faces, outline_flicker
@@ -175,7 +176,7 @@ def _temporal(
     found = local_spans(dense, cuts, w, h) + flicker(dense, cuts, w, h, osc)
     found += warp_residual(pairs, dense, w, h) + interpolated_frames(dense, cuts)
     found += double_encoding(clip.info.codec, clip.frame_types, packet_sizes(clip), dense)
-    tracks = link_tracks(frames, w)
+    tracks = blink_rates(clip, link_tracks(frames, w), dense, [fr.index for fr in frames])
     found += outline_flicker(tracks, dense, osc, thumb_size(w, h)[0] / w)
     found = name_faces(found, tracks)
     found += check_jumps(tracks, dense)
@@ -189,7 +190,4 @@ def _notes(frames: int, stride: int, size: tuple[int, int], w: int, h: int, n: i
         notes.append(f"frames analysed scaled down from {w}x{h} to {size[0]}x{size[1]}")
     if stride > 1:
         notes.append(f"temporal checks see every {stride}th frame (long clip)")
-    notes.append(
-        "blink rate is not measured: the face mesh's eye opening barely moves through blinks"
-    )
     return notes

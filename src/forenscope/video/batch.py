@@ -9,13 +9,16 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..batch import Status
 from ..errors import ForenscopeError
 from ..types import VideoReport
 from .analyze import Progress, analyze_video
 from .report import FORMATS, write_video_report
+
+if TYPE_CHECKING:
+    from ..mllm.config import LLMConfig
 
 INDEX_NAME = "video-index.jsonl"
 
@@ -58,15 +61,20 @@ def analyze_clips(
     out_dir: Path | None = None,
     formats: Sequence[str] = FORMATS,
     progress: Progress | None = None,
+    llm: LLMConfig | None = None,
     **options: Any,
 ) -> Iterator[tuple[ClipOutcome, VideoReport | None]]:
-    """One outcome (and report, None on error) per clip not already finished in `out_dir`."""
-    key = settings_key(**{k: v for k, v in options.items() if k != "limits"})
+    """One outcome (and report, None on error) per clip not already finished in `out_dir`;
+    with `llm`, stage 2 of the LLM tier runs on each clip's keyframes and evidence."""
+    keyed = {k: v for k, v in options.items() if k != "limits"}
+    if llm is not None:
+        keyed["llm"] = llm.model_dump(mode="json")
+    key = settings_key(**keyed)
     done = read_done(out_dir) if out_dir is not None else set()
     for path in paths:
         if (str(Path(path).resolve()), key) in done:
             continue
-        outcome, report = _one(Path(path), key, out_dir, formats, progress, options)
+        outcome, report = _one(Path(path), key, out_dir, formats, progress, llm, options)
         if out_dir is not None:
             append_line(out_dir / INDEX_NAME, asdict(outcome))
         yield outcome, report
@@ -103,10 +111,14 @@ def write_clip_reports(
 
 def _one(
     path: Path, key: str, out_dir: Path | None, formats: Sequence[str],
-    progress: Progress | None, options: dict[str, Any],
+    progress: Progress | None, llm: LLMConfig | None, options: dict[str, Any],
 ) -> tuple[ClipOutcome, VideoReport | None]:  # fmt: skip
     try:
         report = analyze_video(path, progress=progress, **options)
+        if llm is not None:
+            from .llm import with_llm
+
+            report = with_llm(report, llm)
         outputs = write_clip_reports(report, path, out_dir, formats)
     except (ForenscopeError, ValueError, OSError) as exc:
         err = {"type": type(exc).__name__, "message": str(exc)}

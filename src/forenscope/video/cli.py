@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import ForenscopeError
+
+if TYPE_CHECKING:
+    from ..mllm.config import LLMConfig
+    from ..types import VideoReport
 
 
 def printable(text: str) -> str:
@@ -30,6 +36,37 @@ def expand_clips(paths: tuple[Path, ...]) -> list[Path]:
     return out
 
 
+def llm_option(path: str | None) -> LLMConfig | None:
+    """The --llm config, or None; a bad one is a usage error (exit 2) before any work."""
+    if path is None:
+        return None
+    from ..mllm.config import load_config
+
+    try:
+        return load_config(path)
+    except ForenscopeError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _answer(
+    report: VideoReport, llm: LLMConfig, questions: list[str], write: Callable[..., None]
+) -> None:
+    """The answers to --ask, on stdout; a failed call is an error line, the batch goes on."""
+    from ..mllm.errors import LLMError
+    from .llm import ask, chat_files
+
+    try:
+        answers = ask(report, llm, questions)
+    except (LLMError, ForenscopeError, ValueError) as exc:
+        write(printable(f"{report.clip.path}: chat failed: {exc}"), file=sys.stderr)
+        return
+    for q, a in zip(questions, answers, strict=True):
+        for line in f"Q: {q}\nA: {a}".splitlines():
+            write(printable(line), file=sys.stdout)
+    history, sheet = chat_files(report)
+    write(f"(go on with: forenscope chat {sheet} --history {history})", file=sys.stderr)
+
+
 EXIT_CLEAN, EXIT_SUSPICIOUS, EXIT_ERRORS, EXIT_INCONCLUSIVE = 0, 1, 3, 4
 
 
@@ -45,9 +82,15 @@ EXIT_CLEAN, EXIT_SUSPICIOUS, EXIT_ERRORS, EXIT_INCONCLUSIVE = 0, 1, 3, 4
               help="Analysed frames are scaled down to this longer side.")  # fmt: skip
 @click.option("--experts", default=None, help="Comma-separated expert names (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report per line.")
+@click.option("--llm", "llm_config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="LLM config (as `forenscope llm` reads it): stage 2 of the LLM tier on each "
+              "clip's keyframes, with its temporal evidence as E-lines.")  # fmt: skip
+@click.option("--ask", "questions", multiple=True,
+              help="With --llm: a question about the clip (repeat for more), answered in a chat "
+              "grounded on its report, e.g. 'when does the face change?'.")  # fmt: skip
 def video_cmd(
     paths: tuple[Path, ...], out_dir: Path | None, formats: str, budget: int, max_side: int,
-    experts: str | None, as_json: bool,
+    experts: str | None, as_json: bool, llm_config: str | None, questions: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Analyse video clips (MP4, MOV, MKV, WebM, animated GIF or WebP): sampled frames through
     the image experts, temporal checks, face tracks and an uncalibrated clip verdict.
@@ -66,6 +109,9 @@ def video_cmd(
         names = tuple(check_expert_names(experts.split(","))) if experts is not None else None
     except ForenscopeError as exc:
         raise click.UsageError(str(exc)) from None
+    if questions and llm_config is None:
+        raise click.UsageError("--ask needs --llm CONFIG")
+    llm = llm_option(llm_config)
     counts = {"clean": 0, "suspicious": 0, "inconclusive": 0, "error": 0}
     with tqdm(total=len(files) * budget, unit="frame", file=sys.stderr, disable=None) as bar:
         state = {"done": 0}
@@ -76,7 +122,7 @@ def video_cmd(
 
         results = analyze_clips(
             files, out_dir=out_dir, formats=fmts, progress=progress, budget=budget,
-            max_side=max_side, experts=names,
+            max_side=max_side, experts=names, llm=llm,
         )  # fmt: skip
         for outcome, report in results:
             counts[outcome.status] += 1
@@ -88,6 +134,8 @@ def video_cmd(
                 secs = f" [{outcome.seconds:.1f} s]" if outcome.seconds else ""
                 bar.write(printable(f"{outcome.path}: {outcome.status.upper()}: "
                                         f"{outcome.summary}{secs}"))  # fmt: skip
+            if report is not None and llm is not None and questions:
+                _answer(report, llm, list(questions), bar.write)
     skipped = len(files) - sum(counts.values())
     tail = f", {skipped} already done (resumed from {out_dir})" if skipped else ""
     click.echo(", ".join(f"{v} {k}" for k, v in counts.items()) + printable(tail), err=True)

@@ -117,6 +117,10 @@ def analyze_clip_file(
     try:
         report = analyze_video(path, budget=settings.budget, max_side=settings.max_side,
                                experts=experts, threshold=threshold, threads=threads)  # fmt: skip
+        if llm is not None:
+            from .llm import with_llm
+
+            report = with_llm(report, llm)
         outputs = write_clip_reports(report, Path(path), _path(out_dir), formats)
     except Exception as exc:  # bad input or a bug costs this one clip, never the batch
         return _failure(path, exc, _sha256(path))

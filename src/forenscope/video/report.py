@@ -63,6 +63,27 @@ def _top(fr_report_regions: Sequence[object]) -> str:
     return str(getattr(fr_report_regions[0], "description", "")) if fr_report_regions else ""
 
 
+def llm_items(report: VideoReport) -> list[str]:
+    """The LLM section's lines: stage 2's answer, what it cited, then every E-line it saw."""
+    llm = report.llm
+    if llm is None:
+        return []
+    s2 = llm.stage2
+    items = [f"{llm.model}, stage 2 on keyframes {', '.join(map(str, llm.keyframes))}: {s2.status}"
+             + (f" ({s2.problem})" if s2.problem else "")]  # fmt: skip
+    if s2.answer is not None:
+        a = s2.answer
+        items += [
+            f"forged content: {a.forged_content}; method {a.method}, scope {a.scope}",
+            f"where: {a.location.relative or a.location.absolute or 'not said'}",
+            f"reasoning: {a.reasoning}",
+            f"cited: {', '.join(llm.cited_evidence) or 'nothing'}"
+            + (f" (never shown: {', '.join(llm.unknown_citations)})" if llm.unknown_citations
+               else ""),
+        ]  # fmt: skip
+    return items + [f"E{i}: {line}" for i, line in enumerate(llm.evidence_shown, 1)]
+
+
 def render_video_markdown(report: VideoReport) -> str:
     c, v = report.clip, report.verdict
     out = [
@@ -102,6 +123,9 @@ def render_video_markdown(report: VideoReport) -> str:
     out += [f"- {md_text(t.summary)}" for t in report.face_tracks] or ["- no face found"]
     out += ["", "## Container provenance", ""]
     out += [f"- {md_text(e.summary)}" for e in report.provenance] or ["- nothing telling"]
+    if report.llm is not None:
+        out += ["", "## LLM (stage 2 on keyframes)", ""]
+        out += [f"- {md_text(item)}" for item in llm_items(report)]
     if report.scene_cuts:
         out += ["", f"Scene cuts at frames: {', '.join(map(str, report.scene_cuts))}"]
     out += ["", "## Notes", ""] + [f"- {md_text(n)}" for n in report.notes]
@@ -208,6 +232,7 @@ def render_video_html(report: VideoReport) -> str:
     tracks = "".join(f"<li>{esc(t.summary)}</li>" for t in report.face_tracks) or "<li>none</li>"
     prov = "".join(f"<li>{esc(e.summary)}</li>" for e in report.provenance) or "<li>none</li>"
     notes = "".join(f"<li>{esc(n)}</li>" for n in report.notes)
+    llm = "".join(f"<li>{esc(item)}</li>" for item in llm_items(report))
     conflicts = "".join(f'<p class="conflict">Conflicting: {esc(x)}</p>' for x in v.conflicts)
     legend = " ".join(
         f'<span style="color:{col}">&#9632; P({esc(LABEL_TITLES[k])})</span>'
@@ -226,7 +251,8 @@ def render_video_html(report: VideoReport) -> str:
         f"<h2>Temporal evidence</h2><ul>{findings}</ul>"
         f"<h2>Face tracks</h2><ul>{tracks}</ul>"
         f"<h2>Container provenance</h2><ul>{prov}</ul>"
-        f"<h2>Clip</h2><p>{esc(c.container)} / {esc(c.codec)}, {c.width}x{c.height}, "
+        + (f"<h2>LLM (stage 2 on keyframes)</h2><ul>{llm}</ul>" if llm else "")
+        + f"<h2>Clip</h2><p>{esc(c.container)} / {esc(c.codec)}, {c.width}x{c.height}, "
         f"{c.duration_s:.2f} s, {c.fps:.2f} fps, {c.frames} frames, {c.streams} stream(s); "
         f"sha256 <code>{esc(c.sha256)}</code></p><h2>Notes</h2><ul>{notes}</ul>"
     )
