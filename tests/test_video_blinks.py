@@ -120,3 +120,18 @@ def test_frames_too_far_apart_are_not_measured(
     blink = blink_of(path)
     assert blink.blinks is None and blink.per_minute is None
     assert "frames are 250 ms apart" in blink.note and "100 ms (10 fps)" in blink.note
+
+
+def test_a_long_track_is_measured_over_a_window_at_full_rate(
+    shared_data: Path, face_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the budget of measured frames the span is cut, not thinned below 10 fps: with 60
+    frames for the clip, 60 x 2 frames (4.8 s) are measured and hold the first blink only."""
+    from forenscope.video import blinks
+
+    monkeypatch.setattr(blinks, "MAX_FRAMES", 60)
+    path = blinking_clip(tmp_path / "long.mp4", face_still(shared_data), 8, [50, 150], 25)
+    blink = blink_of(path)
+    assert blink.sampled_fps == 12.5 and blink.frames == list(range(0, 120, 2))
+    assert blink.blinks == 1 and blink.blink_spans[0][0] >= 50
+    assert "measured over frames 0-119 (4.8 s) of the track's" in blink.note

@@ -10,7 +10,6 @@ of both eyes below CLOSED_SHARE of its running median that lasts at most MAX_BLI
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ BLINK_FPS = 12.5  # frames measured per second when the clip has them (25 fps: e
 NEED_FPS = 10.0  # a frame at least every 100 ms: even the shortest blink covers one
 MIN_FPS = 5.0  # under this, most blinks fall between frames: not measured
 MIN_SPAN_S = 10.0  # people blink every 2-10 s at rest: a shorter span gives a count, no rate
-MAX_FRAMES = 480  # mesh runs per clip (about 40 s at 12 fps); longer spans are sampled thinner
+MAX_FRAMES = 480  # mesh runs per clip (about 40 s at 12.5 fps), shared by its tracks
 MIN_EYE_PX = 12.0  # eye width (corner to corner) in the clip; below, a lid moves a pixel or two
 CLOSED_SHARE = 0.9  # EAR under this share of its running median: the eye is closing
 MAX_BLINK_S = 0.5  # a longer dip is eyes closed or a look down, not a blink
@@ -51,12 +50,14 @@ def blink_rates(
     """Each track with its BlinkRate (or a note why it could not be measured)."""
     fps = clip.info.fps
     spans = {t.id: _span(t, sorted(sampled), dense.frames) for t in tracks}
-    total = sum(end - start + 1 for start, end in spans.values())
     step = max(1, round(fps / BLINK_FPS)) if fps > 0 else 1
-    step = max(step, math.ceil(total / MAX_FRAMES))  # the budget thins long spans
+    # The budget shortens long spans rather than thinning them: frames further apart than
+    # 100 ms would miss blinks, a shorter window only measures fewer of them.
+    share = max(1, MAX_FRAMES // max(1, len(tracks)))
+    windows = {k: (a, min(b, a + share * step - 1)) for k, (a, b) in spans.items()}
     wanted: dict[int, list[int]] = {}
     for t in tracks:
-        start, end = spans[t.id]
+        start, end = windows[t.id]
         for f in range(start, end + 1, step):
             wanted.setdefault(f, []).append(t.id)
     ears: dict[int, dict[int, tuple[float, float] | None]] = {t.id: {} for t in tracks}
@@ -69,7 +70,7 @@ def blink_rates(
                 ears[tid][index] = _measure(rgb, _box_at(by_id[tid], index))
     out = []
     for t in tracks:
-        blink = _rate(t, spans[t.id], ears[t.id], fps / step, dense)
+        blink = _rate(spans[t.id], windows[t.id], ears[t.id], fps / step, dense)
         out.append(t.model_copy(update={"blink": blink, "summary": f"{t.summary}; {said(blink)}"}))
     return out
 
@@ -134,10 +135,10 @@ def _measure(rgb: np.ndarray, box: BBox) -> tuple[float, float] | None:
 
 
 def _rate(
-    track: FaceTrack, span: tuple[int, int], measured: dict[int, tuple[float, float] | None],
-    fps: float, dense: DensePass,
+    span: tuple[int, int], window: tuple[int, int],
+    measured: dict[int, tuple[float, float] | None], fps: float, dense: DensePass,
 ) -> BlinkRate:  # fmt: skip
-    start, end = span
+    start, end = window
     span_s = round(max(0.0, dense.time_of(end) - dense.time_of(start)), 3)
     common: dict[str, Any] = {"span_s": span_s, "sampled_fps": round(fps, 2)}
     if fps < MIN_FPS:
@@ -160,6 +161,10 @@ def _rate(
             f"{MIN_EYE_PX:.0f} px, where a closing lid moves a pixel or two"))  # fmt: skip
     spans = _dips(frames, ear, fps, dense)
     notes = []
+    if window != span:
+        notes.append(f"measured over frames {start}-{end} ({span_s:.1f} s) of the track's "
+                     f"{dense.time_of(span[1]) - dense.time_of(span[0]):.1f} s (a budget of "
+                     f"{MAX_FRAMES} measured frames per clip)")  # fmt: skip
     if fps < NEED_FPS:
         notes.append(f"frames are {1000 / fps:.0f} ms apart, so blinks shorter than that can "
                      "fall between them: the count is a lower bound")  # fmt: skip
