@@ -532,7 +532,7 @@ def openai_error(raw: bytes) -> str:
 
 def openai_rows(args: argparse.Namespace) -> None:
     # a 2 GB machine's budget (the default is half the machine's memory), as for serve
-    with openai_server("--memory-budget-mb", "1024") as srv:
+    with openai_server("--memory-budget-mb", "1024", "--isolation", args.openai_isolation) as srv:
         proc = srv.proc
 
         def post(body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -758,6 +758,12 @@ def main() -> int:
     p.add_argument("--large-clients", type=int, default=32, help="19 MB uploads at once")
     p.add_argument("--budget-clients", type=int, default=4, help="1 MP analyses at once")
     p.add_argument("--openai-clients", type=int, default=32)
+    p.add_argument(
+        "--openai-isolation",
+        choices=["process", "thread"],
+        default="process",
+        help="serve-openai's --isolation for the openai rows (thread: no worker rows)",
+    )
     p.add_argument("--cache-images", type=int, default=12)
     p.add_argument("--kill-clients", type=int, default=32)
     p.add_argument("--fresh-starts", type=int, default=2)
@@ -776,7 +782,8 @@ def main() -> int:
             service_rows(args, Path(tmp))
         if args.only in (None, "openai"):
             openai_rows(args)
-            openai_worker_rows()
+            if args.openai_isolation == "process":
+                openai_worker_rows()
         if args.only in (None, "cli"):
             cli_rows(Path(tmp))
     failed = sum(not r.ok for r in ROWS)
