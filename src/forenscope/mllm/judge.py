@@ -21,7 +21,7 @@ import numpy as np
 from .client import AsyncLLMClient
 from .config import LLMConfig, load_config
 from .errors import LLMError
-from .image import encode_image
+from .image import EncodedImage, encode_image
 from .request import answer_texts, build_request, user_turn
 
 JUDGE_PROMPT_VERSION = "judge-object-position-1"
@@ -108,8 +108,8 @@ def outlined_png(image: bytes, mask: np.ndarray) -> tuple[bytes, str]:
     return buf.getvalue(), colour
 
 
-def judge_messages(text: str, colour: str, image: Any) -> list[dict[str, Any]]:
-    """System and user turns of one judgement (`image` an EncodedImage)."""
+def judge_messages(text: str, colour: str, image: EncodedImage) -> list[dict[str, Any]]:
+    """System and user turns of one judgement."""
     quoted = " ".join(text.split())[:MAX_TEXT_CHARS].replace('"', "'")
     user = JUDGE_USER.format(colour=colour, text=quoted)
     return [{"role": "system", "content": JUDGE_SYSTEM}, user_turn(user, image)]
