@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,16 +31,29 @@ def default_experts() -> list[str]:
     return [name for name in list_experts() if classes[name].spec.default]
 
 
+ExpertDone = Callable[[ExpertResult, int], None]
+
+
 def run_experts(
-    image: ImageInput, names: Sequence[str] | None = None, *, threads: int | None = None
-) -> list[ExpertResult]:
-    """Run experts on one image, in a thread pool (numpy and Pillow release the GIL)."""
+    image: ImageInput, names: Sequence[str] | None = None, *, threads: int | None = None,
+    on_expert: ExpertDone | None = None,
+) -> list[ExpertResult]:  # fmt: skip
+    """Run experts on one image, in a thread pool (numpy and Pillow release the GIL).
+    `on_expert(result, total)` is called as each expert finishes (progress for the CLI and
+    the service's staged results)."""
     experts = [get_expert(n) for n in (names if names is not None else default_experts())]
     threads = threads or min(len(experts), os.cpu_count() or 1) or 1
+
+    def one(expert: Any) -> ExpertResult:
+        result: ExpertResult = expert.analyze(image)
+        if on_expert is not None:
+            on_expert(result, len(experts))
+        return result
+
     if threads <= 1:
-        return [e.analyze(image) for e in experts]
+        return [one(e) for e in experts]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(lambda e: e.analyze(image), experts))
+        return list(pool.map(one, experts))
 
 
 def image_info(image: ImageInput) -> ImageInfo:
@@ -66,20 +79,22 @@ def analyze_image(
     threshold: float = DEFAULT_THRESHOLD,
     threads: int | None = None,
     llm: LLMConfig | None = None,
+    on_expert: ExpertDone | None = None,
 ) -> Report:
-    """Analyse an already decoded image; with `llm`, also run the MLLM stages (see llm_tier)."""
-    return _analysis(image, experts, threshold, threads, llm, decode_s=None)
+    """Analyse an already decoded image; with `llm`, also run the MLLM stages (see llm_tier).
+    `on_expert`: see run_experts."""
+    return _analysis(image, experts, threshold, threads, llm, decode_s=None, on_expert=on_expert)
 
 
 def _analysis(
     image: ImageInput, experts: Sequence[str] | None, threshold: float, threads: int | None,
-    llm: LLMConfig | None, decode_s: float | None,
+    llm: LLMConfig | None, decode_s: float | None, on_expert: ExpertDone | None = None,
 ) -> Report:  # fmt: skip
     """experts -> fusion -> faces -> explanation -> LLM tier, then the Report, built once.
     `decode_s` (when the file was decoded here) leads the timings and counts in the total."""
     timings: dict[str, float] = {} if decode_s is None else {"decode_s": decode_s}
     start = time.perf_counter()
-    results = run_experts(image, experts, threads=threads)
+    results = run_experts(image, experts, threads=threads, on_expert=on_expert)
     timings["experts_s"] = time.perf_counter() - start
     for r in results:
         timings[f"expert.{r.expert}_s"] = r.elapsed_s

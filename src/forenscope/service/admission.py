@@ -11,7 +11,7 @@ from typing import Any
 
 from ..io.limits import Limits
 from .settings import AnalysisSettings
-from .workers import AnalysisProcesses, warm_up_analysis
+from .workers import AnalysisProcesses, RunHandle, warm_up_analysis
 
 
 class BusyError(Exception):
@@ -105,9 +105,17 @@ class AnalysisGate:
         finally:
             self._slots.release()
 
-    def run(self, in_worker: Callable[..., Any], *args: Any) -> Any:
+    def run(
+        self, in_worker: Callable[..., Any], *args: Any, handle: RunHandle | None = None
+    ) -> Any:
         """`in_worker(*args)` in a worker process (time-limited; see AnalysisProcesses.call),
-        or on this thread with isolation='thread'. Call it inside `admitted`."""
+        or on this thread with isolation='thread'. Call it inside `admitted`. Cancelled through
+        `handle`: AnalysisCancelledError (a thread cannot be stopped: its result is dropped)."""
         if self.processes is not None:
-            return self.processes.call(in_worker, *args)
-        return in_worker(*args)
+            return self.processes.call(in_worker, *args, handle=handle)
+        if handle is not None:
+            handle.check()
+        result = in_worker(*args)
+        if handle is not None:
+            handle.check()
+        return result

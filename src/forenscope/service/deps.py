@@ -72,7 +72,7 @@ class Service:
         )  # fmt: skip
         return cls(
             settings=settings, store=store, blobs=blobs, metrics=metrics, analyzer=analyzer,
-            jobs=JobRunner(analyzer, store, blobs, policy), fetch_policy=policy,
+            jobs=JobRunner(analyzer, store, blobs, policy, settings.workers), fetch_policy=policy,
             read_limiter=RateLimiter(settings.read_rate_per_s, settings.read_burst),
             analyze_limiter=RateLimiter(settings.analyze_rate_per_min / 60.0,
                                         settings.analyze_burst),

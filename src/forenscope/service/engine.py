@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import __version__
 from ..errors import ImageTooLargeError, InputError
@@ -20,7 +21,7 @@ from .report_files import NAME_RE
 from .security import sniff_image
 from .settings import Settings
 from .store import AnalysisRow, Store, utcnow
-from .workers import analyze_into
+from .workers import RunHandle, analyze_into
 
 HEAD_PROBE_BYTES = 256 * 1024  # holds the header of nearly every image
 
@@ -94,9 +95,10 @@ class Analyzer:
     def analyze_bytes(
         self, data: bytes, *, filename: str | None, source: str, url: str | None = None,
         experts: Sequence[str] | None = None, threshold: float | None = None,
-        job_id: str | None = None,
+        job_id: str | None = None, handle: RunHandle | None = None,
     ) -> StoredAnalysis:  # fmt: skip
-        """Analyse (or reuse the stored report of) these bytes and record a new analysis."""
+        """Analyse (or reuse the stored report of) these bytes and record a new analysis.
+        `handle`: the caller follows the stages and may cancel (AnalysisCancelledError)."""
         self.limits.check_bytes(len(data), "upload")
         if sniff_image(data) is None:
             raise UnsupportedMediaError(
@@ -114,7 +116,7 @@ class Analyzer:
         if cached:
             report = self.read_report(sha, key)
         else:
-            report = self._run(data, sha, key, names, thr, (width, height))
+            report = self._run(data, sha, key, names, thr, (width, height), handle)
         row = AnalysisRow(
             id=uuid.uuid4().hex, created_at=utcnow(), sha256=sha, params_key=key,
             filename=display_name(filename), source=source, url=url,
@@ -126,14 +128,37 @@ class Analyzer:
         self.metrics.observe_analysis(row.label, cached)
         return StoredAnalysis(row, cached)
 
+    def analysed_before(
+        self, entries: Sequence[tuple[str | None, str, str]], names: list[str] | None,
+        threshold: float | None,
+    ) -> dict[int, str]:  # fmt: skip
+        """Job entries (uploads, by the sha256 the server computed) already analysed with these
+        parameters: index -> the newest such analysis."""
+        thr = self.settings.threshold if threshold is None else threshold
+        key = params_key(names, thr, __version__)
+        found = {}
+        for idx, (_name, kind, ref) in enumerate(entries):
+            if kind == "upload" and (analysis := self.store.analysis_of(ref, key)) is not None:
+                if self.blobs.has_report(ref, key):
+                    found[idx] = analysis
+        return found
+
     def _run(
         self, data: bytes, sha: str, key: str, names: list[str] | None, thr: float,
-        size: tuple[int, int],
+        size: tuple[int, int], handle: RunHandle | None = None,
     ) -> Report:  # fmt: skip
         threads = self.settings.expert_threads
+
+        def fill(folder: Path) -> None:
+            if handle is not None:
+                handle.workdir = folder  # where the worker logs its stages
+            self.gate.run(analyze_into, data, self.limits, names, thr, threads, str(folder),
+                          handle=handle)  # fmt: skip
+
         with self.gate.admitted(*size):
-            self.blobs.write_report_dir(sha, key, lambda d: self.gate.run(
-                analyze_into, data, self.limits, names, thr, threads, str(d)))  # fmt: skip
+            if handle is not None:
+                handle.check()  # cancelled while it waited for a slot
+            self.blobs.write_report_dir(sha, key, fill)
         return self.read_report(sha, key)
 
     def read_report(self, sha: str, key: str) -> Report:

@@ -1,4 +1,8 @@
-"""Batch jobs: items are recorded before they run, so a restart resumes what was left."""
+"""Batch jobs: items are recorded before they run, so a restart resumes what was left.
+
+A running item can be followed (its staged results, stages.py) and a job cancelled: queued
+items are marked cancelled and a running one's worker process is killed (the pool replaces it).
+"""
 
 from __future__ import annotations
 
@@ -11,55 +15,100 @@ from collections.abc import Sequence
 from .blobs import BlobStore
 from .engine import Analyzer
 from .fetch import FetchPolicy, fetch_image_bytes
+from .stages import Stages, read_stages
 from .store import Store
+from .workers import AnalysisCancelledError, RunHandle
 
 WorkItem = tuple[str, int]
 
 
 class JobRunner:
-    """One background thread works through job items in submission order."""
+    """`threads` background threads (one per analysis slot) work through job items in
+    submission order, so one upload's job does not wait behind another's."""
 
     def __init__(
-        self, analyzer: Analyzer, store: Store, blobs: BlobStore, policy: FetchPolicy
-    ) -> None:
+        self, analyzer: Analyzer, store: Store, blobs: BlobStore, policy: FetchPolicy,
+        threads: int = 1,
+    ) -> None:  # fmt: skip
         self.analyzer = analyzer
         self.store = store
         self.blobs = blobs
         self.policy = policy
+        self.threads = max(1, threads)
         self._queue: queue.Queue[WorkItem | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        # Items being analysed; the lock makes "queued -> running" and "cancel" atomic.
+        self._running: dict[WorkItem, RunHandle] = {}
+        self._items_lock = threading.Lock()
 
     def start(self) -> None:
-        """Start the worker and requeue items a previous process did not finish."""
+        """Start the workers and requeue items a previous process did not finish."""
         with self._lock:
-            if self._thread is not None:
+            if self._workers:
                 return
             for item in self.store.unfinished_items():
                 self._queue.put((item.job_id, item.idx))
-            self._thread = threading.Thread(target=self._work, name="forenscope-jobs", daemon=True)
-            self._thread.start()
+            for n in range(self.threads):
+                thread = threading.Thread(target=self._work, name=f"forenscope-jobs-{n}",
+                                          daemon=True)  # fmt: skip
+                thread.start()
+                self._workers.append(thread)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish the item being analysed, leave the rest queued in the store for next start."""
+        """Finish the items being analysed, leave the rest queued in the store for next start."""
         with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
+            workers, self._workers = self._workers, []
+        if workers:
             self._stopping.set()
-            self._queue.put(None)
-            thread.join(timeout)
+            for _ in workers:
+                self._queue.put(None)
+            for thread in workers:
+                thread.join(timeout)
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel the job's queued items and stop its running ones; False: no such job. The
+        running items become 'cancelled' once their worker is gone (milliseconds)."""
+        found = self.store.get_job(job_id)
+        if found is None:
+            return False
+        refs = []
+        with self._items_lock:
+            for item in found[2]:
+                if item.status == "queued":
+                    self.store.set_item(job_id, item.idx, "cancelled")
+                    if item.kind == "upload":
+                        refs.append(item.ref)
+                elif (handle := self._running.get((job_id, item.idx))) is not None:
+                    handle.cancel()
+        if refs:
+            self.blobs.unstage(refs, keep=self.store.staged_refs_in_use())
+        return True
+
+    def stages(self, job_id: str, idx: int) -> Stages | None:
+        """What the running item has produced so far; None when it is not running here."""
+        handle = self._running.get((job_id, idx))
+        if handle is None:
+            return None
+        if handle.workdir is None:  # waiting for a slot, or its report was stored already
+            return Stages(elapsed_s=0.0)
+        return read_stages(handle.workdir, handle.started)
 
     def submit(
         self, entries: Sequence[tuple[str | None, str, str]], experts: list[str] | None,
-        threshold: float | None,
+        threshold: float | None, reused: dict[int, str] | None = None,
     ) -> str:  # fmt: skip
-        """entries: (display name, "upload" | "url", staged sha256 | URL). Returns the job id."""
+        """entries: (display name, "upload" | "url", staged sha256 | URL); `reused`: items
+        (by index) already analysed, with the id of that analysis. Returns the job id."""
         job_id = uuid.uuid4().hex
         params = json.dumps({"experts": experts, "threshold": threshold})
         self.store.add_job(job_id, list(entries), params)
         for idx in range(len(entries)):
-            self._queue.put((job_id, idx))
+            if reused and idx in reused:
+                self.store.set_item(job_id, idx, "done", analysis_id=reused[idx])
+            else:
+                self._queue.put((job_id, idx))
         self.start()
         return job_id
 
@@ -71,10 +120,12 @@ class JobRunner:
             self._run_item(*work)
 
     def _run_item(self, job_id: str, idx: int) -> None:
-        item = self.store.get_item(job_id, idx)
-        if item is None or item.status in ("done", "failed"):
-            return
-        self.store.set_item(job_id, idx, "running")
+        with self._items_lock:
+            item = self.store.get_item(job_id, idx)
+            if item is None or item.status in ("done", "failed", "cancelled"):
+                return
+            self.store.set_item(job_id, idx, "running")
+            handle = self._running[(job_id, idx)] = RunHandle()
         params = json.loads(self.store.job_params(job_id))
         try:
             if item.kind == "upload":
@@ -84,12 +135,19 @@ class JobRunner:
                 data, url = fetch_image_bytes(item.ref, self.policy)
             outcome = self.analyzer.analyze_bytes(
                 data, filename=item.name, source="batch", url=url, job_id=job_id,
-                experts=params.get("experts"), threshold=params.get("threshold"),
+                experts=params.get("experts"), threshold=params.get("threshold"), handle=handle,
             )  # fmt: skip
+        except AnalysisCancelledError:
+            self.store.set_item(job_id, idx, "cancelled")
         except Exception as exc:  # stored as a value: one bad item must not stall the queue
             self.store.set_item(job_id, idx, "failed", error=f"{type(exc).__name__}: {exc}")
             self.analyzer.metrics.observe_failure(type(exc).__name__)
         else:
             self.store.set_item(job_id, idx, "done", analysis_id=outcome.row.id)
-        if item.kind == "upload":
-            self.blobs.unstage_except(self.store.staged_refs_in_use())
+        finally:
+            with self._items_lock:
+                self._running.pop((job_id, idx), None)
+        if item.kind == "upload":  # its bytes now live with the report (or are not wanted)
+            in_use = self.store.staged_refs_in_use()
+            self.blobs.unstage([item.ref], keep=in_use)
+            self.blobs.unstage_except(in_use)

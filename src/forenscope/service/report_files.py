@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,25 +21,33 @@ PREVIEW_SIDE = 1600
 NAME_RE = re.compile(NAME_PATTERN)
 
 
-def write_files(report: Report, image: ImageInput, out: Path) -> None:
-    """Everything the API serves for one report, written into `out`."""
+def write_files(
+    report: Report, image: ImageInput, out: Path, on_map: Callable[[str], None] | None = None
+) -> None:
+    """Everything the API serves for one report, written into `out`; `on_map(name)` as each
+    overlay is written (the fused map and mask first: the view opens on them)."""
     from ..report import write_report
     from ..report.overlays import heatmap_rgba, mask_outline_rgba
 
-    write_report(report, image, out, stem="report")  # report.{json,md,html} + map sidecars
     size = _fit(image.width, image.height, OVERLAY_SIDE)
+
+    def overlay(name: str, file: str, rgba: np.ndarray) -> None:
+        (out / file).write_bytes(png_bytes(rgba))
+        if on_map is not None:
+            on_map(name)
+
+    if report.fused_heatmap is not None:
+        overlay("fused", "overlay.fused.png", heatmap_rgba(report.fused_heatmap, size=size))
+    if report.fused_mask is not None:
+        outline = mask_outline_rgba(report.fused_mask, size=size, width=3)
+        overlay("mask", "overlay.mask.png", outline)
     overlays: list[str] = []
     for result in report.experts:
         if result.heatmap is not None and NAME_RE.fullmatch(result.expert):
             rgba = heatmap_rgba(result.heatmap, size=size)
-            (out / f"overlay.expert.{result.expert}.png").write_bytes(png_bytes(rgba))
+            overlay(result.expert, f"overlay.expert.{result.expert}.png", rgba)
             overlays.append(result.expert)
-    if report.fused_heatmap is not None:
-        rgba = heatmap_rgba(report.fused_heatmap, size=size)
-        (out / "overlay.fused.png").write_bytes(png_bytes(rgba))
-    if report.fused_mask is not None:
-        outline = mask_outline_rgba(report.fused_mask, size=size, width=3)
-        (out / "overlay.mask.png").write_bytes(png_bytes(outline))
+    write_report(report, image, out, stem="report")  # report.{json,md,html} + map sidecars
     (out / "preview.jpg").write_bytes(preview_jpeg(image.rgb))
     (out / "original.bin").write_bytes(image.data)  # for the analyst's tools (routes_inspect)
     (out / "index.json").write_text(json.dumps({"overlays": overlays}), encoding="utf-8")

@@ -32,6 +32,7 @@ from .security import sniff_image
 public = APIRouter()
 router = APIRouter()
 MAX_JOB_FILES = 100
+CANCEL_SETTLE_S = 5.0  # DELETE /v1/jobs/{id} waits this long for running items to stop
 
 _JOB_BODY = upload_body("files", many=True, params=True, json_model="JobRequest")
 
@@ -86,6 +87,7 @@ async def create_job(request: Request, svc: ServiceDep) -> Job:
             form = await request.form(max_files=MAX_JOB_FILES, max_fields=4)
             # The options first: a request refused for them stages nothing.
             experts, threshold = _split(form.get("experts")), _threshold(form.get("threshold"))
+            reuse = str(form.get("reuse") or "").lower() in ("1", "true", "yes", "on")
             svc.analyzer.check_experts(experts)
             entries: list[tuple[str | None, str, str]] = []
             for upload in form.getlist("files"):
@@ -116,11 +118,15 @@ async def create_job(request: Request, svc: ServiceDep) -> Job:
             entries = [
                 (u.split("?")[0].rsplit("/", 1)[-1][:200] or None, "url", u) for u in body.urls
             ]
-            experts, threshold = body.experts, body.threshold
+            experts, threshold, reuse = body.experts, body.threshold, False
         else:
             raise HTTPException(415, "send multipart/form-data with 'files', or JSON with 'urls'")
         names = svc.analyzer.check_experts(experts)
-        job_id = svc.jobs.submit(entries, names, threshold)
+        reused = svc.analyzer.analysed_before(entries, names, threshold) if reuse else {}
+        job_id = svc.jobs.submit(entries, names, threshold, reused)
+        if reused:  # their bytes are stored with the earlier analysis already
+            refs = [entries[i][2] for i in reused]
+            svc.blobs.unstage(refs, keep=svc.store.staged_refs_in_use())
     except BaseException:
         # A refused request must not leave its uploads on disk (unless a live job shares them).
         if staged:
@@ -135,22 +141,49 @@ def get_job(job_id: AnalysisId, svc: ServiceDep) -> Job:
     return job_status(job_id, svc)
 
 
+@router.delete(
+    "/jobs/{job_id}", response_model=Job, responses=ERRORS,
+    dependencies=[Depends(limit_reads)],
+    summary="Cancel a job: its queued items are dropped, a running analysis is stopped (its "
+    "worker process is replaced) and its uploads are deleted; answers once they are settled",
+)  # fmt: skip
+async def cancel_job(job_id: AnalysisId, svc: ServiceDep) -> Job:
+    if not svc.jobs.cancel(job_id):
+        raise HTTPException(404, "no job with this id")
+    deadline = anyio.current_time() + CANCEL_SETTLE_S
+    job = job_status(job_id, svc)
+    while job.status in ("queued", "running") and anyio.current_time() < deadline:
+        await anyio.sleep(0.05)  # a killed worker is noticed within milliseconds
+        job = job_status(job_id, svc)
+    return job
+
+
 def job_status(job_id: str, svc: Service) -> Job:
     found = svc.store.get_job(job_id)
     if found is None:
         raise HTTPException(404, "no job with this id")
     created, updated, rows = found
+    own = svc.store.analyses_of_job(job_id) if any(r.status == "done" for r in rows) else set()
     items = [
         JobItem(
-            index=r.idx, name=r.name, status=r.status, analysis_id=r.analysis_id, error=r.error
+            index=r.idx,
+            name=r.name,
+            status=r.status,
+            analysis_id=r.analysis_id,
+            error=r.error,
+            sha256=r.ref if r.kind == "upload" else None,
+            reused=r.status == "done" and r.analysis_id not in own,
+            stages=svc.jobs.stages(job_id, r.idx) if r.status == "running" else None,
         )  # fmt: skip
         for r in rows
     ]
     done = sum(i.status == "done" for i in items)
     failed = sum(i.status == "failed" for i in items)
-    finished = done + failed == len(items)
+    cancelled = sum(i.status == "cancelled" for i in items)
+    finished = done + failed + cancelled == len(items)
     started = any(i.status != "queued" for i in items)
-    status = "done" if finished else "running" if started else "queued"
+    status = "cancelled" if finished and cancelled else "done" if finished else (
+        "running" if started else "queued")  # fmt: skip
     return Job(id=job_id, status=status, created_at=created, updated_at=updated,
                total=len(items), done=done, failed=failed, items=items)  # fmt: skip
 

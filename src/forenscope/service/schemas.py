@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..types import ExpertSpec, Report
+from .stages import Stages
 
 
 def upload_body(
@@ -21,6 +22,11 @@ def upload_body(
     if params:
         properties["experts"] = {"type": "string", "description": "comma-separated expert names"}
         properties["threshold"] = {"type": "number", "minimum": 0, "maximum": 1}
+    if params and many:
+        properties["reuse"] = {
+            "type": "boolean", "description": "a file analysed before with the same parameters "
+            "is not analysed again: its item is done at once with that analysis (reused)",
+        }  # fmt: skip
     schema = {"type": "object", "required": [field], "properties": properties}
     content: dict[str, Any] = {"multipart/form-data": {"schema": schema}}
     if json_model is not None:
@@ -87,14 +93,27 @@ class JobRequest(_Model):
 class JobItem(_Model):
     index: int
     name: str | None
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
     analysis_id: str | None = None
     error: str | None = None
+    sha256: str | None = Field(
+        default=None, description="of an uploaded file, computed by the server on upload"
+    )
+    reused: bool = Field(
+        default=False,
+        description="done with an earlier analysis of the same bytes and parameters (asked "
+        "for with 'reuse'); no new history entry was made",
+    )
+    stages: Stages | None = Field(
+        default=None,
+        description="while running: the results so far (metadata, each expert as it finishes, "
+        "the verdict, the maps written); poll the job to follow them",
+    )
 
 
 class Job(_Model):
     id: str
-    status: Literal["queued", "running", "done"]
+    status: Literal["queued", "running", "done", "cancelled"]
     created_at: str
     updated_at: str
     total: int

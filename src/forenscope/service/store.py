@@ -66,7 +66,7 @@ class JobItemRow:
     name: str | None
     kind: str  # "upload" (ref = sha256 of staged bytes) | "url" (ref = the URL)
     ref: str
-    status: str  # queued | running | done | failed
+    status: str  # queued | running | done | failed | cancelled
     analysis_id: str | None
     error: str | None
 
@@ -163,6 +163,18 @@ class Store:
                 "SELECT COUNT(*) FROM analyses WHERE sha256 = ? AND params_key = ?", tuple(row)
             ).fetchone()
         return int(left[0])
+
+    def analysis_of(self, sha256: str, params_key: str) -> str | None:
+        """The newest analysis of these bytes with these parameters, if any (re-uploads)."""
+        rows = self._query(
+            "SELECT id FROM analyses WHERE sha256 = ? AND params_key = ? "
+            "ORDER BY created_at DESC, rowid DESC LIMIT 1", (sha256, params_key),
+        )  # fmt: skip
+        return str(rows[0][0]) if rows else None
+
+    def analyses_of_job(self, job_id: str) -> set[str]:
+        return {str(r[0]) for r in self._query("SELECT id FROM analyses WHERE job_id = ?",
+                                               (job_id,))}  # fmt: skip
 
     def count_analyses(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM analyses")[0][0])

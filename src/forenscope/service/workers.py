@@ -13,6 +13,7 @@ import logging
 import pickle
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +35,47 @@ class WorkerCrashedError(ForenscopeError):
     """The worker process analysing this image died (out of memory, or a native crash)."""
 
 
+class AnalysisCancelledError(ForenscopeError):
+    """The client cancelled the analysis; its worker (if it had started) was replaced."""
+
+
+class RunHandle:
+    """One analysis that a client follows (its working folder, see stages.py) and may cancel
+    from another thread: `cancel` kills the worker process running it, if any."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.workdir: Path | None = None
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._kill: Callable[[], None] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            kill = self._kill
+        if kill is not None:
+            kill()
+
+    def check(self) -> None:
+        if self._cancelled:
+            raise AnalysisCancelledError("the analysis was cancelled")
+
+    def bind(self, kill: Callable[[], None] | None) -> None:
+        """`kill` stops the run from now on (None: it cannot be stopped); raises if cancelled."""
+        with self._lock:
+            self.check()
+            self._kill = kill
+
+    def unbind(self) -> None:
+        with self._lock:
+            self._kill = None
+
+
 def run_task(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     """In a worker: `fn(*args)`, with an exception returned as a value (so the worker lives
     on). An exception that cannot cross the pipe comes back as a RuntimeError with its text."""
@@ -51,14 +93,23 @@ def analyze_into(
     data: bytes, limits: Limits, experts: Sequence[str] | None, threshold: float,
     threads: int | None, out_dir: str,
 ) -> None:  # fmt: skip
-    """In a worker: decode, analyse and write every file the API serves into `out_dir`."""
+    """In a worker: decode, analyse and write every file the API serves into `out_dir`, with
+    each stage logged there as it finishes (stages.py): metadata, experts, verdict, maps."""
+    from ..inspect import metadata_panel
     from ..io import load_image
     from ..pipeline import analyze_image
     from .report_files import write_files
+    from .stages import StageWriter
 
+    out = Path(out_dir)
+    stages = StageWriter(out)
     image = load_image(data, limits=limits)
-    report = analyze_image(image, experts=experts, threshold=threshold, threads=threads)
-    write_files(report, image, Path(out_dir))
+    stages.metadata(metadata_panel(image))
+    report = analyze_image(
+        image, experts=experts, threshold=threshold, threads=threads, on_expert=stages.expert
+    )
+    stages.verdict(report.verdict)
+    write_files(report, image, out, on_map=stages.map_written)
 
 
 def analyze_to_json(
@@ -117,13 +168,23 @@ class AnalysisProcesses:
         # run requests come and go.
         self._spawner = ThreadPoolExecutor(1, thread_name_prefix="forenscope-spawner")
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def call(self, fn: Callable[..., Any], *args: Any, handle: RunHandle | None = None) -> Any:
         """`fn(*args)` in a worker; its exception is raised here. Past the time limit:
-        AnalysisTimeoutError; a dead worker: WorkerCrashedError (either way it is replaced)."""
+        AnalysisTimeoutError; a dead worker: WorkerCrashedError; cancelled through `handle`:
+        AnalysisCancelledError (the worker, if it was running it, is replaced)."""
         pool = self._free.get()
-        result = self._run_one(pool, fn, args)
+        try:
+            result = self._run_one(pool, fn, args, handle)
+        except AnalysisCancelledError:  # before the task was given: the worker is untouched
+            self._free.put(pool)
+            raise
         if not isinstance(result, WorkerFailure):
             self._free.put(pool)
+            if handle is not None:
+                handle.check()  # it finished as it was cancelled: the client asked for nothing
+        elif handle is not None and handle.cancelled:
+            self._rewarm(pool)
+            raise AnalysisCancelledError("the analysis was cancelled; its worker was stopped")
         elif result.timed_out:
             self._rewarm(pool)
             raise AnalysisTimeoutError(
@@ -177,15 +238,29 @@ class AnalysisProcesses:
         self._spawner.shutdown(wait=False)
 
     def _run_one(
-        self, pool: WorkerPool[int, Any], fn: Callable[..., Any], args: tuple[Any, ...]
-    ) -> Any:
+        self, pool: WorkerPool[int, Any], fn: Callable[..., Any], args: tuple[Any, ...],
+        handle: RunHandle | None,
+    ) -> Any:  # fmt: skip
         try:
             started = self._spawner.submit(pool.fill).result()
         except RuntimeError:  # the spawner is shut down: close() has run
             raise WorkerCrashedError("the server is stopping; retry shortly") from None
         if started:
             self._warm(pool)  # an idle worker had died: its successor's start-up is not timed
-        return _run_task_on(pool, fn, args)
+        if handle is not None:
+            handle.bind(lambda: _kill_busy(pool))
+        try:
+            return _run_task_on(pool, fn, args)
+        finally:
+            if handle is not None:
+                handle.unbind()
+
+
+def _kill_busy(pool: WorkerPool[int, Any]) -> None:
+    """Kill the worker holding a task (a cancelled analysis); `run` then reports it dead."""
+    for worker in list(pool.workers):
+        if worker.busy and worker.process.is_alive():
+            worker.process.kill()
 
 
 def _run_task_on(pool: WorkerPool[int, Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
