@@ -89,8 +89,17 @@ def test_video_llm_stage2_sees_keyframes_and_temporal_e_lines_and_chat_answers(
     assert f"[E{lines.index(span) + 1}] {span}" in first_text(chat)
     assert f"Q: {question}" in res.stdout and "\nA: " in res.stdout
     assert "go on with: forenscope chat " in res.stderr
-    history = json.loads(next((tmp_path / "cache" / "chats").glob("*.chat.json")).read_text())
+    history_file = next((tmp_path / "cache" / "chats").glob("*.chat.json"))
+    history = json.loads(history_file.read_text())
     assert history["turns"][0]["content"] == question and span in history["evidence"]
+    # `forenscope chat SHEET --history H`, as the command suggests, goes on with that grounding
+    sheet = history_file.with_name(history_file.name.replace(".chat.json", ".keyframes.png"))
+    more = CliRunner().invoke(main, ["chat", str(sheet), "--config", str(cfg), "--history",
+                                     str(history_file), "-m", "And where?"])  # fmt: skip
+    assert more.exit_code == 0, more.output
+    resumed = requests(audit)[-1]
+    assert [m["role"] for m in resumed["messages"][3:]] == ["user", "assistant", "user"]
+    assert f"[E{lines.index(span) + 1}] {span}" in first_text(resumed)
 
 
 def test_chat_tells_when_the_face_changes(server: FakeServerProcess, tmp_path: Path) -> None:
