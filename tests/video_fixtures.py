@@ -11,11 +11,13 @@ from forenscope.types import BBox
 W, H, N = 160, 120, 40
 
 
-def background(t: int) -> np.ndarray:
-    """A smooth texture panning one pixel per frame (ordinary motion)."""
+def background(t: int, zoom: float = 1.0) -> np.ndarray:
+    """A smooth texture panning one pixel per frame (ordinary motion), magnified `zoom` times
+    about the centre."""
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    x = xx + t
-    g = 120 + 50 * np.sin(x / 9.0) * np.cos(yy / 13.0) + 30 * np.sin((x + yy) / 23.0)
+    x = (xx - W / 2) / zoom + W / 2 + t
+    y = (yy - H / 2) / zoom + H / 2
+    g = 120 + 50 * np.sin(x / 9.0) * np.cos(y / 13.0) + 30 * np.sin((x + y) / 23.0)
     return np.repeat(np.clip(g, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 

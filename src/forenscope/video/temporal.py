@@ -16,6 +16,7 @@ typical level, so a clip is compared with itself, not with other clips.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -40,6 +41,8 @@ FLICKER_RATE = 0.25  # share of frames that oscillate, for a region to flicker
 WARP_RATIO = 6.0  # residual this many times the frame's typical residual is unexplained
 BLEND_MOTION = 3.0  # mean gray change across a frame for a blend to be visible
 BLEND_RATIO = 0.08  # a frame this close to the average of its neighbours (share of motion)
+BLEND_MARGIN = 2.0  # ... and this many times closer to it than to its flow-warped neighbours
+BLEND_BORDER = 4  # thumbnail pixels at each edge left out of that comparison (content enters)
 BLEND_GAP = 3  # flagged frames this close form one span
 BLEND_MIN_FRAMES = 3
 
@@ -268,18 +271,11 @@ def warp_residual(
 ) -> list[TemporalFinding]:
     """For each (frame, this frame, next frame) in gray: DIS optical flow from this frame to
     the next, the next frame warped back, and a region the flow cannot explain."""
-    import cv2
-
     findings = []
-    dis = cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]
-        cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
-    )
+    dis = _dis()
     for frame, a, b in pairs:
-        flow = dis.calc(a, b, None)
         h, w = a.shape
-        grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        warped = cv2.remap(b, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        warped = _pulled_back(dis, a, b, b)
         residual = ndimage.uniform_filter(np.abs(a.astype(np.float32) - warped), size=5)
         typical = float(np.median(residual)) + 1.0
         mask = (residual > WARP_RATIO * typical) & (residual > STEP_MIN_LEVEL)
@@ -295,23 +291,53 @@ def warp_residual(
     return findings
 
 
+def _dis() -> Any:
+    import cv2
+
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
+
+
+def _pulled_back(dis: Any, a: np.ndarray, b: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` (frame b, or an image aligned with it) moved onto frame a by DIS optical flow
+    from a (uint8 gray) to b (uint8 gray): what a would look like if only motion changed it."""
+    import cv2
+
+    flow = dis.calc(a, b, None)
+    h, w = a.shape
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    warped: np.ndarray = cv2.remap(values, grid_x + flow[..., 0], grid_y + flow[..., 1],
+                                   cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    return warped
+
+
 def interpolated_frames(dense: DensePass, cuts: list[int]) -> list[TemporalFinding]:
     """Spans of frames that are the plain average of their two neighbours while the picture
     moves: frame-rate conversion by blending, or frames made by interpolation. A real frame
-    between two others shows where things are, not a double exposure of where they were."""
+    between two others shows where things are, not a double exposure of where they were.
+
+    On smooth motion (a pan, a zoom) a camera frame is close to the average of its neighbours
+    too, so a candidate must also match that average BLEND_MARGIN times better than it matches
+    its neighbours moved onto it by optical flow: motion explains a camera frame, and only the
+    plain average explains a double image."""
     if len(dense.thumbs) < 5 or dense.stride != 1:
         return []
     g = _gray(dense)
     motion = np.abs(g[2:] - g[:-2]).mean(axis=(1, 2))  # row t+1: change across it
     blend = np.abs(g[1:-1] - (g[2:] + g[:-2]) / 2).mean(axis=(1, 2))
     cut_rows = {dense.indices.index(c) for c in cuts if c in dense.indices}
-    flagged = [
-        dense.indices[k + 1]
+    candidates = [
+        k + 1
         for k in range(len(motion))
         if motion[k] > BLEND_MOTION
         and blend[k] < BLEND_RATIO * motion[k]
         and not any(abs(k + 1 - c) <= 1 for c in cut_rows)
     ]
+    dis = _dis() if candidates else None
+    flagged = []
+    for row in candidates:
+        plain, compensated = _blend_against_motion(dis, dense.thumbs, g, row)
+        if compensated > BLEND_MARGIN * plain:
+            flagged.append(dense.indices[row])
     findings = []
     for run in _runs(flagged, gap=BLEND_GAP):
         if len(run) < BLEND_MIN_FRAMES:
@@ -320,10 +346,25 @@ def interpolated_frames(dense: DensePass, cuts: list[int]) -> list[TemporalFindi
         findings.append(make_finding(
             "interpolation", dense, start, end, None, len(run) / BLEND_MIN_FRAMES, None,
             f"{when(dense, start, end)}: {len(run)} frames are the average of the frames before "
-            "and after them while the picture moves (blended frame-rate conversion or "
-            "interpolated frames; not proof of a fake, but not camera frames)",
+            "and after them while the picture moves, and closer to that average than to the "
+            "neighbours moved by optical flow (blended frame-rate conversion or interpolated "
+            "frames; not proof of a fake, but not camera frames)",
         ))  # fmt: skip
     return findings
+
+
+def _blend_against_motion(
+    dis: Any, thumbs: np.ndarray, g: np.ndarray, row: int
+) -> tuple[float, float]:
+    """Mean gray error of thumbnail `row` against the plain average of its neighbours, and
+    against the average of its neighbours each moved onto it by optical flow (from this frame
+    to each, so a camera frame of a pan or zoom is matched), inside the border."""
+    inner = (slice(BLEND_BORDER, -BLEND_BORDER), slice(BLEND_BORDER, -BLEND_BORDER))
+    here = thumbs[row]
+    moved = [_pulled_back(dis, here, thumbs[n], g[n]) for n in (row - 1, row + 1)]
+    plain = np.abs(g[row] - (g[row - 1] + g[row + 1]) / 2)[inner].mean()
+    compensated = np.abs(g[row] - (moved[0] + moved[1]) / 2)[inner].mean()
+    return float(plain), float(compensated)
 
 
 def _runs(frames: list[int], gap: int) -> list[list[int]]:
