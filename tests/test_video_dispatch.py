@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -132,3 +133,33 @@ def test_clips_run_in_worker_processes_with_jobs(tmp_path: Path) -> None:
     docs = [json.loads(ln) for ln in result.stdout.splitlines() if ln.startswith("{")]
     assert sorted(Path(d["clip"]["path"]).name for d in docs) == ["a.mkv", "b.mov"]
     assert result.exit_code in (0, 1, 4), result.output
+
+
+def test_analyze_takes_the_clip_budget_and_size_and_resumes_on_them(tmp_path: Path) -> None:
+    """--clip-budget/--clip-max-side reach the clip's analysis (its frames and their size) and
+    its resume key: the same settings resume, other settings analyse the clip again."""
+    clip = write_clip(tmp_path / "c.mp4", [background(t) for t in range(12)])
+    out = tmp_path / "out"
+
+    def run(budget: int, side: int) -> tuple[dict[str, Any], str]:
+        args = ["analyze", str(clip), "--experts", "ela", "--json", "--out", str(out),
+                "--clip-budget", str(budget), "--clip-max-side", str(side)]  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code in (0, 1, 4), result.output
+        docs = [json.loads(ln) for ln in result.stdout.splitlines() if ln.startswith("{")]
+        return (docs[0] if docs else {}), result.output
+
+    doc, _ = run(2, 96)
+    assert len(doc["frames"]) == 2
+    assert (doc["analysis_config"]["budget"], doc["analysis_config"]["max_side"]) == (2, 96)
+    assert max(doc["frames"][0]["report"]["image"]["width"],
+               doc["frames"][0]["report"]["image"]["height"]) <= 96  # fmt: skip
+    again, output = run(2, 96)
+    assert again == {} and "(1 of them done by an earlier run)" in output
+    for budget, side in ((3, 96), (2, 128)):
+        other, output = run(budget, side)
+        assert len(other["frames"]) == budget and "earlier run" not in output
+        assert other["analysis_config"]["max_side"] == side
+    assert len((out / "index.jsonl").read_text().splitlines()) == 3
+    bad = CliRunner().invoke(main, ["analyze", str(clip), "--clip-budget", "0"])
+    assert bad.exit_code == 2 and "--clip-budget" in bad.output

@@ -121,9 +121,10 @@ def main() -> None:
 def analyze_command() -> click.Command:
     """`forenscope analyze`, built on first use because its options come from `config`."""
     from .config import click_options
+    from .video.options import clip_options
 
     own = len(analyze.__click_params__)  # type: ignore[attr-defined]
-    command = click.command("analyze")(click_options(analyze))
+    command = click.command("analyze")(click_options(clip_options(analyze)))
     added = len(command.params) - own  # listed first by click; keep them after ours, as before
     command.params = command.params[added:] + command.params[:added]
     return command
@@ -187,12 +188,14 @@ def analyze(
     jobs: int,
     llm_config: str | None,
     timeout_s: float | None,
+    clip_budget: int,
+    clip_max_side: int,
 ) -> None:
     """Analyse image files, folders or glob patterns.
 
     Video clips among them (MP4, MOV, MKV, WebM, animated GIF or WebP) get the analysis of
-    `forenscope video` with its default frame budget, and their clip verdict counts as an
-    image's does.
+    `forenscope video` (--clip-budget and --clip-max-side are its --budget and --max-side),
+    and their clip verdict counts as an image's does.
 
     Exit status: 0 every image looks clean, 1 at least one is suspicious (AI-generated or
     tampered), 4 none is suspicious but at least one is inconclusive (needs review), 3 at least
@@ -205,7 +208,12 @@ def analyze(
     from .batch import analyze_batch, finished_outcomes
     from .experts.registry import check_expert_names
     from .video.cli import llm_option
-    from .video.dispatch import analyze_clip_files, finished_clip_outcomes, split_media
+    from .video.dispatch import (
+        ClipSettings,
+        analyze_clip_files,
+        finished_clip_outcomes,
+        split_media,
+    )
 
     fmts = _split(formats) or FORMATS
     bad = [f for f in fmts if f not in FORMATS]
@@ -229,12 +237,15 @@ def analyze(
 
     counts = {"clean": 0, "suspicious": 0, "inconclusive": 0, "error": 0}
     llm = llm_option(llm_config)
+    clip = ClipSettings(budget=clip_budget, max_side=clip_max_side)
     # A resumed run counts (and exits on) the files it finished before, read from its index.
     earlier = []
     if out_dir is not None and out_dir.is_dir():
         earlier = finished_outcomes(
             files, out_dir, experts=names, threshold=threshold, jobs=jobs, llm=llm
-        ) + finished_clip_outcomes(clips, out_dir, experts=names, threshold=threshold, llm=llm)
+        ) + finished_clip_outcomes(
+            clips, out_dir, experts=names, threshold=threshold, llm=llm, settings=clip
+        )
     for done in earlier:
         counts[done.status] += 1
     outcomes = analyze_batch(
@@ -243,7 +254,7 @@ def analyze(
     )  # fmt: skip
     outcomes = chain(outcomes, analyze_clip_files(
         clips, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
-        llm=llm, timeout_s=timeout_s,
+        llm=llm, timeout_s=timeout_s, settings=clip,
     ))  # fmt: skip
     with tqdm(total=len(files) + len(clips), initial=len(earlier), unit="img", file=sys.stderr,
               disable=None) as bar:  # fmt: skip

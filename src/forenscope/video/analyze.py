@@ -19,14 +19,13 @@ from .decode import Clip, open_clip, packet_sizes
 from .explain import explain_clip
 from .face_tracks import check_jumps, link_tracks, name_faces, outline_flicker
 from .limits import VideoDecodeError, VideoLimits
+from .options import DEFAULT_BUDGET, DEFAULT_MAX_SIDE
 from .provenance import c2pa_evidence, container_evidence
 from .reencode import double_encoding
 from .sample import DensePass, analysis_size, choose_frames, dense_pass, scene_cuts, thumb_size
 from .temporal import flicker, interpolated_frames, local_spans, oscillation, warp_residual
 from .verdict import clip_verdict
 
-DEFAULT_BUDGET = 8  # frames analysed per clip
-DEFAULT_MAX_SIDE = 768  # analysed frames are scaled down to this longer side (speed: issue 17)
 FLOW_SIDE = 480  # optical flow runs at this longer side
 SHORT_SHARE = 0.9  # fewer decoded frames than this share of the header's count: truncated
 # Experts that read the file's bytes (EXIF, C2PA, text chunks): a decoded frame has none, and

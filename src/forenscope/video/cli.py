@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import ForenscopeError
+from .options import budget_option, max_side_option
 
 if TYPE_CHECKING:
     from ..mllm.config import LLMConfig
@@ -76,10 +77,8 @@ EXIT_CLEAN, EXIT_SUSPICIOUS, EXIT_ERRORS, EXIT_INCONCLUSIVE = 0, 1, 3, 4
               help="Write reports here (a folder per clip) and video-index.jsonl; a re-run with "
               "the same --out resumes, skipping finished clips.")  # fmt: skip
 @click.option("--format", "formats", default="json,md,html", show_default=True)
-@click.option("--budget", default=8, show_default=True, type=click.IntRange(1, 256),
-              help="Frames analysed per clip (uniform plus the starts of new shots).")  # fmt: skip
-@click.option("--max-side", default=768, show_default=True, type=click.IntRange(64),
-              help="Analysed frames are scaled down to this longer side.")  # fmt: skip
+@budget_option("--budget")
+@max_side_option("--max-side")
 @click.option("--experts", default=None, help="Comma-separated expert names (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report per line.")
 @click.option("--llm", "llm_config", type=click.Path(exists=True, dir_okay=False), default=None,

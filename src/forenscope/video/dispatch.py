@@ -26,6 +26,7 @@ from ..batch import (
     read_index,
 )
 from ..errors import ForenscopeError
+from .options import DEFAULT_BUDGET, DEFAULT_MAX_SIDE
 
 if TYPE_CHECKING:
     from ..mllm.config import LLMConfig
@@ -45,8 +46,8 @@ VIDEO_BRANDS = frozenset({b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", 
 class ClipSettings:
     """The video-only settings of `analyze` (the frame budget and the analysed frame size)."""
 
-    budget: int = 8
-    max_side: int = 768
+    budget: int = DEFAULT_BUDGET
+    max_side: int = DEFAULT_MAX_SIDE
 
 
 def is_clip(path: Path) -> bool:
