@@ -80,8 +80,7 @@ def test_video_llm_stage2_sees_keyframes_and_temporal_e_lines_and_chat_answers(
     # the stage-2 request: one image (the sheet), the E-lines numbered in its text
     sent = requests(audit)
     stage2 = sent[0]
-    assert sum(p.get("type") == "image_url" for m in stage2["messages"] if isinstance(
-        m["content"], list) for p in m["content"]) == 1  # fmt: skip
+    assert images_sent(stage2) == 1
     assert f"[E1] {lines[0]}" in json.dumps(stage2)
     # the chat: asked with the same grounding, answered, history kept for `forenscope chat`
     chat = sent[-1]
@@ -100,6 +99,15 @@ def test_video_llm_stage2_sees_keyframes_and_temporal_e_lines_and_chat_answers(
     resumed = requests(audit)[-1]
     assert [m["role"] for m in resumed["messages"][3:]] == ["user", "assistant", "user"]
     assert f"[E{lines.index(span) + 1}] {span}" in first_text(resumed)
+    # `forenscope chat CLIP` finds the same conversation by the clip's content: no analysis
+    sent_before = len(requests(audit))
+    clip_chat = CliRunner().invoke(main, ["chat", str(clip), "--config", str(cfg), "-m",
+                                          "Which panel shows it?"])  # fmt: skip
+    assert clip_chat.exit_code == 0, clip_chat.output
+    assert f"conversation kept in {history_file}" in clip_chat.stderr
+    assert len(requests(audit)) == sent_before + 1  # the chat call alone, no stage 2
+    assert [m["role"] for m in requests(audit)[-1]["messages"][3:]] == [
+        "user", "assistant", "user", "assistant", "user"]  # fmt: skip
 
 
 def test_chat_tells_when_the_face_changes(server: FakeServerProcess, tmp_path: Path) -> None:
@@ -143,3 +151,69 @@ def test_analyze_runs_the_llm_on_a_clip_too(server: FakeServerProcess, tmp_path:
                                     "--llm", str(cfg)])  # fmt: skip
     doc = json.loads(next(ln for ln in res.stdout.splitlines() if ln.startswith("{")))
     assert doc["clip"]["frames"] == 40 and doc["llm"]["stage2"]["status"] == "ok"
+
+
+def images_sent(request: dict) -> int:  # type: ignore[type-arg]
+    return sum(p.get("type") == "image_url" for m in request["messages"]
+               if isinstance(m["content"], list) for p in m["content"])  # fmt: skip
+
+
+def test_chat_on_a_clip_is_grounded_on_its_keyframes_and_temporal_evidence(
+    server: FakeServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`forenscope chat CLIP` analyses the clip offline (no stage 2), shows the LLM its keyframe
+    sheet with the temporal E-lines, keeps the conversation and resumes it without analysing
+    again; --report grounds on a saved clip report (keyframes decoded again from the clip)."""
+    clip = pasted_clip(tmp_path / "paste.mp4")
+    audit = tmp_path / "audit.jsonl"
+    cfg = str(config_file(tmp_path / "llm.json", server, audit))
+    first = CliRunner().invoke(main, ["chat", str(clip), "--config", cfg, "--experts", "ela",
+                                      "-m", "When does the patch appear?"])  # fmt: skip
+    assert first.exit_code == 0, first.output
+    sent = requests(audit)
+    assert len(sent) == 1 and images_sent(sent[0]) == 1
+    grounding = first_text(sent[0])
+    span = next(ln for ln in grounding.splitlines() if "Temporal (local_span): " in ln)
+    start = int(span.split("frames ")[1].split("-")[0])
+    assert abs(start - SPAN[0]) <= 3 and "The image is a sheet of" in grounding
+    history = next((tmp_path / "cache" / "chats").glob("paste-*.chat.json"))
+    assert history.with_name(history.name.replace(".chat.json", ".keyframes.png")).is_file()
+
+    def no_analysis(*_a: object, **_k: object) -> None:
+        raise AssertionError("a resumed chat must not analyse the clip again")
+
+    monkeypatch.setattr("forenscope.video.analyze.analyze_video", no_analysis)
+    again = CliRunner().invoke(main, ["chat", str(clip), "--config", cfg, "-m", "Where?"])
+    assert again.exit_code == 0, again.output
+    assert [m["role"] for m in requests(audit)[-1]["messages"][3:]] == [
+        "user", "assistant", "user"]  # fmt: skip
+    # a saved clip report grounds a new conversation; its keyframes are decoded from the clip
+    out = tmp_path / "out"
+    CliRunner().invoke(main, ["video", str(clip), "--budget", "3", "--experts", "ela", "--out",
+                              str(out), "--format", "json"])  # fmt: skip
+    saved = next(out.rglob("*.json"))
+    new_history = tmp_path / "saved.chat.json"
+    res = CliRunner().invoke(
+        main,
+        [
+            "chat",
+            str(clip),
+            "--config",
+            cfg,
+            "--report",
+            str(saved),
+            "--history",
+            str(new_history),
+            "-m",
+            "Which frames?",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    request = requests(audit)[-1]
+    assert images_sent(request) == 1 and "sheet of 3 keyframe(s)" in first_text(request)
+    assert json.loads(new_history.read_text())["turns"][0]["content"] == "Which frames?"
+    # the report of another clip is refused with a clear error
+    other = pasted_clip(tmp_path / "other.mp4", "warp")
+    bad = CliRunner().invoke(main, ["chat", str(other), "--config", cfg, "--report", str(saved),
+                                    "-m", "?"])  # fmt: skip
+    assert bad.exit_code == 1 and "the report is of another file" in bad.output

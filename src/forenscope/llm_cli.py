@@ -8,12 +8,15 @@ import json
 import sys
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .mllm.examples import IMAGE_SUFFIXES
 from .mllm.protocols import protocol_option
+
+if TYPE_CHECKING:
+    from .mllm.chat import ChatSession
 
 _IMAGE_ARGS = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 
@@ -341,6 +344,29 @@ def _grounding(image: str, report_path: str | None, experts: str | None) -> list
     return report_grounding(report)
 
 
+def _clip_session(
+    clip: str, history: str | None, report_path: str | None, experts: str | None,
+    evidence: tuple[str, ...],
+) -> ChatSession:  # fmt: skip
+    """The chat about a video clip: its keyframe sheet and temporal evidence (video/llm.py),
+    resuming the conversation `forenscope video --ask` began on the same clip."""
+    from .errors import ForenscopeError
+    from .types import VideoReport
+    from .video.llm import open_clip_chat
+
+    names = [n.strip() for n in experts.split(",") if n.strip()] if experts else None
+    try:
+        report = None
+        if report_path:
+            report = VideoReport.model_validate_json(Path(report_path).read_text(encoding="utf-8"))
+        session = open_clip_chat(Path(clip), history=Path(history) if history else None,
+                                 report=report, experts=names, extra=evidence)  # fmt: skip
+    except (ForenscopeError, ValueError) as exc:
+        raise click.ClickException(f"cannot build the grounding report: {exc}") from None
+    click.echo(f"conversation kept in {session.path}", err=True)
+    return session
+
+
 @click.command("chat")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
 @config_option
@@ -356,7 +382,8 @@ def _grounding(image: str, report_path: str | None, experts: str | None) -> list
     "report_path",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="ground on this report JSON (default: analyse the image offline first)",
+    help="ground on this report JSON, an image's or a clip's (default: analyse the image or "
+    "clip offline first)",
 )
 @click.option("--experts", default=None, help="experts for that analysis (comma-separated)")
 @click.option("--evidence", multiple=True, help="extra evidence to ground on (repeat)")
@@ -371,18 +398,24 @@ def chat_cli(
     message: str | None,
 ) -> None:
     """Ask follow-up questions about an image, grounded on its full report (verdict, experts,
-    evidence, regions); the conversation is kept in a JSON file and resumed."""
+    evidence, regions); the conversation is kept in a JSON file and resumed. A video clip is
+    shown as a sheet of keyframes, grounded on its clip report (temporal findings with their
+    frames and seconds, face tracks), and resumes the chat `forenscope video --ask` began."""
     from .errors import InputError
     from .mllm.chat import ChatSession
     from .mllm.errors import LLMError
+    from .video.dispatch import is_clip
 
     cfg = _load(config)
-    path = Path(history) if history else default_history(Path(image))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    click.echo(f"conversation kept in {path}", err=True)
-    session = ChatSession.open(path, Path(image), [])
-    if not session.evidence:  # a new conversation: analyse once, then the history keeps it
-        session.evidence = [*_grounding(image, report_path, experts), *evidence]
+    if is_clip(Path(image)):
+        session = _clip_session(image, history, report_path, experts, evidence)
+    else:
+        path = Path(history) if history else default_history(Path(image))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        click.echo(f"conversation kept in {path}", err=True)
+        session = ChatSession.open(path, Path(image), [])
+        if not session.evidence:  # a new conversation: analyse once, then the history keeps it
+            session.evidence = [*_grounding(image, report_path, experts), *evidence]
     questions = [message] if message else (line.strip() for line in sys.stdin)
     for q in questions:
         if not q or q in ("exit", "quit"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from ..types import ClipLLM, FrameResult, Stage2Result, VideoReport
 from ..types.llm import EvidenceItem
 
 if TYPE_CHECKING:
+    from ..mllm.chat import ChatSession
     from ..mllm.config import LLMConfig
 
 MAX_KEYFRAMES = 4
@@ -172,24 +174,93 @@ def clip_grounding(report: VideoReport) -> list[str]:
 
 def chat_files(report: VideoReport) -> tuple[Path, Path]:
     """(history, keyframe sheet) under the Forenscope cache folder, one pair per clip content:
-    `forenscope chat SHEET --history HISTORY` resumes the conversation."""
+    `forenscope chat SHEET --history HISTORY` (or `forenscope chat CLIP`) resumes the
+    conversation."""
+    return chat_paths(report.clip.path or "clip", report.clip.sha256)
+
+
+def chat_paths(clip: str, sha256: str) -> tuple[Path, Path]:
+    """`chat_files` from the clip's name and content hash, before any analysis."""
     from ..models.cache import cache_dir
 
-    stem = Path(report.clip.path or "clip").stem
-    key = hashlib.sha256(report.clip.sha256.encode()).hexdigest()[:16]
+    key = hashlib.sha256(sha256.encode()).hexdigest()[:16]
     folder = cache_dir() / "chats"
+    stem = Path(clip).stem
     return folder / f"{stem}-{key}.chat.json", folder / f"{stem}-{key}.keyframes.png"
 
 
 def ask(report: VideoReport, config: LLMConfig, questions: list[str]) -> list[str]:
     """Answers to `questions` about the clip, in one conversation grounded on its report and
     its keyframe sheet, kept (and resumed) in the history file of `chat_files`."""
-    from PIL import Image
-
     from ..mllm.chat import ChatSession
 
     history, sheet = chat_files(report)
-    history.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(keyframe_sheet(keyframes(report))).save(sheet)
+    _write_sheet(report, sheet)
     session = ChatSession.open(history, sheet, clip_grounding(report))
     return [asyncio.run(session.ask(config, q)) for q in questions]
+
+
+def open_clip_chat(
+    clip: Path,
+    *,
+    history: Path | None = None,
+    report: VideoReport | None = None,
+    experts: Sequence[str] | None = None,
+    extra: Sequence[str] = (),
+) -> ChatSession:
+    """The chat about a clip file (`forenscope chat CLIP`): the conversation kept for this
+    content (by `forenscope video --ask` or an earlier chat) when there is one; else a new one
+    grounded on `report` (a saved report of this clip, its keyframes decoded again) or on a
+    fresh analysis of the clip, plus the `extra` lines. InputError for a file that is not a
+    clip Forenscope reads, or a report of another file."""
+    from ..errors import InputError
+    from ..mllm.chat import ChatSession
+    from .decode import open_clip
+
+    with open_clip(clip) as opened:  # the limits, and the content hash the report holds
+        sha = opened.info.sha256
+    default, sheet = chat_paths(str(clip), sha)
+    history = history or default
+    history.parent.mkdir(parents=True, exist_ok=True)
+    session = ChatSession.open(history, sheet, [])
+    if session.evidence and sheet.is_file():
+        return session
+    if report is None:
+        from .analyze import analyze_video
+
+        report = analyze_video(clip, experts=experts)
+    elif report.clip.sha256 != sha:
+        raise InputError(
+            f"the report is of another file ({report.clip.path}, sha256 "
+            f"{report.clip.sha256[:12]}...), not of {clip} ({sha[:12]}...)"
+        )
+    else:
+        report = with_frame_pixels(report, clip)
+    _write_sheet(report, sheet)
+    if not session.evidence:
+        session.evidence = [*clip_grounding(report), *extra]
+    return session
+
+
+def with_frame_pixels(report: VideoReport, clip: Path) -> VideoReport:
+    """A saved report (its JSON holds no pixels) with its sampled frames decoded again from
+    the clip at the size they were analysed at, so its keyframe sheet can be drawn."""
+    from .decode import open_clip
+
+    wanted = {fr.index for fr in report.frames}
+    if not wanted:
+        return report
+    first = report.frames[0]
+    size = (first.analysed_width, first.analysed_height)
+    with open_clip(clip) as opened:
+        rgb = {i: px for i, _t, px in opened.frames(size=size, keep=wanted.__contains__)
+               if px is not None}  # fmt: skip
+    frames = [fr.model_copy(update={"rgb": rgb.get(fr.index)}) for fr in report.frames]
+    return report.model_copy(update={"frames": frames})
+
+
+def _write_sheet(report: VideoReport, sheet: Path) -> None:
+    from PIL import Image
+
+    sheet.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(keyframe_sheet(keyframes(report))).save(sheet)
