@@ -51,10 +51,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(data_dir: Path, token: str | None = None) -> Iterator[str]:
+def serve(data_dir: Path, token: str | None = None, **extra: Any) -> Iterator[str]:
+    """A server on a thread; `extra` settings override the fast experts and the like."""
     settings = Settings(
         data_dir=data_dir, analyze_rate_per_min=0, read_rate_per_s=0, token=token,
-        experts=FAST_EXPERTS,
+        **{"experts": FAST_EXPERTS, **extra},
     )  # fmt: skip
     port = free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
@@ -388,8 +389,8 @@ DELAY_SLOW = """
   const real = window.fetch;
   window.fetch = (url, opts) => {
     const body = opts && opts.body;
-    const file = body instanceof FormData ? body.get("file") : null;
-    if (!file || !file.name.startsWith("slow") || url !== "/v1/analyze") return real(url, opts);
+    const file = body instanceof FormData ? body.get("files") : null;
+    if (!file || !file.name.startsWith("slow") || url !== "/v1/jobs") return real(url, opts);
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => resolve(real(url, opts)), 2500);
       if (opts.signal) opts.signal.addEventListener("abort", () => {

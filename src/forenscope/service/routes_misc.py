@@ -99,7 +99,11 @@ async def create_job(request: Request, svc: ServiceDep) -> Job:
                 await upload.seek(0)
                 data = await upload.read()
                 if sniff_image(data) is None:  # refuse at once rather than fail later
-                    raise HTTPException(415, f"{display_name(upload.filename)!r} is not an image")
+                    raise HTTPException(
+                        415,
+                        f"{name!r} is not an image of a supported format "
+                        "(checked by its leading bytes, not its name)",
+                    )
                 probe_image(data, svc.analyzer.limits, name)
                 sha, created = await anyio.to_thread.run_sync(svc.blobs.stage_new, data)
                 if created:

@@ -105,6 +105,8 @@ async function sha256Hex(file) {
 }
 
 async function existingEntry(file) {
+  // Without crypto.subtle (plain http on a LAN) the server answers instead: jobs sent with
+  // "reuse" come back done with the earlier analysis (see runJob).
   try {
     const sha = await sha256Hex(file);
     if (!sha) return null;
@@ -131,10 +133,93 @@ async function upload(file) {
     return;
   }
   const form = new FormData();
-  form.append("file", file, file.name);
+  form.append("files", file, file.name);
+  form.append("reuse", "true");
   stageFirstView(file, nav);
-  await runAnalysis(nav, (signal) => api("/v1/analyze", { method: "POST", body: form, signal }), file.name);
+  await runJob(nav, form, file.name);
   if ($("staged").dataset.nav === String(nav)) hideStaged();  // not a newer upload's
+}
+
+// One upload as a job: its stages (metadata, each expert, the verdict, the maps) show as the
+// server reports them, and cancel stops the analysis on the server (DELETE /v1/jobs/{id}).
+async function runJob(nav, form, name) {
+  setStatus("");
+  const run = { job: null, cancelled: false };
+  startProgress("Uploading " + name + " \u2026", () => cancelJob(run, name));
+  try {
+    const job = await (await api("/v1/jobs", { method: "POST", body: form })).json();
+    run.job = job.id;
+    $("progress").dataset.job = job.id;
+    if (run.cancelled) { await cancelJob(run, name); return; }
+    let item = job.items[0];
+    if (item.status === "done" && item.reused) {
+      if (nav === state.nav) {
+        stopProgress();
+        setStatus("Already analysed: opened the existing entry for " + name + ".");
+        go(item.analysis_id);
+      }
+      return;
+    }
+    while (item.status === "queued" || item.status === "running") {
+      if (nav === state.nav && !run.cancelled) showStages(item, name);
+      await new Promise((r) => setTimeout(r, 300));
+      if (run.cancelled) return;
+      item = (await (await api("/v1/jobs/" + job.id)).json()).items[0];
+    }
+    if (run.cancelled) return;
+    if (item.status === "done") {
+      if (nav === state.nav) { stopProgress(); go(item.analysis_id); }
+      else setStatus(name + " finished in the background; it is in the history.");
+      loadHistory(true);
+    } else if (nav === state.nav) {
+      stopProgress();
+      setStatus(item.status === "cancelled" ? "Cancelled " + name + "."
+        : "Analysis failed: " + (item.error || item.status), item.status !== "cancelled");
+    }
+  } catch (err) {
+    if (nav === state.nav && !run.cancelled) { stopProgress(); setStatus("Analysis failed: " + err.message, true); }
+  }
+}
+
+async function cancelJob(run, name) {
+  run.cancelled = true;
+  hideStaged();
+  setStatus("Cancelled " + name + ".");
+  if (!run.job) return;  // the upload is still on its way: cancelled once it is a job
+  try {
+    await api("/v1/jobs/" + run.job, { method: "DELETE" });
+    setStatus("Cancelled " + name + ": the server stopped its analysis.");
+  } catch (err) { setStatus("Cancelled " + name + " here, but the server said: " + err.message, true); }
+}
+
+function showStages(item, name) {
+  const st = item.stages;
+  if (!st) {
+    $("progress-text").textContent = "Waiting for an analysis slot for " + name + " \u2026";
+    return;
+  }
+  const done = st.experts.length, total = st.experts_total;
+  $("progress-text").textContent = total ? "Analysing " + name + ": " + done + " of " + total + " experts finished"
+    : "Analysing " + name + " \u2026";
+  if (total) progressValue(done, total + 1);  // the last step: the verdict and the maps
+  $("stage-experts-text").textContent = total ? done + " of " + total + " experts finished:" : "Experts running \u2026";
+  $("stage-experts").replaceChildren(...st.experts.map((e) => {
+    const word = e.failed ? "failed" : e.abstained ? "abstained" : Math.round(e.score * 100) + "%";
+    const li = el("li", e.expert + ": " + word);
+    li.dataset.expert = e.expert;
+    return li;
+  }));
+  const verdict = $("stage-verdict");
+  verdict.textContent = st.verdict ? "Verdict: " + verdictText(st.verdict) : "Verdict pending (after every expert)";
+  verdict.className = st.verdict ? "" : "pending";
+  const maps = $("stage-maps");
+  maps.textContent = st.maps.length ? "Maps drawn: " + st.maps.length + " (opening when the report is written)" : "Maps pending";
+  maps.className = st.maps.length ? "" : "pending";
+  if (st.metadata && $("staged-meta").dataset.filled !== "1") {
+    $("staged-meta").replaceChildren();
+    $("staged-meta").dataset.filled = "1";
+    renderMeta(null, $("staged-meta"), st.metadata);
+  }
 }
 
 function hideStaged() {
@@ -148,6 +233,13 @@ async function stageFirstView(file, nav) {
   hideStaged();
   const box = $("staged");
   box.dataset.nav = String(nav);
+  $("staged-meta").dataset.filled = "";
+  $("stage-experts").replaceChildren();
+  $("stage-experts-text").textContent = "Waiting for an analysis slot \u2026";
+  for (const [id, text] of [["stage-verdict", "Verdict pending"], ["stage-maps", "Maps pending"]]) {
+    $(id).textContent = text;
+    $(id).className = "pending";
+  }
   const url = URL.createObjectURL(file);
   state.stagedUrls.push(url);
   $("staged-img").src = url;
@@ -158,11 +250,14 @@ async function stageFirstView(file, nav) {
     const form = new FormData();
     form.append("file", file, file.name);
     const m = await (await api("/v1/inspect/metadata", { method: "POST", body: form })).json();
-    if (box.dataset.nav !== String(nav) || box.hidden) return;
+    if (box.dataset.nav !== String(nav) || box.hidden || $("staged-meta").dataset.filled === "1") return;
     $("staged-meta").replaceChildren();
+    $("staged-meta").dataset.filled = "1";
     await renderMeta(null, $("staged-meta"), m);
   } catch (err) {
-    if (box.dataset.nav === String(nav)) $("staged-meta").replaceChildren(el("p", "Metadata unavailable: " + err.message, "muted"));
+    if (box.dataset.nav === String(nav) && $("staged-meta").dataset.filled !== "1") {
+      $("staged-meta").replaceChildren(el("p", "Metadata unavailable: " + err.message, "muted"));
+    }
   }
 }
 
@@ -207,14 +302,20 @@ async function uploadBatch(files) {
   if (!fresh.length) { setStatus("Every file was analysed before."); return; }
   const form = new FormData();
   for (const i of fresh) form.append("files", files[i], files[i].name);
-  let stopped = false;
-  startProgress("Analysing " + fresh.length + " files \u2026", () => { stopped = true; });
+  form.append("reuse", "true");
+  let stopped = false, jobId = null;
+  startProgress("Analysing " + fresh.length + " files \u2026", () => {
+    stopped = true;
+    if (jobId) api("/v1/jobs/" + jobId, { method: "DELETE" }).catch(() => {});
+  });
   progressValue(0, fresh.length);
   try {
     const job = await (await api("/v1/jobs", { method: "POST", body: form })).json();
+    jobId = job.id;
+    if (stopped) api("/v1/jobs/" + jobId, { method: "DELETE" }).catch(() => {});
     let status = job;
     while (!stopped) {
-      status.items.forEach((item, k) => setRow(rows[fresh[k]], item.status, item.error, item.analysis_id));
+      status.items.forEach((item, k) => setRow(rows[fresh[k]], item.status, item.reused ? "already analysed" : item.error, item.analysis_id));
       progressValue(status.done + status.failed, status.total);
       $("progress-text").textContent = (status.done + status.failed) + " of " + status.total + " files analysed";
       if (status.status === "done") break;
@@ -223,8 +324,8 @@ async function uploadBatch(files) {
     }
     stopProgress();
     if (stopped) {
-      setStatus("Stopped following the batch. The server finishes the queued files; they appear in the history.");
-      for (const k of fresh) if (!rows[k].done) setRow(rows[k], "not followed");
+      setStatus("Cancelled the batch: the files not analysed yet were dropped on the server.");
+      for (const k of fresh) if (!rows[k].done) setRow(rows[k], "cancelled");
     } else setStatus("Batch finished: " + status.done + " analysed, " + status.failed + " failed.");
     loadHistory(true);
   } catch (err) {
