@@ -178,6 +178,12 @@ def analyze_command() -> click.Command:
     help="Seconds one image may take; past it its worker process is stopped and the image is "
     "an error (the others go on).",
 )
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Say on stderr what the analysis does: the models loading, then each expert as it "
+    "finishes (with -j 1 and no --timeout). Default: on a terminal, unless --json.",
+)
 def analyze(
     paths: tuple[str, ...],
     out_dir: Path | None,
@@ -188,6 +194,7 @@ def analyze(
     jobs: int,
     llm_config: str | None,
     timeout_s: float | None,
+    progress: bool | None,
     clip_budget: int,
     clip_max_side: int,
 ) -> None:
@@ -206,6 +213,7 @@ def analyze(
     from tqdm import tqdm
 
     from .batch import analyze_batch, finished_outcomes
+    from .cli_progress import expert_progress, say_loading
     from .experts.registry import check_expert_names
     from .video.cli import llm_option
     from .video.dispatch import (
@@ -256,8 +264,20 @@ def analyze(
         clips, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
         llm=llm, timeout_s=timeout_s, settings=clip,
     ))  # fmt: skip
-    with tqdm(total=len(files) + len(clips), initial=len(earlier), unit="img", file=sys.stderr,
-              disable=None) as bar:  # fmt: skip
+    show = (sys.stderr.isatty() and not as_json) if progress is None else progress
+    in_process = jobs <= 1 and timeout_s is None  # worker processes report no expert
+    if show and files:
+        say_loading(files)
+    with (
+        tqdm(
+            total=len(files) + len(clips),
+            initial=len(earlier),
+            unit="img",
+            file=sys.stderr,
+            disable=None,
+        ) as bar,
+        expert_progress(bar, bool(progress), show and in_process),
+    ):
         for outcome in outcomes:
             counts[outcome.status] += 1
             if as_json and outcome.report_json is not None:

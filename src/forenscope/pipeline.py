@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,8 @@ def default_experts() -> list[str]:
 
 
 ExpertDone = Callable[[ExpertResult, int], None]
+# A caller that cannot pass `on_expert` down (the CLI, through the batch runner) sets it here.
+EXPERT_DONE: ContextVar[ExpertDone | None] = ContextVar("forenscope_expert_done", default=None)
 
 
 def run_experts(
@@ -39,10 +42,11 @@ def run_experts(
     on_expert: ExpertDone | None = None,
 ) -> list[ExpertResult]:  # fmt: skip
     """Run experts on one image, in a thread pool (numpy and Pillow release the GIL).
-    `on_expert(result, total)` is called as each expert finishes (progress for the CLI and
-    the service's staged results)."""
+    `on_expert(result, total)` (else EXPERT_DONE's) is called as each expert finishes: progress
+    for the CLI and the service's staged results."""
     experts = [get_expert(n) for n in (names if names is not None else default_experts())]
     threads = threads or min(len(experts), os.cpu_count() or 1) or 1
+    on_expert = on_expert or EXPERT_DONE.get()
 
     def one(expert: Any) -> ExpertResult:
         result: ExpertResult = expert.analyze(image)

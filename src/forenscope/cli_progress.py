@@ -1,0 +1,67 @@
+"""What `forenscope analyze` tells stderr while it works in this process: that the experts'
+models are loading (the first seconds of a cold start say nothing otherwise), then each expert
+as it finishes, on the progress bar of a terminal or as lines with --progress. Stdout (the
+--json lines, the per-file verdicts) is never written to."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def megapixels(path: Path) -> float | None:
+    """From the header alone; None when Pillow cannot read it (the analysis says why)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return float(im.size[0] * im.size[1]) / 1e6
+    except Exception:  # reported properly by the analysis itself
+        return None
+
+
+@contextmanager
+def expert_progress(bar: Any, lines: bool, on: bool = True) -> Iterator[None]:
+    """Report each finished expert of the images analysed in this process on `bar` (a tqdm
+    bar: its postfix on a terminal, or one line per expert when `lines`); nothing unless `on`."""
+    if not on:
+        yield
+        return
+    from .pipeline import EXPERT_DONE
+
+    lock = threading.Lock()
+    done = [0]
+
+    def finished(result: Any, total: int) -> None:
+        with lock:
+            done[0] = done[0] % total + 1  # the next image starts again at 1
+            n = done[0]
+        word = "failed" if result.error else "abstained" if result.score is None else "done"
+        if lines:
+            bar.write(f"  [{n}/{total}] {result.expert}: {word} in {result.elapsed_s:.1f} s",
+                      file=sys.stderr)  # fmt: skip
+        else:
+            bar.set_postfix_str(f"{n}/{total} experts, last {result.expert}")
+
+    token = EXPERT_DONE.set(finished)
+    try:
+        yield
+    finally:
+        EXPERT_DONE.reset(token)
+
+
+def say_loading(files: Sequence[Path]) -> None:
+    """The first line of a run: the models load before the first expert can finish."""
+    from .cli import terminal_safe
+
+    what = f"{len(files)} images"
+    if len(files) == 1:
+        mp = megapixels(files[0])
+        what = terminal_safe(files[0].name) + (f" ({mp:.1f} MP)" if mp else "")
+    click.echo(f"Loading the experts' models, then analysing {what} ...", err=True)
