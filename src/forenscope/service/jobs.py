@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -92,7 +93,7 @@ class JobRunner:
         if handle is None:
             return None
         if handle.workdir is None:  # waiting for a slot, or its report was stored already
-            return Stages(elapsed_s=0.0)
+            return Stages(elapsed_s=round(time.monotonic() - handle.started, 3))
         return read_stages(handle.workdir, handle.started)
 
     def submit(

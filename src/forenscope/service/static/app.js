@@ -187,8 +187,10 @@ async function cancelJob(run, name) {
   setStatus("Cancelled " + name + ".");
   if (!run.job) return;  // the upload is still on its way: cancelled once it is a job
   try {
-    await api("/v1/jobs/" + run.job, { method: "DELETE" });
-    setStatus("Cancelled " + name + ": the server stopped its analysis.");
+    const job = await (await api("/v1/jobs/" + run.job, { method: "DELETE" })).json();
+    // A server analysing in its own threads (isolation "thread") cannot stop one mid-way.
+    setStatus("Cancelled " + name + (job.status === "cancelled" ? ": the server stopped its analysis."
+      : ": the server drops its result when it finishes."));
   } catch (err) { setStatus("Cancelled " + name + " here, but the server said: " + err.message, true); }
 }
 
