@@ -36,6 +36,7 @@ def test_progress_lines_name_each_expert_on_stderr_only(photo: Path) -> None:
     steps = [line.strip() for line in err if line.strip().startswith("[")]
     assert [s.split("]")[0] for s in steps] == ["[1/3", "[2/3", "[3/3"]
     assert sorted(s.split()[1].rstrip(":") for s in steps) == ["ela", "exif", "noise"]
+    assert steps[-1].endswith("fusing them into the verdict and maps ...")
     assert "[1/3]" not in result.stdout and "Loading" not in result.stdout
 
 

@@ -43,11 +43,12 @@ def expert_progress(bar: Any, lines: bool, on: bool = True) -> Iterator[None]:
             done[0] = done[0] % total + 1  # the next image starts again at 1
             n = done[0]
         word = "failed" if result.error else "abstained" if result.score is None else "done"
+        last = " - fusing them into the verdict and maps ..." if n == total else ""
         if lines:
-            bar.write(f"  [{n}/{total}] {result.expert}: {word} in {result.elapsed_s:.1f} s",
+            bar.write(f"  [{n}/{total}] {result.expert}: {word} in {result.elapsed_s:.1f} s{last}",
                       file=sys.stderr)  # fmt: skip
         else:
-            bar.set_postfix_str(f"{n}/{total} experts, last {result.expert}")
+            bar.set_postfix_str(f"{n}/{total} experts, last {result.expert}{last}")
 
     token = EXPERT_DONE.set(finished)
     try:
