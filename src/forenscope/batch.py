@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import json
 import multiprocessing
 import os
@@ -95,15 +94,12 @@ def expand_inputs(items: Sequence[str]) -> list[Path]:
 def _file_sha256(path: Path, max_bytes: int | None = None) -> str:
     """sha256 of a regular file, its size checked first: a FIFO, a device (/dev/zero) or a
     40 GB file is refused (InputError) before a byte is read."""
-    from .io.image import open_regular_file
+    from .io.image import regular_file_sha256
     from .io.limits import Limits
 
-    limit = Limits.from_env().max_bytes if max_bytes is None else max_bytes
-    h = hashlib.sha256()
-    with open_regular_file(path, limit) as (f, _size):
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return regular_file_sha256(
+        path, Limits.from_env().max_bytes if max_bytes is None else max_bytes
+    )
 
 
 IndexKey = tuple[str, str, str]  # (absolute path, sha256, batch_config_key)

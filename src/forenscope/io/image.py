@@ -7,6 +7,7 @@ first frame decoded. Pillow's globals (MAX_IMAGE_PIXELS, LOAD_TRUNCATED_IMAGES) 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import stat
@@ -16,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
@@ -175,6 +177,21 @@ def open_regular_file(path: Path, max_bytes: int) -> Iterator[tuple[io.BufferedR
         raise
     with fh:
         yield fh, st.st_size
+
+
+def stream_sha256(fh: BinaryIO) -> str:
+    """sha256 of what is left of an open binary file, read in 1 MB chunks."""
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def regular_file_sha256(path: Path, max_bytes: int) -> str:
+    """sha256 of a user's file, checked first by `open_regular_file`: a FIFO, a device or a file
+    over `max_bytes` is refused (InputError) before a byte is read."""
+    with open_regular_file(path, max_bytes) as (fh, _size):
+        return stream_sha256(fh)
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -9,7 +9,6 @@ demuxer, so only what a pass keeps is held in memory.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError
-from ..io.image import open_regular_file
+from ..io.image import open_regular_file, stream_sha256
 from ..types import ClipInfo
 from .limits import VideoDecodeError, VideoLimits
 
@@ -99,17 +98,15 @@ def open_clip(path: str | Path, limits: VideoLimits | None = None) -> Iterator[C
     with open_regular_file(Path(path), limits.max_bytes) as (fh, size):
         if size == 0:
             raise VideoDecodeError(f"{name}: empty file (0 bytes), not a video")
-        digest = hashlib.sha256()
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+        sha = stream_sha256(fh)
         fh.seek(0)
         head = fh.read(16)
         fh.seek(0)
         if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-            info = _probe_pillow(fh, name, size, digest.hexdigest(), limits)
+            info = _probe_pillow(fh, name, size, sha, limits)
             yield Clip(info=info, handle=fh, backend="pillow")
         else:
-            info = _probe_av(fh, name, size, digest.hexdigest(), limits)
+            info = _probe_av(fh, name, size, sha, limits)
             yield Clip(info=info, handle=fh, backend="av")
 
 

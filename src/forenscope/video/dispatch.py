@@ -9,7 +9,6 @@ clip's verdict the way it does on an image's.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -215,17 +214,13 @@ def _animated(path: Path) -> bool:
 
 def _sha256(path: str) -> str | None:
     """The file's sha256, None when it cannot be read (as a regular file within the limit)."""
-    from ..io.image import open_regular_file
+    from ..io.image import regular_file_sha256
     from .limits import VideoLimits
 
-    digest = hashlib.sha256()
     try:
-        with open_regular_file(Path(path), VideoLimits.from_env().max_bytes) as (fh, _size):
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
+        return regular_file_sha256(Path(path), VideoLimits.from_env().max_bytes)
     except (OSError, ForenscopeError):
         return None
-    return digest.hexdigest()
 
 
 def _index_key(path: str, config: str) -> tuple[str, str, str]:
