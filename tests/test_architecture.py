@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"pipeline"},
     {"batch", "eval", "train", "demo", "video"},
     {"service"},
-    {"cli", "cli_progress", "llm_cli", "__main__", "__init__"},
+    {"cli", "cli_text", "cli_progress", "llm_cli", "__main__", "__init__"},
 ]
 
 # (importing module, imported unit) -> why it may still point up. Empty since the `forenscope

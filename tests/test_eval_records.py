@@ -1,10 +1,9 @@
 """Eval records are typed models (issue 14): built, journaled and read as `SampleRecord`, with
-the journal's JSON line format unchanged, so journals written before still resume; and the eval
-package imports without circles, not even through imports inside functions."""
+the journal's JSON line format unchanged, so journals written before still resume (import
+circles are checked package-wide in test_import_cycles.py)."""
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,6 @@ from forenscope.eval.records import Localization, SampleRecord
 from forenscope.eval.run import EvalConfig, evaluate, select_samples
 from forenscope.eval.runner import base_record
 from test_eval_datasets import make_dataset
-
-PACKAGE = "forenscope.eval."
-EVAL = Path(__file__).resolve().parents[1] / "src" / "forenscope" / "eval"
 
 # The keys of a sample line as the dict-building runner wrote them (before SampleRecord).
 OLD_KEYS = ("key", "path", "label", "generator", "family", "scope", "source", "format",
@@ -106,34 +102,3 @@ def test_a_sample_line_that_is_not_a_record_is_skipped_and_rescored(tmp_path: Pa
     assert rec["counts"]["torn_journal_lines_skipped"] == 1
     assert rec["counts"]["scored_this_session"] == 2
     assert all(r["fake_probability"] is not None for r in rec["samples"])
-
-
-def _eval_imports(path: Path) -> set[str]:
-    """Sibling eval modules a file imports, at the top or inside a function."""
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                out.add(node.module.split(".")[0])
-            else:
-                out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PACKAGE):
-            out.add((node.module or "").removeprefix(PACKAGE).split(".")[0])
-    return out
-
-
-def test_the_eval_package_has_no_import_circle() -> None:
-    graph = {p.stem: _eval_imports(p) - {p.stem} for p in EVAL.glob("*.py")}
-    assert "runner" in graph["systems"] and "llm_system" in graph["systems"]  # the test sees them
-    cycles: list[list[str]] = []
-
-    def visit(node: str, trail: list[str]) -> None:
-        for nxt in sorted(graph.get(node, ())):
-            if nxt in trail:
-                cycles.append([*trail[trail.index(nxt) :], nxt])
-            elif len(trail) < len(graph):
-                visit(nxt, [*trail, nxt])
-
-    for start in sorted(graph):
-        visit(start, [start])
-    assert cycles == [], f"import circles in forenscope.eval: {cycles[:5]}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from functools import cache
 from importlib import import_module
@@ -14,6 +13,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .cli_text import json_line, terminal_safe
 from .errors import ForenscopeError
 
 EXIT_CLEAN, EXIT_SUSPICIOUS, EXIT_USAGE, EXIT_ERRORS, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4
@@ -24,22 +24,6 @@ def _split(value: str | None) -> tuple[str, ...] | None:
     if not value:
         return None
     return tuple(v.strip() for v in value.split(",") if v.strip())
-
-
-# Characters a terminal may act on: C0/C1 controls (ESC starts the sequences that move the
-# cursor, erase lines or retitle the window) and the bidirectional overrides that reorder text.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
-
-
-def terminal_safe(text: str) -> str:
-    """`text` with every character a terminal would act on shown as an escape (\\x1b), so a
-    file named with ANSI sequences cannot rewrite or hide the verdict printed next to it."""
-    return _UNSAFE.sub(lambda m: repr(m.group())[1:-1], text)
-
-
-def _json_line(text: str) -> str:
-    """A JSON document with the same characters escaped as JSON escapes (still valid JSON)."""
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 # Every command is loaded when it runs, so `--version` and `--help` import neither numpy, Pillow,
@@ -281,7 +265,7 @@ def analyze(
         for outcome in outcomes:
             counts[outcome.status] += 1
             if as_json and outcome.report_json is not None:
-                bar.write(_json_line(outcome.report_json), file=sys.stdout)
+                bar.write(json_line(outcome.report_json), file=sys.stdout)
             elif as_json:
                 bar.write(json.dumps(outcome.index_record()), file=sys.stdout)
             else:

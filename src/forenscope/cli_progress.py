@@ -59,7 +59,7 @@ def expert_progress(bar: Any, lines: bool, on: bool = True) -> Iterator[None]:
 
 def say_loading(files: Sequence[Path]) -> None:
     """The first line of a run: the models load before the first expert can finish."""
-    from .cli import terminal_safe
+    from .cli_text import terminal_safe
 
     what = f"{len(files)} images"
     if len(files) == 1:
