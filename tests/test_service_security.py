@@ -113,7 +113,9 @@ def test_token_compare() -> None:
 
 
 def test_oversized_upload_is_413(tmp_path: Path) -> None:
-    with TestClient(create_app(settings(tmp_path, max_upload_bytes=20_000))) as c:
+    with TestClient(
+        create_app(settings(tmp_path, max_upload_bytes=20_000, max_clip_bytes=20_000))
+    ) as c:
         big = jpeg() + b"\0" * 200_000
         r = post_file(c, big)
         assert r.status_code == 413 and "limit" in r.json()["detail"]

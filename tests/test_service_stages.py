@@ -67,7 +67,7 @@ def test_the_stage_log_of_a_real_analysis_reads_back_in_order(tmp_path: Path) ->
 class Serve:
     """`python -m forenscope serve` (worker processes, one analysis slot) on a free port."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, extra: list[str] | None = None) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
@@ -75,6 +75,7 @@ class Serve:
         cmd += ["--data-dir", str(data_dir), "--memory-budget-mb", "2048"]
         for name in EXPERTS:
             cmd += ["--expert", name]
+        cmd += extra or []
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         env.pop("FORENSCOPE_TOKEN", None)
         self.data_dir = data_dir

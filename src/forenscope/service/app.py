@@ -21,6 +21,7 @@ from ..errors import (
     UnknownExpertError,
 )
 from ..mllm.errors import LLMError
+from ..video.limits import VideoDecodeError, VideoTooLargeError
 from . import routes_analyses, routes_inspect, routes_misc
 from .admission import BusyError
 from .chat import ChatBackend
@@ -77,7 +78,9 @@ def create_app(settings: Settings, *, chat_backend: ChatBackend | None = None) -
     app.include_router(v1)
     _add_ui(app)
     _add_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes + MULTIPART_SLACK)
+    # The largest file either kind may be; each upload is then held to its own kind's limit.
+    body_limit = max(settings.max_upload_bytes, settings.max_clip_bytes) + MULTIPART_SLACK
+    app.add_middleware(BodyLimitMiddleware, limit=body_limit)
     app.add_middleware(
         RequestDeadlineMiddleware, idle_s=settings.body_idle_timeout_s,
         total_s=settings.body_timeout_s,
@@ -118,6 +121,8 @@ def _add_ui(app: FastAPI) -> None:
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (AnalysisTimeoutError, 422),
     (ImageTooLargeError, 413),
+    (VideoTooLargeError, 413),
+    (VideoDecodeError, 422),
     (UnsupportedMediaError, 415),
     (ImageDecodeError, 422),
     (UrlRefusedError, 400),
@@ -177,8 +182,9 @@ class ObserveMiddleware:
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
                 extra = [(b"x-content-type-options", b"nosniff"),
-                         (b"referrer-policy", b"no-referrer"),
-                         (b"x-frame-options", b"DENY")]  # fmt: skip
+                         (b"referrer-policy", b"no-referrer")]  # fmt: skip
+                if b"x-frame-options" not in names:  # a report the UI frames says SAMEORIGIN
+                    extra.append((b"x-frame-options", b"DENY"))
                 if b"content-security-policy" not in names:
                     extra.append((b"content-security-policy", UI_CSP.encode()))
                 message = {**message, "headers": headers + extra}

@@ -28,13 +28,17 @@ if TYPE_CHECKING:
     default=Path("forenscope-data"), show_default=True,
     help="Where the SQLite store and the report files live.",
 )  # fmt: skip
-@click.option("--max-upload-mb", default=50, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--max-upload-mb", default=50, show_default=True, type=click.IntRange(1, 4096),
+              help="Largest image upload.")  # fmt: skip
+@click.option("--max-clip-mb", default=100, show_default=True, type=click.IntRange(1, 4096),
+              help="Largest video clip upload (its duration, frames and pixels are checked "
+              "against FORENSCOPE_VIDEO_MAX_* before decoding).")  # fmt: skip
 @analysis_options
 @click.option("--llm", "llm_config", default=None, type=click.Path(exists=True, dir_okay=False),
               help="LLM config (YAML/JSON): enables /v1/analyses/{id}/chat.")  # fmt: skip
 def serve_cmd(
-    host: str, port: int, data_dir: Path, max_upload_mb: int, llm_config: str | None,
-    **analysis: Any,
+    host: str, port: int, data_dir: Path, max_upload_mb: int, max_clip_mb: int,
+    llm_config: str | None, **analysis: Any,
 ) -> None:  # fmt: skip
     """Serve the API (/v1, OpenAPI at /v1/openapi.json) and the web UI (/).
 
@@ -50,7 +54,8 @@ def serve_cmd(
     token = token_from_env()
     settings = Settings(
         data_dir=data_dir, host=host, port=port, token=token,
-        max_upload_bytes=max_upload_mb * 1024 * 1024, **analysis_settings(**analysis),
+        max_upload_bytes=max_upload_mb * 1024 * 1024, max_clip_bytes=max_clip_mb * 1024 * 1024,
+        **analysis_settings(**analysis),
     )  # fmt: skip
     try:
         app = create_app(settings, chat_backend=_chat_backend(llm_config))

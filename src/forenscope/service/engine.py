@@ -13,9 +13,11 @@ from pathlib import Path
 from .. import __version__
 from ..errors import ImageTooLargeError, InputError
 from ..io.image import probe_image
-from ..types import Report
+from ..types import Report, VideoReport
+from ..video.options import DEFAULT_MAX_SIDE
 from .admission import AnalysisGate
 from .blobs import BlobStore, params_key
+from .clips import analyze_clip_into, check_clip_bytes, is_clip_upload
 from .metrics import Metrics
 from .report_files import NAME_RE
 from .security import sniff_image
@@ -27,7 +29,13 @@ HEAD_PROBE_BYTES = 256 * 1024  # holds the header of nearly every image
 
 
 class UnsupportedMediaError(InputError):
-    """The bytes do not start like any accepted image format (whatever the name says)."""
+    """The bytes do not start like any accepted image or clip format (whatever the name says)."""
+
+
+UNSUPPORTED = (
+    "is not an image or a video clip of a supported format (checked by its leading bytes, not "
+    "its name or declared type)"
+)
 
 
 @dataclass(frozen=True)
@@ -99,34 +107,40 @@ class Analyzer:
     ) -> StoredAnalysis:  # fmt: skip
         """Analyse (or reuse the stored report of) these bytes and record a new analysis.
         `handle`: the caller follows the stages and may cancel (AnalysisCancelledError)."""
-        self.limits.check_bytes(len(data), "upload")
-        if sniff_image(data) is None:
-            raise UnsupportedMediaError(
-                "the content is not an image of a supported format (checked by its leading "
-                "bytes, not its name or declared type)"
-            )
+        kind = self.media_kind(data)
         names = self.check_experts(experts)
         # Header only: an image over the memory budget is refused now, before it waits in the
-        # queue or a pixel is decoded.
-        width, height = probe_image(data, self.limits)
+        # queue or a pixel is decoded. A clip's frames are analysed at most this size.
+        size = (DEFAULT_MAX_SIDE,) * 2 if kind == "clip" else probe_image(data, self.limits)
         thr = self.settings.threshold if threshold is None else threshold
         sha = hashlib.sha256(data).hexdigest()
         key = params_key(names, thr, __version__)
         cached = self.blobs.has_report(sha, key)
-        if cached:
-            report = self.read_report(sha, key)
-        else:
-            report = self._run(data, sha, key, names, thr, (width, height), handle)
+        if not cached:
+            self._run(data, sha, key, names, thr, size, handle, kind)
+        report = self.read_kind_report(sha, key, kind)
+        shape = report.clip if isinstance(report, VideoReport) else report.image
         row = AnalysisRow(
             id=uuid.uuid4().hex, created_at=utcnow(), sha256=sha, params_key=key,
             filename=display_name(filename), source=source, url=url,
             label=report.verdict.label, probability=report.verdict.probability,
-            decided_by=report.verdict.decided_by, width=report.image.width,
-            height=report.image.height, job_id=job_id,
+            decided_by=report.verdict.decided_by, width=shape.width, height=shape.height,
+            job_id=job_id, kind=kind,
         )  # fmt: skip
         self.store.add_analysis(row)
         self.metrics.observe_analysis(row.label, cached)
         return StoredAnalysis(row, cached)
+
+    def media_kind(self, data: bytes, name: str = "upload") -> str:
+        """ "clip" or "image" for these bytes, each within its own byte limit; 413 over it,
+        UnsupportedMediaError (415) when they are neither."""
+        if is_clip_upload(data):
+            check_clip_bytes(len(data), self.settings.max_clip_bytes, name)
+            return "clip"
+        self.limits.check_bytes(len(data), name)
+        if sniff_image(data) is None:
+            raise UnsupportedMediaError(f"{name!r} {UNSUPPORTED}")
+        return "image"
 
     def analysed_before(
         self, entries: Sequence[tuple[str | None, str, str]], names: list[str] | None,
@@ -145,25 +159,35 @@ class Analyzer:
 
     def _run(
         self, data: bytes, sha: str, key: str, names: list[str] | None, thr: float,
-        size: tuple[int, int], handle: RunHandle | None = None,
-    ) -> Report:  # fmt: skip
+        size: tuple[int, int], handle: RunHandle | None = None, kind: str = "image",
+    ) -> None:  # fmt: skip
         threads = self.settings.expert_threads
 
         def fill(folder: Path) -> None:
             if handle is not None:
                 handle.workdir = folder  # where the worker logs its stages
-            self.gate.run(analyze_into, data, self.limits, names, thr, threads, str(folder),
-                          handle=handle)  # fmt: skip
+            if kind == "clip":  # same workers, slots and per-item time limit as an image
+                self.gate.run(analyze_clip_into, data, names, thr, threads, str(folder),
+                              handle=handle)  # fmt: skip
+            else:
+                self.gate.run(analyze_into, data, self.limits, names, thr, threads,
+                              str(folder), handle=handle)  # fmt: skip
 
         with self.gate.admitted(*size):
             if handle is not None:
                 handle.check()  # cancelled while it waited for a slot
             self.blobs.write_report_dir(sha, key, fill)
-        return self.read_report(sha, key)
 
     def read_report(self, sha: str, key: str) -> Report:
+        """An image's report (see read_kind_report for a row that may be a clip)."""
         path = self.blobs.report_dir(sha, key) / "report.json"
         return Report.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def read_kind_report(self, sha: str, key: str, kind: str) -> Report | VideoReport:
+        if kind != "clip":
+            return self.read_report(sha, key)
+        path = self.blobs.report_dir(sha, key) / "report.json"
+        return VideoReport.model_validate_json(path.read_text(encoding="utf-8"))
 
     def overlay_names(self, row: AnalysisRow) -> list[str]:
         path = self.blobs.artefact(row.sha256, row.params_key, "index.json")

@@ -34,7 +34,7 @@ router = APIRouter()
 MAX_OFFSET = 1_000_000_000
 REPORT_CSP = (
     "sandbox allow-scripts; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-    "script-src 'unsafe-inline'"
+    "script-src 'unsafe-inline'; frame-ancestors 'self'"
 )
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422, 429, 502, 503)
@@ -51,9 +51,10 @@ def links(svc: Service, row: AnalysisRow) -> AnalysisLinks:
         if svc.blobs.artefact(row.sha256, row.params_key, f"overlay.{name}.png"):
             overlays.setdefault(name, f"{base}/overlays/{name}.png")
     has_mask = svc.blobs.artefact(row.sha256, row.params_key, "report.mask.png") is not None
+    image = f"{base}/image.jpg" if row.kind != "clip" else None
     return AnalysisLinks(
         self=base, report_json=f"{base}/report.json", report_html=f"{base}/report.html",
-        image=f"{base}/image.jpg", mask=f"{base}/mask.png" if has_mask else None,
+        image=image, mask=f"{base}/mask.png" if has_mask else None,
         overlays=overlays,
     )  # fmt: skip
 
@@ -63,7 +64,7 @@ def summary(row: AnalysisRow) -> AnalysisSummary:
 
 
 def full(svc: Service, row: AnalysisRow, cached: bool = False) -> Analysis:
-    report = svc.analyzer.read_report(row.sha256, row.params_key)
+    report = svc.analyzer.read_kind_report(row.sha256, row.params_key, row.kind)
     return Analysis(**summary(row).model_dump(), cached=cached, links=links(svc, row),
                     report=report)  # fmt: skip
 
@@ -90,7 +91,7 @@ async def _from_upload(svc: Service, request: Request) -> StoredAnalysis:
     form = await request.form(max_files=1, max_fields=4)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
-        raise HTTPException(422, "multipart field 'file' with the image is required")
+        raise HTTPException(422, "multipart field 'file' with the image or clip is required")
     svc.analyzer.refuse_over_budget(await upload.read(HEAD_PROBE_BYTES))  # before all of it
     await upload.seek(0)
     data = await upload.read()
@@ -120,7 +121,8 @@ async def _from_url(svc: Service, request: Request) -> StoredAnalysis:
 @router.post(
     "/analyze", status_code=201, response_model=Analysis, responses=ERRORS,
     openapi_extra=_ANALYZE_BODY, dependencies=[Depends(limit_analyses)],
-    summary="Analyse an uploaded image (multipart 'file') or an image URL (JSON {'url': ...})",
+    summary="Analyse an uploaded image or video clip (multipart 'file') or an image URL (JSON "
+    "{'url': ...})",
 )  # fmt: skip
 async def analyze(request: Request, svc: ServiceDep) -> Analysis:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -181,8 +183,9 @@ def report_json(analysis_id: AnalysisId, svc: ServiceDep) -> Response:
             **_FILE_ROUTE)  # fmt: skip
 def report_html(analysis_id: AnalysisId, svc: ServiceDep) -> Response:
     row = get_row(svc, analysis_id)
-    csp = {"Content-Security-Policy": REPORT_CSP}
-    return _file(svc, row, "report.html", "text/html; charset=utf-8", csp)
+    # The UI frames a clip's timeline report (same origin only); sandboxed, it has no origin.
+    headers = {"Content-Security-Policy": REPORT_CSP, "X-Frame-Options": "SAMEORIGIN"}
+    return _file(svc, row, "report.html", "text/html; charset=utf-8", headers)
 
 
 @router.get("/analyses/{analysis_id}/image.jpg", summary="Re-encoded preview of the image",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import PlainTextResponse
@@ -27,13 +29,16 @@ from .schemas import (
     ModelList,
     upload_body,
 )
-from .security import sniff_image
+from .store import AnalysisRow
 
 public = APIRouter()
 router = APIRouter()
 MAX_JOB_FILES = 100
 CANCEL_SETTLE_S = 5.0  # DELETE /v1/jobs/{id} waits this long for running items to stop
 
+CLIP_CHAT = (
+    "chat about a clip is not in the service yet; use `forenscope chat CLIP` on the command line"
+)
 _JOB_BODY = upload_body("files", many=True, params=True, json_model="JobRequest")
 
 
@@ -98,20 +103,18 @@ async def create_job(request: Request, svc: ServiceDep) -> Job:
                 svc.analyzer.refuse_over_budget(await upload.read(HEAD_PROBE_BYTES), name)
                 await upload.seek(0)
                 data = await upload.read()
-                if sniff_image(data) is None:  # refuse at once rather than fail later
-                    raise HTTPException(
-                        415,
-                        f"{name!r} is not an image of a supported format "
-                        "(checked by its leading bytes, not its name)",
-                    )
-                probe_image(data, svc.analyzer.limits, name)
+                # Refused at once rather than failed later: neither an image nor a clip (415),
+                # or over its kind's byte limit (413), or an image over the pixel limits.
+                kind = await anyio.to_thread.run_sync(svc.analyzer.media_kind, data, name)
+                if kind == "image":
+                    probe_image(data, svc.analyzer.limits, name)
                 sha, created = await anyio.to_thread.run_sync(svc.blobs.stage_new, data)
                 if created:
                     staged.append(sha)
                 entries.append((display_name(upload.filename), "upload", sha))
             if not entries:
                 raise HTTPException(
-                    422, "multipart field 'files' with at least one image is required"
+                    422, "multipart field 'files' with at least one image or clip is required"
                 )
         elif ctype == "application/json":
             try:
@@ -168,6 +171,8 @@ def job_status(job_id: str, svc: Service) -> Job:
         raise HTTPException(404, "no job with this id")
     created, updated, rows = found
     own = svc.store.analyses_of_job(job_id) if any(r.status == "done" for r in rows) else set()
+    done_rows = {r.analysis_id: svc.store.get_analysis(r.analysis_id) for r in rows
+                 if r.status == "done" and r.analysis_id}  # fmt: skip
     items = [
         JobItem(
             index=r.idx,
@@ -178,6 +183,7 @@ def job_status(job_id: str, svc: Service) -> Job:
             sha256=r.ref if r.kind == "upload" else None,
             reused=r.status == "done" and r.analysis_id not in own,
             stages=svc.jobs.stages(job_id, r.idx) if r.status == "running" else None,
+            **_outcome(done_rows.get(r.analysis_id or "")),
         )  # fmt: skip
         for r in rows
     ]
@@ -190,6 +196,14 @@ def job_status(job_id: str, svc: Service) -> Job:
         "running" if started else "queued")  # fmt: skip
     return Job(id=job_id, status=status, created_at=created, updated_at=updated,
                total=len(items), done=done, failed=failed, items=items)  # fmt: skip
+
+
+def _outcome(row: AnalysisRow | None) -> dict[str, Any]:
+    """A done item's kind and verdict (a clip's verdict is uncalibrated, as its report says)."""
+    if row is None:
+        return {}
+    return {"kind": row.kind, "label": row.label, "probability": row.probability,
+            "calibrated": False if row.kind == "clip" else None}  # fmt: skip
 
 
 def _messages(svc: Service, analysis_id: str) -> list[ChatMessage]:
@@ -216,6 +230,8 @@ async def chat(analysis_id: AnalysisId, body: ChatRequest, svc: ServiceDep) -> C
     backend = svc.chat_backend
     if backend is None:
         raise HTTPException(501, CHAT_NOT_CONFIGURED)
+    if row.kind == "clip":
+        raise HTTPException(422, CLIP_CHAT)
     report = svc.analyzer.read_report(row.sha256, row.params_key)
     preview = svc.blobs.artefact(row.sha256, row.params_key, "preview.jpg")
     image = preview.read_bytes() if preview else b""

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..types import ExpertSpec, Report
+from ..types import ExpertSpec, Report, VideoReport
 from .stages import Stages
 
 
@@ -47,8 +47,8 @@ class AnalyzeUrlRequest(_Model):
 class AnalysisLinks(_Model):
     self: str
     report_json: str
-    report_html: str
-    image: str
+    report_html: str = Field(description="for a clip: the timeline report")
+    image: str | None = Field(description="re-encoded preview of an image; None for a clip")
     mask: str | None = Field(description="fused mask PNG (255 inside), when there is a map")
     overlays: dict[str, str] = Field(
         description="colour-mapped RGBA overlays: one per expert with a map, plus 'fused' and "
@@ -69,12 +69,17 @@ class AnalysisSummary(_Model):
     width: int
     height: int
     job_id: str | None = None
+    kind: Literal["image", "clip"] = Field(
+        default="image",
+        description="a video clip's label is its clip verdict (real, ai_generated, edited or "
+        "inconclusive), not calibrated yet (its report says calibrated: false)",
+    )
 
 
 class Analysis(AnalysisSummary):
     cached: bool = Field(default=False, description="the report was reused for identical bytes")
     links: AnalysisLinks
-    report: Report
+    report: Report | VideoReport = Field(description="a VideoReport when kind is 'clip'")
 
 
 class AnalysisPage(_Model):
@@ -103,6 +108,12 @@ class JobItem(_Model):
         default=False,
         description="done with an earlier analysis of the same bytes and parameters (asked "
         "for with 'reuse'); no new history entry was made",
+    )
+    kind: Literal["image", "clip"] | None = Field(default=None, description="once done")
+    label: str | None = Field(default=None, description="once done: the (clip) verdict")
+    probability: float | None = None
+    calibrated: bool | None = Field(
+        default=None, description="False for a clip: the clip verdict is not calibrated yet"
     )
     stages: Stages | None = Field(
         default=None,

@@ -63,7 +63,12 @@ class Settings(AnalysisSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     token: SecretStr | None = None
-    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="per image")
+    max_clip_bytes: int = Field(
+        default=100 * 1024 * 1024, gt=0,
+        description="per video clip (also within FORENSCOPE_VIDEO_MAX_BYTES); its duration, "
+        "frames and pixels are checked against the video limits before decoding",
+    )  # fmt: skip
     max_pending: int = Field(
         default=32, ge=1, description="analyses waiting (each holds its upload) before 503"
     )

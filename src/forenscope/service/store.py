@@ -20,7 +20,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS analyses (
   id TEXT PRIMARY KEY, created_at TEXT NOT NULL, sha256 TEXT NOT NULL, params_key TEXT NOT NULL,
   filename TEXT, source TEXT NOT NULL, url TEXT, label TEXT NOT NULL, probability REAL NOT NULL,
-  decided_by TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, job_id TEXT
+  decided_by TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, job_id TEXT,
+  kind TEXT NOT NULL DEFAULT 'image'
 );
 CREATE INDEX IF NOT EXISTS analyses_created ON analyses (created_at);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -57,6 +58,7 @@ class AnalysisRow:
     width: int
     height: int
     job_id: str | None = None
+    kind: str = "image"  # "image" | "clip"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(analyses)")}
+        if "kind" not in columns:  # a database from before clips: every row is an image
+            self._db.execute("ALTER TABLE analyses ADD COLUMN kind TEXT NOT NULL DEFAULT 'image'")
 
     def close(self) -> None:
         with self._lock:
@@ -113,10 +118,10 @@ class Store:
     def add_analysis(self, row: AnalysisRow) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO analyses VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO analyses VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (row.id, row.created_at, row.sha256, row.params_key, row.filename, row.source,
                  row.url, row.label, row.probability, row.decided_by, row.width, row.height,
-                 row.job_id),
+                 row.job_id, row.kind),
             )  # fmt: skip
 
     def get_analysis(self, analysis_id: str) -> AnalysisRow | None:

@@ -246,6 +246,7 @@ async function stageFirstView(file, nav) {
   state.stagedUrls.push(url);
   $("staged-img").src = url;
   $("staged-img").alt = file.name + ", being analysed";
+  $("staged-img").hidden = file.type.startsWith("video/");  // a clip: its report shows frames
   $("staged-meta").replaceChildren(el("p", "Reading the metadata \u2026", "muted"));
   box.hidden = false;
   try {
@@ -426,6 +427,10 @@ async function show(a, nav, params) {
   $("conflicts").hidden = !(v.conflicts && v.conflicts.length);
   $("conflicts").textContent = (v.conflicts || []).map((c) => "Conflicting evidence: " + c).join(" ");
   $("explanation").textContent = a.report.explanation || "";
+  $("clip").hidden = a.kind !== "clip";
+  $("image-result").hidden = a.kind === "clip";
+  if (a.kind === "clip") { await showClip(a, nav); return; }
+  $("clip-report").removeAttribute("src");
   fillList($("regions"), a.report.regions.map((r) => [r.description, r.experts.join(", ")]), "No suspicious region.");
   const pairs = copyMovePairs(a);
   $("pairs-box").hidden = !pairs.length;
@@ -460,6 +465,24 @@ async function show(a, nav, params) {
   markActive();
   await selectLayer($("layer").value, nav);
   loadChat();
+}
+
+// A clip: its verdict, its strongest temporal findings and its HTML timeline report (no image
+// viewer). The report is framed from its own URL (its own CSP lets its scrubber run); with a
+// token the frame cannot send it, so it shows a copy fetched with the token instead.
+async function showClip(a, nav) {
+  const c = a.report.clip;
+  $("clip-info").textContent = c.width + "\u00d7" + c.height + " \u00b7 " + c.duration_s.toFixed(1) +
+    " s \u00b7 " + c.frames + " frames \u00b7 " + c.codec + " \u00b7 " + a.report.verdict.basis;
+  const top = [...a.report.temporal].sort((x, y) => y.strength - x.strength).slice(0, 5);
+  fillList($("clip-evidence"), top.map((t) => [t.summary, t.kind]), "No temporal finding.");
+  const src = token() ? (await blobUrl(a.links.report_html)).url : a.links.report_html;
+  if (nav !== state.nav) return;
+  $("clip-report-link").href = src;
+  $("clip-report").src = src;
+  $("result").hidden = false;
+  document.title = "Forenscope: " + displayName(a) + " \u2013 " + verdictText(a.report.verdict);
+  markActive();
 }
 
 function fillList(list, rows, empty) {
