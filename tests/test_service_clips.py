@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,21 @@ def test_analyze_takes_a_clip_directly(serve: Serve, clip_bytes: bytes) -> None:
     assert resp.status_code == 201, resp.text
     body = resp.json()
     assert body["kind"] == "clip" and body["report"]["verdict"]["calibrated"] is False
+
+
+def test_a_clip_over_the_duration_limit_is_refused_before_decoding(
+    tmp_path: Path, clip_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from forenscope.service import Settings, create_app
+
+    monkeypatch.setenv("FORENSCOPE_VIDEO_MAX_DURATION_S", "0.5")  # the clip lasts 1.6 s
+    settings = Settings(data_dir=tmp_path, experts=["exif", "ela"], isolation="thread",
+                        analyze_rate_per_min=0.0)  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        resp = client.post("/v1/analyze", files={"file": ("long.mp4", clip_bytes)})
+        assert resp.status_code == 413, resp.text
+        detail = resp.json()["detail"]
+        assert "over the limit" in detail and "FORENSCOPE_VIDEO_MAX_DURATION_S" in detail
+        assert client.get("/v1/analyses").json()["total"] == 0
