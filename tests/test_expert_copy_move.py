@@ -19,7 +19,18 @@ from scipy import ndimage
 from forenscope.eval.datasets import load_manifest, load_mask
 from forenscope.eval.metrics import scores_at
 from forenscope.experts import get_expert
-from forenscope.experts.copy_move import lattice_basis, on_lattice, shifted
+from forenscope.experts.copy_move import (
+    CELL,
+    MAX_DETAIL_RATIO,
+    MAX_RATIO,
+    MIN_TEXTURE,
+    Signals,
+    lattice_basis,
+    on_lattice,
+    shifted,
+    window_crop,
+    window_ratio,
+)
 from forenscope.forgeries import (
     Box,
     encode,
@@ -166,6 +177,58 @@ def test_lattice_of_texture_repeats() -> None:
     # A JPEG's blocking repeats every 8 px: that is no texture lattice.
     grid = [(0, 8), (8, 0), (0, 16), (16, 0), (8, 8), (16, 8), (8, 16), (0, 24)]
     assert lattice_basis(grid) is None
+
+
+def _filtered_window_ratio(sig: Signals, shift: tuple[int, int], points: np.ndarray) -> np.ndarray:
+    """copy_move 0.3.0's window_ratio (same crop): box-filter the whole crop, then read it at the
+    points."""
+    dy, dx = shift
+    y0, x0, y1, x1 = window_crop(sig.gray.shape, shift, points)
+    out = np.full(len(points), np.inf)
+    if y1 - y0 < CELL or x1 - x0 < CELL:
+        return out
+    a, b = (slice(y0, y1), slice(x0, x1)), (slice(y0 + dy, y1 + dy), slice(x0 + dx, x1 + dx))
+
+    def mean(v: np.ndarray) -> np.ndarray:
+        return np.asarray(ndimage.uniform_filter(v, CELL))
+
+    ea, eb = mean(sig.hp2[a]), mean(sig.hp2[b])
+    grey = mean((sig.gray[a] - sig.gray[b]) ** 2) / (ea + eb + 0.5)
+    na, nb = sig.norm[a], sig.norm[b]
+    detail = mean((na - nb) ** 2) / (mean(na * na) + mean(nb * nb) + 1e-6)
+    ratio = np.where(
+        np.minimum(ea, eb) > MIN_TEXTURE,
+        np.minimum(grey, detail * (MAX_RATIO / MAX_DETAIL_RATIO)),
+        np.inf,
+    )
+    py, px = points[:, 0] - y0, points[:, 1] - x0
+    inside = (py >= 0) & (py < y1 - y0) & (px >= 0) & (px < x1 - x0)
+    out[inside] = ratio[py[inside], px[inside]]
+    return out
+
+
+def test_window_ratio_at_points_equals_the_filtered_crop() -> None:
+    # The fast path sums each window at its point; the reference filters the whole crop (with
+    # uniform_filter's mirrored edges, which windows at the crop's edge reach into).
+    rng = np.random.default_rng(3)
+    checked = 0
+    for trial in range(60):
+        h, w = (int(v) for v in rng.integers(40, 160, 2))
+        gray = (rng.random((h, w)) * 255).astype(np.float32)
+        if trial % 3 == 0:
+            gray[: h // 2] = 100.0  # a flat half: those windows are inf in both
+        if trial % 4 == 1:
+            gray[:, w // 2 :] = gray[:, : w - w // 2]  # a copy: ratios near 0
+        sig = Signals.of(gray)
+        shift = int(rng.integers(-h + 10, h - 10)), int(rng.integers(-w + 10, w - 10))
+        n = int(rng.integers(1, 80))
+        points = np.stack([rng.integers(4, h - 4, n), rng.integers(4, w - 4, n)], 1)
+        fast, ref = window_ratio(sig, shift, points), _filtered_window_ratio(sig, shift, points)
+        assert np.array_equal(np.isinf(fast), np.isinf(ref)), trial
+        finite = np.isfinite(ref)
+        np.testing.assert_allclose(fast[finite], ref[finite], rtol=2e-6, atol=1e-7)
+        checked += int(finite.sum())
+    assert checked > 500  # most points are compared, not skipped as inf
 
 
 def test_shifted_mask_moves_and_crops() -> None:

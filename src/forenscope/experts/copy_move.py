@@ -261,36 +261,70 @@ def shifted(mask: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
     return out
 
 
+WINDOW_CHUNK = 8192  # points whose windows are gathered at once (6 x 2 MB of float32)
+
+
 def window_ratio(sig: Signals, shift: tuple[int, int], points: np.ndarray) -> np.ndarray:
     """`verify`'s mismatch ratio of the CELL x CELL window centred on each point (y, x) against
-    the window at point + shift; inf where that leaves the image or a window is flat."""
-    h, w = sig.gray.shape
+    the window at point + shift; inf where that leaves the image or a window is flat.
+
+    The windows are those of `ndimage.uniform_filter(., CELL)` over the crop from the points'
+    bounding box (plus CELL) to the image's overlap with its shifted copy, mirrored at the crop's
+    edges as that filter's 'reflect' mode does, but summed only at the points: filtering the whole
+    crop once per texture repeat cost 185 of 209 s at 48 MP."""
+    dy, dx = shift
+    y0, x0, y1, x1 = window_crop(sig.gray.shape, shift, points)
+    out = np.full(len(points), np.inf)
+    if y1 - y0 < CELL or x1 - x0 < CELL:
+        return out
+    py, px = points[:, 0] - y0, points[:, 1] - x0
+    inside = np.flatnonzero((py >= 0) & (py < y1 - y0) & (px >= 0) & (px < x1 - x0))
+    for i in range(0, len(inside), WINDOW_CHUNK):
+        at = inside[i : i + WINDOW_CHUNK]
+        # (CELL, 1, n) rows by (1, CELL, n) columns: the sums run over the leading axes, which
+        # numpy vectorises along the n points (a reduction over a short last axis is slow).
+        ra = (y0 + _window_lines(py[at], y1 - y0))[:, None, :]
+        ca = (x0 + _window_lines(px[at], x1 - x0))[None, :, :]
+        rb, cb = ra + dy, ca + dx
+        ea, eb = _window_mean(sig.hp2[ra, ca]), _window_mean(sig.hp2[rb, cb])
+        grey = _window_mean((sig.gray[ra, ca] - sig.gray[rb, cb]) ** 2) / (ea + eb + 0.5)
+        na, nb = sig.norm[ra, ca], sig.norm[rb, cb]
+        energy = _window_mean(na * na) + _window_mean(nb * nb)
+        detail = _window_mean((na - nb) ** 2) / (energy + 1e-6)
+        out[at] = np.where(
+            np.minimum(ea, eb) > MIN_TEXTURE,
+            np.minimum(grey, detail * (MAX_RATIO / MAX_DETAIL_RATIO)),
+            np.inf,
+        )
+    return out
+
+
+def window_crop(
+    shape: tuple[int, ...], shift: tuple[int, int], points: np.ndarray
+) -> tuple[int, int, int, int]:
+    """(y0, x0, y1, x1): the points' bounding box grown by CELL, cut to where the image overlaps
+    its copy moved by -shift (the region whose windows `window_ratio` compares)."""
+    h, w = shape[:2]
     dy, dx = shift
     y0 = max(int(points[:, 0].min()) - CELL, 0, -dy)
     x0 = max(int(points[:, 1].min()) - CELL, 0, -dx)
     y1 = min(int(points[:, 0].max()) + CELL + 1, h, h - dy)
     x1 = min(int(points[:, 1].max()) + CELL + 1, w, w - dx)
-    out = np.full(len(points), np.inf)
-    if y1 - y0 < CELL or x1 - x0 < CELL:
-        return out
-    a, b = (slice(y0, y1), slice(x0, x1)), (slice(y0 + dy, y1 + dy), slice(x0 + dx, x1 + dx))
+    return y0, x0, y1, x1
 
-    def mean(v: np.ndarray) -> np.ndarray:
-        return np.asarray(ndimage.uniform_filter(v, CELL))
 
-    ea, eb = mean(sig.hp2[a]), mean(sig.hp2[b])
-    grey = mean((sig.gray[a] - sig.gray[b]) ** 2) / (ea + eb + 0.5)
-    na, nb = sig.norm[a], sig.norm[b]
-    detail = mean((na - nb) ** 2) / (mean(na * na) + mean(nb * nb) + 1e-6)
-    ratio = np.where(
-        np.minimum(ea, eb) > MIN_TEXTURE,
-        np.minimum(grey, detail * (MAX_RATIO / MAX_DETAIL_RATIO)),
-        np.inf,
-    )
-    py, px = points[:, 0] - y0, points[:, 1] - x0
-    inside = (py >= 0) & (py < y1 - y0) & (px >= 0) & (px < x1 - x0)
-    out[inside] = ratio[py[inside], px[inside]]
-    return out
+def _window_mean(v: np.ndarray) -> np.ndarray:
+    """Mean over the (CELL, CELL) leading axes, summed in float64, in v's dtype."""
+    flat = v.reshape(CELL * CELL, -1)
+    return np.asarray(flat.sum(axis=0, dtype=np.float64) / flat.shape[0], v.dtype)
+
+
+def _window_lines(p: np.ndarray, n: int) -> np.ndarray:
+    """(CELL, len(p)): the lines of a line of length n that a CELL-wide `uniform_filter` averages
+    at each p (p - CELL/2 to p + CELL/2 - 1), mirrored at both ends ('reflect': -1 -> 0)."""
+    j = p[None, :] + np.arange(-(CELL // 2), CELL - CELL // 2)[:, None]
+    j = np.where(j < 0, -j - 1, j)
+    return np.where(j >= n, 2 * n - 1 - j, j)
 
 
 def texture_repeats(shift: tuple[int, int], peaks: list[tuple[int, int]]) -> list[tuple[int, int]]:
