@@ -196,7 +196,7 @@ def analyze_file(
     verdict = report.verdict
     summary = f"{verdict.label} (p={verdict.probability:.2f})"
     if not verdict.decided:
-        summary = f"inconclusive, leaning {verdict.leaning} (p={verdict.probability:.2f})"
+        summary = f"leaning {verdict.leaning} (p={verdict.probability:.2f})"
         if verdict.conflicts:
             summary += f"; conflict: {verdict.conflicts[0]}"
     if report.llm is not None:

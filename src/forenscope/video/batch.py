@@ -95,7 +95,8 @@ def clip_status(report: VideoReport) -> tuple[Status, str]:
     status: Status = "suspicious"
     if v.label in ("real", "inconclusive"):
         status = "clean" if v.label == "real" else "inconclusive"
-    summary = f"{v.label}" + (f", leaning {v.leaning}" if v.label == "inconclusive" else "")
+    # the status word already says INCONCLUSIVE: the summary names the leaning, not the label twice
+    summary = f"leaning {v.leaning}" if v.label == "inconclusive" else v.label
     return status, summary + f" (p={v.probability:.2f}); {v.basis}"
 
 
