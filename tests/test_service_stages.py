@@ -32,7 +32,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from forenscope.service.stages import PROGRESS_FILE, read_stages  # noqa: E402
+from forenscope.service.stages import PROGRESS_FILE, read_stages, staged_overlay  # noqa: E402
 from forenscope.service.workers import analyze_into  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux /proc")
@@ -62,6 +62,14 @@ def test_the_stage_log_of_a_real_analysis_reads_back_in_order(tmp_path: Path) ->
     assert max(e.at_s for e in stages.experts) <= stages.verdict_at_s
     assert stages.maps[:2] == ["fused", "mask"] and "ela" in stages.maps
     assert stages.elapsed_s >= 1.0
+    # Only maps logged as written are served, and only from inside the folder.
+    fused = staged_overlay(tmp_path, "fused")
+    assert fused is not None and Image.open(io.BytesIO(fused)).size == (800, 600)
+    assert staged_overlay(tmp_path, "ela") == (tmp_path / "overlay.expert.ela.png").read_bytes()
+    (tmp_path / "overlay.expert.unlogged.png").write_bytes(fused)
+    for name in ("unlogged", "../fused", "..", "ELA", "fused.png", "", "exif"):
+        assert staged_overlay(tmp_path, name) is None, name
+    assert staged_overlay(tmp_path / "moved-away", "fused") is None
 
 
 class Serve:
@@ -189,3 +197,55 @@ def test_a_reupload_with_reuse_opens_the_earlier_analysis(serve: Serve) -> None:
     third = serve.job(data, "again.jpg", threshold="0.6", reuse="true")
     assert third["items"][0]["status"] != "done" or not third["items"][0]["reused"]
     assert follow(serve, third["id"])[-1]["analysis_id"] != done["analysis_id"]
+
+
+def test_a_running_items_maps_are_served_as_written(serve: Serve) -> None:
+    job = serve.job(photo_jpeg(scale=4, quality=85), "maps.jpg")  # 4096 x 3072: many seconds
+    base = f"/v1/jobs/{job['id']}/items/0/overlays"
+    assert serve.http.get(f"{base}/fused.png").status_code == 404  # not written yet
+    served: dict[str, bytes] = {}
+    deadline = time.monotonic() + 120
+    while (item := serve.status(job["id"])["items"][0])["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, item
+        urls = (item["stages"] or {}).get("overlays", {})
+        if urls:
+            assert list(urls) == item["stages"]["maps"] and list(urls)[0] == "fused"
+            assert urls["fused"] == f"{base}/fused.png"
+        for name, url in urls.items():
+            if name not in served and (resp := serve.http.get(url)).status_code == 200:
+                assert resp.headers["content-type"] == "image/png"
+                served[name] = resp.content
+        time.sleep(0.02)
+    assert item["status"] == "done" and item["stages"] is None
+    assert "fused" in served, "the fused map was never served while the item ran"
+    assert Image.open(io.BytesIO(served["fused"])).size == (800, 600)
+    # Done: the staged URLs are gone and the stored analysis serves the same maps.
+    assert serve.http.get(f"{base}/fused.png").status_code == 404
+    links = serve.http.get(f"/v1/analyses/{item['analysis_id']}").json()["links"]["overlays"]
+    for name, png in served.items():
+        assert serve.http.get(links[name]).content == png, name
+    for bad in ("..%2F..%2Fforenscope.sqlite3", "..%2Freport.json", "ELA", "%2e%2e",
+                "fused.png%00", "a" * 65):  # fmt: skip
+        resp = serve.http.get(f"{base}/{bad}.png")
+        assert resp.status_code in (400, 404, 422), bad
+        assert b"SQLite" not in resp.content and b'"verdict"' not in resp.content
+    for url in (f"/v1/jobs/{job['id']}/items/1/overlays/fused.png",
+                f"/v1/jobs/{job['id']}/items/-1/overlays/fused.png",
+                f"/v1/jobs/{'0' * 32}/items/0/overlays/fused.png",
+                f"/v1/jobs/{job['id'][:-1]}g/items/0/overlays/fused.png"):  # fmt: skip
+        assert serve.http.get(url).status_code in (404, 422), url
+
+
+def test_a_staged_map_needs_the_token_like_every_route(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from forenscope.service.app import create_app
+    from forenscope.service.settings import Settings
+
+    token = "staged-map-token-5678"
+    s = Settings(data_dir=tmp_path, token=token, warm_up=False, experts=["exif"])
+    url = f"/v1/jobs/{'0' * 32}/items/0/overlays/fused.png"
+    with TestClient(create_app(s)) as c:
+        resp = c.get(url)
+        assert resp.status_code == 401 and resp.headers["www-authenticate"] == "Bearer"
+        assert c.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 404

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from .blobs import BlobStore
 from .engine import Analyzer
 from .fetch import FetchPolicy, fetch_image_bytes
-from .stages import Stages, read_stages
+from .stages import Stages, read_stages, staged_overlay
 from .store import Store
 from .workers import AnalysisCancelledError, RunHandle
 
@@ -94,7 +94,16 @@ class JobRunner:
             return None
         if handle.workdir is None:  # waiting for a slot, or its report was stored already
             return Stages(elapsed_s=round(time.monotonic() - handle.started, 3))
-        return read_stages(handle.workdir, handle.started)
+        stages = read_stages(handle.workdir, handle.started)
+        base = f"/v1/jobs/{job_id}/items/{idx}/overlays"
+        return stages.model_copy(update={"overlays": {n: f"{base}/{n}.png" for n in stages.maps}})
+
+    def staged_overlay(self, job_id: str, idx: int, name: str) -> bytes | None:
+        """A map the running item has written so far; None when it has not, or is not running."""
+        handle = self._running.get((job_id, idx))
+        if handle is None or handle.workdir is None:
+            return None
+        return staged_overlay(handle.workdir, name)
 
     def submit(
         self, entries: Sequence[tuple[str | None, str, str]], experts: list[str] | None,

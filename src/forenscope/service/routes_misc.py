@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -13,7 +13,15 @@ from starlette.datastructures import UploadFile
 from .. import __version__
 from ..io.image import probe_image
 from .chat import CHAT_NOT_CONFIGURED
-from .deps import AnalysisId, Service, ServiceDep, get_row, limit_analyses, limit_reads
+from .deps import (
+    AnalysisId,
+    ArtefactName,
+    Service,
+    ServiceDep,
+    get_row,
+    limit_analyses,
+    limit_reads,
+)
 from .engine import HEAD_PROBE_BYTES, display_name
 from .routes_analyses import ERRORS, _split, _threshold
 from .schemas import (
@@ -163,6 +171,25 @@ async def cancel_job(job_id: AnalysisId, svc: ServiceDep) -> Job:
         await anyio.sleep(0.05)  # a killed worker is noticed within milliseconds
         job = job_status(job_id, svc)
     return job
+
+
+@router.get(
+    "/jobs/{job_id}/items/{index}/overlays/{name}.png", response_class=Response,
+    responses=ERRORS, dependencies=[Depends(limit_reads)],
+    summary="A map a running item has written so far (items[].stages.overlays); 404 before it "
+    "is written and once the item is done: its analysis serves the maps from then on",
+)  # fmt: skip
+def staged_overlay(
+    job_id: AnalysisId, index: Annotated[int, Path(ge=0, lt=MAX_JOB_FILES)],
+    name: ArtefactName, svc: ServiceDep,
+) -> Response:  # fmt: skip
+    if svc.store.get_item(job_id, index) is None:
+        raise HTTPException(404, "no job item with this id and index")
+    png = svc.jobs.staged_overlay(job_id, index, name)
+    if png is None:
+        raise HTTPException(404, "this item has no such map now (not written yet, or done)")
+    # The bytes, not the file: the working folder is renamed into the store when it is done.
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 def job_status(job_id: str, svc: Service) -> Job:

@@ -11,6 +11,7 @@ nothing to clean up but its working directory.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -20,8 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..inspect import MetadataPanel
 from ..types import ExpertResult, Verdict
+from .security import NAME_PATTERN
 
 PROGRESS_FILE = "progress.jsonl"
+NAME_RE = re.compile(NAME_PATTERN)
+OWN_MAPS = ("fused", "mask")  # overlay.<name>.png; an expert's is overlay.expert.<name>.png
 MAX_PROGRESS_BYTES = 4 * 1024 * 1024  # a metadata panel is bounded; this bounds the whole file
 
 
@@ -53,6 +57,11 @@ class Stages(BaseModel):
     verdict_at_s: float | None = None
     maps: list[str] = Field(
         default_factory=list, description="map files written so far (the fused map first)"
+    )
+    overlays: dict[str, str] = Field(
+        default_factory=dict,
+        description="URL of each map written so far (name -> PNG, as links.overlays of the "
+        "analysis); served while the item runs, 404 once it is done (use the analysis then)",
     )
 
 
@@ -117,3 +126,20 @@ def _apply(fields: dict[str, Any], event: dict[str, Any]) -> None:
         fields["verdict"], fields["verdict_at_s"] = event["verdict"], t
     elif stage == "map":
         fields["maps"].append(event["name"])
+
+
+def staged_overlay(folder: Path, name: str) -> bytes | None:
+    """The PNG of the map `name` if the worker has logged it as written into `folder` (a map
+    not yet logged may be half-written); None otherwise, or once the folder has moved away
+    (the analysis is being stored)."""
+    if not NAME_RE.fullmatch(name) or name not in read_stages(folder, time.monotonic()).maps:
+        return None
+    file = f"overlay.{name}.png" if name in OWN_MAPS else f"overlay.expert.{name}.png"
+    try:
+        root = folder.resolve(strict=True)
+        path = (root / file).resolve(strict=True)
+        if path.parent != root or not path.is_file():
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
