@@ -131,3 +131,28 @@ def test_a_reupload_over_plain_http_opens_the_existing_entry(
     assert page.evaluate("location.hash").startswith("#/a/" + first)
     assert history_total(page) == total
     context.close()
+
+
+def test_the_fused_map_is_drawn_while_the_item_runs(page: Any, tmp_path: Path) -> None:
+    big = photo(tmp_path / "maps.jpg", scale=4, quality=85)  # 4096 x 3072: many seconds
+    page.set_input_files("#file", str(big))
+    # The fused map, fetched from the running item, lies over the picture before the stored
+    # analysis (the full viewer) opens.
+    page.wait_for_function(
+        """() => { const m = document.getElementById('staged-layer');
+                   return !m.hidden && m.dataset.map === 'fused' && m.naturalWidth > 0; }""",
+        timeout=LONG,
+    )
+    size = page.evaluate("[$('staged-layer').naturalWidth, $('staged-layer').naturalHeight]")
+    assert size == [800, 600]
+    assert page.is_hidden("#result") and page.is_visible("#staged")
+    assert page.get_attribute("#staged-layer", "src").startswith("blob:")
+    names = page.eval_on_selector_all("#staged-maps button", "bs => bs.map(b => b.dataset.map)")
+    assert names[0] == "fused"
+    assert page.get_attribute("#staged-maps button[data-map=fused]", "aria-pressed") == "true"
+    assert "Maps drawn:" in page.text_content("#stage-maps")
+    # Then the stored analysis takes over, opening on the same (fused) map.
+    page.wait_for_selector("#verdict-note:has-text('maps.jpg')", timeout=LONG)
+    page.wait_for_selector("#layer-img[data-layer=fused]", timeout=LONG)
+    assert page.is_hidden("#staged") and page.is_hidden("#staged-layer")
+    assert page.input_value("#layer") == "fused"

@@ -20,6 +20,7 @@ const MAX_ZOOM_PCT = 800;
 const state = {
   current: null, nav: 0, offset: 0, urls: [], layerUrls: {}, fullUrl: null, fullLoading: null,
   view: { z: 1, cx: 0.5, cy: 0.5 }, loupe: false, pending: null, search: "", stagedUrls: [],
+  staged: { maps: {}, layer: "fused", loading: {} },  // the running item's maps (blob URLs by name)
 };
 
 function token() { return sessionStorage.getItem("forenscope-token") || ""; }
@@ -136,8 +137,9 @@ async function upload(file) {
   form.append("files", file, file.name);
   form.append("reuse", "true");
   stageFirstView(file, nav);
-  await runJob(nav, form, file.name);
-  if ($("staged").dataset.nav === String(nav)) hideStaged();  // not a newer upload's
+  const opened = await runJob(nav, form, file.name);
+  // An opened result hides the staged view itself once it is drawn (show), so nothing blinks.
+  if (!opened && $("staged").dataset.nav === String(nav)) hideStaged();  // not a newer upload's
 }
 
 // One upload as a job: its stages (metadata, each expert, the verdict, the maps) show as the
@@ -168,8 +170,17 @@ async function runJob(nav, form, name) {
     }
     if (run.cancelled) return;
     if (item.status === "done") {
-      if (nav === state.nav) { stopProgress(); go(item.analysis_id); }
-      else setStatus(name + " finished in the background; it is in the history.");
+      if (nav === state.nav) {
+        stopProgress();
+        // The stored analysis opens on the layer the staged view was drawing.
+        const layer = state.staged.layer;
+        $("staged").dataset.done = "1";
+        if (layer !== "fused" && state.staged.maps[layer]) location.hash = "#/a/" + item.analysis_id + "?layer=" + encodeURIComponent(layer);
+        else go(item.analysis_id);
+        loadHistory(true);
+        return true;
+      }
+      setStatus(name + " finished in the background; it is in the history.");
       loadHistory(true);
     } else if (nav === state.nav) {
       stopProgress();
@@ -215,8 +226,9 @@ function showStages(item, name) {
   verdict.textContent = st.verdict ? "Verdict: " + verdictText(st.verdict) : "Verdict pending (after every expert)";
   verdict.className = st.verdict ? "" : "pending";
   const maps = $("stage-maps");
-  maps.textContent = st.maps.length ? "Maps drawn: " + st.maps.length + " (opening when the report is written)" : "Maps pending";
+  maps.textContent = st.maps.length ? "Maps drawn: " + st.maps.length + " (the full view opens when the report is written)" : "Maps pending";
   maps.className = st.maps.length ? "" : "pending";
+  showStagedMaps(st.overlays || {});
   if (st.metadata && $("staged-meta").dataset.filled !== "1") {
     $("staged-meta").replaceChildren();
     $("staged-meta").dataset.filled = "1";
@@ -224,9 +236,63 @@ function showStages(item, name) {
   }
 }
 
+// The maps the worker has written so far, drawn over the picture as they arrive (the fused map
+// first, the others listed to pick from); each is fetched once, with the token if one is set.
+function showStagedMaps(urls) {
+  const names = Object.keys(urls);
+  const list = $("staged-maps");
+  if (list.childElementCount !== names.length) {
+    list.replaceChildren(...names.map((n) => {
+      const b = el("button", TITLES[n] || "Expert: " + n);
+      b.type = "button";
+      b.dataset.map = n;
+      b.addEventListener("click", () => { state.staged.layer = n; drawStagedMap(urls); });
+      const li = el("li");
+      li.append(b);
+      return li;
+    }));
+  }
+  if (!urls[state.staged.layer] && names.length) state.staged.layer = names[0];
+  drawStagedMap(urls);
+}
+
+async function drawStagedMap(urls) {
+  const name = state.staged.layer, staged = state.staged;
+  for (const b of $("staged-maps").querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.dataset.map === name));
+  if (!urls[name]) return;
+  if (!staged.maps[name] && !staged.loading[name]) {
+    staged.loading[name] = true;
+    try {
+      staged.maps[name] = (await blobUrl(urls[name], state.stagedUrls)).url;
+    } catch (err) {
+      return;  // done a moment ago (the item's maps now come with its analysis) or cancelled
+    } finally {
+      staged.loading[name] = false;
+    }
+  }
+  if (staged !== state.staged || staged.layer !== name || !staged.maps[name]) return;
+  const img = $("staged-layer");
+  if (img.dataset.map !== name) {
+    img.src = staged.maps[name];
+    img.dataset.map = name;
+    img.alt = (TITLES[name] || "Map of the expert " + name) + ", drawn over the picture";
+  }
+  img.hidden = false;
+}
+
 function hideStaged() {
   $("staged").hidden = true;
   revoke(state.stagedUrls);
+  state.staged = { maps: {}, layer: "fused", loading: {} };
+  $("staged-maps").replaceChildren();
+  $("staged-layer").hidden = true;
+  $("staged-layer").removeAttribute("src");
+  delete $("staged-layer").dataset.map;
+}
+
+// The stored analysis of the staged upload is drawn: the staged view gives way to it.
+function stagedGivesWay() {
+  if ($("staged").dataset.done === "1") hideStaged();
 }
 
 async function stageFirstView(file, nav) {
@@ -235,6 +301,7 @@ async function stageFirstView(file, nav) {
   hideStaged();
   const box = $("staged");
   box.dataset.nav = String(nav);
+  box.dataset.done = "";
   $("staged-meta").dataset.filled = "";
   $("stage-experts").replaceChildren();
   $("stage-experts-text").textContent = "Waiting for an analysis slot \u2026";
@@ -460,6 +527,7 @@ async function show(a, nav, params) {
   applyMode();
   drawMarks(a);
   $("result").hidden = false;
+  stagedGivesWay();
   applyView();  // sizes are known only once the result is shown
   document.title = "Forenscope: " + displayName(a) + " \u2013 " + verdictText(v);
   markActive();
@@ -481,6 +549,7 @@ async function showClip(a, nav) {
   $("clip-report-link").href = src;
   $("clip-report").src = src;
   $("result").hidden = false;
+  stagedGivesWay();
   document.title = "Forenscope: " + displayName(a) + " \u2013 " + verdictText(a.report.verdict);
   markActive();
 }
