@@ -20,7 +20,7 @@ const MAX_ZOOM_PCT = 800;
 const state = {
   current: null, nav: 0, offset: 0, urls: [], layerUrls: {}, fullUrl: null, fullLoading: null,
   view: { z: 1, cx: 0.5, cy: 0.5 }, loupe: false, pending: null, search: "", stagedUrls: [],
-  staged: { maps: {}, layer: "fused", loading: {} },  // the running item's maps (blob URLs by name)
+  staged: { maps: {}, layer: "fused", loading: {}, urls: {} },  // the running item's maps (blob URLs by name)
 };
 
 function token() { return sessionStorage.getItem("forenscope-token") || ""; }
@@ -164,7 +164,9 @@ async function runJob(nav, form, name) {
     }
     while (item.status === "queued" || item.status === "running") {
       if (nav === state.nav && !run.cancelled) showStages(item, name);
-      await new Promise((r) => setTimeout(r, 300));
+      // Once the verdict is in, the maps follow within a second or two: look more often then.
+      const soon = item.stages && item.stages.verdict;
+      await new Promise((r) => setTimeout(r, soon ? 100 : 300));
       if (run.cancelled) return;
       item = (await (await api("/v1/jobs/" + job.id)).json()).items[0];
     }
@@ -241,23 +243,23 @@ function showStages(item, name) {
 function showStagedMaps(urls) {
   const names = Object.keys(urls);
   const list = $("staged-maps");
-  if (list.childElementCount !== names.length) {
-    list.replaceChildren(...names.map((n) => {
-      const b = el("button", TITLES[n] || "Expert: " + n);
-      b.type = "button";
-      b.dataset.map = n;
-      b.addEventListener("click", () => { state.staged.layer = n; drawStagedMap(urls); });
-      const li = el("li");
-      li.append(b);
-      return li;
-    }));
+  state.staged.urls = urls;
+  const shown = new Set(Array.from(list.querySelectorAll("button"), (b) => b.dataset.map));
+  for (const n of names.filter((x) => !shown.has(x))) {  // appended: a button keeps its focus
+    const b = el("button", TITLES[n] || "Expert: " + n);
+    b.type = "button";
+    b.dataset.map = n;
+    b.addEventListener("click", () => { state.staged.layer = n; drawStagedMap(); });
+    const li = el("li");
+    li.append(b);
+    list.append(li);
   }
   if (!urls[state.staged.layer] && names.length) state.staged.layer = names[0];
-  drawStagedMap(urls);
+  drawStagedMap();
 }
 
-async function drawStagedMap(urls) {
-  const name = state.staged.layer, staged = state.staged;
+async function drawStagedMap() {
+  const name = state.staged.layer, staged = state.staged, urls = staged.urls || {};
   for (const b of $("staged-maps").querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.dataset.map === name));
   if (!urls[name]) return;
   if (!staged.maps[name] && !staged.loading[name]) {
@@ -283,7 +285,7 @@ async function drawStagedMap(urls) {
 function hideStaged() {
   $("staged").hidden = true;
   revoke(state.stagedUrls);
-  state.staged = { maps: {}, layer: "fused", loading: {} };
+  state.staged = { maps: {}, layer: "fused", loading: {}, urls: {} };
   $("staged-maps").replaceChildren();
   $("staged-layer").hidden = true;
   $("staged-layer").removeAttribute("src");
