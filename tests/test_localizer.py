@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from forenscope.experts.learned_localizer import LearnedLocalizer
 from forenscope.forgeries import Box, example_photo, make_splice, mask_iou, synthetic_photo
 from forenscope.io import load_image
 from forenscope.io.input import ImageInput
 from forenscope.learned.localizer import onnx_trees
-from forenscope.learned.localizer.features import image_features
+from forenscope.learned.localizer.features import _jpeg_error, image_features
 from forenscope.learned.localizer.model import Localizer, shipped
 from forenscope.learned.localizer.trees import export_hgb
 from forenscope.train import localizer as trainer
@@ -157,3 +159,15 @@ def test_training_runs_end_to_end_on_a_tiny_synthetic_set(tmp_path: Path) -> Non
     assert np.allclose(again.forest.raw_score(x), model.forest.raw_score(x))
     hm = again.pixel_map(synthetic_photo(256, 320, seed=4))
     assert hm.shape == (256, 320) and 0.0 <= float(hm.min()) <= float(hm.max()) <= 1.0
+
+
+def test_jpeg_error_is_the_float_mean_of_squared_rgb_changes() -> None:
+    # The integer (uint16-square) computation must equal the plain float32 one exactly.
+    rgb = synthetic_photo(96, 128, seed=3)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=80, subsampling=2)
+    again = np.asarray(Image.open(buf).convert("RGB"), dtype=np.float32)
+    expected = ((again - rgb.astype(np.float32)) ** 2).sum(axis=2) / 3.0
+    got = _jpeg_error(rgb, 80)
+    assert got.dtype == np.float32 and got.max() > 0
+    assert np.array_equal(got, expected.astype(np.float32))

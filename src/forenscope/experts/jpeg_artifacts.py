@@ -84,7 +84,7 @@ def aligned_ghost(gray: np.ndarray, phase: tuple[int, int], q_final: int | None)
     g8 = np.clip(np.round(gray), 0, 255).astype(np.uint8)
     # Variance of the difference, not its mean square: the DC rounding of smooth blocks jumps
     # with each quality's DC step and would fake ghosts.
-    err = np.stack([jm.block_var(jm.recompress(g8, q, phase) - gray, phase) for q in qualities])
+    err = np.stack([jm.block_var(_resave_change(g8, gray, q, phase), phase) for q in qualities])
     lo, hi = err.min(axis=0), err.max(axis=0)
     norm = (err - lo) / np.maximum(hi - lo, 1e-6)
     informative = hi > INFORMATIVE_MSE
@@ -119,6 +119,17 @@ def aligned_ghost(gray: np.ndarray, phase: tuple[int, int], q_final: int | None)
             "ghost_error_rest": round(rest, 3),
         },
     )
+
+
+def _resave_change(
+    g8: np.ndarray, gray: np.ndarray, quality: int, phase: tuple[int, int]
+) -> np.ndarray:
+    """Re-saved minus original pixels, subtracted in place in the fresh re-save array."""
+    diff = jm.recompress(g8, quality, phase)
+    if gray.dtype != np.float32:  # a wider dtype would widen the result: keep that
+        return np.asarray(diff - gray)
+    diff -= gray
+    return diff
 
 
 def _near(a: int, b: int) -> bool:
