@@ -242,27 +242,50 @@ def analyze_batch(
     pending = [str(p) for p in paths]
     out = str(out_dir) if out_dir is not None else None
     limits = batch_limits(jobs)
-    config = ""
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        config = batch_config_key(experts, threshold, llm)
-        done = read_index(out_dir)
-        if done:
-            pending = [p for p in pending if _index_key(p, limits, config) not in done]
-    if jobs <= 1 and timeout_s is None:
-        for p in pending:
-            outcome = analyze_file(p, out, formats, experts, threshold, None, llm, limits)
-            yield _record(out_dir, outcome, config)
-        return
-    # Each worker analyses one image with a single expert thread: the pool parallelises images.
-    threads = 1 if jobs > 1 else None
-    tasks = ((p, (p, out, formats, experts, threshold, threads, llm, limits)) for p in pending)
-    pool: WorkerPool[str, FileOutcome] = WorkerPool(analyze_file, jobs, timeout_s=timeout_s)
+    in_process = jobs <= 1 and timeout_s is None
+    pool: WorkerPool[str, FileOutcome] = WorkerPool(
+        analyze_file, jobs, timeout_s=timeout_s, warm=import_analysis
+    )
     with pool:
+        if not in_process and pending and not _has_index(out_dir):
+            # Nothing can be skipped: the workers start Python and import the analysis while
+            # this process hashes the settings (a fresh folder run's serial part).
+            pool.fill()
+        config = ""
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            config = batch_config_key(experts, threshold, llm)
+            done = read_index(out_dir)
+            if done:
+                pending = [p for p in pending if _index_key(p, limits, config) not in done]
+        if in_process:
+            for p in pending:
+                outcome = analyze_file(p, out, formats, experts, threshold, None, llm, limits)
+                yield _record(out_dir, outcome, config)
+            return
+        # Each worker analyses one image with a single expert thread: the pool parallelises
+        # images.
+        threads = 1 if jobs > 1 else None
+        tasks = ((p, (p, out, formats, experts, threshold, threads, llm, limits)) for p in pending)
         for path, result in pool.run(tasks):
             if isinstance(result, WorkerFailure):
                 result = _failure(path, None, WorkerDiedError(f"{path}: {result.reason}"))
             yield _record(out_dir, result, config)
+
+
+def _has_index(out_dir: Path | None) -> bool:
+    return out_dir is not None and (out_dir / INDEX_NAME).exists()
+
+
+def import_analysis() -> None:
+    """In a new worker, before its first task: import the pipeline, the report writers and
+    every expert's modules (seconds of a cold start that then overlap the parent's own
+    set-up). Models still load on first use, as in one process; nothing here changes a
+    result."""
+    from . import pipeline, report  # noqa: F401
+    from .experts.registry import preload_experts
+
+    preload_experts()
 
 
 def finished_outcomes(
@@ -381,10 +404,17 @@ def one_thread_per_process() -> None:
         threadpool_limits(int(value) if value.isdigit() and int(value) > 0 else 1)
 
 
-def _worker_main(conn: Connection, parent_pid: int, fn: Callable[..., Any]) -> None:
+def _worker_main(
+    conn: Connection, parent_pid: int, fn: Callable[..., Any], warm: Callable[[], None] | None
+) -> None:
     one_thread_per_process()
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle
+    if warm is not None:
+        try:
+            warm()
+        except Exception:  # only a head start: the task meets the same error, as a value
+            pass
     while True:
         try:
             task = conn.recv()
@@ -413,8 +443,13 @@ class WorkerPool(Generic[K, R]):
     task alone (a WorkerFailure in its place) and a fresh worker takes its place.
     """
 
-    def __init__(self, fn: Callable[..., R], jobs: int, *, timeout_s: float | None = None) -> None:
+    def __init__(
+        self, fn: Callable[..., R], jobs: int, *, timeout_s: float | None = None,
+        warm: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
+        """`warm` (a module-level function) runs in each new worker before its first task."""
         self.fn = fn
+        self.warm = warm
         self.jobs = max(1, jobs)
         self.timeout_s = timeout_s
         # spawn: the parent of each worker is this process (so PDEATHSIG follows it), and no
@@ -431,7 +466,7 @@ class WorkerPool(Generic[K, R]):
     def _start(self) -> _Worker[K]:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
-            target=_worker_main, args=(child, os.getpid(), self.fn), daemon=True,
+            target=_worker_main, args=(child, os.getpid(), self.fn, self.warm), daemon=True,
             name="forenscope-worker",
         )  # fmt: skip
         process.start()
