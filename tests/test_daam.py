@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from forenscope.errors import ModelError
+from forenscope.errors import MissingDependencyError, ModelError
 from forenscope.experts.clip_detector import ClipDetector
 from forenscope.io.input import ImageInput
 from forenscope.learned.daam import (
@@ -84,6 +85,20 @@ def test_block_graph_is_built_once_and_named_by_sha(fake_blocks: Path) -> None:
     mtime = variant.stat().st_mtime_ns
     assert blocks_graph(fake_blocks, sha) == (variant, names)
     assert variant.stat().st_mtime_ns == mtime  # cached, not rewritten
+
+
+def test_a_built_block_graph_is_reused_without_importing_onnx(
+    fake_blocks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sha = file_sha256(fake_blocks)
+    variant, names = blocks_graph(fake_blocks, sha)
+    assert variant.with_suffix(".json").is_file()
+    monkeypatch.setitem(sys.modules, "onnx", None)  # any `import onnx` now raises ImportError
+    assert blocks_graph(fake_blocks, sha) == (variant, names)
+    # without the names file the graph must be read again, which needs onnx
+    variant.with_suffix(".json").write_text("not json")
+    with pytest.raises(MissingDependencyError):
+        blocks_graph(fake_blocks, sha)
 
 
 def test_shapes_and_accumulation(explainer: DaamExplainer) -> None:

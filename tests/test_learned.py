@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from forenscope.eval.classification import auc as roc_auc
 from forenscope.eval.classification import ece
 from forenscope.experts.clip_detector import ClipDetector
 from forenscope.io.input import ImageInput
-from forenscope.learned.encoder import LN_EPS, ClipEncoder, read_projection
+from forenscope.learned.encoder import LN_EPS, ClipEncoder, cached_projection, read_projection
 from forenscope.learned.fake_encoder import build_fake_encoder
 from forenscope.learned.heads import LinearHead, load_head
 from forenscope.learned.preprocess import (
@@ -161,6 +162,21 @@ def test_lazy_encoder_opens_its_session_on_first_use(fake_encoder: Path) -> None
     out = enc.encode(np.zeros((1, 3, 224, 224), np.float32), tokens=True)
     assert enc.loaded and out.embeds.shape == (1, 512)
     assert enc.input_name == "pixel_values" and enc.token_name == "last_hidden_state"
+
+
+def test_the_projection_is_saved_once_and_read_back_bit_equal_without_onnx(
+    fake_encoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / fake_encoder.name
+    model.write_bytes(fake_encoder.read_bytes())
+    want = read_projection(model)
+    first = cached_projection(model)
+    assert len(list(tmp_path.glob("*.projection-*.npz"))) == 1
+    monkeypatch.setitem(sys.modules, "onnx", None)  # any `import onnx` now raises ImportError
+    again = cached_projection(model)
+    for a, b, c in zip(want, first, again, strict=True):
+        assert a.dtype == b.dtype == c.dtype == np.float32
+        assert np.array_equal(a, b) and np.array_equal(a, c)
 
 
 def test_project_tokens_matches_the_textbook_form(fake_encoder: Path) -> None:

@@ -8,6 +8,7 @@ projection to every patch token in numpy, reading both from the graph's initiali
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from dataclasses import dataclass
@@ -129,7 +130,7 @@ class ClipEncoder:
         if self._projection is None:
             with self._lock:
                 if self._projection is None:
-                    self._projection = read_projection(self.path)
+                    self._projection = cached_projection(self.path)
         return self._projection
 
 
@@ -145,6 +146,27 @@ def _pick_outputs(outputs: list[Any]) -> tuple[str, str | None]:
     if embed is None:
         raise ModelError("encoder has no (N, D) embedding output")
     return embed, token
+
+
+def cached_projection(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`read_projection`, kept beside the model as .npz (named by the model's sha256), so a
+    new process does not import onnx and parse the whole graph for three small arrays."""
+    from ..models.cache import file_sha256, write_atomic
+
+    saved = path.with_name(f"{path.stem}.projection-{file_sha256(path)[:16]}.npz")
+    try:
+        with np.load(saved, allow_pickle=False) as z:
+            return z["gamma"], z["beta"], z["proj"]
+    except (OSError, KeyError, ValueError):
+        pass  # absent or unreadable: read the graph and save again
+    gamma, beta, proj = read_projection(path)
+    buf = io.BytesIO()
+    np.savez(buf, gamma=gamma, beta=beta, proj=proj)
+    try:  # only a shortcut for the next process: a read-only model folder still works
+        write_atomic(saved, [buf.getvalue()])
+    except (OSError, ModelError):
+        pass
+    return gamma, beta, proj
 
 
 def read_projection(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
