@@ -152,9 +152,11 @@ _LLM_RUN_ONLY = {
 }  # fmt: skip
 
 
-def _append_index(out_dir: Path, outcome: FileOutcome) -> None:
-    with (out_dir / INDEX_NAME).open("a", encoding="utf-8") as f:
-        f.write(json.dumps(outcome.index_record(), sort_keys=True) + "\n")
+def append_line(index: Path, record: dict[str, Any]) -> None:
+    """One JSON line, flushed to disk before the next file starts (a kill loses no result)."""
+    index.parent.mkdir(parents=True, exist_ok=True)
+    with index.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -192,7 +194,7 @@ def analyze_file(
             written = write_report(report, image, target, formats=formats)
             outputs = {k: str(v) for k, v in written.items()}
     except Exception as exc:  # bad input or a bug costs this one file, never the batch
-        return _failure(path, sha, exc)
+        return failure_outcome(path, exc, sha)
     verdict = report.verdict
     summary = f"{verdict.label} (p={verdict.probability:.2f})"
     if not verdict.decided:
@@ -261,16 +263,13 @@ def analyze_batch(
         if in_process:
             for p in pending:
                 outcome = analyze_file(p, out, formats, experts, threshold, None, llm, limits)
-                yield _record(out_dir, outcome, config)
+                yield record_outcome(out_dir, outcome, config)
             return
         # Each worker analyses one image with a single expert thread: the pool parallelises
         # images.
         threads = 1 if jobs > 1 else None
         tasks = ((p, (p, out, formats, experts, threshold, threads, llm, limits)) for p in pending)
-        for path, result in pool.run(tasks):
-            if isinstance(result, WorkerFailure):
-                result = _failure(path, None, WorkerDiedError(f"{path}: {result.reason}"))
-            yield _record(out_dir, result, config)
+        yield from run_in_pool(pool, tasks, out_dir, config)
 
 
 def _has_index(out_dir: Path | None) -> bool:
@@ -331,18 +330,33 @@ class WorkerDiedError(ForenscopeError):
     """The worker process analysing this file died or overran its time limit."""
 
 
-def _failure(path: str, sha: str | None, exc: BaseException) -> FileOutcome:
+def failure_outcome(path: str, exc: BaseException, sha: str | None = None) -> FileOutcome:
+    """The outcome of a file that could not be analysed (an image or a clip)."""
     return FileOutcome(
         path=path, status="error", sha256=sha, summary=str(exc) or type(exc).__name__,
         error={"type": type(exc).__name__, "message": str(exc)},
     )  # fmt: skip
 
 
-def _record(out_dir: Path | None, outcome: FileOutcome, config: str) -> FileOutcome:
+def record_outcome(out_dir: Path | None, outcome: FileOutcome, config: str) -> FileOutcome:
+    """`outcome` under its settings key, appended to `out_dir`'s index when there is one."""
     outcome.config = config
     if out_dir is not None:
-        _append_index(out_dir, outcome)
+        append_line(out_dir / INDEX_NAME, outcome.index_record())
     return outcome
+
+
+def run_in_pool(
+    pool: WorkerPool[str, FileOutcome],
+    tasks: Iterable[tuple[str, tuple[Any, ...]]],
+    out_dir: Path | None,
+    config: str,
+) -> Iterator[FileOutcome]:
+    """The pool's outcomes, recorded; a dead or timed-out worker costs its own file only."""
+    for path, result in pool.run(tasks):
+        if isinstance(result, WorkerFailure):
+            result = failure_outcome(path, WorkerDiedError(f"{path}: {result.reason}"))
+        yield record_outcome(out_dir, result, config)
 
 
 # --- worker processes ---------------------------------------------------------------------

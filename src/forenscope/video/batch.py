@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..batch import Status
+from ..batch import Status, append_line
 from ..errors import ForenscopeError
 from ..types import VideoReport
 from .analyze import Progress, analyze_video
@@ -78,15 +77,6 @@ def analyze_clips(
         if out_dir is not None:
             append_line(out_dir / INDEX_NAME, asdict(outcome))
         yield outcome, report
-
-
-def append_line(index: Path, record: dict[str, Any]) -> None:
-    """One JSON line, flushed to disk before the next clip starts (a kill loses no clip)."""
-    index.parent.mkdir(parents=True, exist_ok=True)
-    with index.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def clip_status(report: VideoReport) -> tuple[Status, str]:

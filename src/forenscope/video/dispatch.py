@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..batch import (
-    INDEX_NAME,
     FileOutcome,
-    WorkerDiedError,
-    WorkerFailure,
     WorkerPool,
     batch_config_key,
     expand_inputs,
+    failure_outcome,
     read_index,
+    record_outcome,
+    run_in_pool,
 )
 from ..errors import ForenscopeError
 from .options import DEFAULT_BUDGET, DEFAULT_MAX_SIDE
@@ -123,7 +123,7 @@ def analyze_clip_file(
             report = with_llm(report, llm)
         outputs = write_clip_reports(report, Path(path), _path(out_dir), formats)
     except Exception as exc:  # bad input or a bug costs this one clip, never the batch
-        return _failure(path, exc, _sha256(path))
+        return failure_outcome(path, exc, _sha256(path))
     status, summary = clip_status(report)
     seconds = report.timings.get("total_s")
     return FileOutcome(
@@ -158,16 +158,13 @@ def analyze_clip_files(
     if jobs <= 1 and timeout_s is None:
         for p in pending:
             outcome = analyze_clip_file(p, out, formats, experts, threshold, None, llm, settings)
-            yield _record(out_dir, outcome, config)
+            yield record_outcome(out_dir, outcome, config)
         return
     threads = 1 if jobs > 1 else None
     tasks = ((p, (p, out, formats, experts, threshold, threads, llm, settings)) for p in pending)
     pool: WorkerPool[str, FileOutcome] = WorkerPool(analyze_clip_file, jobs, timeout_s=timeout_s)
     with pool:
-        for path, result in pool.run(tasks):
-            if isinstance(result, WorkerFailure):
-                result = _failure(path, WorkerDiedError(f"{path}: {result.reason}"))
-            yield _record(out_dir, result, config)
+        yield from run_in_pool(pool, tasks, out_dir, config)
 
 
 def finished_clip_outcomes(
@@ -230,19 +227,3 @@ def _index_key(path: str, config: str) -> tuple[str, str, str]:
 
 def _path(out_dir: str | None) -> Path | None:
     return Path(out_dir) if out_dir is not None else None
-
-
-def _failure(path: str, exc: BaseException, sha: str | None = None) -> FileOutcome:
-    return FileOutcome(
-        path=path, status="error", sha256=sha, summary=str(exc) or type(exc).__name__,
-        error={"type": type(exc).__name__, "message": str(exc)},
-    )  # fmt: skip
-
-
-def _record(out_dir: Path | None, outcome: FileOutcome, config: str) -> FileOutcome:
-    outcome = dataclasses.replace(outcome, config=config)
-    if out_dir is not None:
-        from .batch import append_line
-
-        append_line(out_dir / INDEX_NAME, outcome.index_record())
-    return outcome
