@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .. import allocator
 from ..batch import WorkerFailure, WorkerPool
 from ..errors import ForenscopeError, InputError
 from ..io.limits import Limits
@@ -87,6 +88,10 @@ def run_task(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         except Exception:
             return RuntimeError(f"{type(exc).__name__}: {exc}")
         return exc
+    finally:
+        # The analysis kept its freed arrays' pages for reuse (allocator.tune); an idle worker
+        # gives them back, so the memory budget stays an honest account of the machine.
+        allocator.release()
 
 
 def analyze_into(
