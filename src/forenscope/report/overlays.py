@@ -128,7 +128,8 @@ def mask_outline_rgba(
 def png_bytes(array: np.ndarray) -> bytes:
     """Encode a uint8 (H, W), (H, W, 3) or (H, W, 4) array as PNG."""
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", optimize=True)
+    # zlib's default level, not `optimize`: 5x faster on a 12 MP map for files ~4% larger.
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")
     return buf.getvalue()
 
 
