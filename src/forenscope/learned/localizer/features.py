@@ -75,38 +75,147 @@ def _grid_phase_energy(y: np.ndarray, axis: int) -> np.ndarray:
     return np.asarray(v, dtype=np.float32)
 
 
+# The statistics are computed strip by strip, so image-sized temporaries (float copies,
+# correlations, decoded re-saves) stay strip-sized: at 48 MP the whole-image version peaked near
+# 3 GB, and strip-sized arrays stay in the CPU cache. The results are bit-identical to whole-image
+# ones: each strip carries the halo rows its filters read (1 row for the 3x3 noise kernel and the
+# vertical difference; one 16 px MCU row on each side for the JPEG re-save, whose 4:2:0 MCUs are
+# 16x16 and whose decoder's chroma upsampling reads the neighbouring chroma rows).
+JPEG_STRIP_BLOCKS = 32  # block rows re-saved at a time: the 2 halo MCU rows cost 6% more coding
+STRIP_BLOCKS = 4  # block rows of the pixel statistics at a time
+
+
 def raw_block_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
     """Raw per-block statistics of an RGB uint8 image, each (rows, cols) float32."""
-    y, cb, cr = _ycbcr(rgb)
-    out: dict[str, np.ndarray] = {}
-    for name, ch in (("noise_y", y), ("noise_cb", cb), ("noise_cr", cr)):
-        out[name] = _log(block_mean(np.abs(ndimage.correlate(ch, _IMMERKAER, mode="reflect"))))
-    out["diff1"] = _log(block_mean(np.abs(np.diff(y, axis=1, append=y[:, -1:]))))
-    # Scene texture (not noise): gradient of the 2x-averaged, slightly smoothed image.
-    small = ndimage.gaussian_filter(block_mean(y, 2), 1.0)
-    grad = np.hypot(
-        np.diff(small, axis=0, append=small[-1:]), np.diff(small, axis=1, append=small[:, -1:])
-    )
-    out["texture"] = _log(
-        block_mean(grad, BLOCK // 2)[: out["noise_y"].shape[0], : out["noise_y"].shape[1]]
-    )
+    h, w = rgb.shape[:2]
+    nby = h // BLOCK
+    parts: dict[str, list[np.ndarray]] = {}
+    # The 2x-averaged luma for the texture statistic, filled strip by strip (a quarter of Y).
+    small = np.empty((h // 2, w // 2), dtype=np.float32)
+    for b0 in range(0, nby, JPEG_STRIP_BLOCKS):
+        b1 = min(nby, b0 + JPEG_STRIP_BLOCKS)
+        # the last strip also covers the remainder rows (they feed `small` and the halos)
+        r1 = h if b1 == nby else b1 * BLOCK
+        for key, val in _ghost_strip(rgb, b0 * BLOCK, r1).items():
+            parts.setdefault(key, []).append(val)
+        for c0 in range(b0, b1, STRIP_BLOCKS):
+            c1 = min(b1, c0 + STRIP_BLOCKS)
+            s1 = r1 if c1 == b1 else c1 * BLOCK
+            for key, val in _strip_features(rgb, c0 * BLOCK, s1, small).items():
+                parts.setdefault(key, []).append(val)
+    out = {key: np.concatenate(vals) for key, vals in parts.items()}
+    out["texture"] = _texture(small, nby)[:, : out["noise_y"].shape[1]]
     out["noise_vs_texture"] = out["noise_y"] - out["texture"]
-    out["bright"] = block_mean(y) / 255.0
-    out["std"] = _log(np.sqrt(np.maximum(block_mean(y * y) - block_mean(y) ** 2, 0.0)))
-    # Plane by plane: numpy reduces a short last axis slowly (about 1 s at 12 MP); same result.
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    hi, lo = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
-    clip = ((hi >= 250) | (lo <= 3)).astype(np.float32)
-    out["clipped"] = block_mean(clip)
-    ghosts = np.stack([_log(block_mean(_jpeg_error(rgb, q))) for q in GHOST_QUALITIES])
-    for q, g in zip(GHOST_QUALITIES, ghosts, strict=True):
-        out[f"ghost_{q}"] = g
-        out[f"ghost_{q}_shape"] = g - ghosts.mean(axis=0)
-    for name, axis in (("grid_h", 1), ("grid_v", 0)):
-        e = _grid_phase_energy(y, axis) + 0.05
+    ghosts = np.stack([out[f"ghost_{q}"] for q in GHOST_QUALITIES])
+    mean_ghost = ghosts.mean(axis=0)
+    for q in GHOST_QUALITIES:
+        out[f"ghost_{q}_shape"] = out[f"ghost_{q}"] - mean_ghost
+    for name in ("grid_h", "grid_v"):
+        e = out.pop(f"{name}_energy")
         out[name] = np.log(e[..., 7] / e[..., :7].mean(axis=-1))
         out[f"{name}_peak"] = np.log(e.max(axis=-1) / np.median(e, axis=-1))
     return out
+
+
+def _strip_features(rgb: np.ndarray, r0: int, r1: int, small: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-block pixel statistics of rows [r0, r1) (r0 on a block row), halos included."""
+    h = rgb.shape[0]
+    e0, e1 = max(0, r0 - 1), min(h, r1 + 1)
+    y_ext, cb_ext, cr_ext = _ycbcr(rgb[e0:e1])
+    top, n = r0 - e0, r1 - r0
+    y = y_ext[top : top + n]
+    out: dict[str, np.ndarray] = {}
+    for name, ch in (("noise_y", y_ext), ("noise_cb", cb_ext), ("noise_cr", cr_ext)):
+        res = ndimage.correlate(ch, _IMMERKAER, mode="reflect")[top : top + n]
+        out[name] = _log(block_mean(np.abs(res)))
+    out["diff1"] = _log(block_mean(np.abs(np.diff(y, axis=1, append=y[:, -1:]))))
+    small[r0 // 2 : r0 // 2 + n // 2] = block_mean(y, 2)
+    mean = block_mean(y)
+    out["bright"] = mean / 255.0
+    out["std"] = _log(np.sqrt(np.maximum(block_mean(y * y) - mean**2, 0.0)))
+    # Plane by plane: numpy reduces a short last axis slowly (about 1 s at 12 MP); same result.
+    strip = rgb[r0:r1]
+    r, g, b = strip[..., 0], strip[..., 1], strip[..., 2]
+    hi, lo = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    clip = ((hi >= 250) | (lo <= 3)).astype(np.float32)
+    out["clipped"] = block_mean(clip)
+    out["grid_h_energy"] = _grid_phase_energy(y, 1) + 0.05
+    # the vertical difference of the strip's last row reads the next strip's first row
+    out["grid_v_energy"] = _grid_phase_energy(y_ext[top:], 0)[: n // BLOCK] + 0.05
+    return out
+
+
+def _ghost_strip(rgb: np.ndarray, r0: int, r1: int) -> dict[str, np.ndarray]:
+    """The JPEG ghost statistic of block rows [r0, r1) at each quality: `_jpeg_error`'s
+    block means, the re-save made of the strip plus one MCU row above and below."""
+    h, w = rgb.shape[:2]
+    j0, j1 = max(0, r0 - BLOCK), min(h, r1 + BLOCK)
+    src = Image.fromarray(rgb[j0:j1])  # one copy for the five saves
+    decoded = np.empty((j1 - j0, w, 4), dtype=np.uint8)
+    # The reference as int16 in the decoded layout (4 bytes a pixel), once for the five saves:
+    # the differences are then contiguous; the pad channel is never read.
+    ref = np.empty((r1 - r0, w, 4), dtype=np.int16)
+    ref[..., :3] = rgb[r0:r1]
+    out: dict[str, np.ndarray] = {}
+    for q in GHOST_QUALITIES:
+        _resave_into(src, q, decoded)
+        rows = []
+        for i in range(0, r1 - r0 - BLOCK + 1, BLOCK):  # a block row at a time: stays in cache
+            err = _squared_error(decoded[r0 - j0 + i : r0 - j0 + i + BLOCK], ref[i : i + BLOCK])
+            rows.append(block_mean(err))
+        out[f"ghost_{q}"] = _log(np.concatenate(rows))
+    return out
+
+
+def _resave_into(src: Image.Image, quality: int, out: np.ndarray) -> None:
+    """JPEG-save `src` at `quality` (4:2:0) and decode it into `out` (h, w, 4): RGB, pad byte."""
+    buf = io.BytesIO()
+    src.save(buf, "JPEG", quality=quality, subsampling=2)
+    buf.seek(0)
+    with Image.open(buf) as decoded:
+        # Pillow stores RGB as 4 bytes a pixel, like RGBX: decoding straight into `out` saves
+        # the copy np.asarray would make through tobytes().
+        target = None
+        if decoded.mode == "RGB" and decoded.size == (out.shape[1], out.shape[0]):
+            target = Image.frombuffer("RGBX", decoded.size, out, "raw", "RGBX", 0, 1).im
+            decoded.im = target
+        decoded.load()
+        if decoded.im is not target:  # another Pillow (or mode) made its own image: copy
+            out[..., :3] = np.asarray(decoded if decoded.mode == "RGB" else decoded.convert("RGB"))
+
+
+def _squared_error(again: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Per-pixel squared error, mean over RGB, of a decoded uint8 (h, w, 4) re-save and the
+    int16 (h, w, 4) original: the values of `_jpeg_error` (channel 3 is ignored)."""
+    d = again.astype(np.int16)
+    d -= ref
+    # |d| <= 255, so d**2 fits uint16 and uint16 arithmetic (modulo 2**16) squares the int16
+    # bits exactly; the float32 sum of three is exact too (< 2**24).
+    sq = d.view(np.uint16)
+    sq *= sq
+    total = sq[..., 0].astype(np.float32)
+    total += sq[..., 1]
+    total += sq[..., 2]
+    total /= 3.0
+    return total
+
+
+def _texture(small: np.ndarray, nby: int) -> np.ndarray:
+    """Scene texture (not noise) per block: gradient of the 2x-averaged, slightly smoothed image.
+
+    Strip by strip too: the Gaussian (sigma 1, radius 4) reads 4 rows each side and the
+    vertical difference one more below, so each strip carries those halo rows."""
+    hs = small.shape[0]
+    rows: list[np.ndarray] = []
+    half = BLOCK // 2
+    for b0 in range(0, nby, STRIP_BLOCKS):
+        b1 = min(nby, b0 + STRIP_BLOCKS)
+        s0, s1 = b0 * half, b1 * half
+        lo, hi = max(0, s0 - 4), min(hs, s1 + 5)
+        sm = ndimage.gaussian_filter(small[lo:hi], 1.0)[s0 - lo : s1 + 1 - lo]
+        grad = np.hypot(np.diff(sm, axis=0, append=sm[-1:]), np.diff(sm, axis=1, append=sm[:, -1:]))
+        rows.append(_log(block_mean(grad[: s1 - s0], half)))
+    return np.concatenate(rows)
 
 
 def _robust_z(f: np.ndarray) -> np.ndarray:

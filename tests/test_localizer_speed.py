@@ -1,0 +1,110 @@
+"""The learned localizer's fast paths give the very bits of the plain whole-image computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from forenscope.forgeries import synthetic_photo
+from forenscope.learned.localizer import features
+from forenscope.learned.localizer.features import (
+    _IMMERKAER,
+    BLOCK,
+    GHOST_QUALITIES,
+    _grid_phase_energy,
+    _jpeg_error,
+    _log,
+    _ycbcr,
+    block_mean,
+)
+
+
+def _whole_image_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-block statistics computed on the whole image at once (the pre-strip code)."""
+    y, cb, cr = _ycbcr(rgb)
+    out: dict[str, np.ndarray] = {}
+    for name, ch in (("noise_y", y), ("noise_cb", cb), ("noise_cr", cr)):
+        out[name] = _log(block_mean(np.abs(ndimage.correlate(ch, _IMMERKAER, mode="reflect"))))
+    out["diff1"] = _log(block_mean(np.abs(np.diff(y, axis=1, append=y[:, -1:]))))
+    small = ndimage.gaussian_filter(block_mean(y, 2), 1.0)
+    grad = np.hypot(
+        np.diff(small, axis=0, append=small[-1:]), np.diff(small, axis=1, append=small[:, -1:])
+    )
+    out["texture"] = _log(
+        block_mean(grad, BLOCK // 2)[: out["noise_y"].shape[0], : out["noise_y"].shape[1]]
+    )
+    out["noise_vs_texture"] = out["noise_y"] - out["texture"]
+    out["bright"] = block_mean(y) / 255.0
+    out["std"] = _log(np.sqrt(np.maximum(block_mean(y * y) - block_mean(y) ** 2, 0.0)))
+    hi, lo = rgb.max(axis=2), rgb.min(axis=2)
+    out["clipped"] = block_mean(((hi >= 250) | (lo <= 3)).astype(np.float32))
+    ghosts = np.stack([_log(block_mean(_jpeg_error(rgb, q))) for q in GHOST_QUALITIES])
+    for q, g in zip(GHOST_QUALITIES, ghosts, strict=True):
+        out[f"ghost_{q}"] = g
+        out[f"ghost_{q}_shape"] = g - ghosts.mean(axis=0)
+    for name, axis in (("grid_h", 1), ("grid_v", 0)):
+        e = _grid_phase_energy(y, axis) + 0.05
+        out[name] = np.log(e[..., 7] / e[..., :7].mean(axis=-1))
+        out[f"{name}_peak"] = np.log(e.max(axis=-1) / np.median(e, axis=-1))
+    return out
+
+
+def _jpeg_photo(h: int, w: int, seed: int) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(synthetic_photo(h, w, seed=seed)).save(buf, "JPEG", quality=88)
+    return np.array(Image.open(buf).convert("RGB"))
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "jpeg_strip", "strip"),
+    [
+        (32, 32, 32, 4),  # one block row
+        (161, 107, 2, 1),  # remainder rows and columns, many strips, last strip one block row
+        (176, 130, 3, 2),  # no remainder rows: the bottom row's differences are the zero pad
+        (203, 96, 32, 4),  # one strip
+        (250, 161, 4, 3),  # sub-strips that do not divide the re-save strips
+    ],
+)
+def test_strips_give_the_whole_image_bits(
+    monkeypatch: pytest.MonkeyPatch, h: int, w: int, jpeg_strip: int, strip: int
+) -> None:
+    rgb = _jpeg_photo(h, w, seed=h)
+    rgb[:9, :13] = 255  # clipped pixels
+    rgb[-5:, -7:] = 0
+    expected = _whole_image_features(rgb)
+    monkeypatch.setattr(features, "JPEG_STRIP_BLOCKS", jpeg_strip)
+    monkeypatch.setattr(features, "STRIP_BLOCKS", strip)
+    got = features.raw_block_features(rgb)
+    assert sorted(got) == sorted(expected)
+    for key, want in expected.items():
+        assert got[key].dtype == want.dtype, key
+        assert np.array_equal(got[key], want), key
+
+
+def test_noise_image_gives_the_whole_image_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pure noise: large re-save errors and residuals, every block far from the others.
+    rgb = np.random.default_rng(5).integers(0, 256, (147, 118, 3), dtype=np.uint8)
+    expected = _whole_image_features(rgb)
+    monkeypatch.setattr(features, "JPEG_STRIP_BLOCKS", 2)
+    monkeypatch.setattr(features, "STRIP_BLOCKS", 1)
+    got = features.raw_block_features(rgb)
+    for key, want in expected.items():
+        assert np.array_equal(got[key], want), key
+
+
+def test_resave_decodes_into_the_buffer_as_pillow_does() -> None:
+    import io
+
+    from PIL import Image
+
+    rgb = _jpeg_photo(80, 72, seed=2)
+    out = np.zeros((80, 72, 4), dtype=np.uint8)
+    features._resave_into(Image.fromarray(rgb), 65, out)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=65, subsampling=2)
+    assert np.array_equal(out[..., :3], np.asarray(Image.open(buf).convert("RGB")))
