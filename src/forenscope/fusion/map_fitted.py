@@ -198,7 +198,18 @@ def fitted_map(
 ) -> np.ndarray:
     """The fitted P(forged) map at (height, width), float32 in [0, 1]; `normalised` and
     `handset` are at `maps.working_size(height, width, model.map_side)`."""
+    prob = fitted_work_map(inputs, handset, normalised, model=model)
+    return np.asarray(np.clip(resize_map(prob, height, width), 0.0, 1.0), dtype=np.float32)
+
+
+def fitted_work_map(
+    inputs: Sequence[MapInput],
+    handset: np.ndarray,
+    normalised: dict[str, np.ndarray],
+    *,
+    model: MapFusionModel,
+) -> np.ndarray:
+    """`fitted_map` at the working size of `normalised` and `handset` (not resized)."""
     scores = {m.expert: m.score for m in inputs}
     z = linear_score(model, normalised, scores, handset)
-    prob = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
-    return np.asarray(np.clip(resize_map(prob, height, width), 0.0, 1.0), dtype=np.float32)
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0))))

@@ -4,6 +4,7 @@ model of `map_fitted`), and the shape test that decides "local" vs "global" scop
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from ..map_geometry import working_size
@@ -16,8 +17,7 @@ def compact_region_dominates(
     heatmap: np.ndarray, *, threshold: float = 0.5, max_area_share: float = 0.5
 ) -> bool:
     """True when one connected hot component holds most of the map's mass and is not huge."""
-    fused = np.clip(np.nan_to_num(heatmap.astype(np.float32)), 0.0, 1.0)
-    fused = resize_map(fused, *working_size(fused.shape[0], fused.shape[1], max_side=512))
+    fused = _shrink_unit(heatmap, *working_size(heatmap.shape[0], heatmap.shape[1], max_side=512))
     total = float(fused.sum())
     if total <= 0:
         return False
@@ -31,16 +31,45 @@ def compact_region_dominates(
     return bool(masses[best] >= 0.5 * total and areas[best] <= max_area_share * fused.size)
 
 
+def _shrink_unit(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
+    """`resize_map(clip(nan_to_num(heatmap), 0, 1), height, width)`, the same values, without
+    the full-size passes when the map is already finite and in [0, 1] (the fused map is):
+    at 12 MP they cost more than the rest of the shape test."""
+    arr = np.asarray(heatmap, dtype=np.float32)
+    if arr.ndim != 2 or not (arr.min() >= 0.0 and arr.max() <= 1.0):  # NaN fails both tests
+        return resize_map(np.clip(np.nan_to_num(arr), 0.0, 1.0), height, width)
+    if arr.shape == (height, width):
+        return arr
+    img = Image.fromarray(np.ascontiguousarray(arr), mode="F")  # as resize_map does
+    return np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
 def fuse_heatmaps(
     judged: list[ExpertResult], *, height: int, width: int, mode: str | None = None
 ) -> np.ndarray | None:
-    """The fused tamper map at (height, width), or None when no tamper expert drew a map.
+    """The fused tamper map at (height, width), or None when no tamper expert drew a map: the
+    working-size map of `fused_work_map` resized once to the image."""
+    work = fused_work_map(judged, height=height, width=width, mode=mode)
+    return None if work is None else to_image_size(work, height, width)
+
+
+def to_image_size(work: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A fused working-size map resized to the image, float32 in [0, 1]."""
+    return np.asarray(np.clip(resize_map(work, height, width), 0.0, 1.0), dtype=np.float32)
+
+
+def fused_work_map(
+    judged: list[ExpertResult], *, height: int, width: int, mode: str | None = None
+) -> np.ndarray | None:
+    """The fused tamper map of an image of (height, width) at its working size, or None when
+    no tamper expert drew a map.
 
     `mode` "handset" (the default) is the weighted mean of step 5; "fitted" (opt-in with
     `FORENSCOPE_MAP_FUSION=fitted`, see `map_fusion.map_mode`) is P(pixel forged) from the
     shipped per-pixel logistic model, whose 0.5 is set under a false-alarm budget on untouched
     photos; it falls back to "handset" when the weights are absent or none of the model's
-    experts drew a map.
+    experts drew a map. The working size is `working_size(height, width)` for "handset" and
+    the model's `map_side` for "fitted".
     """
     from . import map_fitted as map_fusion
 
@@ -53,13 +82,8 @@ def fuse_heatmaps(
             normalised = map_fusion.normalised_maps(inputs, shape)
             handset = handset_map(judged, shape, normalised)
             assert handset is not None  # `inputs` is not empty
-            return map_fusion.fitted_map(
-                inputs, handset, normalised, height=height, width=width, model=model
-            )
-    fused = handset_map(judged, working_size(height, width))
-    if fused is None:
-        return None
-    return np.asarray(np.clip(resize_map(fused, height, width), 0.0, 1.0), dtype=np.float32)
+            return map_fusion.fitted_work_map(inputs, handset, normalised, model=model)
+    return handset_map(judged, working_size(height, width))
 
 
 def handset_map(

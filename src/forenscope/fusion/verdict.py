@@ -38,7 +38,7 @@ Rules, in order:
    which is local by definition), "global" for ai_generated without one, "none" for real. The
    basis says it in words that agree with the regions the report draws (step 6).
 6. The fused map is `maps.fuse_heatmaps` (see there); `localize.localize` thresholds it into the
-   mask and the numbered regions.
+   mask and the numbered regions at the map's working size (only the final mask is upsampled).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from ..types import Attribution, Evidence, ExpertResult, Label, Method, Outcome,
 from .decision import make_decision
 from .expert_weights import TAMPER_TARGETS, expert_weight
 from .localize import localize
-from .maps import compact_region_dominates, fuse_heatmaps
+from .maps import compact_region_dominates, fused_work_map, to_image_size
 from .summary import summarise_all
 from .verdict_model import LABELS, VerdictModel, shipped_model
 
@@ -104,9 +104,13 @@ def fuse(results: list[ExpertResult], *, height: int, width: int, threshold: flo
     """Combine expert results into a verdict, attribution, fused map and key evidence, and
     localize the map at `threshold` so the attribution's words agree with the regions drawn."""
     judged = [r for r in results if r.judged]
-    heatmap = fuse_heatmaps(judged, height=height, width=width)
+    # Localized at the working size the map was fused at; only the map and mask are upsampled.
+    work = fused_work_map(judged, height=height, width=width)
+    heatmap = None if work is None else to_image_size(work, height, width)
     mask, regions = (
-        (None, []) if heatmap is None else localize(heatmap, results=results, threshold=threshold)
+        (None, [])
+        if work is None
+        else localize(work, results=results, threshold=threshold, shape=(height, width))
     )
     if not judged:
         verdict = Verdict(
