@@ -20,7 +20,7 @@ shifts on that lattice are skipped, so the verified candidates are the ones off 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import fft, ndimage
@@ -28,7 +28,7 @@ from scipy import fft, ndimage
 from ..io.input import ImageInput
 from ..types import BBox, Evidence, ExpertResult, ExpertSpec
 from ._signal_math import bbox_words, blocks, components, ramp, wrap_max_filter
-from ._working import MAP_SIDE, shrink_map
+from ._working import MAP_SIDE, map_shape, shrink_map
 from .base import Expert
 from .registry import register_expert
 
@@ -197,15 +197,65 @@ class Signals:
     gray: np.ndarray
     hp2: np.ndarray
     norm: np.ndarray
+    # Cell means of hp2 and norm**2 on the cell grid at each phase, filled as `verify` asks:
+    # the grid of a shift's overlap is a window of one of them.
+    tables: dict[tuple[str, int, int], np.ndarray] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, gray: np.ndarray) -> Signals:
         hp = highpass(gray)
         return cls(gray, hp * hp, contrast_normalised(hp))
 
+    def cell_mean(self, name: str, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+        """`_cell_mean` of hp2 ("hp2") or norm**2 ("norm2") over the window of `shape` at
+        `origin`, bit for bit, cut from the cached table of the origin's phase."""
+        y, x = origin
+        key = (name, y % CELL, x % CELL)
+        table = self.tables.get(key)
+        if table is None:
+            src = self.hp2 if name == "hp2" else self.norm
+            view = src[y % CELL :, x % CELL :]
+            rows = view.shape[0] // CELL * CELL
+            if name == "hp2":
+                table = _strip_cell_means(lambda r: view[r], rows, view.shape[1])
+            else:
+                table = _strip_cell_means(lambda r: view[r] * view[r], rows, view.shape[1])
+            self.tables[key] = table
+        by, bx = y // CELL, x // CELL
+        return table[by : by + shape[0] // CELL, bx : bx + shape[1] // CELL]
+
 
 def _cell_mean(a: np.ndarray) -> np.ndarray:
-    return np.asarray(blocks(a, CELL).mean(axis=-1))
+    """Mean of each CELL x CELL block (remainders dropped), bit for bit
+    `blocks(a, CELL).mean(axis=-1)`: numpy's pairwise sum of a block's 64 contiguous values
+    adds 8 running sums (one per column, down the rows) and then the 8 sums as
+    ((0+1)+(2+3))+((4+5)+(6+7)). Done here on strided views, without `blocks`' copy."""
+    if CELL != 8:
+        return np.asarray(blocks(a, CELL).mean(axis=-1))
+    nby, nbx = a.shape[0] // CELL, a.shape[1] // CELL
+    v = a[: nby * CELL, : nbx * CELL].reshape(nby, CELL, nbx, CELL)
+    r = v[:, 0] + v[:, 1]
+    for i in range(2, CELL):
+        r += v[:, i]
+    c = [r[:, :, j] for j in range(CELL)]
+    total = (c[0] + c[1]) + (c[2] + c[3])
+    total += (c[4] + c[5]) + (c[6] + c[7])
+    return np.asarray(total / (CELL * CELL))
+
+
+STRIP_BYTES = 1 << 18  # a strip's temporaries stay in cache
+
+
+def _strip_cell_means(values: Callable[[slice], np.ndarray], rows: int, cols: int) -> np.ndarray:
+    """`_cell_mean` of an array of `rows` x `cols` (rows a multiple of CELL) that `values`
+    yields a strip of rows at a time, so its temporaries never span the image."""
+    step = max(CELL, STRIP_BYTES // (4 * max(cols, 1)) // CELL * CELL)
+    parts = [_cell_mean(values(slice(y, min(y + step, rows)))) for y in range(0, rows, step)]
+    if not parts:
+        return np.zeros((0, cols // CELL), np.float32)
+    return np.concatenate(parts, axis=0)
 
 
 def verify(sig: Signals, shift: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
@@ -219,11 +269,13 @@ def verify(sig: Signals, shift: tuple[int, int]) -> tuple[np.ndarray, np.ndarray
     dy, dx = shift
     h, w = sig.gray.shape[0] - abs(dy), sig.gray.shape[1] - abs(dx)
     ya, xa, yb, xb = max(0, -dy), max(0, -dx), max(0, dy), max(0, dx)
-    a, b = (slice(ya, ya + h), slice(xa, xa + w)), (slice(yb, yb + h), slice(xb, xb + w))
-    ea, eb = _cell_mean(sig.hp2[a]), _cell_mean(sig.hp2[b])
-    grey = _cell_mean((sig.gray[a] - sig.gray[b]) ** 2) / (ea + eb + 0.5)
-    na, nb = sig.norm[a], sig.norm[b]
-    detail = _cell_mean((na - nb) ** 2) / (_cell_mean(na * na) + _cell_mean(nb * nb) + 1e-6)
+    ea, eb = sig.cell_mean("hp2", (ya, xa), (h, w)), sig.cell_mean("hp2", (yb, xb), (h, w))
+    rows = h // CELL * CELL
+    ga, gb = sig.gray[ya : ya + rows, xa : xa + w], sig.gray[yb : yb + rows, xb : xb + w]
+    na, nb = sig.norm[ya : ya + rows, xa : xa + w], sig.norm[yb : yb + rows, xb : xb + w]
+    grey = _strip_cell_means(lambda r: (ga[r] - gb[r]) ** 2, rows, w) / (ea + eb + 0.5)
+    energy = sig.cell_mean("norm2", (ya, xa), (h, w)) + sig.cell_mean("norm2", (yb, xb), (h, w))
+    detail = _strip_cell_means(lambda r: (na[r] - nb[r]) ** 2, rows, w) / (energy + 1e-6)
     ratio = np.minimum(grey, detail * (MAX_RATIO / MAX_DETAIL_RATIO))
     match = (ratio < MAX_RATIO) & (np.minimum(ea, eb) > MIN_TEXTURE)
     return ndimage.binary_opening(match), ratio, (ya, xa)  # lone agreeing cells are chance
@@ -443,11 +495,14 @@ class CopyMoveExpert(Expert):
         if min(g.shape) < 8 * CELL:
             return self.abstain(f"image too small to hold a duplicated region (< {8 * CELL} px)")
         sig = Signals.of(g)
-        textured = _cell_mean(sig.hp2) > MIN_TEXTURE
+        textured = sig.cell_mean("hp2", (0, 0), g.shape) > MIN_TEXTURE
         if float(textured.mean()) < 0.05:
             return self.abstain("almost no textured area: duplicated regions cannot be told apart")
         pairs, mask, rejected = find_pairs(sig)
-        heat = shrink_map(mask.astype(np.float32))  # the search ran at full size
+        if mask.any():
+            heat = shrink_map(mask.astype(np.float32))  # the search ran at full size
+        else:  # what the resize of an empty mask gives, without its full-size passes
+            heat = np.zeros(map_shape(g.shape[:2]), dtype=np.float32)
         evidence = [_pair_evidence(p) for p in pairs[:3]]
         score = 0.0
         if pairs:
