@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -108,3 +111,93 @@ def test_resave_decodes_into_the_buffer_as_pillow_does() -> None:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=65, subsampling=2)
     assert np.array_equal(out[..., :3], np.asarray(Image.open(buf).convert("RGB")))
+
+
+def _copy_weights(tmp_path: Path) -> Path:
+    import shutil
+
+    from forenscope.learned.localizer.model import WEIGHTS
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    return Path(shutil.copy(WEIGHTS, folder / WEIGHTS.name))
+
+
+def _features() -> np.ndarray:
+    x, _, _ = features.image_features(_jpeg_photo(96, 112, seed=4))
+    return x
+
+
+def test_cached_tree_graph_gives_the_same_scores_without_onnx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from forenscope.learned.localizer import onnx_trees
+    from forenscope.learned.localizer.model import Localizer
+
+    monkeypatch.setenv("FORENSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    weights = _copy_weights(tmp_path)
+    x = _features()
+    first = Localizer.load(weights)
+    want = onnx_trees.raw_score(onnx_trees.build_session(first.forest, len(first.feature_names)), x)
+    assert np.array_equal(first.raw_score(x), want)
+    cached = onnx_trees.cache_paths(weights)[0]
+    assert cached.parent == tmp_path / "cache" / "models" / "localizer" and cached.is_file()
+
+    def no_onnx(*args: object) -> bytes:
+        raise AssertionError("the graph was rebuilt")
+
+    monkeypatch.setattr(onnx_trees, "build_model", no_onnx)
+    assert np.array_equal(Localizer.load(weights).raw_score(x), want)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage"])
+def test_damaged_tree_graph_cache_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from forenscope.learned.localizer import onnx_trees
+    from forenscope.learned.localizer.model import Localizer
+
+    monkeypatch.setenv("FORENSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    weights = _copy_weights(tmp_path)
+    x = _features()
+    want = Localizer.load(weights).raw_score(x)
+    cached = onnx_trees.cache_paths(weights)[0]
+    blob = bytearray(cached.read_bytes())
+    if damage == "flip":
+        blob[len(blob) // 2] ^= 0x40  # still parses as a graph, with one value changed
+    elif damage == "truncate":
+        del blob[len(blob) // 3 :]
+    else:
+        blob[:] = b"not a graph"
+    cached.write_bytes(bytes(blob))
+    assert onnx_trees.read_cached(weights) is None
+    assert np.array_equal(Localizer.load(weights).raw_score(x), want)
+    assert onnx_trees.read_cached(weights) is not None  # written again, intact
+
+
+def test_stale_or_unwritable_cache_places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from forenscope.learned.localizer import onnx_trees
+    from forenscope.learned.localizer.model import Localizer
+
+    blocked = tmp_path / "blocked"
+    blocked.write_bytes(b"")  # a file where the cache folder would go: it cannot be created
+    monkeypatch.setenv("FORENSCOPE_CACHE_DIR", str(blocked))
+    weights = _copy_weights(tmp_path)
+    x = _features()
+    want = Localizer.load(weights).raw_score(x)
+    beside = onnx_trees.cache_paths(weights)[1]
+    assert beside.parent == weights.parent and beside.is_file()
+    # other weights (here: the same trees under another version name) do not use that graph
+    model = dataclasses.replace(Localizer.load(weights), version="other")
+    model.save(weights.with_name("other.npz"))
+    weights.unlink()
+    weights.with_name("other.npz").rename(weights)
+    assert onnx_trees.cache_paths(weights)[1] != beside
+    assert onnx_trees.read_cached(weights) is None
+    assert np.array_equal(Localizer.load(weights).raw_score(x), want)

@@ -28,17 +28,31 @@ class Localizer:
     # Threshold with the best mean F1 on the synthetic validation forgeries: an alternative
     # operating point to 0.5, reported next to it (never tuned on real tampered images).
     val_threshold: float = 0.5
+    # The .npz the model was loaded from: keys the cached ONNX graph of its trees.
+    source: Path | None = field(default=None, compare=False)
     _session: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     def raw_score(self, x: np.ndarray) -> np.ndarray:
         """Tree log-odds per row: onnxruntime when the `learned` extra is there, else numpy."""
+        if not self._session:  # built once per model; a list keeps the dataclass frozen
+            self._session.append(self._new_session())
+        if self._session[0] is None:
+            return self.forest.raw_score(x)
         from . import onnx_trees
 
-        if not onnx_trees.available():
-            return self.forest.raw_score(x)
-        if not self._session:  # built once per model; a list keeps the dataclass frozen
-            self._session.append(onnx_trees.build_session(self.forest, len(self.feature_names)))
         return onnx_trees.raw_score(self._session[0], x)
+
+    def _new_session(self) -> Any:
+        """The onnxruntime session of the trees, or None without onnxruntime (or without onnx
+        and a cached graph)."""
+        import importlib.util
+
+        from . import onnx_trees
+
+        if importlib.util.find_spec("onnxruntime") is None:
+            return None
+        model = onnx_trees.model_bytes(self.forest, len(self.feature_names), self.source)
+        return None if model is None else onnx_trees.session(model)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +76,7 @@ class Localizer:
                 float(cal[2]),
                 str(a["version"]),
                 float(cal[3]) if len(cal) > 3 else 0.5,
+                source=Path(path),
             )
 
     def block_logits(self, x: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
