@@ -36,6 +36,31 @@ def channel_min_max(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601
+
+
+def luma_matmul(rgb: np.ndarray, rows: int = 256) -> np.ndarray:
+    """`rgb.astype(np.float32) @ LUMA`, bit for bit (each row's products are the same BLAS
+    calls), made `rows` rows at a time: no float32 copy of the whole RGB image (576 MB at
+    48 MP). Not `ImageInput.gray`, which rounds differently; the experts that were fitted on
+    this luma keep it."""
+    out = np.empty(rgb.shape[:2], dtype=np.float32)
+    for r0 in range(0, rgb.shape[0], rows):
+        out[r0 : r0 + rows] = rgb[r0 : r0 + rows].astype(np.float32) @ LUMA
+    return out
+
+
+def block_median(a: np.ndarray, size: int) -> np.ndarray:
+    """`np.median(blocks(a, size), axis=2)` bit for bit: a sort of each block (vectorised in
+    numpy, 5x faster than median's partition at 12 MP) and the same middle value (the float
+    mean of the two middle ones for an even count)."""
+    s = np.sort(blocks(a, size), axis=2)
+    n = size * size
+    if n % 2:
+        return s[..., n // 2]
+    return np.asarray((s[..., n // 2 - 1] + s[..., n // 2]) / 2)
+
+
 def channel_mean3(a: np.ndarray) -> np.ndarray:
     """`a.mean(axis=-1)` of an (H, W, 3) float array, bit for bit (numpy adds the three in
     order, then divides), at a third of its cost."""

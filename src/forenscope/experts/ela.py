@@ -10,13 +10,16 @@ more error (another grid) or less (an earlier lower quality).
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from ..io.input import ImageInput
 from ..types import BBox, Evidence, ExpertResult, ExpertSpec
 from . import _jpeg_math as jm
-from ._signal_math import channel_mean3, channel_min_max
+from ._signal_math import LUMA
 from ._working import paint_blocks
 from .base import Expert
 from .registry import register_expert
@@ -29,6 +32,7 @@ MAD_FLOOR = 0.15  # in log units: a bin of identical blocks must not give infini
 Z_HOT = 2.0  # |z| at which the heat map reaches 0.5
 MIN_ERROR_DIFF = 0.5  # grey levels a block's error must differ from its texture bin's median
 MIN_ERROR_RATIO = 1.25  # and by this factor (either way): a visible contrast, not 5.0 vs 5.6
+STRIP_ROWS = 32  # rows per strip of pixel work (a multiple of the 8 px block)
 
 
 def texture_normalised_z(error: np.ndarray, texture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,22 +55,88 @@ def texture_normalised_z(error: np.ndarray, texture: np.ndarray) -> tuple[np.nda
     return z, typical
 
 
+def resave(rgb: np.ndarray, quality: int = RESAVE_QUALITY) -> np.ndarray:
+    """The image encoded and decoded by libjpeg at `quality` (4:4:4), as uint8.
+
+    The pixels of `_jpeg_math.recompress`, kept as uint8: the error is taken in integers."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(
+        buf, "JPEG", quality=int(quality), subsampling=0
+    )
+    buf.seek(0)
+    with Image.open(buf) as decoded:
+        return np.asarray(decoded)
+
+
+def _strip_features(
+    rgb: np.ndarray, resaved: np.ndarray, r0: int, r1: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Block means of rows [r0, r1) (r0 a multiple of 8): re-save error, texture (|Laplacian|
+    of the luma) and share of clipped pixels, as the whole-image planes would give them."""
+    a, b = rgb[r0:r1], resaved[r0:r1]
+    d = np.maximum(a, b) - np.minimum(a, b)  # |a - b| without leaving uint8
+    total = np.add(d[..., 0], d[..., 1], dtype=np.uint16)
+    total += d[..., 2]
+    # The three integers add exactly in float32 too: dividing their sum by 3 in float32 gives
+    # the float32 channel mean bit for bit.
+    error = np.divide(total, np.float32(3), dtype=np.float32)
+    # Clipped: a channel at 0..2 or 253..255, i.e. below 6 after adding 3 with uint8 wrap-around.
+    shifted = a + np.uint8(3)
+    extreme = np.minimum(np.minimum(shifted[..., 0], shifted[..., 1]), shifted[..., 2]) < 6
+    return (
+        jm.block_mean(error),
+        jm.block_mean(_abs_laplace(rgb, r0, r1)),
+        jm.block_mean(extreme),
+    )
+
+
+def _abs_laplace(rgb: np.ndarray, r0: int, r1: int) -> np.ndarray:
+    """Rows [r0, r1) of `|ndimage.laplace(luma)|` (mode "reflect"), bit for bit.
+
+    scipy sums each second difference in float64 and stores it as float32, then adds the two in
+    float32. Luma values of 8-bit pixels are multiples of 2^-27 below 2^8, so the float64 sums
+    are exact in any order: the same values, from a strip with one row of margin.
+    """
+    h, w = rgb.shape[:2]
+    top, bottom = max(r0 - 1, 0), min(r1 + 1, h)
+    g = np.empty((r1 - r0 + 2, w + 2))  # float64, one pixel of reflected border all round
+    # The luma as the whole image's `astype(float32) @ LUMA` gives it (row by row the same).
+    g[top - r0 + 1 : bottom - r0 + 1, 1:-1] = rgb[top:bottom].astype(np.float32) @ LUMA
+    if r0 == 0:
+        g[0, 1:-1] = g[1, 1:-1]
+    if r1 == h:
+        g[-1, 1:-1] = g[-2, 1:-1]
+    g[:, 0], g[:, -1] = g[:, 1], g[:, -2]
+    c = g[1:-1, 1:-1]
+    t = np.add(g[:-2, 1:-1], g[2:, 1:-1])
+    t -= c
+    t -= c
+    dy = t.astype(np.float32)
+    np.add(g[1:-1, :-2], g[1:-1, 2:], out=t)
+    t -= c
+    t -= c
+    out = t.astype(np.float32)
+    out += dy
+    return np.abs(out, out=out)
+
+
 def ela_blocks(
     rgb: np.ndarray, quality: int = RESAVE_QUALITY
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per block: mean absolute re-save error, the typical error of equally textured blocks,
-    and the robust z-map smoothed over blocks."""
-    resaved = jm.recompress(rgb, quality)
-    error = channel_mean3(np.abs(resaved - rgb.astype(np.float32)))
-    gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    texture = np.asarray(np.abs(ndimage.laplace(gray)))
-    eb = jm.block_mean(error)
-    z, typical = texture_normalised_z(eb, jm.block_mean(texture))
+    and the robust z-map smoothed over blocks.
+
+    The pixel planes are made STRIP_ROWS rows at a time: no image-sized float planes (six of
+    them at 48 MP were 1.2 GB), and each strip's temporaries stay in the CPU cache."""
+    resaved = resave(rgb, quality)
+    parts = [
+        _strip_features(rgb, resaved, r0, min(r0 + STRIP_ROWS, rgb.shape[0]))
+        for r0 in range(0, rgb.shape[0] // 8 * 8, STRIP_ROWS)
+    ]
+    eb, tb, xb = (np.concatenate(p) for p in zip(*parts, strict=True))
+    z, typical = texture_normalised_z(eb, tb)
     # Clipped (saturated or black) blocks re-save without error whatever their history.
-    lo, hi = channel_min_max(rgb)
-    extreme = np.asarray((lo <= 2) | (hi >= 253), dtype=np.float32)
-    clipped = jm.block_mean(extreme) > 0.25
-    z[clipped] = 0.0
+    z[xb > 0.25] = 0.0
     return eb, typical, jm.smooth_blocks(z)
 
 

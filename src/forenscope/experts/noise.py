@@ -22,9 +22,10 @@ from ..types import Evidence, ExpertResult, ExpertSpec
 from ._signal_math import (
     MAD_TO_SIGMA,
     bbox_words,
+    block_median,
     blocks,
-    channel_min_max,
     components,
+    luma_matmul,
     ramp,
     robust_center_scale,
     upsample_blocks,
@@ -34,6 +35,7 @@ from .base import Expert
 from .registry import register_expert
 
 BLOCK = 16
+STRIP_BLOCKS = 4  # block rows per strip of residual work
 # Immerkaer's kernel: zero response to linear ramps; divided by 6 so that white noise of sigma s
 # gives a residual of sigma s.
 _KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) / 6.0
@@ -49,24 +51,44 @@ QUANT_STEP = MAD_TO_SIGMA / 6.0  # sigma step of integer pixels through the kern
 
 
 def residual_sigma(gray: np.ndarray, size: int) -> np.ndarray:
-    """Per-block noise sigma: MAD of the Immerkaer residual (robust to a few edge pixels)."""
-    r = np.abs(ndimage.correlate(gray, _KERNEL, mode="reflect"))
-    return np.asarray(np.median(blocks(r, size), axis=2) * MAD_TO_SIGMA, dtype=np.float64)
+    """Per-block noise sigma: MAD of the Immerkaer residual (robust to a few edge pixels).
+
+    STRIP_BLOCKS block rows at a time, each with one row of margin for the 3x3 kernel: the
+    residual is the whole image's value for value, without an image-sized residual plane."""
+    h = gray.shape[0] // size * size
+    step = STRIP_BLOCKS * size
+    out = []
+    for r0 in range(0, h, step):
+        r1 = min(r0 + step, h)
+        top, bottom = max(r0 - 1, 0), min(r1 + 1, gray.shape[0])
+        r = ndimage.correlate(gray[top:bottom], _KERNEL, mode="reflect")[r0 - top :][: r1 - r0]
+        out.append(block_median(np.abs(r, out=r), size))
+    return np.asarray(np.concatenate(out) * MAD_TO_SIGMA, dtype=np.float64)
+
+
+def clipped_share(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Share of pixels per block with a channel at 0..3 or 250..255 (float32, as the mean of a
+    0/1 plane gives it): plus 6 with uint8 wrap-around, those are the values up to 9."""
+    shifted = rgb + np.uint8(6)
+    low = np.minimum(np.minimum(shifted[..., 0], shifted[..., 1]), shifted[..., 2]) <= 9
+    nby, nbx = rgb.shape[0] // size, rgb.shape[1] // size
+    v = low[: nby * size, : nbx * size].reshape(nby, size, nbx, size)
+    counts = v.sum(axis=(1, 3), dtype=np.int32)
+    return np.asarray(counts.astype(np.float32) / np.float32(size * size))
 
 
 def block_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
     """Noise sigma at full and quarter resolution, brightness and clipping share per block."""
-    g = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    g = luma_matmul(rgb)
     fine = residual_sigma(g, BLOCK)
     # White noise of sigma s leaves about s/4 at the coarse level; what is left is texture. So
     # a noisy pasted patch on a smooth scene is not mistaken for a textured one.
     coarse = coarse_sigma(g, fine.shape)
-    lo, hi = channel_min_max(rgb)
     return {
         "fine": fine,
         "coarse": np.sqrt(np.maximum(coarse**2 - (fine / 4) ** 2, 0.0)),
         "mean": blocks(g, BLOCK).mean(axis=2) / 255.0,
-        "clipped": blocks(((hi >= 250) | (lo <= 3)).astype(np.float32), BLOCK).mean(axis=2),
+        "clipped": clipped_share(rgb, BLOCK),
     }
 
 

@@ -32,6 +32,7 @@ from .base import Expert
 from .registry import register_expert
 
 BLOCK, STEP = 64, 32  # local analysis window and stride
+STRIP_ROWS = 32  # rows per strip of the predictor's pixel work
 LOW_BINS = 4  # profile-spectrum bins below this carry image content, not resampling
 LOCAL_LO, LOCAL_HI = 3.0, 6.0  # summed x+y log-power excess (nats); heat 0.5 at 4.5
 TILE = 64  # Welch tile for the global spectrum
@@ -48,19 +49,64 @@ _PREDICTOR = np.array([[-0.25, 0.5, -0.25], [0.5, 0.0, 0.5], [-0.25, 0.5, -0.25]
 
 
 def predictor_residual(gray: np.ndarray) -> np.ndarray:
-    return np.asarray(gray - ndimage.correlate(gray, _PREDICTOR, mode="reflect"))
+    """`gray - ndimage.correlate(gray, _PREDICTOR, mode="reflect")`, STRIP_ROWS rows at a time.
+
+    scipy sums the eight weighted neighbours in float64 and stores the sum as float32. For the
+    luma of 8-bit pixels (multiples of 2^-27 below 2^8; weights 1/2 and 1/4) that float64 sum
+    is exact in any order, so summing rows and columns of neighbours first gives its values bit
+    for bit, with strip-sized temporaries that stay in the CPU cache (2x faster at 12 MP).
+    """
+    g = np.asarray(gray, dtype=np.float32)
+    out = np.empty_like(g)
+    for r0 in range(0, g.shape[0], STRIP_ROWS):
+        r1 = min(r0 + STRIP_ROWS, g.shape[0])
+        out[r0:r1] = g[r0:r1] - _predicted(g, r0, r1)
+    return out
 
 
-def block_profiles(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column-profile (along x) and row-profile (along y) of every BLOCK window, stride STEP."""
-    h, w = p.shape
+def _predicted(g: np.ndarray, r0: int, r1: int) -> np.ndarray:
+    """Rows [r0, r1) of the predictor's estimate, float64 sums rounded once to float32."""
+    h, w = g.shape
+    top, bottom = max(r0 - 1, 0), min(r1 + 1, h)
+    p = np.empty((r1 - r0 + 2, w + 2))  # float64 with a reflected one-pixel border
+    p[top - r0 + 1 : bottom - r0 + 1, 1:-1] = g[top:bottom]
+    if r0 == 0:
+        p[0, 1:-1] = p[1, 1:-1]
+    if r1 == h:
+        p[-1, 1:-1] = p[-2, 1:-1]
+    p[:, 0], p[:, -1] = p[:, 1], p[:, -2]
+    vertical = np.add(p[:-2], p[2:])  # above + below, at every column of the border too
+    cross = np.add(p[1:-1, :-2], p[1:-1, 2:])
+    cross += vertical[:, 1:-1]
+    diagonal = np.add(vertical[:, :-2], vertical[:, 2:])
+    cross += cross
+    cross -= diagonal
+    cross *= 0.25  # 0.5 * the 4 neighbours - 0.25 * the 4 diagonals
+    return cross.astype(np.float32)
+
+
+def block_profiles(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column-profile (along x) and row-profile (along y) of every BLOCK window, stride STEP,
+    of the probability map p = exp(-e^2) of the predictor residual e.
+
+    p is made STEP rows at a time (the rows past the last window are never used): each strip's
+    sums are the numpy reductions the whole map had, so the values are the same, without an
+    image-sized map."""
+    h, w = e.shape
     ny, nx = (h - BLOCK) // STEP + 1, (w - BLOCK) // STEP + 1
     k = BLOCK // STEP
-    strips = p[: (ny + k - 1) * STEP].reshape(-1, STEP, w).sum(axis=1)
-    cols = sum(strips[i : i + ny] for i in range(k))  # (ny, w): column sums over BLOCK rows
+    strips = np.empty((ny + k - 1, w), np.float32)
+    bands = np.empty(((ny + k - 1) * STEP, nx + k - 1), np.float32)
+    for i in range(ny + k - 1):
+        es = e[i * STEP : (i + 1) * STEP]
+        p = np.exp(-es * es)
+        strips[i] = p.reshape(-1, STEP, w).sum(axis=1)[0]
+        bands[i * STEP : (i + 1) * STEP] = (
+            p[:, : (nx + k - 1) * STEP].reshape(STEP, -1, STEP).sum(axis=2)
+        )
+    cols = np.asarray(sum(strips[i : i + ny] for i in range(k)))  # (ny, w): sums over BLOCK rows
     px = np.stack([cols[:, j * STEP : j * STEP + BLOCK] for j in range(nx)], axis=1)
-    bands = p[:, : (nx + k - 1) * STEP].reshape(h, -1, STEP).sum(axis=2)
-    rows = sum(bands[:, j : j + nx] for j in range(k))  # (h, nx): row sums over BLOCK columns
+    rows = np.asarray(sum(bands[:, j : j + nx] for j in range(k)))  # (rows, nx): over BLOCK cols
     py = np.stack([rows[i * STEP : i * STEP + BLOCK] for i in range(ny)], axis=0)
     return px / BLOCK, py.transpose(0, 2, 1) / BLOCK
 
@@ -77,7 +123,7 @@ def log_spectrum(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def block_spectra(e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per block of the predictor residual e: x and y profile log-spectra (each relative to its
     own median) and a flag for flat blocks."""
-    px, py = block_profiles(np.exp(-e * e))
+    px, py = block_profiles(e)
     sx, flat_x = log_spectrum(px)
     sy, flat_y = log_spectrum(py)
     return sx, sy, flat_x | flat_y
@@ -99,11 +145,23 @@ def local_excess(sx: np.ndarray, sy: np.ndarray, flat: np.ndarray) -> tuple[np.n
 
 def block_texture(e: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Mean absolute predictor residual per block: how much pixel-level detail it has to show a
-    resampling trace in (an enlarged area has less, so peers are taken at >= half of it)."""
-    mean = ndimage.uniform_filter(np.abs(e), BLOCK, mode="nearest")
-    cy = np.minimum(np.arange(shape[0]) * STEP + BLOCK // 2, e.shape[0] - 1)
-    cx = np.minimum(np.arange(shape[1]) * STEP + BLOCK // 2, e.shape[1] - 1)
-    return np.asarray(mean[np.ix_(cy, cx)], dtype=np.float64)
+    resampling trace in (an enlarged area has less, so peers are taken at >= half of it).
+
+    The value `ndimage.uniform_filter(|e|, BLOCK, mode="nearest")` has at each block's centre,
+    computed at the centres only. Block (i, j)'s window is rows and columns
+    [k * STEP, k * STEP + BLOCK) (inside the image, so "nearest" never pads), that is BLOCK //
+    STEP strips of STEP rows, then of STEP columns. The filter sums in float64 and stores each
+    pass as float32; a residual of an 8-bit image (multiples of 2^-29 below 2^9) sums exactly
+    in float64 in any order, so these are its values bit for bit, at a fraction of the cost.
+    """
+    ny, nx = shape
+    k = BLOCK // STEP
+    a = np.abs(e[: (ny + k - 1) * STEP, : (nx + k - 1) * STEP])
+    strips = a.reshape(ny + k - 1, STEP, -1).sum(axis=1, dtype=np.float64)
+    col_mean = (sum(strips[i : i + ny] for i in range(k)) / BLOCK).astype(np.float32)
+    bands = col_mean.reshape(ny, nx + k - 1, STEP).sum(axis=2, dtype=np.float64)
+    mean = (sum(bands[:, j : j + nx] for j in range(k)) / BLOCK).astype(np.float32)
+    return np.asarray(mean, dtype=np.float64)
 
 
 def peak_at(raw: np.ndarray, b: int) -> np.ndarray:
@@ -185,7 +243,7 @@ def global_peaks(residual: np.ndarray) -> dict[str, Any]:
     ny, nx = h // TILE, w // TILE
     tiles = residual[: ny * TILE, : nx * TILE].reshape(ny, TILE, nx, TILE).transpose(0, 2, 1, 3)
     t = tiles.reshape(-1, TILE, TILE)
-    power = (np.abs(np.fft.fft2(t - t.mean(axis=(1, 2), keepdims=True))) ** 2).mean(axis=0)
+    power = _mean_power(t - t.mean(axis=(1, 2), keepdims=True))
     logp = np.log(power + 1e-9)
     excess = logp - ndimage.median_filter(logp, size=5, mode="wrap")
     sig = excess * np.sqrt(ny * nx)  # the mean of n periodograms has log-spread ~ 1/sqrt(n)
@@ -198,6 +256,20 @@ def global_peaks(residual: np.ndarray) -> dict[str, Any]:
     # The grid period: the smallest P with P*fx and P*fy whole numbers (2, 4 or 8 here).
     period = next(p for p in (2, 4, 8) if (p * fx).is_integer() and (p * fy).is_integer())
     return {"significance": float(sig[v, u]), "fx": float(fx), "fy": float(fy), "period_px": period}
+
+
+def _mean_power(t: np.ndarray) -> np.ndarray:
+    """`(np.abs(np.fft.fft2(t)) ** 2).mean(axis=0)` of real tiles from their half spectrum.
+
+    A real tile's spectrum is conjugate-symmetric, so the columns past TILE / 2 are the mirror
+    of the others: a real FFT along x, then the complex FFT of the TILE / 2 + 1 columns along y,
+    then the mirror. A third of the cost; equal to the full FFT's values on the test images.
+    """
+    half = np.fft.fft(np.fft.rfft(t, axis=-1), axis=-2)
+    power = (np.abs(half) ** 2).mean(axis=0)  # (TILE, TILE // 2 + 1)
+    n = t.shape[-1]
+    mirror = power[(-np.arange(power.shape[0])) % power.shape[0]][:, (n + 1) // 2 - 1 : 0 : -1]
+    return np.concatenate([power, mirror], axis=1)
 
 
 def factor_candidates(freq: float) -> str:

@@ -8,6 +8,7 @@ nose tip, mouth centre, right ear tragion, left ear tragion.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -34,8 +35,10 @@ class Detection:
     score: float
 
 
+@lru_cache(maxsize=4)
 def anchors(cfg: BlazeConfig) -> np.ndarray:
-    """(N, 2) anchor centres in [0, 1]; layers sharing a stride share one grid."""
+    """(N, 2) anchor centres in [0, 1]; layers sharing a stride share one grid (read only:
+    one array per config is shared by every call)."""
     out: list[np.ndarray] = []
     i = 0
     while i < len(cfg.strides):
@@ -47,15 +50,21 @@ def anchors(cfg: BlazeConfig) -> np.ndarray:
         ys, xs = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
         centres = np.stack([(xs + 0.5) / side, (ys + 0.5) / side], axis=-1).reshape(-1, 1, 2)
         out.append(np.repeat(centres, n, axis=1).reshape(-1, 2))
-    return np.concatenate(out).astype(np.float32)
+    table = np.concatenate(out).astype(np.float32)
+    table.flags.writeable = False
+    return table
 
 
-def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float, float, float]:
-    """Resize keeping the aspect ratio and pad to size x size; returns (img, scale, padx, pady)."""
-    h, w = rgb.shape[:2]
+def letterbox(rgb: np.ndarray | Image.Image, size: int) -> tuple[np.ndarray, float, float, float]:
+    """Resize keeping the aspect ratio and pad to size x size; returns (img, scale, padx, pady).
+
+    Takes a Pillow image too: callers that letterbox several crops of one image convert it
+    once and crop in Pillow, instead of copying each crop through `Image.fromarray`."""
+    img = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
+    w, h = img.size
     scale = size / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    small = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))
+    small = np.asarray(img.resize((nw, nh), Image.Resampling.BILINEAR))
     canvas = np.zeros((size, size, 3), dtype=np.uint8)
     px, py = (size - nw) // 2, (size - nh) // 2
     canvas[py : py + nh, px : px + nw] = small
@@ -107,8 +116,9 @@ def weighted_nms(
     return out
 
 
-def detect(model_run: object, rgb: np.ndarray, cfg: BlazeConfig) -> list[Detection]:
-    """Run a BlazeFace model (a `TFLiteModel.run`) on an RGB image; detections in image px."""
+def detect(model_run: object, rgb: np.ndarray | Image.Image, cfg: BlazeConfig) -> list[Detection]:
+    """Run a BlazeFace model (a `TFLiteModel.run`) on an RGB image (array or Pillow RGB
+    image); detections in image px."""
     img, scale, px, py = letterbox(rgb, cfg.size)
     tensor = (img.astype(np.float32)[None] / 127.5) - 1.0
     outputs = model_run(tensor)  # type: ignore[operator]
@@ -118,7 +128,7 @@ def detect(model_run: object, rgb: np.ndarray, cfg: BlazeConfig) -> list[Detecti
     keep = scores >= cfg.min_score
     found = weighted_nms(boxes[keep], kps[keep], scores[keep])
     dets: list[Detection] = []
-    h, w = rgb.shape[:2]
+    w, h = rgb.size if isinstance(rgb, Image.Image) else (rgb.shape[1], rgb.shape[0])
     for box, kp, score in found:
         b = (box * cfg.size - np.array([px, py, px, py])) / scale
         b = np.clip(b, 0, [w, h, w, h])

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
+from PIL import Image
 
 from ..errors import ForenscopeError
 from ..models.faces import BLAZEFACE_FULL, BLAZEFACE_SHORT, FACE_MESH, model_path
@@ -83,13 +84,16 @@ def _candidates(rgb: np.ndarray, ranges: tuple[str, ...]) -> list[blazeface.Dete
     detections on overlapping tiles of large images, where a small face would shrink to a few
     pixels in the 128/192 px model input."""
     dets: list[blazeface.Detection] = []
+    # One conversion to a Pillow image; the tiles are cropped from it (a copy of the tile only,
+    # where `Image.fromarray` of an array slice copied it three times). Same pixels, same output.
+    img = Image.fromarray(np.ascontiguousarray(rgb))
     for rng in ranges:
         cfg, spec = (
             (blazeface.SHORT_RANGE, BLAZEFACE_SHORT)
             if rng == "short"
             else (blazeface.FULL_RANGE, BLAZEFACE_FULL)
         )
-        dets = blazeface.detect(_tflite(spec.name).run, rgb, cfg)  # type: ignore[attr-defined]
+        dets = blazeface.detect(_tflite(spec.name).run, img, cfg)  # type: ignore[attr-defined]
         if dets:
             break
     h, w = rgb.shape[:2]
@@ -98,9 +102,9 @@ def _candidates(rgb: np.ndarray, ranges: tuple[str, ...]) -> list[blazeface.Dete
         side = max(TILE_MIN, max(h, w) // 4)
         for y0 in _starts(h, side):
             for x0 in _starts(w, side):
-                for d in blazeface.detect(
-                    run, rgb[y0 : y0 + side, x0 : x0 + side], blazeface.FULL_RANGE
-                ):
+                # Clipped to the image, as the array slice was (Pillow pads a crop past it).
+                tile = img.crop((x0, y0, min(x0 + side, w), min(y0 + side, h)))
+                for d in blazeface.detect(run, tile, blazeface.FULL_RANGE):
                     shift = np.array([x0, y0], dtype=np.float64)
                     d.box, d.keypoints = d.box + np.tile(shift, 2), d.keypoints + shift
                     dets.append(d)
@@ -235,7 +239,9 @@ _memo_lock = threading.Lock()
 def detect_faces(rgb: np.ndarray, backend: Backend = "auto") -> list[Face]:
     """Faces in a uint8 RGB image, numbered left to right; memoised on the pixel content."""
     chosen = backend_in_effect(backend)
-    key = (hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest() + str(rgb.shape), chosen)
+    # The buffer itself is hashed (same bytes as `tobytes()`, without a copy of the image).
+    digest = hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16).hexdigest()
+    key = (digest + str(rgb.shape), chosen)
     with _memo_lock:
         if key in _memo:
             return _memo[key]

@@ -1,0 +1,48 @@
+"""Face detection shortcuts (issue 15): Pillow crops give the letterboxes the array slices gave,
+and the face experts of one image share one detection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from forenscope.experts import face_common
+from forenscope.faces import blazeface
+from forenscope.faces import detect as detect_mod
+from forenscope.io.input import ImageInput
+
+
+@pytest.mark.parametrize("size", [128, 192])
+def test_letterbox_of_a_pillow_crop_is_the_array_slices(size: int) -> None:
+    rng = np.random.default_rng(size)
+    rgb = rng.integers(0, 256, (700, 1100, 3), dtype=np.uint8)
+    img = Image.fromarray(rgb)
+    for y0, x0, side in [(0, 0, 700), (100, 300, 400), (350, 900, 400)]:
+        tile = rgb[y0 : y0 + side, x0 : x0 + side]
+        crop = img.crop((x0, y0, min(x0 + side, 1100), min(y0 + side, 700)))
+        want, got = blazeface.letterbox(tile, size), blazeface.letterbox(crop, size)
+        assert np.array_equal(want[0], got[0]) and want[1:] == got[1:]
+
+
+def test_face_experts_share_one_detection(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, ...]] = []
+
+    def fake_detect(rgb: np.ndarray, backend: str = "auto") -> list[detect_mod.Face]:
+        calls.append(rgb.shape)
+        return []
+
+    monkeypatch.setattr(detect_mod, "backend_in_effect", lambda backend="auto": "mediapipe")
+    monkeypatch.setattr(detect_mod, "detect_faces", fake_detect)
+    rgb = np.zeros((64, 80, 3), np.uint8)
+    image = ImageInput(rgb=rgb, data=b"", format="PNG", mode="RGB")
+    for _ in range(4):
+        assert face_common.faces_of(image) == ([], [])
+    assert face_common.analyze_faces(image) == ([], None)
+    assert calls == [(64, 80, 3)]
+    other = ImageInput(rgb=rgb.copy(), data=b"", format="PNG", mode="RGB")
+    face_common.faces_of(other)  # another image: detected again
+    assert len(calls) == 2
+    monkeypatch.setattr(detect_mod, "backend_in_effect", lambda backend="auto": "skimage-lbp")
+    face_common.faces_of(image)  # another backend: detected again
+    assert len(calls) == 3
