@@ -83,28 +83,73 @@ def block_dct(gray: np.ndarray, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
     return np.asarray(np.einsum("ij,rcjk,lk->rcil", d, b, d, optimize=True))
 
 
+# Image-sized work is done in horizontal strips of whole block rows of about this many bytes of
+# float32: the strip and its temporaries stay in the CPU cache between the passes over it, and
+# no image-sized temporary is allocated. Every output depends on its own block row only, so the
+# results are the same as over the whole image.
+STRIP_BYTES = 1 << 19
+
+
+def strip_rows(width: int, itemsize: int = 4, scale: int = 1) -> int:
+    """Rows per strip (a multiple of 8) for an image `width` values of `itemsize` bytes wide, in
+    `scale` times STRIP_BYTES."""
+    return max(8, scale * STRIP_BYTES // max(width * itemsize, 1) // 8 * 8)
+
+
+def _block_sums(g: np.ndarray) -> np.ndarray:
+    """Sum of each 8x8 block of a float32 (8 * rows, 8 * cols) array with unit column stride.
+
+    The 8 columns of each block row are added as numpy's pairwise reduction of 8 values adds
+    them, ((0+1)+(2+3))+((4+5)+(6+7)), so the sums are bit-identical to `.sum(axis=3)` of the
+    blocks, but on strided views: no copy, and no slow reduction over a length-8 axis. The 8
+    rows are then summed in order (a reduction over an outer axis accumulates sequentially).
+    """
+    r, w = g.shape
+    c = g.reshape(r, w // 8, 8)
+    a = [c[:, :, k] for k in range(8)]
+    rows = a[0] + a[1]
+    rows += a[2] + a[3]  # (a0+a1)+(a2+a3): the in-place add rounds as the new array would
+    right = a[4] + a[5]
+    right += a[6] + a[7]
+    rows += right
+    return np.asarray(rows.reshape(r // 8, 8, w // 8).sum(axis=1))
+
+
+def _block_grid(values: np.ndarray, phase: tuple[int, int]) -> tuple[np.ndarray, int, int]:
+    """The whole 8x8 blocks of the grid at `phase` (a view) and their (rows, cols) count."""
+    dy, dx = phase
+    g = values[dy:, dx:]
+    bh, bw = g.shape[0] // 8, g.shape[1] // 8
+    return g[: bh * 8, : bw * 8], bh, bw
+
+
 def block_mean(values: np.ndarray, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Mean of `values` over each 8x8 block of the grid at `phase` (float32)."""
-    dy, dx = phase
-    g = np.asarray(values[dy:, dx:], dtype=np.float32)
-    bh, bw = g.shape[0] // 8, g.shape[1] // 8
-    # The 8 columns of each block row are added as numpy's pairwise reduction of 8 values
-    # adds them, ((0+1)+(2+3))+((4+5)+(6+7)), so the sums are bit-identical to
-    # `.sum(axis=3)`, but on strided views: no copy of the cropped image, and no slow
-    # reduction over a length-8 axis. The 8 rows are then summed in order, as before.
-    c = g[: bh * 8, : bw * 8].reshape(bh * 8, bw, 8)
-    a = [c[:, :, k] for k in range(8)]
-    rows = (a[0] + a[1]) + (a[2] + a[3])
-    rows += (a[4] + a[5]) + (a[6] + a[7])
-    s = rows.reshape(bh, 8, bw).sum(axis=1)
+    g, bh, bw = _block_grid(values, phase)
+    s = np.empty((bh, bw), np.float32)
+    step = strip_rows(bw * 8)
+    for y in range(0, bh * 8, step):
+        strip = np.asarray(g[y : y + step], dtype=np.float32)  # converts one strip at most
+        s[y // 8 : (y + step) // 8] = _block_sums(strip)
     return np.asarray(s / 64.0, dtype=np.float32)
 
 
 def block_var(values: np.ndarray, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Variance of `values` inside each 8x8 block of the grid at `phase` (float32)."""
-    mean = block_mean(values, phase)
-    sq = block_mean(np.square(values, dtype=np.float32), phase)
-    return np.asarray(np.maximum(sq - mean**2, 0.0), dtype=np.float32)
+    """Variance of `values` inside each 8x8 block of the grid at `phase` (float32).
+
+    E[x^2] - E[x]^2 from float32 block means of the values and of their float32 squares, both
+    taken in one pass over each strip.
+    """
+    g, bh, bw = _block_grid(values, phase)
+    s = np.empty((bh, bw), np.float32)
+    sq = np.empty((bh, bw), np.float32)
+    step = strip_rows(bw * 8)
+    for y in range(0, bh * 8, step):
+        strip = np.asarray(g[y : y + step], dtype=np.float32)
+        s[y // 8 : (y + step) // 8] = _block_sums(strip)
+        sq[y // 8 : (y + step) // 8] = _block_sums(np.square(strip))
+    mean = s / 64.0
+    return np.asarray(np.maximum(sq / 64.0 - mean**2, 0.0), dtype=np.float32)
 
 
 def grid_profile(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,17 +159,47 @@ def grid_profile(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     is larger than inside blocks; its mean at each position modulo 8 peaks at the border phase.
     Returned as the strength of the boundary *between* pixel p-1 and p at phase p.
     """
-    g = gray.astype(np.float64)
-    # |x[p-1] - x[p]| minus the average of the neighbouring differences: a boundary step.
-    dh = np.abs(np.diff(g, axis=1))
-    dv = np.abs(np.diff(g, axis=0))
-    eh = np.clip(dh[:, 1:-1] - 0.5 * (dh[:, :-2] + dh[:, 2:]), 0, None).mean(axis=0)
-    ev = np.clip(dv[1:-1, :] - 0.5 * (dv[:-2, :] + dv[2:, :]), 0, None).mean(axis=1)
+    eh, ev = _boundary_steps(gray)
     # eh[i] is the step between columns i+1 and i+2, i.e. a boundary at phase (i + 2) % 8.
     pc, pr = (np.arange(eh.size) + 2) % 8, (np.arange(ev.size) + 2) % 8
     col = np.bincount(pc, weights=eh, minlength=8) / np.bincount(pc, minlength=8)
     row = np.bincount(pr, weights=ev, minlength=8) / np.bincount(pr, minlength=8)
     return col / max(col.mean(), 1e-9), row / max(row.mean(), 1e-9)
+
+
+def _boundary_steps(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean boundary step (|x[p-1] - x[p]| minus the average of the neighbouring differences,
+    clipped at 0) per column over all rows, and per row over all columns, in float64.
+
+    Computed in strips of rows, as the whole-image expressions would round: each step is the
+    same float64 expression of the same pixels; a row's mean sums its own steps; a column's
+    sum over the rows is carried from strip to strip as the first row of the next strip's sum,
+    which adds the rows in order as a reduction over axis 0 does.
+    """
+    h, w = gray.shape
+    if h < 4 or w < 4:  # too small for strips: the plain expressions (empty means included)
+        g = gray.astype(np.float64)
+        dh = np.abs(np.diff(g, axis=1))
+        dv = np.abs(np.diff(g, axis=0))
+        eh = np.clip(dh[:, 1:-1] - 0.5 * (dh[:, :-2] + dh[:, 2:]), 0, None).mean(axis=0)
+        ev = np.clip(dv[1:-1, :] - 0.5 * (dv[:-2, :] + dv[2:, :]), 0, None).mean(axis=1)
+        return eh, ev
+    step = strip_rows(w, 8, 2)
+    col_sum = np.zeros((step + 1, w - 3))  # row 0: the sum over the rows before the strip
+    ev = np.empty(h - 3)
+    for y in range(0, h, step):
+        g = np.asarray(gray[y : y + step + 3], dtype=np.float64)  # 3 rows below for ev
+        n = min(step, h - y)  # rows of eh in this strip
+        dh = np.abs(np.diff(g[:n], axis=1))
+        steps = col_sum[1 : n + 1]
+        np.subtract(dh[:, 1:-1], 0.5 * (dh[:, :-2] + dh[:, 2:]), out=steps)
+        np.clip(steps, 0, None, out=steps)
+        col_sum[0] = col_sum[: n + 1].sum(axis=0) if y else steps.sum(axis=0)
+        if y < h - 3:
+            dv = np.abs(np.diff(g, axis=0))
+            rows = np.clip(dv[1:-1, :] - 0.5 * (dv[:-2, :] + dv[2:, :]), 0, None)
+            ev[y : y + len(rows)] = rows.mean(axis=1)
+    return col_sum[0] / h, ev
 
 
 def grid_phase(gray: np.ndarray) -> tuple[tuple[int, int], float]:
@@ -151,8 +226,11 @@ def period8_strength(gray: np.ndarray) -> float:
     return float(out)
 
 
-def recompress(img: np.ndarray, quality: int, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Encode and decode with libjpeg at `quality` on the grid starting at `phase`; float32.
+def recompress(
+    img: np.ndarray, quality: int, phase: tuple[int, int] = (0, 0), *, uint8: bool = False
+) -> np.ndarray:
+    """Encode and decode with libjpeg at `quality` on the grid starting at `phase`; float32
+    (`uint8`: the decoded bytes themselves, no float copy; read-only).
 
     The image is cropped to start at the grid origin and padded back, so the output has the
     input's shape; the first `phase` rows/columns are copied unchanged.
@@ -164,11 +242,13 @@ def recompress(img: np.ndarray, quality: int, phase: tuple[int, int] = (0, 0)) -
     Image.fromarray(np.ascontiguousarray(sub), mode).save(
         buf, "JPEG", quality=int(quality), subsampling=0
     )
-    # uint8 first, then float32: the same values, faster than converting inside asarray.
-    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue()))).astype(np.float32)
+    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+    if not uint8:
+        # uint8 first, then float32: the same values, faster than converting inside asarray.
+        decoded = decoded.astype(np.float32)
     if dy == 0 and dx == 0:
         return decoded  # a new float32 array already: no image-sized copy to fill
-    out = img.astype(np.float32)  # astype copies
+    out = img.astype(decoded.dtype)  # astype copies
     out[dy:, dx:] = decoded
     return out
 
@@ -179,6 +259,35 @@ def robust_z(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     med = float(np.median(ref))
     mad = float(np.median(np.abs(ref - med))) * 1.4826
     return (values - med) / max(mad, 1e-6)
+
+
+def robust_z_percentile(values: np.ndarray, q: float) -> float:
+    """`float(np.percentile(robust_z(values), q))`, from one selection less and no z map.
+
+    z is a monotone function of the values (a subtraction and a division by a positive scale,
+    each rounded), so z's order statistics are z of the values' order statistics: the values
+    are partitioned once for their median and the few order statistics the percentile reads,
+    and numpy's percentile is taken of a sorted stand-in holding z of those, so that numpy's
+    own interpolation gives the result.
+    """
+    ref = values.flatten()  # a copy: partitioned in place
+    n = ref.size
+    if n < 8:
+        return float(np.percentile(robust_z(values), q))
+    mid = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
+    p0 = int(np.floor((n - 1) * float(np.true_divide(q, 100))))
+    near = [k for k in range(p0 - 1, p0 + 3) if 0 <= k < n]  # numpy reads p0 and p0 + 1
+    ref.partition(sorted({*mid, *near, n - 1}))
+    if np.isnan(ref[-1]):  # numpy's NaN rules apply
+        return float(np.percentile(robust_z(values), q))
+    med = float(np.mean(ref[mid[0] : mid[-1] + 1], axis=0))  # as np.median takes it
+    mad = float(np.median(np.abs(ref - med))) * 1.4826  # order-free: same as on `values`
+    z = (ref[near] - med) / max(mad, 1e-6)
+    stand_in = np.empty(n, z.dtype)
+    stand_in[: near[0]] = z[0]
+    stand_in[near[0] : near[-1] + 1] = z
+    stand_in[near[-1] + 1 :] = z[-1]
+    return float(np.percentile(stand_in, q))
 
 
 def upsample_blocks(
@@ -194,8 +303,35 @@ def upsample_blocks(
 
 def smooth_blocks(block_map: np.ndarray, size: int = 3) -> np.ndarray:
     """Median then mean filter over blocks: removes isolated blocks, keeps region edges."""
-    m = ndimage.median_filter(block_map, size=size, mode="nearest")
+    if size == 3 and block_map.ndim == 2 and not np.isnan(block_map).any():
+        m = median3x3(block_map)
+    else:
+        m = ndimage.median_filter(block_map, size=size, mode="nearest")
     return np.asarray(ndimage.uniform_filter(m, size=size, mode="nearest"))
+
+
+def _sort3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Element-wise (min, median, max) of three arrays."""
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    mid = np.minimum(hi, c)
+    hi = np.maximum(hi, c)
+    return np.minimum(lo, mid), np.maximum(lo, mid), hi
+
+
+def median3x3(values: np.ndarray) -> np.ndarray:
+    """`ndimage.median_filter(values, size=3, mode="nearest")` of a 2-D array without NaN.
+
+    The median of 9 by comparisons only (sort each column of 3, then the median is the median of
+    the largest column minimum, the median column median and the smallest column maximum), so
+    it picks the same element as scipy's selection, ~10x faster on block maps.
+    """
+    p = np.pad(values, 1, mode="edge")
+    h, w = values.shape
+    lo, mid, hi = _sort3(p[:-2], p[1:-1], p[2:])  # each column of the 3 rows around a row
+    a = np.maximum(np.maximum(lo[:, :-2], lo[:, 1:-1]), lo[:, 2:])
+    b = _sort3(mid[:, :-2], mid[:, 1:-1], mid[:, 2:])[1]
+    c = np.minimum(np.minimum(hi[:, :-2], hi[:, 1:-1]), hi[:, 2:])
+    return np.asarray(_sort3(a, b, c)[1][:h, :w], dtype=values.dtype)
 
 
 def local_grid_profiles(
@@ -207,23 +343,53 @@ def local_grid_profiles(
     mean 1 over the 8 phases and averaged over `window` x `window` blocks. Steps are clipped at
     `clip` grey levels: JPEG block steps are small, and clipping keeps real edges from voting.
     """
-    g = np.asarray(gray, dtype=np.float32)  # read only: no copy of a float32 image
-    h, w = g.shape
-    dh = np.abs(np.diff(g, axis=1))
-    dv = np.abs(np.diff(g, axis=0))
-    eh = np.zeros_like(g)
-    ev = np.zeros_like(g)
-    # Stored at column p: the boundary between pixels p-1 and p (phase p % 8), as grid_profile.
-    eh[:, 2:-1] = np.clip(dh[:, 1:-1] - 0.5 * (dh[:, :-2] + dh[:, 2:]), 0, clip)
-    ev[2:-1, :] = np.clip(dv[1:-1, :] - 0.5 * (dv[:-2, :] + dv[2:, :]), 0, clip)
+    h, w = gray.shape
     bh, bw = h // 8, w // 8
-    pc = eh[: bh * 8, : bw * 8].reshape(bh, 8, bw, 8).sum(axis=1)
-    pr = ev[: bh * 8, : bw * 8].reshape(bh, 8, bw, 8).sum(axis=3).transpose(0, 2, 1)
+    pc = np.empty((bh, bw, 8), np.float32)
+    pr = np.empty((bh, 8, bw), np.float32)
+    step = strip_rows(w)
+    for y in range(0, bh * 8, step):
+        eh, ev = _clipped_steps(gray, y, min(y + step, bh * 8), clip)
+        # Per block: the 8 rows of each column added in order, as .sum(axis=1) of the blocks
+        # adds them; the 8 columns of each row added pairwise, as .sum(axis=3) does.
+        r = eh[:, : bw * 8].reshape(-1, 8, bw * 8)
+        col = r[:, 0] + r[:, 1]
+        for k in range(2, 8):
+            col += r[:, k]
+        pc[y // 8 : y // 8 + len(col)] = col.reshape(-1, bw, 8)
+        c = ev[:, : bw * 8].reshape(len(ev), bw, 8)
+        a = [c[:, :, k] for k in range(8)]
+        row = a[0] + a[1]
+        row += a[2] + a[3]
+        right = a[4] + a[5]
+        right += a[6] + a[7]
+        row += right
+        pr[y // 8 : y // 8 + len(col)] = row.reshape(-1, 8, bw)
     out = []
-    for p in (pr, pc):
+    for p in (pr.transpose(0, 2, 1), pc):
         p = ndimage.uniform_filter(p, size=(window, window, 1), mode="nearest")
         out.append(p / np.maximum(p.mean(axis=-1, keepdims=True), 1e-3))
     return out[0], out[1]
+
+
+def _clipped_steps(
+    gray: np.ndarray, y0: int, y1: int, clip: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows y0..y1 of `local_grid_profiles`' clipped boundary steps across columns (stored at
+    the column right of the boundary) and across rows (at the row below it), float32."""
+    h, w = gray.shape
+    top = max(y0 - 2, 0)  # the steps across rows at y need rows y - 2 .. y + 1
+    g = np.asarray(gray[top : min(y1 + 1, h)], dtype=np.float32)
+    eh = np.zeros((y1 - y0, w), np.float32)
+    dh = np.abs(np.diff(g[y0 - top : y1 - top], axis=1))
+    eh[:, 2:-1] = np.clip(dh[:, 1:-1] - 0.5 * (dh[:, :-2] + dh[:, 2:]), 0, clip)
+    ev = np.zeros((y1 - y0, w), np.float32)
+    dv = np.abs(np.diff(g, axis=0))
+    lo, hi = max(y0, 2), min(y1, h - 1)  # rows with a step: 2 .. h - 2
+    if hi > lo:
+        d = dv[lo - 2 - top : hi - top]  # dv[i] = |g[i + 1] - g[i]|, from row `top`
+        ev[lo - y0 : hi - y0] = np.clip(d[1:-1] - 0.5 * (d[:-2] + d[2:]), 0, clip)
+    return eh, ev
 
 
 def off_grid_excess(profile: np.ndarray, own: int) -> np.ndarray:
@@ -256,6 +422,43 @@ def hot_bbox(heat: np.ndarray, threshold: float = 0.5) -> tuple[int, int, int, i
     assert sl is not None
     ys, xs = sl
     return int(xs.start), int(ys.start), int(xs.stop - xs.start), int(ys.stop - ys.start)
+
+
+def _pixel_spans(n: int, offset: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """[start, end) pixels that block i covers in `upsample_blocks` (edges take the nearest)."""
+    start = offset + 8 * np.arange(n)
+    end = start + 8
+    if n:
+        start[0], end[-1] = 0, max(end[-1], size)
+    return np.clip(start, 0, size), np.clip(end, 0, size)
+
+
+def hot_bbox_blocks(
+    block_map: np.ndarray,
+    shape: tuple[int, int],
+    phase: tuple[int, int] = (0, 0),
+    threshold: float = 0.5,
+) -> tuple[int, int, int, int] | None:
+    """`hot_bbox(upsample_blocks(block_map, shape, phase), threshold)`, found on the blocks.
+
+    Painting blocks onto pixels keeps 4-connectivity and the raster order of the areas (so the
+    same area wins a tie), and an area's pixel count is the sum of its blocks' painted sizes;
+    so only the block map is labelled, not an image-sized map.
+    """
+    y0, y1 = _pixel_spans(block_map.shape[0], phase[0], shape[0])
+    x0, x1 = _pixel_spans(block_map.shape[1], phase[1], shape[1])
+    rows, cols = y1 - y0, x1 - x0
+    # The float32 values of the painted map; blocks painted onto no pixel do not exist.
+    hot = (np.asarray(block_map, dtype=np.float32) >= threshold) & np.outer(rows > 0, cols > 0)
+    labels, n = ndimage.label(hot)
+    if n == 0:
+        return None
+    sizes = np.bincount(labels.ravel(), weights=np.outer(rows, cols).ravel())[1:]
+    sl = ndimage.find_objects(labels)[int(np.argmax(sizes))]
+    assert sl is not None
+    ys, xs = sl
+    top, left = int(y0[ys.start]), int(x0[xs.start])
+    return left, top, int(x1[xs.stop - 1]) - left, int(y1[ys.stop - 1]) - top
 
 
 # The first AC frequencies in zigzag order: (row, column) inside the 8x8 block.
@@ -308,6 +511,27 @@ def histogram_period(
     return best
 
 
+def rounded_ac(
+    gray: np.ndarray, phase: tuple[int, int] = (0, 0), table: list[int] | None = None
+) -> np.ndarray:
+    """(len(ZIGZAG_AC), rows, cols) int32: `np.round(coef[:, :, u, v])` of `block_dct(gray,
+    phase)`, divided by `table` (natural order) if given, for the ZIGZAG_AC frequencies.
+
+    Computed in strips of block rows (the DCT of a block does not depend on the strip around it;
+    tested bit-equal), so the image-sized float64 coefficient arrays are never held whole.
+    """
+    g, bh, bw = _block_grid(gray, phase)
+    out = np.empty((len(ZIGZAG_AC), bh, bw), np.int32)
+    u, v = np.array(ZIGZAG_AC).T
+    step = strip_rows(bw * 8, 8, 4)
+    for y in range(0, bh * 8, step):
+        coef = block_dct(g[y : y + step])
+        if table is not None:
+            coef = coef / np.asarray(table[:64], np.float64).reshape(8, 8)
+        out[:, y // 8 : (y + step) // 8] = np.round(coef[:, :, u, v].transpose(2, 0, 1))
+    return out
+
+
 def dq_block_llr(
     coef: np.ndarray, *, tol: int = 0, min_score: float = 0.6
 ) -> tuple[np.ndarray, list[int]]:
@@ -319,10 +543,19 @@ def dq_block_llr(
     the block's LLR sums log(1/p) - log P(x | consistent) over those frequencies. Values in the
     window around 0 carry no information and are skipped. Returns the map and the periods used.
     """
-    llr = np.zeros(coef.shape[:2], np.float64)
+    rounded = [np.round(coef[:, :, u, v]).astype(np.int64) for u, v in ZIGZAG_AC]
+    return dq_block_llr_rounded(rounded, tol=tol, min_score=min_score)
+
+
+def dq_block_llr_rounded(
+    rounded: np.ndarray | list[np.ndarray], *, tol: int = 0, min_score: float = 0.6
+) -> tuple[np.ndarray, list[int]]:
+    """`dq_block_llr` from the rounded coefficients of the ZIGZAG_AC frequencies, one (rows,
+    cols) integer map per frequency (as `rounded_ac` gives)."""
+    llr = np.zeros(rounded[0].shape, np.float64)
     periods = []
-    for u, v in ZIGZAG_AC:
-        x = np.round(coef[:, :, u, v]).astype(np.int64)
+    for plane in rounded:
+        x = np.asarray(plane, dtype=np.int64)
         p, _ = histogram_period(x, tol, min_score=min_score)
         if p < 2:
             continue

@@ -84,7 +84,7 @@ def aligned_ghost(gray: np.ndarray, phase: tuple[int, int], q_final: int | None)
     g8 = np.clip(np.round(gray), 0, 255).astype(np.uint8)
     # Variance of the difference, not its mean square: the DC rounding of smooth blocks jumps
     # with each quality's DC step and would fake ghosts.
-    err = np.stack([jm.block_var(_resave_change(g8, gray, q, phase), phase) for q in qualities])
+    err = _resave_block_var(g8, gray, qualities, phase)
     lo, hi = err.min(axis=0), err.max(axis=0)
     norm = (err - lo) / np.maximum(hi - lo, 1e-6)
     informative = hi > INFORMATIVE_MSE
@@ -121,15 +121,37 @@ def aligned_ghost(gray: np.ndarray, phase: tuple[int, int], q_final: int | None)
     )
 
 
-def _resave_change(
-    g8: np.ndarray, gray: np.ndarray, quality: int, phase: tuple[int, int]
+# Rows of the image re-saved at a time by `_resave_block_var`.
+RESAVE_STRIP_ROWS = 256
+
+
+def _resave_block_var(
+    g8: np.ndarray, gray: np.ndarray, qualities: list[int], phase: tuple[int, int]
 ) -> np.ndarray:
-    """Re-saved minus original pixels, subtracted in place in the fresh re-save array."""
-    diff = jm.recompress(g8, quality, phase)
-    if gray.dtype != np.float32:  # a wider dtype would widen the result: keep that
-        return np.asarray(diff - gray)
-    diff -= gray
-    return diff
+    """(qualities, rows, cols) variance per block (grid at `phase`) of the change made by a
+    libjpeg re-save of `g8` at each quality: `block_var(recompress(g8, q, phase) - gray, phase)`.
+
+    Computed in strips of whole block rows: a grayscale JPEG codes each 8x8 block on its own (the
+    DC prediction between blocks is lossless), so a block-aligned strip re-saves to the same
+    pixels as in the whole re-save (tested), and no image-sized float copy is made.
+    """
+    g, bh, bw = jm._block_grid(g8, phase)
+    ref, _, _ = jm._block_grid(gray, phase)
+    err = np.empty((len(qualities), bh, bw), np.float32)
+    # float32, or the wider type of `gray`, as the subtraction from the float32 re-save gives.
+    step = jm.strip_rows(bw * 8)
+    buf = np.empty((step, bw * 8), np.result_type(np.float32, gray.dtype))
+    for y in range(0, bh * 8, RESAVE_STRIP_ROWS):
+        src = g[y : y + RESAVE_STRIP_ROWS]
+        for i, q in enumerate(qualities):
+            decoded = jm.recompress(src, q, uint8=True)
+            # The variance of each small strip of the change while it is in the CPU cache.
+            for s in range(0, len(src), step):
+                change = buf[: len(decoded[s : s + step])]
+                change[...] = decoded[s : s + step]
+                change -= ref[y + s : y + s + len(change)]
+                err[i, (y + s) // 8 : (y + s + len(change)) // 8] = jm.block_var(change)
+    return err
 
 
 def _near(a: int, b: int) -> bool:
@@ -151,11 +173,12 @@ def nonaligned_grid(gray: np.ndarray, phase: tuple[int, int]) -> _MapPart:
     er, ec = jm.off_grid_excess(pr, phase[0]), jm.off_grid_excess(pc, phase[1])
 
     def top_phases(e: np.ndarray, own: int) -> list[int]:
-        tail = [float(np.percentile(jm.robust_z(e[..., k]), 99)) for k in range(8)]
         # One pixel off the main grid is where a strong main grid leaks its own blocking in
         # texture, so such small misalignments are not judged: an axis is on the grid or >= 2
         # px off it.
-        others = sorted((k for k in range(8) if not _near(k, own)), key=lambda k: -tail[k])
+        far = [k for k in range(8) if not _near(k, own)]
+        tail = {k: jm.robust_z_percentile(e[..., k], 99) for k in far}
+        others = sorted(far, key=lambda k: -tail[k])
         return [own, *others[:3]]
 
     best: tuple[float, tuple[int, int]] | None = None
@@ -164,8 +187,8 @@ def nonaligned_grid(gray: np.ndarray, phase: tuple[int, int]) -> _MapPart:
             if (r, c) == phase:
                 continue
             # Candidates are ranked on a cheap mean filter; only the winner is median-filtered.
-            z = jm.robust_z(ndimage.uniform_filter(er[..., r] + ec[..., c], 3, mode="nearest"))
-            tail = float(np.percentile(z, 99))
+            mean3 = ndimage.uniform_filter(er[..., r] + ec[..., c], 3, mode="nearest")
+            tail = jm.robust_z_percentile(mean3, 99)
             if best is None or tail > best[0]:
                 best = (tail, (r, c))
     assert best is not None
@@ -176,7 +199,7 @@ def nonaligned_grid(gray: np.ndarray, phase: tuple[int, int]) -> _MapPart:
     detail: dict[str, float | int | str] = {
         "second_grid_row": grid[0], "second_grid_col": grid[1], "second_grid_z99": tail,
     }  # fmt: skip
-    box = jm.hot_bbox(jm.upsample_blocks(heat, gray.shape))
+    box = jm.hot_bbox_blocks(heat, gray.shape)
     if tail < NA_Z_GATE or box is None:
         return _MapPart(np.zeros_like(heat), 0.0, detail)
     # Blocking alone can come from texture; an earlier save on that grid also leaves a ghost.
@@ -186,7 +209,7 @@ def nonaligned_grid(gray: np.ndarray, phase: tuple[int, int]) -> _MapPart:
     if gate > 0:  # the ghost also outlines the patch better than the noisy blocking does
         heat = shifted_ghost_map(gray, grid, phase, q1)
         # The evidence names the area of this map: measure the ratio there.
-        box = jm.hot_bbox(jm.upsample_blocks(heat, gray.shape))
+        box = jm.hot_bbox_blocks(heat, gray.shape)
         if box is not None:
             detail["second_grid_ghost_ratio"] = round(
                 shifted_ghost(gray, box, grid, phase, (q1,))[0], 3
@@ -247,18 +270,14 @@ def dq_map(
     """
     best: tuple[list[int], tuple[int, int], np.ndarray] | None = None
     for phase in phases:
-        coef = jm.block_dct(gray, phase)
-        if table is not None:
-            coef = coef / np.asarray(table[:64], np.float64).reshape(8, 8)
         # Pixel rounding moves a coefficient by ~0.3 (std), so lattices are exact to 1 bin.
-        llr, periods = jm.dq_block_llr(coef)
+        llr, periods = jm.dq_block_llr_rounded(jm.rounded_ac(gray, phase, table))
         if best is None or len(periods) > len(best[0]):
             best = (periods, phase, llr)
     assert best is not None
     periods, phase, llr = best
     # Clipped pixels (blown-out sky, black shadows) break the lattice whatever the history.
-    extreme = np.asarray((gray < 0.5) | (gray > 254.5), dtype=np.float32)
-    llr = np.where(jm.block_mean(extreme, phase) > 0, 0.0, llr)
+    llr = np.where(_clipped_blocks(gray, phase), 0.0, llr)
     detail: dict[str, float | int | str] = {
         "dq_periodic_frequencies": len(periods),
         "dq_units": "multiples of this file's table" if table is not None else "DCT units",
@@ -277,6 +296,18 @@ def dq_map(
     }
     gate = float(np.clip((contrast - 0.3) / 0.2, 0.0, 1.0))
     return _MapPart(m * gate, float(np.clip((contrast - 0.3) / 0.4, 0.0, 1.0)), detail), phase
+
+
+def _clipped_blocks(gray: np.ndarray, phase: tuple[int, int]) -> np.ndarray:
+    """Blocks (grid at `phase`) with a pixel below 0.5 or above 254.5 grey, strip by strip."""
+    g, bh, bw = jm._block_grid(gray, phase)
+    out = np.empty((bh, bw), bool)
+    step = jm.strip_rows(bw * 8)
+    for y in range(0, bh * 8, step):
+        strip = g[y : y + step]
+        extreme = (strip < 0.5) | (strip > 254.5)
+        out[y // 8 : (y + step) // 8] = extreme.reshape(-1, 8, bw, 8).any(axis=(1, 3))
+    return out
 
 
 def _quality_evidence(tables: dict[int, list[int]]) -> tuple[int, Evidence]:
@@ -365,7 +396,7 @@ class JpegArtifactsExpert(Expert):
             if part.strength > 0:
                 # The returned map is at the working size; boxes are found at full size.
                 heat = np.maximum(heat, paint_blocks(part.blocks, shape, cell=8, offset=origin))
-                found = _part_evidence(kind, part, jm.upsample_blocks(part.blocks, shape, origin))
+                found = _part_evidence(kind, part, jm.hot_bbox_blocks(part.blocks, shape, origin))
                 evidence += [found] if found else []
         if not any(e.bbox for e in evidence):
             text = (
@@ -385,9 +416,10 @@ class JpegArtifactsExpert(Expert):
         return self.result(score, evidence=evidence, heatmap=heat, details=details)
 
 
-def _part_evidence(kind: str, part: _MapPart, heat: np.ndarray) -> Evidence | None:
-    """One checkable sentence for a map part, boxed on its own hottest area."""
-    box = jm.hot_bbox(heat)
+def _part_evidence(
+    kind: str, part: _MapPart, box: tuple[int, int, int, int] | None
+) -> Evidence | None:
+    """One checkable sentence for a map part, boxed on its own hottest area (`box`)."""
     if part.strength <= 0 or box is None:
         return None
     where = f"area x={box[0]}..{box[0] + box[2]}, y={box[1]}..{box[1] + box[3]}"
