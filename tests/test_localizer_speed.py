@@ -201,3 +201,12 @@ def test_stale_or_unwritable_cache_places(tmp_path: Path, monkeypatch: pytest.Mo
     assert onnx_trees.cache_paths(weights)[1] != beside
     assert onnx_trees.read_cached(weights) is None
     assert np.array_equal(Localizer.load(weights).raw_score(x), want)
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (37, 70), (64, 4243 // 8), (130, 33)])
+def test_fast_block_means_add_like_numpy(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(shape[1])
+    # wide dynamic range, so any change in the order of the float32 additions shows
+    a = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, shape)).astype(np.float32)
+    assert np.array_equal(features._block_mean16(a), block_mean(a))
+    assert np.array_equal(features._half_mean(a), block_mean(a, 2))
