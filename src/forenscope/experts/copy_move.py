@@ -115,9 +115,14 @@ def uniform_filter(a: np.ndarray, size: int) -> np.ndarray:
 def whitened_autocorr(hp: np.ndarray) -> np.ndarray:
     """Circular autocorrelation of the spectrally whitened high-pass (one FFT pair)."""
     spec = fft.rfft2(hp, workers=1)
-    return np.asarray(
-        fft.irfft2(spec * np.conj(spec) / (np.abs(spec) + 1e-3), s=hp.shape, workers=1)
-    )
+    # spec * conj(spec) / (|spec| + 1e-3) with fewer spectrum-sized temporaries. The product
+    # stays a fresh array: numpy's complex multiply into an existing one rounded differently.
+    magnitude = np.abs(spec)
+    magnitude += 1e-3
+    power = spec * np.conj(spec)
+    del spec
+    np.divide(power, magnitude, out=power)
+    return np.asarray(fft.irfft2(power, s=hp.shape, workers=1))
 
 
 def fft_friendly(a: np.ndarray) -> np.ndarray:
@@ -301,7 +306,9 @@ def _cell_mean(a: np.ndarray) -> np.ndarray:
     return np.asarray(total / (CELL * CELL))
 
 
-STRIP_BYTES = 1 << 18  # a strip's temporaries stay in cache
+STRIP_BYTES = (
+    1 << 20
+)  # a strip's temporaries stay in cache; smaller strips pay numpy's call overhead
 
 
 def _strip_cell_means(values: Callable[[slice], np.ndarray], rows: int, cols: int) -> np.ndarray:
