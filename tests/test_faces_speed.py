@@ -46,3 +46,17 @@ def test_face_experts_share_one_detection(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(detect_mod, "backend_in_effect", lambda backend="auto": "skimage-lbp")
     face_common.faces_of(image)  # another backend: detected again
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("shape", [(900, 1300), (1700, 1000), (500, 2000), (2000, 600)])
+def test_tile_letterboxes_are_each_tiles(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(shape[0])
+    rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    h, w = shape
+    side = max(detect_mod.TILE_MIN, max(h, w) // 4)
+    ys, xs = detect_mod._starts(h, side), detect_mod._starts(w, side)
+    got = detect_mod._tile_letterboxes(Image.fromarray(rgb), ys, xs, side, 192)
+    assert set(got) == {(y, x) for y in ys for x in xs}
+    for (y0, x0), (canvas, scale, px, py) in got.items():
+        want = blazeface.letterbox(rgb[y0 : y0 + side, x0 : x0 + side], 192)
+        assert np.array_equal(canvas, want[0]) and (scale, px, py) == want[1:]

@@ -61,10 +61,24 @@ def letterbox(rgb: np.ndarray | Image.Image, size: int) -> tuple[np.ndarray, flo
     Takes a Pillow image too: callers that letterbox several crops of one image convert it
     once and crop in Pillow, instead of copying each crop through `Image.fromarray`."""
     img = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
-    w, h = img.size
+    nw, nh = fitted_size(img.size, size)
+    return pad(np.asarray(img.resize((nw, nh), Image.Resampling.BILINEAR)), img.size, size)
+
+
+def fitted_size(image_size: tuple[int, int], size: int) -> tuple[int, int]:
+    """(width, height) of an image of `image_size` (w, h) scaled to fit size x size."""
+    w, h = image_size
     scale = size / max(h, w)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    small = np.asarray(img.resize((nw, nh), Image.Resampling.BILINEAR))
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def pad(
+    small: np.ndarray, image_size: tuple[int, int], size: int
+) -> tuple[np.ndarray, float, float, float]:
+    """`letterbox` of an image of `image_size` (w, h) already resized to `fitted_size`."""
+    w, h = image_size
+    scale = size / max(h, w)
+    nh, nw = small.shape[:2]
     canvas = np.zeros((size, size, 3), dtype=np.uint8)
     px, py = (size - nw) // 2, (size - nh) // 2
     canvas[py : py + nh, px : px + nw] = small
@@ -119,7 +133,19 @@ def weighted_nms(
 def detect(model_run: object, rgb: np.ndarray | Image.Image, cfg: BlazeConfig) -> list[Detection]:
     """Run a BlazeFace model (a `TFLiteModel.run`) on an RGB image (array or Pillow RGB
     image); detections in image px."""
-    img, scale, px, py = letterbox(rgb, cfg.size)
+    w, h = rgb.size if isinstance(rgb, Image.Image) else (rgb.shape[1], rgb.shape[0])
+    return detect_letterboxed(model_run, letterbox(rgb, cfg.size), (w, h), cfg)
+
+
+def detect_letterboxed(
+    model_run: object,
+    boxed: tuple[np.ndarray, float, float, float],
+    image_size: tuple[int, int],
+    cfg: BlazeConfig,
+) -> list[Detection]:
+    """`detect` from the image's `letterbox` (or `pad` of its resized copy); image_size is
+    (w, h)."""
+    img, scale, px, py = boxed
     tensor = (img.astype(np.float32)[None] / 127.5) - 1.0
     outputs = model_run(tensor)  # type: ignore[operator]
     raw_boxes = next(o for o in outputs if o.shape[-1] == 16)
@@ -128,7 +154,7 @@ def detect(model_run: object, rgb: np.ndarray | Image.Image, cfg: BlazeConfig) -
     keep = scores >= cfg.min_score
     found = weighted_nms(boxes[keep], kps[keep], scores[keep])
     dets: list[Detection] = []
-    w, h = rgb.size if isinstance(rgb, Image.Image) else (rgb.shape[1], rgb.shape[0])
+    w, h = image_size
     for box, kp, score in found:
         b = (box * cfg.size - np.array([px, py, px, py])) / scale
         b = np.clip(b, 0, [w, h, w, h])

@@ -84,8 +84,8 @@ def _candidates(rgb: np.ndarray, ranges: tuple[str, ...]) -> list[blazeface.Dete
     detections on overlapping tiles of large images, where a small face would shrink to a few
     pixels in the 128/192 px model input."""
     dets: list[blazeface.Detection] = []
-    # One conversion to a Pillow image; the tiles are cropped from it (a copy of the tile only,
-    # where `Image.fromarray` of an array slice copied it three times). Same pixels, same output.
+    # One conversion to a Pillow image, for the whole image and its tiles (`Image.fromarray` of
+    # each tile's array slice copied it three times). Same pixels, same output.
     img = Image.fromarray(np.ascontiguousarray(rgb))
     for rng in ranges:
         cfg, spec = (
@@ -100,16 +100,40 @@ def _candidates(rgb: np.ndarray, ranges: tuple[str, ...]) -> list[blazeface.Dete
     if "full" in ranges and max(h, w) > TILE_FROM:
         run = _tflite(BLAZEFACE_FULL.name).run  # type: ignore[attr-defined]
         side = max(TILE_MIN, max(h, w) // 4)
-        for y0 in _starts(h, side):
-            for x0 in _starts(w, side):
-                # Clipped to the image, as the array slice was (Pillow pads a crop past it).
-                tile = img.crop((x0, y0, min(x0 + side, w), min(y0 + side, h)))
-                for d in blazeface.detect(run, tile, blazeface.FULL_RANGE):
+        ys, xs = _starts(h, side), _starts(w, side)
+        tiles = _tile_letterboxes(img, ys, xs, side, blazeface.FULL_RANGE.size)
+        size = (min(side, w), min(side, h))  # a tile's (w, h): clipped to the image
+        for y0 in ys:
+            for x0 in xs:
+                found = blazeface.detect_letterboxed(run, tiles[y0, x0], size, blazeface.FULL_RANGE)
+                for d in found:
                     shift = np.array([x0, y0], dtype=np.float64)
                     d.box, d.keypoints = d.box + np.tile(shift, 2), d.keypoints + shift
                     dets.append(d)
         dets = _suppress(dets)
     return dets
+
+
+def _tile_letterboxes(
+    img: Image.Image, ys: list[int], xs: list[int], side: int, size: int
+) -> dict[tuple[int, int], tuple[np.ndarray, float, float, float]]:
+    """`blazeface.letterbox` of every tile (clipped to the image), keyed by (y0, x0).
+
+    Pillow resizes in two passes, along x then along y, with coefficients that depend only on
+    the input and output lengths. So each column of tiles is resized along x once, as one strip
+    (the tiles overlap by a quarter), and each tile along y from it: the same pixels as
+    resizing each tile, with less work and no copy of every tile.
+    """
+    w, h = img.size
+    tw, th = min(side, w), min(side, h)
+    nw, nh = blazeface.fitted_size((tw, th), size)
+    out: dict[tuple[int, int], tuple[np.ndarray, float, float, float]] = {}
+    for x0 in xs:
+        column = img.crop((x0, 0, x0 + tw, h)).resize((nw, h), Image.Resampling.BILINEAR)
+        for y0 in ys:
+            small = column.crop((0, y0, nw, y0 + th)).resize((nw, nh), Image.Resampling.BILINEAR)
+            out[y0, x0] = blazeface.pad(np.asarray(small), (tw, th), size)
+    return out
 
 
 def _starts(length: int, side: int) -> list[int]:
