@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
     from .io.limits import Limits
     from .mllm.config import LLMConfig
+    from .pipeline import ExpertDone
 
 Status = Literal["clean", "suspicious", "inconclusive", "error"]
 INDEX_NAME = "index.jsonl"
@@ -170,9 +172,10 @@ def analyze_file(
     threads: int | None = None,
     llm: LLMConfig | None = None,
     limits: Limits | None = None,
+    on_expert: ExpertDone | None = None,
 ) -> FileOutcome:
     """Analyse one file (with the MLLM stages when `llm` is given) and write its reports;
-    errors come back as values (runs in a worker)."""
+    errors come back as values (runs in a worker). `on_expert`: see pipeline.run_experts."""
     from .io import load_image
     from .io.limits import Limits
 
@@ -180,13 +183,15 @@ def analyze_file(
     outputs: dict[str, str] = {}
     limits = limits or Limits.from_env()
     try:
+        from .pipeline import analyze_image, warm_up
+
+        warm_up(experts)  # the first file's models load while it is hashed and decoded
         sha = _file_sha256(Path(path), limits.max_bytes)
         image = load_image(path, limits=limits)
-        from .pipeline import analyze_image
-
         report = analyze_image(
-            image, experts=experts, threshold=threshold, threads=threads, llm=llm
-        )
+            image, experts=experts, threshold=threshold, threads=threads, llm=llm,
+            on_expert=on_expert,
+        )  # fmt: skip
         if out_dir is not None:
             from .report import write_report
 
@@ -235,18 +240,21 @@ def analyze_batch(
     jobs: int = 1,
     llm: LLMConfig | None = None,
     timeout_s: float | None = None,
+    on_expert: ExpertDone | None = None,
 ) -> Iterator[FileOutcome]:
     """Yield one FileOutcome per file, in completion order; skips files in `out_dir`'s index.
 
     `timeout_s` bounds each file's wall-clock time: past it, the worker is killed and replaced
     and the file is an error (files then always run in worker processes, even with jobs=1).
+    `on_expert(result, total)` is called as each expert of a file finishes, for the files
+    analysed in this process (jobs=1 without `timeout_s`); worker processes report none.
     """
     pending = [str(p) for p in paths]
     out = str(out_dir) if out_dir is not None else None
     limits = batch_limits(jobs)
     in_process = jobs <= 1 and timeout_s is None
     pool: WorkerPool[str, FileOutcome] = WorkerPool(
-        analyze_file, jobs, timeout_s=timeout_s, warm=import_analysis
+        analyze_file, jobs, timeout_s=timeout_s, warm=partial(import_analysis, experts)
     )
     with pool:
         if not in_process and pending and not _has_index(out_dir):
@@ -262,29 +270,42 @@ def analyze_batch(
                 pending = [p for p in pending if _index_key(p, limits, config) not in done]
         if in_process:
             for p in pending:
-                outcome = analyze_file(p, out, formats, experts, threshold, None, llm, limits)
+                outcome = analyze_file(
+                    p, out, formats, experts, threshold, None, llm, limits, on_expert
+                )
                 yield record_outcome(out_dir, outcome, config)
             return
         # Each worker analyses one image with a single expert thread: the pool parallelises
-        # images.
+        # images, the largest files first, so the run does not end on one worker alone with a
+        # big photo while the other idles.
         threads = 1 if jobs > 1 else None
+        if jobs > 1:
+            pending.sort(key=_file_size, reverse=True)
         tasks = ((p, (p, out, formats, experts, threshold, threads, llm, limits)) for p in pending)
         yield from run_in_pool(pool, tasks, out_dir, config)
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0  # reported as an error by its worker
 
 
 def _has_index(out_dir: Path | None) -> bool:
     return out_dir is not None and (out_dir / INDEX_NAME).exists()
 
 
-def import_analysis() -> None:
+def import_analysis(experts: Sequence[str] | None = None) -> None:
     """In a new worker, before its first task: import the pipeline, the report writers and
-    every expert's modules (seconds of a cold start that then overlap the parent's own
-    set-up). Models still load on first use, as in one process; nothing here changes a
-    result."""
+    every expert's modules, and start loading the models of `experts` on a background thread
+    (seconds of a cold start that then overlap the parent's own set-up and the first file's
+    decoding). Nothing here changes a result."""
     from . import pipeline, report  # noqa: F401
     from .experts.registry import preload_experts
 
     preload_experts()
+    pipeline.warm_up(experts)
 
 
 def finished_outcomes(

@@ -240,28 +240,22 @@ def analyze(
         )
     for done in earlier:
         counts[done.status] += 1
-    outcomes = analyze_batch(
-        files, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
-        llm=llm, timeout_s=timeout_s,
-    )  # fmt: skip
-    outcomes = chain(outcomes, analyze_clip_files(
-        clips, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
-        llm=llm, timeout_s=timeout_s, settings=clip,
-    ))  # fmt: skip
     show = (sys.stderr.isatty() and not as_json) if progress is None else progress
     in_process = jobs <= 1 and timeout_s is None  # worker processes report no expert
     if show and files:
         say_loading(files)
-    with (
-        tqdm(
-            total=len(files) + len(clips),
-            initial=len(earlier),
-            unit="img",
-            file=sys.stderr,
-            disable=None,
-        ) as bar,
-        expert_progress(bar, bool(progress), show and in_process),
-    ):
+    with tqdm(
+        total=len(files) + len(clips), initial=len(earlier), unit="img", file=sys.stderr,
+        disable=None,
+    ) as bar:  # fmt: skip
+        outcomes = chain(analyze_batch(
+            files, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
+            llm=llm, timeout_s=timeout_s,
+            on_expert=expert_progress(bar, bool(progress)) if show and in_process else None,
+        ), analyze_clip_files(
+            clips, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
+            llm=llm, timeout_s=timeout_s, settings=clip,
+        ))  # fmt: skip
         for outcome in outcomes:
             counts[outcome.status] += 1
             if as_json and outcome.report_json is not None:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from .pipeline import ExpertDone
+    from .types import ExpertResult
 
 
 def megapixels(path: Path) -> float | None:
@@ -26,19 +29,14 @@ def megapixels(path: Path) -> float | None:
         return None
 
 
-@contextmanager
-def expert_progress(bar: Any, lines: bool, on: bool = True) -> Iterator[None]:
-    """Report each finished expert of the images analysed in this process on `bar` (a tqdm
-    bar: its postfix on a terminal, or one line per expert when `lines`); nothing unless `on`."""
-    if not on:
-        yield
-        return
-    from .pipeline import EXPERT_DONE
-
+def expert_progress(bar: Any, lines: bool) -> ExpertDone:
+    """The `on_expert` callback that reports each finished expert of the images analysed in
+    this process on `bar` (a tqdm bar: its postfix on a terminal, or one line per expert when
+    `lines`)."""
     lock = threading.Lock()
     done = [0]
 
-    def finished(result: Any, total: int) -> None:
+    def finished(result: ExpertResult, total: int) -> None:
         with lock:
             done[0] = done[0] % total + 1  # the next image starts again at 1
             n = done[0]
@@ -50,11 +48,7 @@ def expert_progress(bar: Any, lines: bool, on: bool = True) -> Iterator[None]:
         else:
             bar.set_postfix_str(f"{n}/{total} experts, last {result.expert}{last}")
 
-    token = EXPERT_DONE.set(finished)
-    try:
-        yield
-    finally:
-        EXPERT_DONE.reset(token)
+    return finished
 
 
 def say_loading(files: Sequence[Path]) -> None:

@@ -7,13 +7,13 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, allocator
 from .config import AnalysisConfig
 from .experts import expert_classes, get_expert, list_experts
+from .experts import schedule as scheduling
 from .fusion.verdict import fuse
 from .io import ImageInput, load_image
 from .report.explain import explain
@@ -35,31 +35,48 @@ def default_experts() -> list[str]:
 
 
 ExpertDone = Callable[[ExpertResult, int], None]
-# A caller that cannot pass `on_expert` down (the CLI, through the batch runner) sets it here.
-EXPERT_DONE: ContextVar[ExpertDone | None] = ContextVar("forenscope_expert_done", default=None)
 
 
 def run_experts(
     image: ImageInput, names: Sequence[str] | None = None, *, threads: int | None = None,
     on_expert: ExpertDone | None = None,
 ) -> list[ExpertResult]:  # fmt: skip
-    """Run experts on one image, in a thread pool (numpy and Pillow release the GIL).
-    `on_expert(result, total)` (else EXPERT_DONE's) is called as each expert finishes: progress
-    for the CLI and the service's staged results."""
+    """Run experts on one image, in a thread pool (numpy and Pillow release the GIL), the
+    longest first (`experts.schedule.plan`); the results keep the order of `names`.
+    `on_expert(result, total)` is called as each expert finishes: progress for the CLI and the
+    service's staged results."""
     experts = [get_expert(n) for n in (names if names is not None else default_experts())]
-    threads = threads or min(len(experts), os.cpu_count() or 1) or 1
-    on_expert = on_expert or EXPERT_DONE.get()
+    megapixels = image.width * image.height / 1e6
+    results: list[ExpertResult | None] = [None] * len(experts)
 
-    def one(expert: Any) -> ExpertResult:
-        result: ExpertResult = expert.analyze(image)
-        if on_expert is not None:
-            on_expert(result, len(experts))
-        return result
+    def run(task: list[int]) -> None:
+        for i in task:
+            expert = experts[i]
+            scheduling.wait_for_models(expert.spec.name)
+            cpu = time.thread_time()
+            result: ExpertResult = expert.analyze(image)
+            scheduling.observe(expert.spec.name, megapixels, time.thread_time() - cpu)
+            results[i] = result
+            if on_expert is not None:
+                on_expert(result, len(experts))
 
+    tasks = scheduling.plan(experts, megapixels)
+    threads = threads or min(len(tasks), os.cpu_count() or 1) or 1
     if threads <= 1:
-        return [one(e) for e in experts]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(one, experts))
+        run(list(range(len(experts))))  # one thread: the order of `names`
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for future in [pool.submit(run, task) for task in tasks]:
+                future.result()  # a failing callback is raised here, as before
+    return [r for r in results if r is not None]
+
+
+def warm_up(experts: Sequence[str] | None = None) -> None:
+    """Start loading the models of `experts` (default: the default set) on a background thread,
+    once per process; the experts wait for it when they run (see experts.schedule.warm_up)."""
+    names = experts if experts is not None else default_experts()
+    known = expert_classes()
+    scheduling.warm_up([get_expert(n) for n in names if n in known])
 
 
 def image_info(image: ImageInput) -> ImageInfo:
@@ -208,6 +225,7 @@ def analyze(
     Raises `forenscope.errors.InputError` (or a subclass) when the input cannot be decoded.
     """
     t = time.perf_counter()
+    warm_up(experts)  # the models load while the image decodes
     image = load_image(source if isinstance(source, bytes) else Path(source))
     decode_s = time.perf_counter() - t
     return _analysis(image, experts, threshold, threads, llm, decode_s=decode_s)

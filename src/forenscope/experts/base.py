@@ -42,6 +42,11 @@ class Expert(ABC):
                 result = result.model_copy(update={"error": error})
         return result.model_copy(update={"elapsed_s": time.perf_counter() - start})
 
+    def warm_up(self) -> None:
+        """Load the models `_analyze` needs (once per process), ahead of the first image; may
+        raise, as loading on first use would. Experts without models keep this no-op."""
+        return None
+
     @abstractmethod
     def _analyze(self, image: ImageInput) -> ExpertResult: ...
 

@@ -80,6 +80,16 @@ class ClipDetector(Expert):
         reference="UnivFD (Ojha et al. 2023); seed 003 knowledge-guided forgery detector",
     )
 
+    def warm_up(self) -> None:
+        """The encoder session the analysis will run: DAAM's block-output graph when it is on
+        (it serves the score too), else the plain one."""
+        if self.available() is not None:
+            return
+        model = _load()
+        explainer = _daam_if_on(model)
+        if explainer is None or isinstance(explainer, str):
+            model.encoder.session  # noqa: B018 (opens the deferred session)
+
     def _analyze(self, image: ImageInput) -> ExpertResult:
         try:
             model = _load()

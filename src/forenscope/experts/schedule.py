@@ -1,0 +1,174 @@
+"""The order the expert threads take the experts of one image in, and the models loaded ahead.
+
+With two threads the wall time of an analysis depends on the order: in registry (alphabetical)
+order the two slowest experts start last and one thread finishes alone. Here the longest tasks
+start first (LPT: longest processing time), from a static estimate of each expert's cost that is
+replaced by the thread CPU time it took on the last image of this process. The face experts are
+one task, run in turn on one thread: the first detects the faces and the others read its memo,
+instead of two threads detecting the same faces at once. The results keep the caller's order.
+
+`warm_up` loads the experts' models on a background thread (CLIP sessions, face detectors, the
+localizer's trees) while this process decodes the image and imports the rest; an expert whose
+models are still loading waits for that instead of loading them a second time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import Expert
+
+# Single-thread seconds of each default expert on a warm process: (fixed, per megapixel), from
+# the 12 MP profile of issue 15. Only the order matters; the measured CPU time replaces them.
+STATIC_COST: dict[str, tuple[float, float]] = {
+    "jpeg_artifacts": (0.02, 0.19),
+    "learned_localizer": (0.05, 0.18),
+    "copy_move": (0.02, 0.14),
+    "spectrum": (0.01, 0.06),
+    "ela": (0.01, 0.057),
+    "noise": (0.01, 0.04),
+    "face_clip": (0.05, 0.04),  # the face detection, paid by the first face expert
+    "clip_detector": (0.15, 0.004),
+    "watermark": (0.01, 0.01),
+}
+UNKNOWN_COST = (0.05, 0.05)  # a plugin or a comparison baseline: somewhere in the middle
+_SMALL_COST = (0.0, 0.001)  # metadata experts and the face experts after the first
+
+_observed: dict[str, tuple[float, float]] = {}  # expert -> (megapixels, thread CPU seconds)
+_observed_lock = threading.Lock()
+
+
+def _static(name: str, kind: str, megapixels: float) -> float:
+    default = _SMALL_COST if kind in ("provenance", "faces") else UNKNOWN_COST
+    fixed, per_mp = STATIC_COST.get(name, default)
+    return fixed + per_mp * megapixels
+
+
+def estimated_cost(name: str, kind: str, megapixels: float) -> float:
+    """Seconds the expert is expected to take: its CPU time on the last image this process
+    analysed, scaled to this size by the static shape; else the static estimate."""
+    with _observed_lock:
+        seen = _observed.get(name)
+    now = _static(name, kind, megapixels)
+    if seen is None:
+        return now
+    then = _static(name, kind, seen[0])
+    return seen[1] * now / then if then > 0 else seen[1]
+
+
+def observe(name: str, megapixels: float, cpu_s: float) -> None:
+    """Record what an expert took (its thread's CPU time), for the next image's order."""
+    with _observed_lock:
+        _observed[name] = (megapixels, cpu_s)
+
+
+def plan(experts: Sequence[Expert], megapixels: float) -> list[list[int]]:
+    """Tasks for the thread pool, longest first: each a list of indices into `experts`, run in
+    turn on one thread. The face experts form one task (one face detection per image)."""
+    tasks: list[list[int]] = []
+    faces: list[int] = []
+    for i, expert in enumerate(experts):
+        if expert.spec.kind == "faces":
+            if not faces:
+                tasks.append(faces)
+            faces.append(i)
+        else:
+            tasks.append([i])
+
+    def cost(task: list[int]) -> float:
+        # The first face expert pays the detection; the face_clip estimate stands for it.
+        first = experts[task[0]].spec
+        if first.kind == "faces":
+            return _static("face_clip", "", megapixels) + 0.01 * len(task)
+        return estimated_cost(first.name, first.kind, megapixels)
+
+    return sorted(tasks, key=cost, reverse=True)  # stable: ties keep the registry order
+
+
+# --- models loaded ahead ------------------------------------------------------------------
+
+_warming: dict[str, Future[None]] = {}
+_warming_lock = threading.Lock()
+
+
+def warm_up(experts: Sequence[Expert]) -> None:
+    """Load the models of `experts` on one background thread, those the expert threads take
+    first first (the size is not known yet: a 12 MP photo's order); returns at once. Nothing
+    here changes a result: an expert whose models failed to load meets the same error when it
+    runs, and reports it as usual."""
+    todo: list[tuple[Future[None], Callable[[], None]]] = []
+    ordered = sorted(experts, key=lambda e: estimated_cost(e.spec.name, e.spec.kind, 12.0))
+    with _warming_lock:
+        for expert in reversed(ordered):
+            name, load = expert.spec.name, _loader(expert)
+            if load is None or name in _warming:
+                continue
+            future: Future[None] = Future()
+            _warming[name] = future
+            todo.append((future, load))
+    if todo:
+        thread = threading.Thread(target=_load_all, args=(todo,), name="forenscope-models",
+                                  daemon=True)  # fmt: skip
+        thread.start()
+        atexit.register(_stop_loading, thread)
+
+
+def _loader(expert: Expert) -> Callable[[], None] | None:
+    from .base import Expert
+
+    if type(expert).warm_up is not Expert.warm_up:
+        return expert.warm_up
+    return MODEL_LOADERS.get(expert.spec.name)
+
+
+def _localizer_session() -> None:
+    """The localizer's tree session, built by its first prediction (0.2-0.7 s)."""
+    import numpy as np
+
+    from ..learned.localizer.model import shipped
+
+    model = shipped()
+    model.raw_score(np.zeros((1, len(model.feature_names)), dtype=np.float32))
+
+
+# Loaders for experts that do not define `warm_up` themselves (their modules belong to the
+# expert's own work; the hook there would be the better home).
+MODEL_LOADERS: dict[str, Callable[[], None]] = {"learned_localizer": _localizer_session}
+
+
+_stopping = threading.Event()
+
+
+def _stop_loading(thread: threading.Thread) -> None:
+    """At exit (a bad file ends the run at once): load no further model, and let the one being
+    loaded finish before the interpreter goes away under it."""
+    _stopping.set()
+    thread.join()
+
+
+def _load_all(todo: list[tuple[Future[None], Callable[[], None]]]) -> None:
+    for future, load in todo:
+        if not future.set_running_or_notify_cancel():
+            continue
+        if _stopping.is_set():
+            future.set_result(None)
+            continue
+        try:
+            load()
+        except Exception:  # only a head start: the expert meets the same error, as a value
+            pass
+        future.set_result(None)
+
+
+def wait_for_models(name: str) -> None:
+    """Before an expert runs: wait until the warm-up of its models has finished (a no-op when
+    none was started, and at once after the first image)."""
+    with _warming_lock:
+        future = _warming.get(name)
+    if future is not None:
+        future.result()
