@@ -210,3 +210,19 @@ def test_fast_block_means_add_like_numpy(shape: tuple[int, int]) -> None:
     a = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, shape)).astype(np.float32)
     assert np.array_equal(features._block_mean16(a), block_mean(a))
     assert np.array_equal(features._half_mean(a), block_mean(a, 2))
+
+
+@pytest.mark.parametrize(
+    ("rows", "top", "n"), [(18, 1, 16), (17, 0, 16), (17, 1, 16), (16, 0, 16), (43, 1, 37)]
+)
+def test_immerkaer_residual_adds_like_scipy(rows: int, top: int, n: int) -> None:
+    rng = np.random.default_rng(rows + top)
+    # luma-like values and signed chroma-like values with tiny and large magnitudes
+    for ch in (
+        (rng.random((rows, 53)) * 255).astype(np.float32),
+        (rng.standard_normal((rows, 53)) * 10.0 ** rng.integers(-4, 3, (rows, 53))).astype(
+            np.float32
+        ),
+    ):
+        want = np.abs(ndimage.correlate(ch, _IMMERKAER, mode="reflect"))[top : top + n]
+        assert np.array_equal(features._immerkaer_abs(ch, top, n, chunk=5), want)
