@@ -51,6 +51,33 @@ def noise_luma() -> np.ndarray:
     return np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
+def texture_z_by_masks(error: np.ndarray, texture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ELA's texture-normalised z as first written: one boolean mask per texture bin."""
+    le = np.log(error + ela.ERR_EPS)
+    lt = np.log(texture + 0.5)
+    edges = np.quantile(lt, np.linspace(0.0, 1.0, ela.TEXTURE_BINS + 1))
+    idx = np.clip(np.searchsorted(edges, lt, side="right") - 1, 0, ela.TEXTURE_BINS - 1)
+    z, typical = np.zeros_like(le), np.zeros_like(le)
+    for b in range(ela.TEXTURE_BINS):
+        sel = idx == b
+        if not sel.any():
+            continue
+        med = float(np.median(le[sel]))
+        mad = float(np.median(np.abs(le[sel] - med))) * 1.4826
+        z[sel] = (le[sel] - med) / max(mad, ela.MAD_FLOOR)
+        typical[sel] = np.exp(med) - ela.ERR_EPS
+    return z, typical
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ela_texture_z_is_the_per_bin_formula(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    error = (rng.gamma(2.0, 1.0, (40, 61)) * rng.choice([0.1, 1.0, 5.0])).astype(np.float32)
+    texture = np.round(rng.gamma(1.5, 4.0, (40, 61))).astype(np.float32)  # ties across bins
+    want, got = texture_z_by_masks(error, texture), ela.texture_normalised_z(error, texture)
+    assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_ela_blocks_are_the_whole_image_planes(shape: tuple[int, int]) -> None:
     rgb = photo(shape, seed=shape[0])
@@ -60,7 +87,7 @@ def test_ela_blocks_are_the_whole_image_planes(shape: tuple[int, int]) -> None:
     texture = np.abs(ndimage.laplace(rgb.astype(np.float32) @ noise_luma()))
     lo, hi = rgb.min(axis=-1), rgb.max(axis=-1)
     extreme = ((lo <= 2) | (hi >= 253)).astype(np.float32)
-    z, typical = ela.texture_normalised_z(jm.block_mean(error), jm.block_mean(texture))
+    z, typical = texture_z_by_masks(jm.block_mean(error), jm.block_mean(texture))
     z[jm.block_mean(extreme) > 0.25] = 0.0
     want = (jm.block_mean(error), typical, jm.smooth_blocks(z))
     got = ela.ela_blocks(rgb)

@@ -42,17 +42,23 @@ def texture_normalised_z(error: np.ndarray, texture: np.ndarray) -> tuple[np.nda
     lt = np.log(texture + 0.5)
     edges = np.quantile(lt, np.linspace(0.0, 1.0, TEXTURE_BINS + 1))
     idx = np.clip(np.searchsorted(edges, lt, side="right") - 1, 0, TEXTURE_BINS - 1)
-    z = np.zeros_like(le)
-    typical = np.zeros_like(le)
+    # The blocks grouped by bin with one sort instead of a mask per bin; a median does not
+    # depend on the order of its values. The constants are rounded to the map's dtype, as the
+    # scalar arithmetic on it rounded them.
+    order = np.argsort(idx.ravel(), kind="stable")
+    ends = np.cumsum(np.bincount(idx.ravel(), minlength=TEXTURE_BINS))
+    grouped = le.ravel()[order]
+    center = np.zeros(TEXTURE_BINS, dtype=le.dtype)
+    scale = np.ones(TEXTURE_BINS, dtype=le.dtype)
+    level = np.zeros(TEXTURE_BINS, dtype=le.dtype)
     for b in range(TEXTURE_BINS):
-        sel = idx == b
-        if not sel.any():
+        values = grouped[(ends[b - 1] if b else 0) : ends[b]]
+        if values.size == 0:
             continue
-        med = float(np.median(le[sel]))
-        mad = float(np.median(np.abs(le[sel] - med))) * 1.4826
-        z[sel] = (le[sel] - med) / max(mad, MAD_FLOOR)
-        typical[sel] = np.exp(med) - ERR_EPS
-    return z, typical
+        med = float(np.median(values))
+        mad = float(np.median(np.abs(values - med))) * 1.4826
+        center[b], scale[b], level[b] = med, max(mad, MAD_FLOOR), np.exp(med) - ERR_EPS
+    return (le - center[idx]) / scale[idx], level[idx]
 
 
 def resave(rgb: np.ndarray, quality: int = RESAVE_QUALITY) -> np.ndarray:
