@@ -10,27 +10,21 @@ from forenscope.fusion import maps
 from forenscope.fusion.localize import localize
 from forenscope.fusion.verdict import fuse
 from forenscope.map_geometry import working_size
-from forenscope.types import ExpertResult
+from test_localize import with_map
 
 BIG = (1500, 2600)  # working size 591 x 1024
 
 
 def blob(shape: tuple[int, int], box: tuple[int, int, int, int], value: float = 0.9) -> np.ndarray:
+    """A map of `shape` at `value` inside box (y0, x0, y1, x1), 0 elsewhere."""
     m = np.zeros(shape, dtype=np.float32)
-    y0, x0, y1, x1 = box
-    m[y0:y1, x0:x1] = value
+    m[box[0] : box[2], box[1] : box[3]] = value
     return m
-
-
-def tampered(name: str, heatmap: np.ndarray, score: float = 0.9) -> ExpertResult:
-    return ExpertResult(
-        expert=name, version="0", targets="tampered", score=score, heatmap=heatmap, has_heatmap=True
-    )
 
 
 def test_large_mask_is_at_image_size_and_regions_describe_it() -> None:
     truth = blob(BIG, (300, 500, 900, 1700))
-    mask, regions = localize(truth, results=[tampered("ela", truth)])
+    mask, regions = localize(truth, results=[with_map("ela", truth)])
     assert mask.shape == BIG and mask.dtype == bool
     assert len(regions) == 1
     box = regions[0].bbox
@@ -81,7 +75,7 @@ def test_small_images_are_localized_at_full_size_as_before() -> None:
 
 def test_fuse_localizes_the_working_map_and_returns_image_sized_outputs() -> None:
     work_shape = working_size(*BIG)
-    results = [tampered("ela", blob(work_shape, (100, 200, 300, 600)))]
+    results = [with_map("ela", blob(work_shape, (100, 200, 300, 600)))]
     fused = fuse(results, height=BIG[0], width=BIG[1])
     assert fused.heatmap is not None and fused.heatmap.shape == BIG
     assert fused.mask is not None and fused.mask.shape == BIG
