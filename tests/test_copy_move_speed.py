@@ -48,7 +48,7 @@ def _plain_verify(sig: cm.Signals, shift: tuple[int, int]) -> tuple[np.ndarray, 
     a, b = (slice(ya, ya + h), slice(xa, xa + w)), (slice(yb, yb + h), slice(xb, xb + w))
 
     def mean(v: np.ndarray) -> np.ndarray:
-        return blocks(v, cm.CELL).mean(axis=-1)
+        return np.asarray(blocks(v, cm.CELL).mean(axis=-1))
 
     ea, eb = mean(sig.hp2[a]), mean(sig.hp2[b])
     grey = mean((sig.gray[a] - sig.gray[b]) ** 2) / (ea + eb + 0.5)

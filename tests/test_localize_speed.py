@@ -9,7 +9,7 @@ import pytest
 from forenscope.fusion import maps
 from forenscope.fusion.localize import localize
 from forenscope.fusion.verdict import fuse
-from forenscope.map_geometry import working_size
+from forenscope.map_geometry import resize_map, working_size
 from test_localize import with_map
 
 BIG = (1500, 2600)  # working size 591 x 1024
@@ -81,7 +81,8 @@ def test_fuse_localizes_the_working_map_and_returns_image_sized_outputs() -> Non
     assert fused.mask is not None and fused.mask.shape == BIG
     work = maps.fused_work_map(results, height=BIG[0], width=BIG[1])
     assert work is not None and work.shape == work_shape
-    assert np.array_equal(fused.heatmap, maps.fuse_heatmaps(results, height=BIG[0], width=BIG[1]))
+    image_map = maps.fuse_heatmaps(results, height=BIG[0], width=BIG[1])
+    assert image_map is not None and np.array_equal(fused.heatmap, image_map)
     assert fused.regions == localize(work, results=results, shape=BIG)[1]
     assert len(fused.regions) == 1
 
@@ -94,7 +95,7 @@ def test_shape_test_fast_path_matches_the_clipped_resize(value: float) -> None:
     odd[0, 0] = np.nan
     odd[1, 1] = 3.0
     for h in (unit, odd):
-        expected = maps.resize_map(
+        expected = resize_map(
             np.clip(np.nan_to_num(h.astype(np.float32)), 0.0, 1.0), *working_size(*BIG, 512)
         )
         assert np.array_equal(maps._shrink_unit(h, *working_size(*BIG, 512)), expected)
