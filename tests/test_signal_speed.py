@@ -109,6 +109,7 @@ def test_noise_features_are_the_whole_image_planes(shape: tuple[int, int]) -> No
     assert np.array_equal(got["fine"], fine) and got["fine"].dtype == fine.dtype
     assert np.array_equal(got["clipped"], clipped) and got["clipped"].dtype == clipped.dtype
     assert got["clipped"].max() > 0  # the saturated corner is counted
+    assert np.array_equal(got["mean"], blocks(g, 16).mean(axis=2) / 255.0)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

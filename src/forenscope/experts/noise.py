@@ -69,17 +69,31 @@ def residual_sigma(gray: np.ndarray, size: int) -> np.ndarray:
 def clipped_share(rgb: np.ndarray, size: int) -> np.ndarray:
     """Share of pixels per block with a channel at 0..3 or 250..255 (float32, as the mean of a
     0/1 plane gives it): plus 6 with uint8 wrap-around, those are the values up to 9."""
-    shifted = rgb + np.uint8(6)
-    low = np.minimum(np.minimum(shifted[..., 0], shifted[..., 1]), shifted[..., 2]) <= 9
     nby, nbx = rgb.shape[0] // size, rgb.shape[1] // size
-    # Counts, not float means (exact either way): rows of each block row added as whole rows
-    # (fast), then each block's columns, plane by plane.
-    rows = low[: nby * size, : nbx * size].view(np.uint8).reshape(nby, size, nbx * size)
-    per_column = rows.sum(axis=1, dtype=np.uint16).reshape(nby, nbx, size)
-    counts = per_column[..., 0].copy()
+    step = STRIP_BLOCKS * size
+    per_column = np.empty((nby, nbx * size), np.uint16)
+    for r0 in range(0, nby * size, step):
+        shifted = rgb[r0 : min(r0 + step, nby * size), : nbx * size] + np.uint8(6)
+        low = np.minimum(np.minimum(shifted[..., 0], shifted[..., 1]), shifted[..., 2]) <= 9
+        # Counts, not float means (exact either way): each block row's rows added as whole
+        # rows (fast), then each block's columns, plane by plane.
+        rows = low.view(np.uint8).reshape(-1, size, nbx * size)
+        per_column[r0 // size : r0 // size + rows.shape[0]] = rows.sum(axis=1, dtype=np.uint16)
+    planes = per_column.reshape(nby, nbx, size)
+    counts = planes[..., 0].copy()
     for k in range(1, size):
-        counts += per_column[..., k]
+        counts += planes[..., k]
     return np.asarray(counts.astype(np.float32) / np.float32(size * size))
+
+
+def block_means(g: np.ndarray, size: int) -> np.ndarray:
+    """`blocks(g, size).mean(axis=2)`, STRIP_BLOCKS block rows at a time: each block's values
+    are summed as before (the same contiguous run), without an image-sized copy."""
+    step = STRIP_BLOCKS * size
+    h = g.shape[0] // size * size
+    return np.concatenate(
+        [blocks(g[r0 : min(r0 + step, h)], size).mean(axis=2) for r0 in range(0, h, step)]
+    )
 
 
 def block_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
@@ -92,7 +106,7 @@ def block_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "fine": fine,
         "coarse": np.sqrt(np.maximum(coarse**2 - (fine / 4) ** 2, 0.0)),
-        "mean": blocks(g, BLOCK).mean(axis=2) / 255.0,
+        "mean": block_means(g, BLOCK) / 255.0,
         "clipped": clipped_share(rgb, BLOCK),
     }
 
