@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 
 from forenscope.forgeries import synthetic_photo
-from forenscope.learned.localizer import features
+from forenscope.learned.localizer import features, onnx_trees
 from forenscope.learned.localizer.features import (
     _IMMERKAER,
     BLOCK,
@@ -21,6 +21,7 @@ from forenscope.learned.localizer.features import (
     _ycbcr,
     block_mean,
 )
+from forenscope.learned.localizer.model import WEIGHTS, Localizer
 
 
 def _whole_image_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
@@ -113,11 +114,13 @@ def test_resave_decodes_into_the_buffer_as_pillow_does() -> None:
     assert np.array_equal(out[..., :3], np.asarray(Image.open(buf).convert("RGB")))
 
 
-def _copy_weights(tmp_path: Path) -> Path:
+@pytest.fixture
+def weights(tmp_path: Path) -> Path:
+    """A copy of the shipped weights in a folder of its own (the graph cache sits beside it)."""
     import shutil
 
-    from forenscope.learned.localizer.model import WEIGHTS
-
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
     folder = tmp_path / "weights"
     folder.mkdir()
     return Path(shutil.copy(WEIGHTS, folder / WEIGHTS.name))
@@ -129,15 +132,9 @@ def _features() -> np.ndarray:
 
 
 def test_cached_tree_graph_gives_the_same_scores_without_onnx(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
-    from forenscope.learned.localizer import onnx_trees
-    from forenscope.learned.localizer.model import Localizer
-
     monkeypatch.setenv("FORENSCOPE_CACHE_DIR", str(tmp_path / "cache"))
-    weights = _copy_weights(tmp_path)
     x = _features()
     first = Localizer.load(weights)
     want = onnx_trees.raw_score(onnx_trees.build_session(first.forest, len(first.feature_names)), x)
@@ -154,15 +151,9 @@ def test_cached_tree_graph_gives_the_same_scores_without_onnx(
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "garbage"])
 def test_damaged_tree_graph_cache_is_rebuilt(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+    weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
 ) -> None:
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
-    from forenscope.learned.localizer import onnx_trees
-    from forenscope.learned.localizer.model import Localizer
-
     monkeypatch.setenv("FORENSCOPE_CACHE_DIR", str(tmp_path / "cache"))
-    weights = _copy_weights(tmp_path)
     x = _features()
     want = Localizer.load(weights).raw_score(x)
     cached = onnx_trees.cache_paths(weights)[0]
@@ -179,16 +170,12 @@ def test_damaged_tree_graph_cache_is_rebuilt(
     assert onnx_trees.read_cached(weights) is not None  # written again, intact
 
 
-def test_stale_or_unwritable_cache_places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
-    from forenscope.learned.localizer import onnx_trees
-    from forenscope.learned.localizer.model import Localizer
-
+def test_stale_or_unwritable_cache_places(
+    weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocked = tmp_path / "blocked"
     blocked.write_bytes(b"")  # a file where the cache folder would go: it cannot be created
     monkeypatch.setenv("FORENSCOPE_CACHE_DIR", str(blocked))
-    weights = _copy_weights(tmp_path)
     x = _features()
     want = Localizer.load(weights).raw_score(x)
     beside = onnx_trees.cache_paths(weights)[1]
