@@ -10,7 +10,7 @@ from scipy import ndimage
 from ..map_geometry import working_size
 from ..types import ExpertResult
 from .expert_weights import TAMPER_TARGETS, expert_weight
-from .localize import clean_mask, normalise_map, resize_map
+from .localize import clean_mask, normalise_map, resize_map, unit_map
 
 
 def compact_region_dominates(
@@ -33,11 +33,11 @@ def compact_region_dominates(
 
 def _shrink_unit(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
     """`resize_map(clip(nan_to_num(heatmap), 0, 1), height, width)`, the same values, without
-    the full-size passes when the map is already finite and in [0, 1] (the fused map is):
-    at 12 MP they cost more than the rest of the shape test."""
-    arr = np.asarray(heatmap, dtype=np.float32)
-    if arr.ndim != 2 or not (arr.min() >= 0.0 and arr.max() <= 1.0):  # NaN fails both tests
-        return resize_map(np.clip(np.nan_to_num(arr), 0.0, 1.0), height, width)
+    full-size passes when the map is already finite and in [0, 1] (the fused map is): at
+    12 MP they cost more than the rest of the shape test."""
+    arr = unit_map(heatmap)
+    if arr.ndim != 2:
+        return resize_map(arr, height, width)
     if arr.shape == (height, width):
         return arr
     img = Image.fromarray(np.ascontiguousarray(arr), mode="F")  # as resize_map does
