@@ -6,7 +6,9 @@ components smaller than `min_area_share` of the image, and keeps the `max_region
 with the highest mean fused score. Each region is described three ways, as the research asks:
 relative position (a 3x3 grid of the bbox centre, or "spanning ..." for large boxes), absolute
 position (bbox in pixels and as shares of the image) and size ("small (about 3% of the image)"),
-plus the experts whose own maps are high inside it.
+plus the experts whose own maps are high inside it. All of this runs at the working size the
+maps are fused at (longer side `map_geometry.WORK_SIDE`); only the final mask is upsampled to the
+image, and boxes and areas are given in image pixels.
 
 `normalise_map` is shared with the fusion; `resize_map` lives in `map_geometry`.
 """
