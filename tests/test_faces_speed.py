@@ -60,3 +60,42 @@ def test_tile_letterboxes_are_each_tiles(shape: tuple[int, int]) -> None:
     for (y0, x0), (canvas, scale, px, py) in got.items():
         want = blazeface.letterbox(rgb[y0 : y0 + side, x0 : x0 + side], 192)
         assert np.array_equal(canvas, want[0]) and (scale, px, py) == want[1:]
+
+
+def test_seam_polar_is_the_grid_formula() -> None:
+    from forenscope.experts import face_seam
+
+    rng = np.random.default_rng(2)
+    t = np.linspace(0, 2 * np.pi, 36, endpoint=False)
+    outline = np.stack([300 + 200 * np.cos(t), 260 + 240 * np.sin(t)], 1) + rng.normal(
+        0, 3, (36, 2)
+    )
+    shape, origin = (420, 380), (90, 30)
+    c = outline.mean(axis=0)
+    d = outline - c
+    ang = np.arctan2(d[:, 1], d[:, 0])
+    order = np.argsort(ang)
+    ang_s = np.concatenate([ang[order] - 2 * np.pi, ang[order], ang[order] + 2 * np.pi])
+    rad_s = np.tile(np.hypot(d[order, 0], d[order, 1]), 3)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    px, py = xx + origin[0] - c[0], yy + origin[1] - c[1]
+    theta = np.arctan2(py, px)
+    rho = np.hypot(px, py) / np.maximum(np.interp(theta, ang_s, rad_s), 1e-6)
+    sector = ((theta + np.pi) / (2 * np.pi) * face_seam.SECTORS).astype(int) % face_seam.SECTORS
+    got_sector, got_rho = face_seam.polar(outline, shape, origin)
+    assert np.array_equal(got_sector, sector) and np.array_equal(got_rho, rho)
+
+
+def test_consistency_block_sigma_is_the_median_formula() -> None:
+    from scipy import ndimage
+
+    from forenscope.experts import face_consistency
+    from forenscope.experts._signal_math import MAD_TO_SIGMA
+
+    rng = np.random.default_rng(3)
+    channel = np.round(rng.normal(120, 9, (203, 171))).astype(np.float32)
+    r = np.abs(ndimage.correlate(channel, face_consistency._KERNEL, mode="reflect"))
+    b = r[:200, :168].reshape(25, 8, 21, 8).transpose(0, 2, 1, 3).reshape(25, 21, 64)
+    want = np.asarray(np.median(b, axis=2) * MAD_TO_SIGMA)
+    got = face_consistency.block_sigma(channel)
+    assert got.dtype == want.dtype and np.array_equal(got, want)

@@ -16,7 +16,7 @@ from ..faces.detect import Face
 from ..io.input import ImageInput
 from ..types import Evidence, ExpertResult, ExpertSpec
 from ..types.faces import FaceReport
-from ._signal_math import MAD_TO_SIGMA, ramp
+from ._signal_math import MAD_TO_SIGMA, block_median, ramp
 from .base import Expert
 from .face_common import (
     AROUND,
@@ -41,9 +41,7 @@ _KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) / 6.
 def block_sigma(channel: np.ndarray) -> np.ndarray:
     """Noise sigma per 8x8 block: MAD of the Immerkaer residual."""
     r = np.abs(ndimage.correlate(channel, _KERNEL, mode="reflect"))
-    h, w = (r.shape[0] // 8) * 8, (r.shape[1] // 8) * 8
-    b = r[:h, :w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(h // 8, w // 8, 64)
-    return np.asarray(np.median(b, axis=2) * MAD_TO_SIGMA)
+    return np.asarray(block_median(r, 8) * MAD_TO_SIGMA)  # np.median per block, by a sort
 
 
 def blockiness(gray: np.ndarray) -> np.ndarray:

@@ -45,8 +45,9 @@ def polar(
     ang_s, rad_s = ang[order], np.hypot(d[order, 0], d[order, 1])
     ang_s = np.concatenate([ang_s - 2 * np.pi, ang_s, ang_s + 2 * np.pi])
     rad_s = np.tile(rad_s, 3)
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
-    px, py = xx + origin[0] - c[0], yy + origin[1] - c[1]
+    # A row and a column broadcast, not two window-sized coordinate grids: the same values.
+    px = (np.arange(shape[1]) + origin[0] - c[0])[None, :]
+    py = (np.arange(shape[0]) + origin[1] - c[1])[:, None]
     theta = np.arctan2(py, px)
     rho = np.hypot(px, py) / np.maximum(np.interp(theta, ang_s, rad_s), 1e-6)
     sector = ((theta + np.pi) / (2 * np.pi) * SECTORS).astype(int) % SECTORS
