@@ -111,7 +111,7 @@ def test_resave_in_strips_equals_whole_resave(phase: tuple[int, int]) -> None:
     g8 = np.clip(np.round(gray), 0, 255).astype(np.uint8)
     qualities = [40, 65, 90]
     want = [jm.block_var(jm.recompress(g8, q, phase) - gray, phase) for q in qualities]
-    got = ja._resave_block_var(g8, gray, qualities, phase)
+    got = ja._resave_block_var(gray, qualities, phase)
     assert np.array_equal(got, np.stack(want))
 
 
@@ -159,3 +159,63 @@ def test_robust_z_percentile_is_the_percentile_of_robust_z() -> None:
                 for q in (99, 97, 50):
                     want = float(np.percentile(jm.robust_z(v), q))
                     assert jm.robust_z_percentile(v, q) == want
+
+
+@pytest.mark.parametrize("shape", [(203, 101), (64, 77), (250, 130)])
+@pytest.mark.parametrize("phase", [(0, 0), (3, 6), (7, 1)])
+def test_squared_error_of_strip_resave_equals_whole_resave(
+    shape: tuple[int, int], phase: tuple[int, int]
+) -> None:
+    gray = _gray(*shape, seed=2)
+    g8 = np.clip(np.round(gray), 0, 255).astype(np.uint8)
+    for quality in (45, 75):
+        want = jm.block_mean((jm.recompress(g8, quality, phase) - gray) ** 2)
+        assert np.array_equal(ja._resave_squared_error(gray, quality, phase), want)
+    wide = gray.astype(np.float64)  # a float64 image keeps float64 differences
+    want = jm.block_mean((jm.recompress(g8, 55, phase) - wide) ** 2)
+    assert np.array_equal(ja._resave_squared_error(wide, 55, phase), want)
+
+
+def _llr_per_block(coef: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """dq_block_llr as first written: every expression evaluated per block."""
+    llr = np.zeros(coef.shape[:2], np.float64)
+    periods = []
+    for u, v in jm.ZIGZAG_AC:
+        x = np.round(coef[:, :, u, v]).astype(np.int64)
+        p, _ = jm.histogram_period(x)
+        if p < 2:
+            continue
+        periods.append(p)
+        lo = int(x.min())
+        h = np.bincount((x - lo).ravel()).astype(np.float64)
+        centre = p * np.round(x / p)
+        start = (centre - p // 2 - lo).astype(np.int64)
+        csum = np.concatenate([[0.0], np.cumsum(h)])
+        window = csum[np.clip(start + p, 0, h.size)] - csum[np.clip(start, 0, h.size)]
+        p_ok = (h[x - lo] + 0.5) / (window + 0.5 * p)
+        contrib = np.log(1.0 / p) - np.log(np.minimum(p_ok, 1.0))
+        llr += np.where(np.abs(centre) > 0, contrib, 0.0)
+    return llr, periods
+
+
+@pytest.mark.parametrize("table", [None, [int(v) for v in jm.ijg_table(85)]])
+def test_llr_looked_up_per_bin_equals_llr_per_block(table: list[int] | None) -> None:
+    g = _gray(160, 240, seed=3)
+    coef = jm.block_dct(g)
+    if table is not None:
+        coef = coef / np.asarray(table, np.float64).reshape(8, 8)
+    want, periods = _llr_per_block(coef)
+    got, got_periods = jm.dq_block_llr_rounded(jm.rounded_ac(g, table=table))
+    assert periods and got_periods == periods
+    assert np.array_equal(got, want)
+
+
+def test_sorted_statistics_equal_numpys() -> None:
+    rng = np.random.default_rng(7)
+    for n in [1, 2, 3, 10, 101]:
+        for x in (rng.normal(size=n), rng.integers(0, 4, n), rng.random(n).astype(np.float32)):
+            assert jm.median(x) == float(np.median(x))
+            if x.dtype.kind == "f":
+                want = float(np.percentile(x, 97) - np.median(x))
+                assert jm.percentile_minus_median(x, 97) == want
+    assert np.isnan(jm.median(np.array([1.0, np.nan, 2.0])))

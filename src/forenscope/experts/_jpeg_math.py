@@ -187,18 +187,32 @@ def _boundary_steps(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     step = strip_rows(w, 8, 2)
     col_sum = np.zeros((step + 1, w - 3))  # row 0: the sum over the rows before the strip
     ev = np.empty(h - 3)
+    # Buffers reused by every strip; the same operations as the expressions, in place.
+    g = np.empty((step + 3, w))
+    d = np.empty((step + 2, w))
+    half = np.empty((step, w))
     for y in range(0, h, step):
-        g = np.asarray(gray[y : y + step + 3], dtype=np.float64)  # 3 rows below for ev
-        n = min(step, h - y)  # rows of eh in this strip
-        dh = np.abs(np.diff(g[:n], axis=1))
+        n = min(step, h - y)  # rows of eh in this strip; ev also needs the 3 rows below
+        m = min(step + 3, h - y)
+        g[:m] = gray[y : y + m]
+        # Across columns: |x[p] - x[p-1]| and the step minus the mean of its neighbours.
+        dh = d[:n, : w - 1]
+        np.abs(np.subtract(g[:n, 1:], g[:n, :-1], out=dh), out=dh)
+        np.multiply(
+            np.add(dh[:, :-2], dh[:, 2:], out=half[:n, : w - 3]), 0.5, out=half[:n, : w - 3]
+        )
         steps = col_sum[1 : n + 1]
-        np.subtract(dh[:, 1:-1], 0.5 * (dh[:, :-2] + dh[:, 2:]), out=steps)
-        np.clip(steps, 0, None, out=steps)
+        np.clip(np.subtract(dh[:, 1:-1], half[:n, : w - 3], out=steps), 0, None, out=steps)
         col_sum[0] = col_sum[: n + 1].sum(axis=0) if y else steps.sum(axis=0)
-        if y < h - 3:
-            dv = np.abs(np.diff(g, axis=0))
-            rows = np.clip(dv[1:-1, :] - 0.5 * (dv[:-2, :] + dv[2:, :]), 0, None)
-            ev[y : y + len(rows)] = rows.mean(axis=1)
+        if m > 3:  # across rows
+            dv = d[: m - 1]
+            np.abs(np.subtract(g[1:m], g[: m - 1], out=dv), out=dv)
+            k = m - 3
+            np.multiply(np.add(dv[:k], dv[2 : k + 2], out=half[:k]), 0.5, out=half[:k])
+            rows = np.clip(
+                np.subtract(dv[1 : k + 1], half[:k], out=half[:k]), 0, None, out=half[:k]
+            )
+            ev[y : y + k] = rows.mean(axis=1)
     return col_sum[0] / h, ev
 
 
@@ -230,7 +244,7 @@ def recompress(
     img: np.ndarray, quality: int, phase: tuple[int, int] = (0, 0), *, uint8: bool = False
 ) -> np.ndarray:
     """Encode and decode with libjpeg at `quality` on the grid starting at `phase`; float32
-    (`uint8`: the decoded bytes themselves, no float copy; read-only).
+    (`uint8`: the decoded bytes themselves, no float copy; possibly read-only).
 
     The image is cropped to start at the grid origin and padded back, so the output has the
     input's shape; the first `phase` rows/columns are copied unchanged.
@@ -242,7 +256,8 @@ def recompress(
     Image.fromarray(np.ascontiguousarray(sub), mode).save(
         buf, "JPEG", quality=int(quality), subsampling=0
     )
-    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+    # Only the JPEG plugin is asked to open it: no probing of the other formats first.
+    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue()), formats=["JPEG"]))
     if not uint8:
         # uint8 first, then float32: the same values, faster than converting inside asarray.
         decoded = decoded.astype(np.float32)
@@ -256,38 +271,48 @@ def recompress(
 def robust_z(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """(x - median) / (1.4826 * MAD) using only `valid` entries for the statistics."""
     ref = values[valid] if valid is not None and valid.any() else values.ravel()
-    med = float(np.median(ref))
-    mad = float(np.median(np.abs(ref - med))) * 1.4826
+    med = median(ref)
+    mad = median(np.abs(ref - med)) * 1.4826
     return (values - med) / max(mad, 1e-6)
 
 
-def robust_z_percentile(values: np.ndarray, q: float) -> float:
-    """`float(np.percentile(robust_z(values), q))`, from one selection less and no z map.
+# numpy partitions for a median or a percentile with several order statistics (the middle
+# pair, the last one for its NaN check), which takes its slow general selection; sorting with
+# its SIMD sort and reading the sorted copy is several times faster on block maps. The results
+# are the same: both only depend on the multiset of values.
 
-    z is a monotone function of the values (a subtraction and a division by a positive scale,
-    each rounded), so z's order statistics are z of the values' order statistics: the values
-    are partitioned once for their median and the few order statistics the percentile reads,
-    and numpy's percentile is taken of a sorted stand-in holding z of those, so that numpy's
-    own interpolation gives the result.
-    """
-    ref = values.flatten()  # a copy: partitioned in place
-    n = ref.size
-    if n < 8:
+
+def median(values: np.ndarray) -> float:
+    """`float(np.median(values))`, from a sorted copy."""
+    s = np.sort(values, axis=None)
+    if s.size == 0 or np.isnan(s[-1]):
+        return float(np.median(values))  # numpy's empty and NaN rules
+    return _median_of_sorted(s)
+
+
+def _median_of_sorted(s: np.ndarray) -> float:
+    """np.median's value for a sorted 1-D array without NaN: the mean of the middle pair (or
+    middle value), taken as np.median takes it."""
+    h = s.size // 2
+    return float(np.mean(s[h - 1 : h + 1] if s.size % 2 == 0 else s[h : h + 1], axis=0))
+
+
+def percentile_minus_median(values: np.ndarray, q: float) -> float:
+    """`float(np.percentile(values, q) - np.median(values))`, from one sorted copy."""
+    s = np.sort(values, axis=None)
+    return float(np.percentile(s, q) - np.median(s))
+
+
+def robust_z_percentile(values: np.ndarray, q: float) -> float:
+    """`float(np.percentile(robust_z(values), q))`, from sorted copies: z is a monotone
+    function of the values (a subtraction and a division by a positive scale, each rounded), so
+    z of the sorted values is z sorted, and the percentile of that is the same."""
+    s = np.sort(values, axis=None)
+    if s.size == 0 or np.isnan(s[-1]):
         return float(np.percentile(robust_z(values), q))
-    mid = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
-    p0 = int(np.floor((n - 1) * float(np.true_divide(q, 100))))
-    near = [k for k in range(p0 - 1, p0 + 3) if 0 <= k < n]  # numpy reads p0 and p0 + 1
-    ref.partition(sorted({*mid, *near, n - 1}))
-    if np.isnan(ref[-1]):  # numpy's NaN rules apply
-        return float(np.percentile(robust_z(values), q))
-    med = float(np.mean(ref[mid[0] : mid[-1] + 1], axis=0))  # as np.median takes it
-    mad = float(np.median(np.abs(ref - med))) * 1.4826  # order-free: same as on `values`
-    z = (ref[near] - med) / max(mad, 1e-6)
-    stand_in = np.empty(n, z.dtype)
-    stand_in[: near[0]] = z[0]
-    stand_in[near[0] : near[-1] + 1] = z
-    stand_in[near[-1] + 1 :] = z[-1]
-    return float(np.percentile(stand_in, q))
+    med = _median_of_sorted(s)
+    mad = median(np.abs(s - med)) * 1.4826
+    return float(np.percentile((s - med) / max(mad, 1e-6), q))
 
 
 def upsample_blocks(
@@ -365,11 +390,14 @@ def local_grid_profiles(
         right += a[6] + a[7]
         row += right
         pr[y // 8 : y // 8 + len(col)] = row.reshape(-1, 8, bw)
-    out = []
-    for p in (pr.transpose(0, 2, 1), pc):
-        p = ndimage.uniform_filter(p, size=(window, window, 1), mode="nearest")
-        out.append(p / np.maximum(p.mean(axis=-1, keepdims=True), 1e-3))
-    return out[0], out[1]
+    return _phase_profile(pr.transpose(0, 2, 1), window), _phase_profile(pc, window)
+
+
+def _phase_profile(p: np.ndarray, window: int) -> np.ndarray:
+    """Block sums per phase averaged over `window` x `window` blocks, normalised to mean 1."""
+    p = ndimage.uniform_filter(p, size=(window, window, 1), mode="nearest")
+    p /= np.maximum(p.mean(axis=-1, keepdims=True), 1e-3)  # in place: the same quotients
+    return p
 
 
 def _clipped_steps(
@@ -380,15 +408,22 @@ def _clipped_steps(
     h, w = gray.shape
     top = max(y0 - 2, 0)  # the steps across rows at y need rows y - 2 .. y + 1
     g = np.asarray(gray[top : min(y1 + 1, h)], dtype=np.float32)
+    rows = g[y0 - top : y1 - top]
+    # The expressions clip(d[1:-1] - 0.5 * (d[:-2] + d[2:])) of |np.diff|, with fewer arrays.
     eh = np.zeros((y1 - y0, w), np.float32)
-    dh = np.abs(np.diff(g[y0 - top : y1 - top], axis=1))
-    eh[:, 2:-1] = np.clip(dh[:, 1:-1] - 0.5 * (dh[:, :-2] + dh[:, 2:]), 0, clip)
+    dh = np.abs(np.subtract(rows[:, 1:], rows[:, :-1]))
+    half = np.add(dh[:, :-2], dh[:, 2:])
+    half *= 0.5
+    np.clip(np.subtract(dh[:, 1:-1], half, out=eh[:, 2:-1]), 0, clip, out=eh[:, 2:-1])
     ev = np.zeros((y1 - y0, w), np.float32)
-    dv = np.abs(np.diff(g, axis=0))
     lo, hi = max(y0, 2), min(y1, h - 1)  # rows with a step: 2 .. h - 2
     if hi > lo:
-        d = dv[lo - 2 - top : hi - top]  # dv[i] = |g[i + 1] - g[i]|, from row `top`
-        ev[lo - y0 : hi - y0] = np.clip(d[1:-1] - 0.5 * (d[:-2] + d[2:]), 0, clip)
+        dv = np.abs(np.subtract(g[1:], g[:-1]))  # dv[i] = |g[i + 1] - g[i]|, from row `top`
+        d = dv[lo - 2 - top : hi - top]
+        half = np.add(d[:-2], d[2:])
+        half *= 0.5
+        out = ev[lo - y0 : hi - y0]
+        np.clip(np.subtract(d[1:-1], half, out=out), 0, clip, out=out)
     return eh, ev
 
 
@@ -523,12 +558,13 @@ def rounded_ac(
     g, bh, bw = _block_grid(gray, phase)
     out = np.empty((len(ZIGZAG_AC), bh, bw), np.int32)
     u, v = np.array(ZIGZAG_AC).T
+    scale = None if table is None else np.asarray(table[:64], np.float64).reshape(8, 8)[u, v]
     step = strip_rows(bw * 8, 8, 4)
     for y in range(0, bh * 8, step):
-        coef = block_dct(g[y : y + step])
-        if table is not None:
-            coef = coef / np.asarray(table[:64], np.float64).reshape(8, 8)
-        out[:, y // 8 : (y + step) // 8] = np.round(coef[:, :, u, v].transpose(2, 0, 1))
+        coef = block_dct(g[y : y + step])[:, :, u, v]  # only the frequencies used
+        if scale is not None:
+            coef = coef / scale  # the same division as of all 64, per coefficient
+        out[:, y // 8 : (y + step) // 8] = np.round(coef.transpose(2, 0, 1))
     return out
 
 
@@ -562,15 +598,18 @@ def dq_block_llr_rounded(
         periods.append(p)
         lo = int(x.min())
         h = np.bincount((x - lo).ravel()).astype(np.float64)
+        # A block's contribution depends on its bin only: computed once per bin (the same
+        # element-wise expressions on the bin values), then looked up per block.
+        b = np.arange(lo, lo + h.size, dtype=np.int64)
         # Window of p bins centred on the nearest multiple of p.
-        centre = p * np.round(x / p)
+        centre = p * np.round(b / p)
         start = (centre - p // 2 - lo).astype(np.int64)
         csum = np.concatenate([[0.0], np.cumsum(h)])
         idx = np.clip(start, 0, h.size)
         end = np.clip(start + p, 0, h.size)
         window = csum[end] - csum[idx]
-        p_ok = (h[x - lo] + 0.5) / (window + 0.5 * p)
+        p_ok = (h + 0.5) / (window + 0.5 * p)
         contrib = np.log(1.0 / p) - np.log(np.minimum(p_ok, 1.0))
         informative = np.abs(centre) > 0  # the zero window: no evidence either way
-        llr += np.where(informative, contrib, 0.0)
+        llr += np.where(informative, contrib, 0.0)[x - lo]
     return llr, periods

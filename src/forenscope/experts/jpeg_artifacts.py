@@ -81,12 +81,12 @@ def aligned_ghost(gray: np.ndarray, phase: tuple[int, int], q_final: int | None)
     qualities = list(range(40, top + 1, 5))
     if len(qualities) < 3:
         return _MapPart(np.zeros((1, 1)), 0.0, {})
-    g8 = np.clip(np.round(gray), 0, 255).astype(np.uint8)
     # Variance of the difference, not its mean square: the DC rounding of smooth blocks jumps
     # with each quality's DC step and would fake ghosts.
-    err = _resave_block_var(g8, gray, qualities, phase)
+    err = _resave_block_var(gray, qualities, phase)
     lo, hi = err.min(axis=0), err.max(axis=0)
-    norm = (err - lo) / np.maximum(hi - lo, 1e-6)
+    norm = err - lo
+    norm /= np.maximum(hi - lo, 1e-6)  # in place: the same quotients, one map fewer
     informative = hi > INFORMATIVE_MSE
     best: tuple[float, int, np.ndarray] | None = None
     for i, q in enumerate(qualities[:-1]):  # the top quality is a dip for every block
@@ -94,7 +94,7 @@ def aligned_ghost(gray: np.ndarray, phase: tuple[int, int], q_final: int | None)
         # blocks with zero error everywhere are not).
         dip = informative & (err[i] < GHOST_DIP * err[i + 1])
         m = jm.smooth_blocks(np.where(dip, 1.0 - norm[i], 0.0))
-        contrast = float(np.percentile(m, 97) - np.median(m))
+        contrast = jm.percentile_minus_median(m, 97)
         if best is None or contrast > best[0]:
             best = (contrast, q, m)
     assert best is not None
@@ -102,8 +102,8 @@ def aligned_ghost(gray: np.ndarray, phase: tuple[int, int], q_final: int | None)
     gate = float(np.clip((contrast - 0.25) / 0.2, 0.0, 1.0))
     hot = m >= 0.5
     i1 = qualities.index(q1)
-    inside = float(np.median(err[i1][hot])) if hot.any() else 0.0
-    rest = float(np.median(err[i1][~hot & informative])) if (~hot & informative).any() else 0.0
+    inside = jm.median(err[i1][hot]) if hot.any() else 0.0
+    rest = jm.median(err[i1][~hot & informative]) if (~hot & informative).any() else 0.0
     ratio = inside / max(rest, 1e-6) if hot.any() and (~hot & informative).any() else 1.0
     # A real ghost re-saves with much less error than the rest at q1; otherwise the dip is
     # only the normalisation of a block that is hard to compress at every quality.
@@ -121,28 +121,32 @@ def aligned_ghost(gray: np.ndarray, phase: tuple[int, int], q_final: int | None)
     )
 
 
-# Rows of the image re-saved at a time by `_resave_block_var`.
+# Rows of the image re-saved at a time (a multiple of 8).
 RESAVE_STRIP_ROWS = 256
 
 
-def _resave_block_var(
-    g8: np.ndarray, gray: np.ndarray, qualities: list[int], phase: tuple[int, int]
-) -> np.ndarray:
+def _to_uint8(gray: np.ndarray) -> np.ndarray:
+    """The grey levels a JPEG re-save encodes: rounded and clipped to uint8."""
+    return np.clip(np.round(gray), 0, 255).astype(np.uint8)
+
+
+def _resave_block_var(gray: np.ndarray, qualities: list[int], phase: tuple[int, int]) -> np.ndarray:
     """(qualities, rows, cols) variance per block (grid at `phase`) of the change made by a
-    libjpeg re-save of `g8` at each quality: `block_var(recompress(g8, q, phase) - gray, phase)`.
+    libjpeg re-save at each quality: `block_var(recompress(g8, q, phase) - gray, phase)` with
+    `g8 = _to_uint8(gray)`.
 
     Computed in strips of whole block rows: a grayscale JPEG codes each 8x8 block on its own (the
     DC prediction between blocks is lossless), so a block-aligned strip re-saves to the same
-    pixels as in the whole re-save (tested), and no image-sized float copy is made.
+    pixels as in the whole re-save (tested), and no image-sized copy is made. Each strip is
+    re-saved at every quality while the grey levels are in the CPU cache.
     """
-    g, bh, bw = jm._block_grid(g8, phase)
-    ref, _, _ = jm._block_grid(gray, phase)
+    ref, bh, bw = jm._block_grid(gray, phase)
     err = np.empty((len(qualities), bh, bw), np.float32)
     # float32, or the wider type of `gray`, as the subtraction from the float32 re-save gives.
     step = jm.strip_rows(bw * 8)
     buf = np.empty((step, bw * 8), np.result_type(np.float32, gray.dtype))
     for y in range(0, bh * 8, RESAVE_STRIP_ROWS):
-        src = g[y : y + RESAVE_STRIP_ROWS]
+        src = _to_uint8(ref[y : y + RESAVE_STRIP_ROWS])
         for i, q in enumerate(qualities):
             decoded = jm.recompress(src, q, uint8=True)
             # The variance of each small strip of the change while it is in the CPU cache.
@@ -152,6 +156,28 @@ def _resave_block_var(
                 change -= ref[y + s : y + s + len(change)]
                 err[i, (y + s) // 8 : (y + s + len(change)) // 8] = jm.block_var(change)
     return err
+
+
+def _resave_squared_error(gray: np.ndarray, quality: int, phase: tuple[int, int]) -> np.ndarray:
+    """`block_mean((recompress(g8, quality, phase) - gray) ** 2)` on the (0, 0) block grid, with
+    `g8 = _to_uint8(gray)`: the re-save is made in strips of whole block rows of its own grid
+    (the last strip reaches the image's bottom, so partial edge blocks are padded as in one
+    re-save), into one uint8 image; no image-sized float copy is made."""
+    dy, dx = phase
+    resaved = np.empty(gray.shape, np.uint8)
+    step = jm.strip_rows(gray.shape[1])
+    for y in range(0, gray.shape[0], step):
+        resaved[y : y + step] = _to_uint8(gray[y : y + step])
+    for y in range(dy, gray.shape[0], RESAVE_STRIP_ROWS):
+        rows = slice(y, y + RESAVE_STRIP_ROWS)
+        resaved[rows, dx:] = jm.recompress(resaved[rows, dx:], quality, uint8=True)
+    g, bh, bw = jm._block_grid(gray, (0, 0))
+    out = np.empty((bh, bw), np.float32)
+    dtype = np.result_type(np.float32, gray.dtype)  # as the float32 re-save minus `gray`
+    for y in range(0, bh * 8, step):
+        change = np.subtract(resaved[y : y + step, : bw * 8], g[y : y + step], dtype=dtype)
+        out[y // 8 : (y + step) // 8] = jm.block_mean(np.square(change))
+    return out
 
 
 def _near(a: int, b: int) -> bool:
@@ -169,8 +195,10 @@ def nonaligned_grid(gray: np.ndarray, phase: tuple[int, int]) -> _MapPart:
     the whole image; the most localized candidate wins. An axis on the dominant phase adds
     nothing, so a patch misaligned on one axis only is judged on that axis.
     """
-    pr, pc = jm.local_grid_profiles(gray)
-    er, ec = jm.off_grid_excess(pr, phase[0]), jm.off_grid_excess(pc, phase[1])
+    er, ec = (
+        jm.off_grid_excess(p, own)
+        for p, own in zip(jm.local_grid_profiles(gray), phase, strict=True)
+    )
 
     def top_phases(e: np.ndarray, own: int) -> list[int]:
         # One pixel off the main grid is where a strong main grid leaks its own blocking in
@@ -194,7 +222,7 @@ def nonaligned_grid(gray: np.ndarray, phase: tuple[int, int]) -> _MapPart:
     assert best is not None
     grid = best[1]
     z = jm.robust_z(jm.smooth_blocks(er[..., grid[0]] + ec[..., grid[1]]))
-    tail = float(np.percentile(z, 99))
+    tail = float(np.percentile(np.sort(z, axis=None), 99))  # sorted: numpy's fast path
     heat = np.clip((z - 1.0) / 4.0, 0.0, 1.0)
     detail: dict[str, float | int | str] = {
         "second_grid_row": grid[0], "second_grid_col": grid[1], "second_grid_z99": tail,
@@ -221,8 +249,7 @@ def shifted_ghost_map(
     gray: np.ndarray, grid: tuple[int, int], main: tuple[int, int], quality: int
 ) -> np.ndarray:
     """Per block (on the (0, 0) block grid) heat of `shifted_ghost`'s error ratio."""
-    g8 = np.clip(np.round(gray), 0, 255).astype(np.uint8)
-    err = [jm.block_mean((jm.recompress(g8, quality, p) - gray) ** 2) for p in (grid, main)]
+    err = [_resave_squared_error(gray, quality, p) for p in (grid, main)]
     ratio = jm.smooth_blocks(err[0] / np.maximum(err[1], 1e-3))
     informative = jm.smooth_blocks(err[1]) > INFORMATIVE_MSE
     return np.asarray(np.clip((0.8 - ratio) / 0.4, 0.0, 1.0) * informative)
@@ -285,14 +312,14 @@ def dq_map(
     if len(periods) < DQ_MIN_FREQUENCIES:
         return _MapPart(np.zeros_like(llr), 0.0, detail), phase
     m = 1.0 / (1.0 + np.exp(-(jm.smooth_blocks(llr) - DQ_BIAS)))
-    contrast = float(np.percentile(m, 97) - np.median(m))
+    contrast = jm.percentile_minus_median(m, 97)
     hot = m >= 0.5
     detail |= {
         "dq_steps": ",".join(map(str, periods)),
         "dq_contrast": round(contrast, 3),
         # The numbers behind the contrast: how off-lattice the flagged blocks are vs the rest.
         "dq_inside": round(float(m[hot].mean()), 3) if hot.any() else 0.0,
-        "dq_elsewhere": round(float(np.median(m[~hot])), 3) if (~hot).any() else 0.0,
+        "dq_elsewhere": round(jm.median(m[~hot]), 3) if (~hot).any() else 0.0,
     }
     gate = float(np.clip((contrast - 0.3) / 0.2, 0.0, 1.0))
     return _MapPart(m * gate, float(np.clip((contrast - 0.3) / 0.4, 0.0, 1.0)), detail), phase
@@ -306,7 +333,9 @@ def _clipped_blocks(gray: np.ndarray, phase: tuple[int, int]) -> np.ndarray:
     for y in range(0, bh * 8, step):
         strip = g[y : y + step]
         extreme = (strip < 0.5) | (strip > 254.5)
-        out[y // 8 : (y + step) // 8] = extreme.reshape(-1, 8, bw, 8).any(axis=(1, 3))
+        # Any of a block's 8 rows, then any of its 8 columns: 8 bools read as one uint64.
+        rows = np.logical_or.reduce(extreme.reshape(-1, 8, bw * 8), axis=1)
+        out[y // 8 : (y + step) // 8] = rows.view(np.uint64) != 0
     return out
 
 
