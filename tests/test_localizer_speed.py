@@ -213,3 +213,12 @@ def test_immerkaer_residual_adds_like_scipy(rows: int, top: int, n: int) -> None
     ):
         want = np.abs(ndimage.correlate(ch, _IMMERKAER, mode="reflect"))[top : top + n]
         assert np.array_equal(features._immerkaer_abs(ch, top, n, chunk=5), want)
+
+
+@pytest.mark.parametrize(("rows", "nby"), [(33, 2), (32, 2), (40, 2), (17, 1)])
+def test_grid_energies_add_like_numpy(rows: int, nby: int) -> None:
+    rng = np.random.default_rng(rows)
+    y = (rng.random((rows, 83)) * 255).astype(np.float32)
+    assert np.array_equal(features._grid_energy_h(y), _grid_phase_energy(y, 1))
+    # `y` ends the image when it has no row beyond its blocks
+    assert np.array_equal(features._grid_energy_v(y, nby), _grid_phase_energy(y, 0)[:nby])

@@ -34,12 +34,8 @@ def _block_mean16(a: np.ndarray) -> np.ndarray:
     """`block_mean(a, 16)` with the same float32 additions in the same order, in fewer numpy
     calls: numpy sums 16 contiguous float32s pairwise as ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7))
     with r_j = a_j + a_(j+8); the row sums are then added as block_mean adds them."""
-    nby, nbx = a.shape[0] // BLOCK, a.shape[1] // BLOCK
-    v = a[: nby * BLOCK, : nbx * BLOCK].reshape(nby * BLOCK, nbx, BLOCK)
-    r = v[..., :8] + v[..., 8:]
-    p = r[..., 0::2] + r[..., 1::2]
-    q = p[..., 0::2] + p[..., 1::2]
-    rows = (q[..., 0] + q[..., 1]).reshape(nby, BLOCK, nbx)
+    nby = a.shape[0] // BLOCK
+    rows = _row_sums16(a[: nby * BLOCK]).reshape(nby, BLOCK, -1)
     return np.asarray(rows.sum(axis=1) / (BLOCK * BLOCK), dtype=np.float32)  # as block_mean
 
 
@@ -163,10 +159,50 @@ def _strip_features(rgb: np.ndarray, r0: int, r1: int, small: np.ndarray) -> dic
     shifted = rgb[r0:r1] - np.uint8(4)
     top_ch = np.maximum(np.maximum(shifted[..., 0], shifted[..., 1]), shifted[..., 2])
     out["clipped"] = _block_mean16((top_ch >= 246).astype(np.float32))
-    out["grid_h_energy"] = _grid_phase_energy(y, 1) + 0.05
+    out["grid_h_energy"] = _grid_energy_h(y) + 0.05
     # the vertical difference of the strip's last row reads the next strip's first row
-    out["grid_v_energy"] = _grid_phase_energy(y_ext[top:], 0)[: n // BLOCK] + 0.05
+    out["grid_v_energy"] = _grid_energy_v(y_ext[top:], n // BLOCK) + 0.05
     return out
+
+
+def _row_sums16(a: np.ndarray) -> np.ndarray:
+    """Sum of each row's 16-pixel pieces, (rows, cols // 16), in numpy's pairwise order."""
+    nbx = a.shape[1] // BLOCK
+    v = a[:, : nbx * BLOCK].reshape(a.shape[0], nbx, BLOCK)
+    r = v[..., :8] + v[..., 8:]
+    p = r[..., 0::2] + r[..., 1::2]
+    q = p[..., 0::2] + p[..., 1::2]
+    out: np.ndarray = q[..., 0] + q[..., 1]
+    return out
+
+
+def _grid_energy_h(y: np.ndarray) -> np.ndarray:
+    """`_grid_phase_energy(y, 1)` with numpy's additions in numpy's order, 3x faster: its mean
+    over (rows, halves) adds the 32 values of each (block, phase) one after another."""
+    nby, nbx = y.shape[0] // BLOCK, y.shape[1] // BLOCK
+    d = np.empty_like(y)  # |horizontal difference|, the last column's +0.0 as np.diff's pad
+    np.subtract(y[:, 1:], y[:, :-1], out=d[:, :-1])
+    d[:, -1] = 0.0
+    np.abs(d, out=d)
+    v = d[: nby * BLOCK, : nbx * BLOCK].reshape(nby, BLOCK, nbx, 2, 8)
+    acc: np.ndarray = v[:, 0, :, 0] + v[:, 0, :, 1]
+    for i in range(1, BLOCK):
+        acc += v[:, i, :, 0]
+        acc += v[:, i, :, 1]
+    acc /= 2 * BLOCK
+    return acc
+
+
+def _grid_energy_v(y: np.ndarray, nby: int) -> np.ndarray:
+    """`_grid_phase_energy(y, 0)[:nby]` likewise: per block and phase p, numpy adds the pairwise
+    sums of rows p and p + 8. `y` holds one row more than the blocks unless it ends the image."""
+    d = np.abs(np.diff(y, axis=0))
+    if d.shape[0] < nby * BLOCK:  # the image's last row: its difference is the zero pad
+        d = np.concatenate([d, np.zeros_like(d[:1])])
+    rs = _row_sums16(d[: nby * BLOCK]).reshape(nby, 2, 8, -1)
+    v: np.ndarray = rs[:, 0] + rs[:, 1]
+    v /= 2 * BLOCK
+    return v.transpose(0, 2, 1)
 
 
 def _immerkaer_abs(ch: np.ndarray, top: int, n: int, chunk: int = 8) -> np.ndarray:
