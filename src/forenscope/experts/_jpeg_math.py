@@ -97,22 +97,25 @@ def strip_rows(width: int, itemsize: int = 4, scale: int = 1) -> int:
 
 
 def _block_sums(g: np.ndarray) -> np.ndarray:
-    """Sum of each 8x8 block of a float32 (8 * rows, 8 * cols) array with unit column stride.
+    """Sum of each 8x8 block of a float32 (8 * rows, 8 * cols) array with unit column stride:
+    bit-identical to `.sum(axis=3).sum(axis=1)` of the blocks (see `_sums_of_8`)."""
+    return np.asarray(_sums_of_8(g).reshape(g.shape[0] // 8, 8, g.shape[1] // 8).sum(axis=1))
 
-    The 8 columns of each block row are added as numpy's pairwise reduction of 8 values adds
-    them, ((0+1)+(2+3))+((4+5)+(6+7)), so the sums are bit-identical to `.sum(axis=3)` of the
-    blocks, but on strided views: no copy, and no slow reduction over a length-8 axis. The 8
-    rows are then summed in order (a reduction over an outer axis accumulates sequentially).
+
+def _sums_of_8(g: np.ndarray) -> np.ndarray:
+    """(rows, cols // 8): each row's runs of 8 columns added as numpy's pairwise reduction of 8
+    values adds them, ((0+1)+(2+3))+((4+5)+(6+7)), so bit-identical to `.sum(axis=-1)` over the
+    runs, but on strided views: no copy, and no slow reduction over a length-8 axis. (Sums over
+    8 rows, a reduction over an outer axis, add the rows in order, whatever the array around.)
     """
-    r, w = g.shape
-    c = g.reshape(r, w // 8, 8)
+    c = g.reshape(g.shape[0], g.shape[1] // 8, 8)
     a = [c[:, :, k] for k in range(8)]
     rows = a[0] + a[1]
     rows += a[2] + a[3]  # (a0+a1)+(a2+a3): the in-place add rounds as the new array would
     right = a[4] + a[5]
     right += a[6] + a[7]
     rows += right
-    return np.asarray(rows.reshape(r // 8, 8, w // 8).sum(axis=1))
+    return np.asarray(rows)
 
 
 def _block_grid(values: np.ndarray, phase: tuple[int, int]) -> tuple[np.ndarray, int, int]:
@@ -271,8 +274,13 @@ def recompress(
 def robust_z(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """(x - median) / (1.4826 * MAD) using only `valid` entries for the statistics."""
     ref = values[valid] if valid is not None and valid.any() else values.ravel()
-    med = median(ref)
-    mad = median(np.abs(ref - med)) * 1.4826
+    s = np.sort(ref, axis=None)
+    if s.size == 0 or np.isnan(s[-1]):  # numpy's empty and NaN rules
+        med = float(np.median(ref))
+        mad = float(np.median(np.abs(ref - med))) * 1.4826
+    else:
+        med = _median_of_sorted(s)
+        mad = _median_of_deviations(s, med) * 1.4826
     return (values - med) / max(mad, 1e-6)
 
 
@@ -311,8 +319,39 @@ def robust_z_percentile(values: np.ndarray, q: float) -> float:
     if s.size == 0 or np.isnan(s[-1]):
         return float(np.percentile(robust_z(values), q))
     med = _median_of_sorted(s)
-    mad = median(np.abs(s - med)) * 1.4826
+    mad = _median_of_deviations(s, med) * 1.4826
     return float(np.percentile((s - med) / max(mad, 1e-6), q))
+
+
+def _median_of_deviations(s: np.ndarray, med: float) -> float:
+    """`float(np.median(np.abs(s - med)))` for a sorted `s` without NaN, without sorting the
+    deviations: those of the values below `med` fall and the others rise, so the deviations are
+    two sorted runs, and the middle order statistics are picked from the two."""
+    dev = np.abs(s - med)
+    cut = int(np.searchsorted(s, med))  # s[:cut] < med <= s[cut:]
+    below, above = dev[:cut][::-1], dev[cut:]
+    n = s.size
+    ks = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
+    middle = np.array([_kth_of_two(below, above, k) for k in ks], dtype=dev.dtype)
+    return _median_of_sorted(middle)
+
+
+def _kth_of_two(a: np.ndarray, b: np.ndarray, k: int) -> float:
+    """The k-th smallest (from 0) value of two sorted arrays together (a binary search on how
+    many of the k + 1 smallest come from `a`); as a Python float, which holds it exactly."""
+    lo, hi = max(0, k + 1 - b.size), min(k + 1, a.size)
+    while lo < hi:
+        i = (lo + hi) // 2  # i from a, k + 1 - i from b
+        if b[k - i] > a[i]:  # a[i] is among the k + 1 smallest: take more from a
+            lo = i + 1
+        else:
+            hi = i
+    j = k + 1 - lo
+    if lo == 0:
+        return float(b[j - 1])
+    if j == 0:
+        return float(a[lo - 1])
+    return float(max(a[lo - 1], b[j - 1]))
 
 
 def upsample_blocks(
@@ -375,21 +414,11 @@ def local_grid_profiles(
     step = strip_rows(w)
     for y in range(0, bh * 8, step):
         eh, ev = _clipped_steps(gray, y, min(y + step, bh * 8), clip)
-        # Per block: the 8 rows of each column added in order, as .sum(axis=1) of the blocks
-        # adds them; the 8 columns of each row added pairwise, as .sum(axis=3) does.
-        r = eh[:, : bw * 8].reshape(-1, 8, bw * 8)
-        col = r[:, 0] + r[:, 1]
-        for k in range(2, 8):
-            col += r[:, k]
-        pc[y // 8 : y // 8 + len(col)] = col.reshape(-1, bw, 8)
-        c = ev[:, : bw * 8].reshape(len(ev), bw, 8)
-        a = [c[:, :, k] for k in range(8)]
-        row = a[0] + a[1]
-        row += a[2] + a[3]
-        right = a[4] + a[5]
-        right += a[6] + a[7]
-        row += right
-        pr[y // 8 : y // 8 + len(col)] = row.reshape(-1, 8, bw)
+        # Per block: each column's 8 rows added (as .sum(axis=1) of the blocks), each row's 8
+        # columns added (as .sum(axis=3)).
+        rows = slice(y // 8, y // 8 + len(eh) // 8)
+        pc[rows] = eh[:, : bw * 8].reshape(-1, 8, bw * 8).sum(axis=1).reshape(-1, bw, 8)
+        pr[rows] = _sums_of_8(ev[:, : bw * 8]).reshape(-1, 8, bw)
     return _phase_profile(pr.transpose(0, 2, 1), window), _phase_profile(pc, window)
 
 
@@ -410,13 +439,15 @@ def _clipped_steps(
     g = np.asarray(gray[top : min(y1 + 1, h)], dtype=np.float32)
     rows = g[y0 - top : y1 - top]
     # The expressions clip(d[1:-1] - 0.5 * (d[:-2] + d[2:])) of |np.diff|, with fewer arrays.
-    eh = np.zeros((y1 - y0, w), np.float32)
+    eh = np.empty((y1 - y0, w), np.float32)
+    eh[:, :2] = eh[:, -1:] = 0.0  # no step stored there: the rest is written below
     dh = np.abs(np.subtract(rows[:, 1:], rows[:, :-1]))
     half = np.add(dh[:, :-2], dh[:, 2:])
     half *= 0.5
     np.clip(np.subtract(dh[:, 1:-1], half, out=eh[:, 2:-1]), 0, clip, out=eh[:, 2:-1])
-    ev = np.zeros((y1 - y0, w), np.float32)
+    ev = np.empty((y1 - y0, w), np.float32)
     lo, hi = max(y0, 2), min(y1, h - 1)  # rows with a step: 2 .. h - 2
+    ev[: max(lo - y0, 0)] = ev[max(hi - y0, 0) :] = 0.0  # rows without a step
     if hi > lo:
         dv = np.abs(np.subtract(g[1:], g[:-1]))  # dv[i] = |g[i + 1] - g[i]|, from row `top`
         d = dv[lo - 2 - top : hi - top]
