@@ -90,11 +90,11 @@ def test_consistency_block_sigma_is_the_median_formula() -> None:
     from scipy import ndimage
 
     from forenscope.experts import face_consistency
-    from forenscope.experts._signal_math import MAD_TO_SIGMA
+    from forenscope.experts._signal_math import IMMERKAER, MAD_TO_SIGMA
 
     rng = np.random.default_rng(3)
     channel = np.round(rng.normal(120, 9, (203, 171))).astype(np.float32)
-    r = np.abs(ndimage.correlate(channel, face_consistency._KERNEL, mode="reflect"))
+    r = np.abs(ndimage.correlate(channel, IMMERKAER, mode="reflect"))
     b = r[:200, :168].reshape(25, 8, 21, 8).transpose(0, 2, 1, 3).reshape(25, 21, 64)
     want = np.asarray(np.median(b, axis=2) * MAD_TO_SIGMA)
     got = face_consistency.block_sigma(channel)

@@ -11,10 +11,12 @@ from scipy import ndimage
 from forenscope.experts import _jpeg_math as jm
 from forenscope.experts import ela, noise, spectrum
 from forenscope.experts._signal_math import (
+    IMMERKAER,
     MAD_TO_SIGMA,
     block_median,
     blocks,
     channel_mean3,
+    immerkaer_abs,
     luma_matmul,
 )
 from forenscope.forgeries import EXAMPLE_PHOTO
@@ -45,6 +47,19 @@ def test_luma_matmul_and_block_median_are_numpys() -> None:
         want = np.median(blocks(a, size), axis=2)
         got = block_median(a, size)
         assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (2, 9), (7, 13), (40, 33), (61, 70)])
+def test_immerkaer_abs_is_scipys(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    for scale in (1.0, 255.0, 1e-3):  # any float32 values, negative ones too
+        ch = (rng.standard_normal(shape) * scale).astype(np.float32)
+        want = np.abs(ndimage.correlate(ch, IMMERKAER, mode="reflect"))
+        assert np.array_equal(immerkaer_abs(ch), want)
+        for top, n in [(0, shape[0]), (shape[0] // 2, shape[0] - shape[0] // 2), (1, 0)]:
+            if top + n <= shape[0]:
+                got = immerkaer_abs(ch, top, n, chunk=3)
+                assert got.dtype == np.float32 and np.array_equal(got, want[top : top + n])
 
 
 def noise_luma() -> np.ndarray:

@@ -10,13 +10,12 @@ around it (background, neck, hair). Each ratio is evidence a person can re-measu
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from ..faces.detect import Face
 from ..io.input import ImageInput
 from ..types import Evidence, ExpertResult, ExpertSpec
 from ..types.faces import FaceReport
-from ._signal_math import MAD_TO_SIGMA, block_median, ramp
+from ._signal_math import MAD_TO_SIGMA, block_median, immerkaer_abs, ramp
 from .base import Expert
 from .face_common import (
     AROUND,
@@ -35,12 +34,11 @@ EPS = 0.5
 GRID_PRESENT = 1.05  # blocking ratio (edge/inside steps) above which a JPEG grid shows
 BLOCK_LO, BLOCK_HI = 1.05, 1.3  # surroundings-over-face blocking mapped to 0..1
 LOG_LO, LOG_HI = np.log(1.6), np.log(3.5)  # |log ratio| mapped to 0..1
-_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) / 6.0
 
 
 def block_sigma(channel: np.ndarray) -> np.ndarray:
     """Noise sigma per 8x8 block: MAD of the Immerkaer residual."""
-    r = np.abs(ndimage.correlate(channel, _KERNEL, mode="reflect"))
+    r = immerkaer_abs(channel)  # scipy's |correlate| with the kernel, bit for bit
     return np.asarray(block_median(r, 8) * MAD_TO_SIGMA)  # np.median per block, by a sort
 
 

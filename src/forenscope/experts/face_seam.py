@@ -14,13 +14,12 @@ import warnings
 from collections.abc import Iterator
 
 import numpy as np
-from scipy import ndimage
 
 from ..faces.detect import Face
 from ..io.input import ImageInput
 from ..types import Evidence, ExpertResult, ExpertSpec
 from ..types.faces import FaceReport
-from ._signal_math import ramp
+from ._signal_math import immerkaer_abs, ramp
 from .base import Expert
 from .face_common import FaceCheckResult, part_masks, run_per_face, window_of
 from .registry import register_expert
@@ -30,7 +29,6 @@ RINGS = np.round(np.arange(0.66, 1.0001, 0.03), 3)  # ring inner radii, share of
 STEP_LO, STEP_HI = 0.18, 0.6  # |median log step| mapped to 0..1 (0.18 ~ 1.2x, 0.6 ~ 1.8x)
 MIN_FACE_PX = 64
 MIN_SECTORS = 12
-_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) / 6.0
 EXCLUDE = ("right eye", "left eye", "right eyebrow", "left eyebrow", "mouth", "nose")
 
 
@@ -98,7 +96,7 @@ def check_face(image: ImageInput, face: Face, report: FaceReport) -> FaceCheckRe
     masks = part_masks(report, win)
     sl = np.s_[win.y : win.y + win.height, win.x : win.x + win.width]
     gray = image.gray[sl]
-    resid = np.abs(ndimage.correlate(gray, _KERNEL, mode="reflect"))
+    resid = immerkaer_abs(gray)  # |ndimage.correlate(gray, IMMERKAER)|, bit for bit
     valid = (gray > 8) & (gray < 247)  # clipped pixels carry no noise
     for name in EXCLUDE:  # features are texture, not noise
         valid &= ~masks.get(name, np.zeros_like(valid))

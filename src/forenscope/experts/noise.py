@@ -20,11 +20,13 @@ from scipy import ndimage
 from ..io.input import ImageInput
 from ..types import Evidence, ExpertResult, ExpertSpec
 from ._signal_math import (
+    IMMERKAER,
     MAD_TO_SIGMA,
     bbox_words,
     block_median,
     blocks,
     components,
+    immerkaer_abs,
     luma_matmul,
     ramp,
     robust_center_scale,
@@ -38,7 +40,7 @@ BLOCK = 16
 STRIP_BLOCKS = 4  # block rows per strip of residual work
 # Immerkaer's kernel: zero response to linear ramps; divided by 6 so that white noise of sigma s
 # gives a residual of sigma s.
-_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) / 6.0
+_KERNEL = IMMERKAER
 Z_LO, Z_HI = 3.0, 6.0  # heatmap 0..1 over this smoothed-z range; 0.5 at z = 4.5
 MIN_BLOCKS = 48  # fewer valid blocks cannot give a stable image-wide noise model
 # A region is reported (and scores) only with a contrast a person can check in the numbers:
@@ -60,9 +62,7 @@ def residual_sigma(gray: np.ndarray, size: int) -> np.ndarray:
     out = []
     for r0 in range(0, h, step):
         r1 = min(r0 + step, h)
-        top, bottom = max(r0 - 1, 0), min(r1 + 1, gray.shape[0])
-        r = ndimage.correlate(gray[top:bottom], _KERNEL, mode="reflect")[r0 - top :][: r1 - r0]
-        out.append(block_median(np.abs(r, out=r), size))
+        out.append(block_median(immerkaer_abs(gray, r0, r1 - r0), size))
     return np.asarray(np.concatenate(out) * MAD_TO_SIGMA, dtype=np.float64)
 
 
