@@ -1,15 +1,16 @@
 """The order the expert threads take the experts of one image in, and the models loaded ahead.
 
 With two threads the wall time of an analysis depends on the order: in registry (alphabetical)
-order the two slowest experts start last and one thread finishes alone. Here the longest tasks
-start first (LPT: longest processing time), from a static estimate of each expert's cost that is
-replaced by the thread CPU time it took on the last image of this process. The face experts are
-one task, run in turn on one thread: the first detects the faces and the others read its memo,
-instead of two threads detecting the same faces at once. The results keep the caller's order.
+order the two slowest experts start late (11th and 12th of 15) and one thread can finish alone.
+Here the longest tasks start first (LPT: longest processing time), from a static estimate of each
+expert's cost that is replaced by the thread CPU time it took on the last image of this process.
+The face experts are one task, run in turn on one thread: the first detects the faces and the
+others read its memo, instead of two threads detecting the same faces at once. The results keep
+the caller's order.
 
-`warm_up` loads the experts' models on a background thread (CLIP sessions, face detectors, the
-localizer's trees) while this process decodes the image and imports the rest; an expert whose
-models are still loading waits for that instead of loading them a second time.
+`warm_up` loads the experts' models on a background thread (the CLIP sessions, the localizer's
+tree session) while this process hashes and decodes the image; an expert whose models are still
+loading waits for that instead of loading them a second time.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ STATIC_COST: dict[str, tuple[float, float]] = {
     "watermark": (0.01, 0.01),
 }
 UNKNOWN_COST = (0.05, 0.05)  # a plugin or a comparison baseline: somewhere in the middle
-_SMALL_COST = (0.0, 0.001)  # metadata experts and the face experts after the first
+_SMALL_COST = (0.0, 0.001)  # provenance (metadata) experts and the face experts after the first
 
 _observed: dict[str, tuple[float, float]] = {}  # expert -> (megapixels, thread CPU seconds)
 _observed_lock = threading.Lock()
