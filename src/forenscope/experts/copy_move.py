@@ -19,7 +19,7 @@ shifts on that lattice are skipped, so the verified candidates are the ones off 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,11 +112,44 @@ def uniform_filter(a: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(ndimage.uniform_filter1d(cols, size, axis=1))
 
 
+def uniform_filter_strips(a: np.ndarray, size: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """`uniform_filter(a, size)` of a 2-D array as successive (start, stop, rows) strips, the
+    same values (the same running sum down the columns, then scipy's row pass on each strip,
+    which filters every row on its own), without an image-sized temporary."""
+    n = a.shape[0]
+    if a.ndim != 2 or n <= size:
+        yield 0, n, uniform_filter(a, size)
+        return
+    before = size // 2
+
+    def line(i: int) -> np.ndarray:
+        i = -i - 1 if i < 0 else i
+        return np.asarray(a[2 * n - 1 - i if i >= n else i])
+
+    rows = max(1, STRIP_BYTES // (a.itemsize * max(a.shape[1], 1)))
+    cols = np.empty((min(rows, n), a.shape[1]), a.dtype)
+    acc = np.zeros(a.shape[1], np.float64)
+    for j in range(size):
+        np.add(acc, line(j - before), out=acc)
+    step = np.empty_like(acc)
+    for top in range(0, n, rows):
+        stop = min(top + rows, n)
+        for i in range(top, stop):
+            if i > 0:
+                np.subtract(
+                    line(i + size - 1 - before), line(i - 1 - before), out=step, dtype=np.float64
+                )
+                np.add(acc, step, out=acc)
+            np.divide(acc, size, out=cols[i - top], casting="same_kind")
+        yield top, stop, np.asarray(ndimage.uniform_filter1d(cols[: stop - top], size, axis=1))
+
+
 def whitened_autocorr(hp: np.ndarray) -> np.ndarray:
     """Circular autocorrelation of the spectrally whitened high-pass (one FFT pair)."""
     spec = fft.rfft2(hp, workers=1)
     # spec * conj(spec) / (|spec| + 1e-3) with fewer spectrum-sized temporaries. The product
-    # stays a fresh array: numpy's complex multiply into an existing one rounded differently.
+    # stays a fresh array of the whole spectrum: numpy's complex multiply into an existing one
+    # rounded differently, and so did its product strip by strip (the imaginary part's sign).
     magnitude = np.abs(spec)
     magnitude += 1e-3
     power = spec * np.conj(spec)
@@ -148,21 +181,39 @@ def top_peaks(
     `maxed`, when given, is `wrap_max_filter(corr, PEAK_WINDOW)` of `corr` as passed in; it is
     brought up to date in place around the zeroed shifts only (the rest cannot change), which
     spares a second image-sized filter when the same `corr` is searched again."""
-    h, w = corr.shape
-    r = min(min_shift, h // 2, w // 2)
-    yy, xx = np.mgrid[-r + 1 : r, -r + 1 : r]
-    disk = yy * yy + xx * xx < min_shift**2
-    corr[yy[disk] % h, xx[disk] % w] = 0.0
+    r = _zero_short(corr, min_shift)
     if maxed is None:
         maxed = wrap_max_filter(corr, PEAK_WINDOW)
     else:
         _refresh_max(corr, maxed, r - 1)
     std = float(corr.std()) or 1.0
+    return _pick(corr, (corr >= maxed) & (corr > 0), std, n, skip)
+
+
+def _zero_short(corr: np.ndarray, min_shift: int) -> int:
+    """Zero the circular shifts shorter than min_shift (in place); returns the disk's reach."""
+    h, w = corr.shape
+    r = int(min(min_shift, h // 2, w // 2))
+    yy, xx = np.mgrid[-r + 1 : r, -r + 1 : r]
+    disk = yy * yy + xx * xx < min_shift**2
+    corr[yy[disk] % h, xx[disk] % w] = 0.0
+    return r
+
+
+def _pick(
+    corr: np.ndarray,
+    local: np.ndarray,
+    std: float,
+    n: int,
+    skip: Callable[[tuple[int, int]], bool] | None,
+) -> list[tuple[int, int, float]]:
+    """`top_peaks`' choice among the local maxima `local` (a bool map) of `corr`."""
+    h, w = corr.shape
     flat = corr.ravel()
     # Local maxima only (a lattice texture has hundreds of peaks before a copy's), strongest
     # first.
-    local = np.flatnonzero((corr >= maxed) & (corr > 0))
-    top = local[np.argsort(-flat[local])[:MAX_PEAKS_SEEN]]
+    where = np.flatnonzero(local)
+    top = where[np.argsort(-flat[where])[:MAX_PEAKS_SEEN]]
     seen: list[tuple[int, int]] = []
     picked: list[tuple[int, int, float]] = []
     for i in top:
@@ -177,6 +228,42 @@ def top_peaks(
             if len(picked) == n:
                 break
     return picked
+
+
+MAX_STRIP_BYTES = (
+    16 << 20
+)  # strips of `local_maxima`: their 8 wrapped extra rows stay a few percent
+
+
+def local_maxima(a: np.ndarray, size: int) -> np.ndarray:
+    """`(a >= wrap_max_filter(a, size)) & (a > 0)` of a 2-D array, a strip of rows at a time:
+    the same map (a maximum is exact and each output row needs only the size rows around it,
+    wrapped), without the filter's image-sized float output and temporaries."""
+    h, w = a.shape
+    r = size // 2
+    rows = max(4 * size, MAX_STRIP_BYTES // (a.itemsize * max(w, 1)))
+    if h <= rows:
+        return np.asarray((a >= wrap_max_filter(a, size)) & (a > 0))
+    out = np.empty(a.shape, dtype=bool)
+    for top in range(0, h, rows):
+        stop = min(top + rows, h)
+        maxed = wrap_max_filter(a[np.arange(top - r, stop + r) % h], size)[r : r + stop - top]
+        strip = a[top:stop]
+        np.logical_and(strip >= maxed, strip > 0, out=out[top:stop])
+    return out
+
+
+def _refresh_local(corr: np.ndarray, local: np.ndarray, extent: int) -> None:
+    """`_refresh_max` for the local-maximum map: recompute it where the max filter's window
+    reaches a shift within `extent` of zero on both axes."""
+    half = PEAK_WINDOW // 2
+    h, w = corr.shape
+    out = np.arange(-extent - half, extent + half + 1)
+    src_y = np.arange(-extent - 2 * half, extent + 2 * half + 1) % h
+    src_x = np.arange(-extent - 2 * half, extent + 2 * half + 1) % w
+    block = ndimage.maximum_filter(corr[np.ix_(src_y, src_x)], PEAK_WINDOW, mode="nearest")
+    at = np.ix_(out % h, out % w)
+    local[at] = (corr[at] >= block[half:-half, half:-half]) & (corr[at] > 0)
 
 
 def _refresh_max(corr: np.ndarray, maxed: np.ndarray, extent: int) -> None:
@@ -266,8 +353,19 @@ class Signals:
 
     @classmethod
     def of(cls, gray: np.ndarray) -> Signals:
-        hp = highpass(gray)
-        return cls(gray, hp * hp, contrast_normalised(hp))
+        """`Signals(gray, hp * hp, contrast_normalised(hp))` with hp = `highpass(gray)`, the
+        same values, made strip by strip: two image-sized planes besides the grey levels
+        instead of up to six at once (1.1 GB at 48 MP)."""
+        hp = np.empty_like(gray)
+        for top, stop, low in uniform_filter_strips(gray, 5):
+            np.subtract(gray[top:stop], low, out=hp[top:stop])
+        hp2 = np.multiply(hp, hp)
+        # norm overwrites hp in place: its row i needs hp's row i only, and hp2's rows around i.
+        for top, stop, low in uniform_filter_strips(hp2, 15):
+            low += 1.0
+            np.sqrt(low, out=low)
+            np.divide(hp[top:stop], low, out=hp[top:stop])
+        return cls(gray, hp2, hp)
 
     def cell_mean(self, name: str, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
         """`_cell_mean` of hp2 ("hp2") or norm**2 ("norm2") over the window of `shape` at
@@ -496,12 +594,15 @@ def find_pairs(sig: Signals) -> tuple[list[Pair], np.ndarray, int]:
     pairs: list[Pair] = []
     weak = 0
     corr = whitened_autocorr(fft_friendly(sig.norm))
-    # The texture's own short repeats first: the copy candidates then clear more of the centre.
     h, w = corr.shape  # the circular shifts' periods
-    maxed = wrap_max_filter(corr, PEAK_WINDOW)  # both searches update it near the origin
-    peaks = [
-        signed(y, x, h, w) for y, x, _ in top_peaks(corr, ALT_MIN_SHIFT, N_ALT_PEAKS, maxed=maxed)
-    ]
+    # Two `top_peaks` searches, the same peaks, with less memory at once: the local maxima as a
+    # bool map made strip by strip, not an image-sized max filter, and each std taken while
+    # `corr` is the only image-sized float array alive (48 MP: 2 planes of 183 MB, not 4).
+    # The texture's own short repeats first: the copy candidates then clear more of the centre.
+    _zero_short(corr, ALT_MIN_SHIFT)
+    std = float(corr.std()) or 1.0
+    local = local_maxima(corr, PEAK_WINDOW)
+    peaks = [signed(y, x, h, w) for y, x, _ in _pick(corr, local, std, N_ALT_PEAKS, None)]
     basis = lattice_basis(peaks)
 
     def repeat(yx: tuple[int, int]) -> bool:
@@ -509,7 +610,11 @@ def find_pairs(sig: Signals) -> tuple[list[Pair], np.ndarray, int]:
 
     # Off-lattice texture details (a window's own parts) still compete: look at more peaks.
     n_peaks = N_PEAKS if basis is None else N_PEAKS_LATTICE
-    for y, x, z in top_peaks(corr, MIN_SHIFT, n_peaks, repeat, maxed):
+    _refresh_local(corr, local, _zero_short(corr, MIN_SHIFT) - 1)
+    std = float(corr.std()) or 1.0
+    candidates = _pick(corr, local, std, n_peaks, repeat)
+    del corr, local  # image-sized, and verification does not need them
+    for y, x, z in candidates:
         for shift in aliases(y, x, h, w):
             if any(p.shift == (-shift[0], -shift[1]) for p in pairs):
                 continue  # the same pair seen from the other side

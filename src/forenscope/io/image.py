@@ -19,14 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
 from ..errors import ForenscopeError, ImageDecodeError, ImageTooLargeError, InputError
 from .input import ImageInput
 from .limits import Limits
 from .metadata import read_metadata
-from .pixels import source_bit_depth, to_rgb
+from .pixels import rgb_array, source_bit_depth, to_rgb
 from .sniff import describe_bytes, heif_brand, known_image_format
 
 # Formats we accept. Pillow would otherwise try every plugin it has, and weak-signature ones (TGA,
@@ -95,12 +94,18 @@ def _decode(
         rgb_im, has_alpha = to_rgb(im, bit_depth, notes)
         meta = read_metadata(im, limits)
     orientation = _orientation(im, meta.orientation_tag if tiff_tag is None else tiff_tag, notes)
+    if rgb_im is not im:
+        im.close()  # a converted copy is what is kept: free the decoded pixels now
     if orientation in _ORIENT and im.format not in _SELF_ORIENTING:
-        rgb_im = rgb_im.transpose(_ORIENT[orientation])
+        upright = rgb_im.transpose(_ORIENT[orientation])
+        rgb_im.close()  # one of the two image-sized copies, not both, during the array copy
+        rgb_im = upright
     elif orientation is not None:
         meta.exif["Orientation"] = orientation  # the decoder applied it and reset the tag
+    rgb = rgb_array(rgb_im)
+    rgb_im.close()
     return ImageInput(
-        rgb=np.array(rgb_im, dtype=np.uint8), data=data, format=fmt, mode=mode, path=path,
+        rgb=rgb, data=data, format=fmt, mode=mode, path=path,
         bit_depth=bit_depth, frames=frames, has_alpha=has_alpha, orientation=orientation,
         exif=meta.exif, xmp=meta.xmp, text_chunks=meta.text_chunks, icc_profile=meta.icc_profile,
         quantization=meta.quantization, jpeg_subsampling=meta.jpeg_subsampling,

@@ -1,0 +1,87 @@
+"""copy_move's strip-by-strip planes (issue 15, memory) give the bits of the whole-image ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forenscope.experts import copy_move as cm
+from forenscope.experts._signal_math import wrap_max_filter
+
+
+def _gray(shape: tuple[int, int], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    smooth = np.cumsum(rng.standard_normal(shape), axis=1) * 3 + 128
+    return np.asarray(smooth + rng.standard_normal(shape) * 10, dtype=np.float32)
+
+
+@pytest.mark.parametrize("strip_bytes", [1 << 20, 4096, 1])
+@pytest.mark.parametrize("shape", [(64, 64), (203, 317), (333, 90)])
+def test_signals_are_the_whole_image_formulas(
+    monkeypatch: pytest.MonkeyPatch, strip_bytes: int, shape: tuple[int, int]
+) -> None:
+    monkeypatch.setattr(cm, "STRIP_BYTES", strip_bytes)  # one strip, a few, one row each
+    gray = _gray(shape, 1)
+    sig = cm.Signals.of(gray)
+    hp = cm.highpass(gray)
+    assert np.array_equal(sig.hp2, hp * hp)
+    assert np.array_equal(sig.norm, cm.contrast_normalised(hp))
+    assert sig.gray is gray
+
+
+@pytest.mark.parametrize("size", [5, 15])
+def test_uniform_filter_strips_cover_the_rows_in_order(
+    monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    monkeypatch.setattr(cm, "STRIP_BYTES", 4 * 50 * 7)  # 7 rows of 50 float32
+    a = _gray((40, 50), 2)
+    strips = list(cm.uniform_filter_strips(a, size))
+    assert [(top, stop) for top, stop, _ in strips] == [
+        (t, min(t + 7, 40)) for t in range(0, 40, 7)
+    ]
+    assert np.array_equal(np.concatenate([s for _, _, s in strips]), cm.uniform_filter(a, size))
+
+
+@pytest.mark.parametrize("strip_bytes", [16 << 20, 4 * 61 * 40, 1])
+def test_local_maxima_and_their_refresh_match_the_max_filter(
+    monkeypatch: pytest.MonkeyPatch, strip_bytes: int
+) -> None:
+    monkeypatch.setattr(cm, "MAX_STRIP_BYTES", strip_bytes)
+    rng = np.random.default_rng(3)
+    corr = rng.standard_normal((157, 61)).astype(np.float32)
+    corr[::7, ::5] = 0.0  # plateaus and ties
+    cm._zero_short(corr, cm.ALT_MIN_SHIFT)
+    local = cm.local_maxima(corr, cm.PEAK_WINDOW)
+    assert np.array_equal(local, (corr >= wrap_max_filter(corr, cm.PEAK_WINDOW)) & (corr > 0))
+    cm._refresh_local(corr, local, cm._zero_short(corr, cm.MIN_SHIFT) - 1)
+    assert np.array_equal(local, (corr >= wrap_max_filter(corr, cm.PEAK_WINDOW)) & (corr > 0))
+
+
+def test_find_pairs_searches_are_top_peaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """find_pairs' two searches pick the candidates two top_peaks calls pick."""
+    gray = _gray((256, 320), 4)
+    gray[150:200, 200:260] = gray[30:80, 40:100]  # a copy
+    sig = cm.Signals.of(gray)
+    corr = cm.whitened_autocorr(cm.fft_friendly(sig.norm))
+    h, w = corr.shape
+    first = cm.top_peaks(corr.copy(), cm.ALT_MIN_SHIFT, cm.N_ALT_PEAKS)
+    seen: list[list[tuple[int, int, float]]] = []
+    pick = cm._pick
+
+    def spy(*args: object) -> list[tuple[int, int, float]]:
+        out = pick(*args)  # type: ignore[arg-type]
+        seen.append(out)
+        return out
+
+    monkeypatch.setattr(cm, "_pick", spy)
+    cm.find_pairs(sig)
+    assert seen[0] == first
+    basis = cm.lattice_basis([cm.signed(y, x, h, w) for y, x, _ in first])
+    n = cm.N_PEAKS if basis is None else cm.N_PEAKS_LATTICE
+    copy = corr.copy()
+    cm.top_peaks(copy, cm.ALT_MIN_SHIFT, cm.N_ALT_PEAKS)
+
+    def repeat(yx: tuple[int, int]) -> bool:
+        return basis is not None and cm.on_lattice(cm.signed(yx[0], yx[1], h, w), basis)
+
+    assert seen[1] == cm.top_peaks(copy, cm.MIN_SHIFT, n, repeat)
