@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "forenscope"
 # Lowest first. A unit is a top-level module or package of forenscope.
 LAYERS: list[set[str]] = [
     {"types", "errors", "allocator"},
-    {"io", "models", "config", "map_geometry"},
+    {"io", "models", "config", "map_geometry", "residual"},
     {"learned", "faces"},
     {"experts", "forgeries", "inspect"},
     {"fusion"},

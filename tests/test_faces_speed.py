@@ -90,7 +90,8 @@ def test_consistency_block_sigma_is_the_median_formula() -> None:
     from scipy import ndimage
 
     from forenscope.experts import face_consistency
-    from forenscope.experts._signal_math import IMMERKAER, MAD_TO_SIGMA
+    from forenscope.experts._signal_math import MAD_TO_SIGMA
+    from forenscope.residual import IMMERKAER
 
     rng = np.random.default_rng(3)
     channel = np.round(rng.normal(120, 9, (203, 171))).astype(np.float32)

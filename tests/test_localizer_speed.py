@@ -12,7 +12,6 @@ from scipy import ndimage
 from forenscope.forgeries import synthetic_photo
 from forenscope.learned.localizer import features, onnx_trees
 from forenscope.learned.localizer.features import (
-    _IMMERKAER,
     BLOCK,
     GHOST_QUALITIES,
     _grid_phase_energy,
@@ -22,6 +21,7 @@ from forenscope.learned.localizer.features import (
     block_mean,
 )
 from forenscope.learned.localizer.model import WEIGHTS, Localizer
+from forenscope.residual import IMMERKAER, immerkaer_abs
 
 
 def _whole_image_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
@@ -29,7 +29,7 @@ def _whole_image_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
     y, cb, cr = _ycbcr(rgb)
     out: dict[str, np.ndarray] = {}
     for name, ch in (("noise_y", y), ("noise_cb", cb), ("noise_cr", cr)):
-        out[name] = _log(block_mean(np.abs(ndimage.correlate(ch, _IMMERKAER, mode="reflect"))))
+        out[name] = _log(block_mean(np.abs(ndimage.correlate(ch, IMMERKAER, mode="reflect"))))
     out["diff1"] = _log(block_mean(np.abs(np.diff(y, axis=1, append=y[:, -1:]))))
     small = ndimage.gaussian_filter(block_mean(y, 2), 1.0)
     grad = np.hypot(
@@ -211,8 +211,8 @@ def test_immerkaer_residual_adds_like_scipy(rows: int, top: int, n: int) -> None
             np.float32
         ),
     ):
-        want = np.abs(ndimage.correlate(ch, _IMMERKAER, mode="reflect"))[top : top + n]
-        assert np.array_equal(features._immerkaer_abs(ch, top, n, chunk=5), want)
+        want = np.abs(ndimage.correlate(ch, IMMERKAER, mode="reflect"))[top : top + n]
+        assert np.array_equal(immerkaer_abs(ch, top, n, chunk=5), want)
 
 
 @pytest.mark.parametrize(("rows", "nby"), [(33, 2), (32, 2), (40, 2), (17, 1)])

@@ -11,16 +11,15 @@ from scipy import ndimage
 from forenscope.experts import _jpeg_math as jm
 from forenscope.experts import ela, noise, spectrum
 from forenscope.experts._signal_math import (
-    IMMERKAER,
     MAD_TO_SIGMA,
     block_median,
     blocks,
     channel_mean3,
-    immerkaer_abs,
     luma_matmul,
 )
 from forenscope.forgeries import EXAMPLE_PHOTO
 from forenscope.io.input import ImageInput
+from forenscope.residual import IMMERKAER, immerkaer_abs
 
 SHAPES = [(130, 200), (97, 131), (64, 64), (200, 77)]
 

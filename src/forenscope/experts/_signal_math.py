@@ -61,47 +61,6 @@ def block_median(a: np.ndarray, size: int) -> np.ndarray:
     return np.asarray((s[..., n // 2 - 1] + s[..., n // 2]) / 2)
 
 
-# Immerkaer's kernel (zero response to linear ramps), /6 so white noise keeps its sigma.
-IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) / 6.0
-
-
-def immerkaer_abs(ch: np.ndarray, top: int = 0, n: int | None = None, chunk: int = 8) -> np.ndarray:
-    """`|ndimage.correlate(ch, IMMERKAER, mode="reflect")|` of rows [top, top + n), float32.
-
-    scipy's numbers, a third faster: it adds the nine products weight * pixel in float64, in
-    the kernel's row-major order, from 0.0, and rounds the sum to float32. A product of two
-    float32s is exact in float64 and the weights are 1, -2 and 4 times the float32 1/6, so w * x
-    and its doubles are those products; the additions below are scipy's, in its order (as in
-    the learned localizer's features). Chunks of 8 rows keep the float64 temporaries in cache.
-    """
-    rows, w = ch.shape
-    n = rows - top if n is None else n
-    w1 = np.float64(IMMERKAER[0, 0])
-    out = np.empty((n, w), dtype=np.float32)
-    for c0 in range(0, n, chunk):
-        m = min(chunk, n - c0)
-        lo, hi = top + c0 - 1, top + c0 + m + 1  # input rows, one halo row each side
-        a, b = max(lo, 0), min(hi, rows)
-        p = np.empty((m + 2, w + 2), dtype=np.float64)  # w1 * pixel, edges reflected
-        np.multiply(ch[a:b], w1, out=p[a - lo : b - lo, 1:-1], dtype=np.float64)
-        if lo < 0:
-            p[0, 1:-1] = p[1, 1:-1]
-        if hi > rows:
-            p[-1, 1:-1] = p[-2, 1:-1]
-        p[:, 0], p[:, -1] = p[:, 1], p[:, -2]
-        p2 = p + p
-        acc = p[:m, :w] - p2[:m, 1 : w + 1]
-        acc += p[:m, 2:]
-        acc -= p2[1 : m + 1, :w]
-        acc += p2[1 : m + 1, 1 : w + 1] + p2[1 : m + 1, 1 : w + 1]
-        acc -= p2[1 : m + 1, 2:]
-        acc += p[2:, :w]
-        acc -= p2[2:, 1 : w + 1]
-        acc += p[2:, 2:]
-        np.abs(acc, out=out[c0 : c0 + m], casting="same_kind")
-    return out
-
-
 def channel_mean3(a: np.ndarray) -> np.ndarray:
     """`a.mean(axis=-1)` of an (H, W, 3) float array, bit for bit (numpy adds the three in
     order, then divides), at a third of its cost."""

@@ -13,9 +13,10 @@ import numpy as np
 
 from ..faces.detect import Face
 from ..io.input import ImageInput
+from ..residual import immerkaer_abs
 from ..types import Evidence, ExpertResult, ExpertSpec
 from ..types.faces import FaceReport
-from ._signal_math import MAD_TO_SIGMA, block_median, immerkaer_abs, ramp
+from ._signal_math import MAD_TO_SIGMA, block_median, ramp
 from .base import Expert
 from .face_common import (
     AROUND,

@@ -17,9 +17,10 @@ import numpy as np
 
 from ..faces.detect import Face
 from ..io.input import ImageInput
+from ..residual import immerkaer_abs
 from ..types import Evidence, ExpertResult, ExpertSpec
 from ..types.faces import FaceReport
-from ._signal_math import immerkaer_abs, ramp
+from ._signal_math import ramp
 from .base import Expert
 from .face_common import FaceCheckResult, part_masks, run_per_face, window_of
 from .registry import register_expert

@@ -18,15 +18,14 @@ import numpy as np
 from scipy import ndimage
 
 from ..io.input import ImageInput
+from ..residual import IMMERKAER, immerkaer_abs
 from ..types import Evidence, ExpertResult, ExpertSpec
 from ._signal_math import (
-    IMMERKAER,
     MAD_TO_SIGMA,
     bbox_words,
     block_median,
     blocks,
     components,
-    immerkaer_abs,
     luma_matmul,
     ramp,
     robust_center_scale,

@@ -30,10 +30,11 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ..residual import IMMERKAER
+
 KINDS = ("splice", "copy_move", "jpeg_region", "resample", "removal", "gen_fill", "retouch", "none")
 KIND_P = (0.19, 0.12, 0.12, 0.09, 0.12, 0.14, 0.06, 0.16)
 CROP = (256, 768)
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) / 6.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def crop(photo: np.ndarray, rng: np.random.Generator, lo: int, hi: int) -> np.nd
 def noise_sigma(rgb: np.ndarray) -> float:
     """Noise sigma of the luminance from Immerkaer's residual (unit gain on white noise)."""
     y = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    r = ndimage.correlate(y, _IMMERKAER, mode="reflect")
+    r = ndimage.correlate(y, IMMERKAER, mode="reflect")
     return float(np.median(np.abs(r)) / 0.6745)  # robust to edges, exact for Gaussian noise
 
 

@@ -14,10 +14,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ...residual import immerkaer_abs
+
 BLOCK = 16
 GHOST_QUALITIES = (50, 65, 80, 90, 97)
-# Immerkaer's kernel (zero response to linear ramps), scaled so white noise keeps its sigma.
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) / 6.0
 _GLOBAL_KEYS = ("noise_y", "noise_cb", "ghost_80", "ghost_97", "grid_h", "grid_v", "texture")
 
 
@@ -144,7 +144,7 @@ def _strip_features(rgb: np.ndarray, r0: int, r1: int, small: np.ndarray) -> dic
     y = y_ext[top : top + n]
     out: dict[str, np.ndarray] = {}
     for name, ch in (("noise_y", y_ext), ("noise_cb", cb_ext), ("noise_cr", cr_ext)):
-        out[name] = _log(_block_mean16(_immerkaer_abs(ch, top, n)))
+        out[name] = _log(_block_mean16(immerkaer_abs(ch, top, n)))
     # np.diff with append=last column: the last difference is +0.0
     d = np.empty_like(y)
     np.subtract(y[:, 1:], y[:, :-1], out=d[:, :-1])
@@ -203,43 +203,6 @@ def _grid_energy_v(y: np.ndarray, nby: int) -> np.ndarray:
     v: np.ndarray = rs[:, 0] + rs[:, 1]
     v /= 2 * BLOCK
     return v.transpose(0, 2, 1)
-
-
-def _immerkaer_abs(ch: np.ndarray, top: int, n: int, chunk: int = 8) -> np.ndarray:
-    """|ndimage.correlate(ch, _IMMERKAER, mode="reflect")| of rows [top, top + n), float32.
-
-    The same numbers as scipy's, a third faster: scipy sums the nine products weight * pixel in
-    float64, in the kernel's row-major order, from 0.0, and rounds the sum to float32. Each
-    product of two float32s is exact in float64, and the weights are 1, -2 and 4 times the
-    float32 1/6, so w * x, 2 (w * x) and 4 (w * x) are those products; the additions below are
-    scipy's, in its order. Chunks of 8 rows keep the float64 temporaries in the L2 cache.
-    """
-    rows, w = ch.shape
-    w1 = np.float64(_IMMERKAER[0, 0])
-    out = np.empty((n, w), dtype=np.float32)
-    for c0 in range(0, n, chunk):
-        m = min(chunk, n - c0)
-        lo, hi = top + c0 - 1, top + c0 + m + 1  # input rows, one halo row each side
-        a, b = max(lo, 0), min(hi, rows)
-        p = np.empty((m + 2, w + 2), dtype=np.float64)  # w1 * pixel, edges reflected
-        np.multiply(ch[a:b], w1, out=p[a - lo : b - lo, 1:-1], dtype=np.float64)
-        if lo < 0:
-            p[0, 1:-1] = p[1, 1:-1]
-        if hi > rows:
-            p[-1, 1:-1] = p[-2, 1:-1]
-        p[:, 0] = p[:, 1]
-        p[:, -1] = p[:, -2]
-        p2 = p + p
-        acc = p[:m, :w] - p2[:m, 1 : w + 1]
-        acc += p[:m, 2:]
-        acc -= p2[1 : m + 1, :w]
-        acc += p2[1 : m + 1, 1 : w + 1] + p2[1 : m + 1, 1 : w + 1]
-        acc -= p2[1 : m + 1, 2:]
-        acc += p[2:, :w]
-        acc -= p2[2:, 1 : w + 1]
-        acc += p[2:, 2:]
-        np.abs(acc, out=out[c0 : c0 + m], casting="same_kind")
-    return out
 
 
 def _ghost_strip(rgb: np.ndarray, r0: int, r1: int) -> dict[str, np.ndarray]:
