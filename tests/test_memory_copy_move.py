@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import fft
 
 from forenscope.experts import copy_move as cm
 from forenscope.experts._signal_math import wrap_max_filter
@@ -85,3 +86,24 @@ def test_find_pairs_searches_are_top_peaks(monkeypatch: pytest.MonkeyPatch) -> N
         return basis is not None and cm.on_lattice(cm.signed(yx[0], yx[1], h, w), basis)
 
     assert seen[1] == cm.top_peaks(copy, cm.MIN_SHIFT, n, repeat)
+
+
+def _plain_autocorr(hp: np.ndarray) -> np.ndarray:
+    """The whitened autocorrelation as first written (numpy elides its conj temporary)."""
+    spec = fft.rfft2(hp, workers=1)
+    magnitude = np.abs(spec)
+    magnitude += 1e-3
+    power = spec * np.conj(spec)
+    del spec
+    np.divide(power, magnitude, out=power)
+    return np.asarray(fft.irfft2(power, s=hp.shape, workers=1))
+
+
+@pytest.mark.parametrize("strip_bytes", [1 << 20, 16384, 5000])
+@pytest.mark.parametrize("shape", [(64, 64), (100, 300), (640, 480), (301, 259), (768, 1024)])
+def test_whitened_autocorr_strips_are_the_whole_spectrum(
+    monkeypatch: pytest.MonkeyPatch, strip_bytes: int, shape: tuple[int, int]
+) -> None:
+    monkeypatch.setattr(cm, "STRIP_BYTES", strip_bytes)
+    hp = cm.Signals.of(_gray(shape, 5)).norm
+    assert np.array_equal(cm.whitened_autocorr(hp), _plain_autocorr(hp))
