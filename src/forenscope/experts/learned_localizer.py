@@ -40,6 +40,13 @@ class LearnedLocalizer(Expert):
         reference="forenscope/learned/localizer/weights/MODEL_CARD.md",
     )
 
+    def warm_up(self) -> None:
+        """Open the tree session ahead of the first image (built by the first prediction)."""
+        from ..learned.localizer.model import shipped
+
+        model = shipped()
+        model.raw_score(np.zeros((1, len(model.feature_names)), dtype=np.float32))
+
     def _analyze(self, image: ImageInput) -> ExpertResult:
         from ..learned.localizer.model import shipped, to_pixels
 

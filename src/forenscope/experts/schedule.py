@@ -8,9 +8,9 @@ The face experts are one task, run in turn on one thread: the first detects the 
 others read its memo, instead of two threads detecting the same faces at once. The results keep
 the caller's order.
 
-`warm_up` loads the experts' models on a background thread (the CLIP sessions, the localizer's
-tree session) while this process hashes and decodes the image; an expert whose models are still
-loading waits for that instead of loading them a second time.
+`warm_up` runs each expert's own `warm_up` (the CLIP sessions, the localizer's tree session) on
+a background thread while this process hashes and decodes the image; an expert whose models are
+still loading waits for that instead of loading them a second time.
 """
 
 from __future__ import annotations
@@ -122,24 +122,7 @@ def warm_up(experts: Sequence[Expert]) -> None:
 def _loader(expert: Expert) -> Callable[[], None] | None:
     from .base import Expert
 
-    if type(expert).warm_up is not Expert.warm_up:
-        return expert.warm_up
-    return MODEL_LOADERS.get(expert.spec.name)
-
-
-def _localizer_session() -> None:
-    """The localizer's tree session, built by its first prediction (0.2-0.7 s)."""
-    import numpy as np
-
-    from ..learned.localizer.model import shipped
-
-    model = shipped()
-    model.raw_score(np.zeros((1, len(model.feature_names)), dtype=np.float32))
-
-
-# Loaders for experts that do not define `warm_up` themselves (their modules belong to the
-# expert's own work; the hook there would be the better home).
-MODEL_LOADERS: dict[str, Callable[[], None]] = {"learned_localizer": _localizer_session}
+    return expert.warm_up if type(expert).warm_up is not Expert.warm_up else None
 
 
 _stopping = threading.Event()
