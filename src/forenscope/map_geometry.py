@@ -18,10 +18,26 @@ def working_size(height: int, width: int, max_side: int = WORK_SIDE) -> tuple[in
 
 def resize_map(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear (antialiased when shrinking) resize of a 2-D map to (height, width), float32."""
-    arr = np.nan_to_num(np.asarray(heatmap, dtype=np.float32))
+    arr = np.asarray(heatmap, dtype=np.float32)
     if arr.ndim == 3:  # tolerate (H, W, 1) maps
         arr = arr[..., 0]
     if arr.shape == (height, width):
-        return arr
+        return np.nan_to_num(arr)  # a copy, as callers expect
+    # min and max are NaN or infinite when any value is: only then is a cleaned copy needed
+    # (a full-size map's copy is 183 MB at 48 MP before Pillow makes its own).
+    if not (arr.size and np.isfinite(arr.min()) and np.isfinite(arr.max())):
+        arr = np.nan_to_num(arr)
     img = Image.fromarray(np.ascontiguousarray(arr), mode="F")
-    return np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+    return float_plane(img.resize((width, height), Image.Resampling.BILINEAR))
+
+
+def float_plane(img: Image.Image, rows: int = 64) -> np.ndarray:
+    """A mode "F" image as a new float32 (H, W) array, copied `rows` rows at a time:
+    `np.asarray(img)` goes through `tobytes()`, whose chunks and their join hold the image
+    twice more (2 x 183 MB for a map upsampled to 48 MP) and take longer."""
+    width, height = img.size
+    out = np.empty((height, width), dtype=np.float32)
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        out[top:bottom] = np.asarray(img.crop((0, top, width, bottom)), dtype=np.float32)
+    return out

@@ -55,7 +55,10 @@ def fuse_heatmaps(
 
 def to_image_size(work: np.ndarray, height: int, width: int) -> np.ndarray:
     """A fused working-size map resized to the image, float32 in [0, 1]."""
-    return np.asarray(np.clip(resize_map(work, height, width), 0.0, 1.0), dtype=np.float32)
+    resized = resize_map(work, height, width)
+    if resized is work:  # the same size: resize_map gave a copy anyway, but be sure
+        resized = resized.copy()
+    return np.clip(resized, 0.0, 1.0, out=resized)  # in place: resize_map's array is new
 
 
 def fused_work_map(

@@ -23,7 +23,14 @@ from .html_assets import CSS, JS
 from .html_parts import esc, table, tech_section
 from .llm_section import render_llm_html
 from .markdown import LABEL_TITLES, expert_status, verdict_headline
-from .overlays import INFERNO_LUT, data_url, embedded_image, mask_outline_path, overlay_png
+from .overlays import (
+    INFERNO_LUT,
+    any_at_least,
+    data_url,
+    embedded_image,
+    mask_outline_path,
+    overlay_png,
+)
 from .pairs import CopyPair, copy_move_pairs, pair_of_region
 from .plain_language import GLOSSARY, plain_summary
 
@@ -140,9 +147,8 @@ def _layers(report: Report, width: int, height: int) -> list[tuple[str, str, str
     layers = []
     for layer_id, label, heat in sources:
         url = data_url(overlay_png(heat, size=_map_size(heat.shape, width, height)), "image/png")
-        values = np.nan_to_num(heat.astype(np.float32))
         nothing = ""
-        if not np.any(values >= FOUND_NOTHING_BELOW):
+        if not any_at_least(heat, FOUND_NOTHING_BELOW):
             who = "the fused map" if layer_id == "fused" else "this expert"
             nothing = f"{who} found nothing: its map stays under {FOUND_NOTHING_BELOW:.1f}"
         layers.append((layer_id, label, url, nothing))
