@@ -23,7 +23,9 @@ def _no_hashing(path: Path, chunk: int) -> str:
     raise AssertionError(f"{path} was read again")
 
 
-def test_a_stamp_spares_the_next_process_the_read(stamps: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_stamp_spares_the_next_process_the_read(
+    stamps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     weights = stamps / "w.onnx"
     weights.write_bytes(b"weights" * 10)
     expected = hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -34,7 +36,7 @@ def test_a_stamp_spares_the_next_process_the_read(stamps: Path, monkeypatch: pyt
     assert cache.file_sha256(weights) == expected
 
 
-def test_a_rewritten_file_is_hashed_again(stamps: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_rewritten_file_is_hashed_again(stamps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     weights = stamps / "w.onnx"
     weights.write_bytes(b"weights" * 10)
     cache.file_sha256(weights)
@@ -45,7 +47,7 @@ def test_a_rewritten_file_is_hashed_again(stamps: Path, monkeypatch: pytest.Monk
     assert cache.file_sha256(weights) == hashlib.sha256(b"WEIGHTS" * 10).hexdigest()
 
 
-def test_small_files_and_bad_stamps(stamps: Path, monkeypatch: pytest.MonkeyPatch):
+def test_small_files_and_bad_stamps(stamps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     small = stamps / "head.npz"
     small.write_bytes(b"1234")
     cache.file_sha256(small)
@@ -57,3 +59,44 @@ def test_small_files_and_bad_stamps(stamps: Path, monkeypatch: pytest.MonkeyPatc
     stamp.write_text('{"key": "x", "sha256": "0"}')
     monkeypatch.setattr(cache, "_hashed", {})
     assert cache.file_sha256(big) == hashlib.sha256(big.read_bytes()).hexdigest()
+
+
+def test_the_analysis_path_loads_no_report_renderer() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, forenscope.pipeline, forenscope.report as r\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('forenscope.report.'))\n"
+        "assert loaded == ['forenscope.report.explain'], loaded\n"
+        "assert callable(r.render_html) and callable(r.write_json_schema)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_large_graph_opens_from_its_optimised_copy(
+    stamps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import numpy as np
+
+    from forenscope.learned import ort_session
+    from forenscope.learned.fake_encoder import build_fake_encoder
+
+    model = build_fake_encoder(stamps / "fake.onnx", blocks=2)
+    x = np.random.default_rng(3).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    plain = ort_session.cpu_session(model, "a test", threads=1)
+    expected = plain.run(None, {plain.get_inputs()[0].name: x})
+    assert not (stamps / "cache" / "ort-optimized").exists()  # small: opened as it is
+
+    monkeypatch.setattr(ort_session, "OPTIMIZE_MIN_BYTES", 0)
+    for _ in range(2):  # writes the copy, then opens it
+        session = ort_session.cpu_session(model, "a test", threads=1, cache_optimized=True)
+        got = session.run(None, {session.get_inputs()[0].name: x})
+        assert all(np.array_equal(a, b) for a, b in zip(expected, got, strict=True))
+    (copy,) = (stamps / "cache" / "ort-optimized").glob("fake-*.onnx")
+    assert not list(copy.parent.glob(".*.part"))
+    written = copy.stat().st_mtime_ns
+    assert ort_session.optimized_graph(model) == copy
+    assert copy.stat().st_mtime_ns == written  # rewritten once per model and runtime version

@@ -137,7 +137,7 @@ class ClipEncoder:
 def _new_session(path: Path, threads: int | None) -> Any:
     from .ort_session import cpu_session
 
-    return cpu_session(path, "the CLIP detector", threads)
+    return cpu_session(path, "the CLIP detector", threads, cache_optimized=True)
 
 
 def _pick_outputs(outputs: list[Any]) -> tuple[str, str | None]:

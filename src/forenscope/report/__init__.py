@@ -9,17 +9,39 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..types import Report
-from .html import render_html
-from .json_report import json_schema, json_schema_text, report_to_json, write_json_schema
-from .markdown import render_markdown
-from .overlays import heatmap_png, mask_png
 
 if TYPE_CHECKING:
     from ..io.input import ImageInput
+    from .html import render_html
+    from .json_report import json_schema, json_schema_text, report_to_json, write_json_schema
+    from .markdown import render_markdown
+
+# The renderers load on first use: `analyze` imports this package for `explain` and writes no
+# report file unless asked (issue 15: cold start; the HTML modules were ~30 ms of every run).
+_LAZY = {
+    "render_html": ".html",
+    "render_markdown": ".markdown",
+    "json_schema": ".json_report",
+    "json_schema_text": ".json_report",
+    "report_to_json": ".json_report",
+    "write_json_schema": ".json_report",
+    "heatmap_png": ".overlays",
+    "mask_png": ".overlays",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FORMATS",
@@ -56,6 +78,11 @@ def write_report(
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown report format(s) {unknown}; choose from {list(FORMATS)}")
+    from .html import render_html
+    from .json_report import report_to_json
+    from .markdown import render_markdown
+    from .overlays import heatmap_png, mask_png
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or report_stem(report, image)
