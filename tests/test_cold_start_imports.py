@@ -100,3 +100,20 @@ def test_a_large_graph_opens_from_its_optimised_copy(
     written = copy.stat().st_mtime_ns
     assert ort_session.optimized_graph(model) == copy
     assert copy.stat().st_mtime_ns == written  # rewritten once per model and runtime version
+
+
+def test_decoding_loads_only_the_accepted_formats_plugins() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from forenscope.io import image\n"
+        "from PIL import Image\n"
+        "plugins = lambda: {m for m in sys.modules if m.endswith('ImagePlugin')}\n"
+        "got = image._accepted_formats()\n"
+        "assert 'PIL.XbmImagePlugin' not in plugins(), sorted(plugins())\n"
+        "Image.init()\n"
+        "assert got == [f for f in image.ACCEPTED_FORMATS if f in Image.OPEN], got\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
