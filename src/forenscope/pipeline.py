@@ -42,7 +42,8 @@ def run_experts(
     on_expert: ExpertDone | None = None,
 ) -> list[ExpertResult]:  # fmt: skip
     """Run experts on one image, in a thread pool (numpy and Pillow release the GIL), the
-    longest first (`experts.schedule.plan`); the results keep the order of `names`.
+    longest first (`experts.schedule.plan`) and, on a large image, no two memory-heavy experts
+    side by side (`experts.schedule.Dispatcher`); the results keep the order of `names`.
     `on_expert(result, total)` is called as each expert finishes: progress for the CLI and the
     service's staged results."""
     experts = [get_expert(n) for n in (names if names is not None else default_experts())]
@@ -65,9 +66,24 @@ def run_experts(
     if threads <= 1:
         run(list(range(len(experts))))  # one thread: the order of `names`
     else:
+        dispatcher = scheduling.Dispatcher(experts, tasks, image.width * image.height)
+
+        failures: list[BaseException] = []
+
+        def worker() -> None:
+            while (task := dispatcher.take()) is not None:
+                try:
+                    run(task)
+                except BaseException as error:  # the other tasks still run, as before
+                    failures.append(error)
+                finally:
+                    dispatcher.done(task)
+
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            for future in [pool.submit(run, task) for task in tasks]:
-                future.result()  # a failing callback is raised here, as before
+            for future in [pool.submit(worker) for _ in range(min(threads, len(tasks)))]:
+                future.result()
+        if failures:
+            raise failures[0]  # a failing callback is raised here, as before
     return [r for r in results if r is not None]
 
 

@@ -8,6 +8,14 @@ The face experts are one task, run in turn on one thread: the first detects the 
 others read its memo, instead of two threads detecting the same faces at once. The results keep
 the caller's order.
 
+On a large image two memory-heavy experts side by side hold their temporaries at once
+(copy_move beside ela, spectrum or jpeg_artifacts made the 48 MP peak 2.0-2.1 GB against 1.8 GB
+on one thread). `Dispatcher` hands the tasks out in the planned order but holds back one whose
+estimated memory, with the running tasks', would exceed the budget: a free thread takes the next
+task that fits (a light one beside copy_move), or waits for a running task to end; and the
+heaviest task starts first. Below about 33 MP (copy_move and jpeg_artifacts within
+`MEMORY_BUDGET_BYTES`) every pair fits and the order is the plain LPT one.
+
 `warm_up` runs each expert's own `warm_up` (the CLIP sessions, the localizer's tree session) on
 a background thread while this process hashes and decodes the image; an expert whose models are
 still loading waits for that instead of loading them a second time.
@@ -39,6 +47,27 @@ STATIC_COST: dict[str, tuple[float, float]] = {
 }
 UNKNOWN_COST = (0.05, 0.05)  # a plugin or a comparison baseline: somewhere in the middle
 _SMALL_COST = (0.0, 0.001)  # provenance (metadata) experts and the face experts after the first
+
+# Peak bytes per decoded pixel each default expert allocates when it runs alone: the 48 MP
+# figures of issue 15 (MB above the decoded image) / 48e6. Models are loaded by `warm_up` and
+# not counted (clip_detector's 423 MB with its model, about 200 MB without).
+STATIC_MEMORY: dict[str, float] = {
+    "copy_move": 22.8,
+    "jpeg_artifacts": 7.6,
+    "spectrum": 7.6,
+    "ela": 5.8,
+    "clip_detector": 4.1,
+    "noise": 3.9,
+    "learned_localizer": 1.6,
+    "face_clip": 1.9,  # the face detection, paid by the first face expert
+    "watermark": 0.6,
+}
+UNKNOWN_MEMORY = 8.0  # a plugin or a comparison baseline: as much as a mid-weight expert
+_SMALL_MEMORY = 0.5  # provenance (metadata) experts and the face experts after the first
+# Tasks run side by side only while their estimates add up to this, or to a fifth more than the
+# heaviest task alone (so a light expert can still run beside copy_move on a huge image).
+MEMORY_BUDGET_BYTES = 1.0e9
+OVERLAP_ALLOWANCE = 1.2
 
 _observed: dict[str, tuple[float, float]] = {}  # expert -> (megapixels, thread CPU seconds)
 _observed_lock = threading.Lock()
@@ -89,6 +118,65 @@ def plan(experts: Sequence[Expert], megapixels: float) -> list[list[int]]:
         return estimated_cost(first.name, first.kind, megapixels)
 
     return sorted(tasks, key=cost, reverse=True)  # stable: ties keep the registry order
+
+
+def memory_estimate(name: str, kind: str, pixels: int) -> float:
+    """Bytes the expert is expected to allocate on an image of `pixels` (static, per pixel)."""
+    default = _SMALL_MEMORY if kind in ("provenance", "faces") else UNKNOWN_MEMORY
+    return STATIC_MEMORY.get(name, default) * pixels
+
+
+def _task_memory(experts: Sequence[Expert], task: list[int], pixels: int) -> float:
+    first = experts[task[0]].spec
+    if first.kind == "faces":  # the first face expert detects the faces for the others
+        return memory_estimate("face_clip", "faces", pixels)
+    return max(memory_estimate(experts[i].spec.name, experts[i].spec.kind, pixels) for i in task)
+
+
+class Dispatcher:
+    """Hands the tasks of `plan` to the expert threads in order, keeping the running tasks'
+    estimated memory within the budget: `take` gives the first waiting task that fits beside
+    those running (any task when none runs), blocks while none fits, and returns None when all
+    are taken; `done` must follow each task taken, also when it failed."""
+
+    def __init__(self, experts: Sequence[Expert], tasks: list[list[int]], pixels: int) -> None:
+        self._tasks = tasks
+        self._memory = [_task_memory(experts, task, pixels) for task in tasks]
+        by_memory = sorted(range(len(tasks)), key=self._memory.__getitem__, reverse=True)
+        heaviest = self._memory[by_memory[0]] if tasks else 0.0
+        self.budget = max(MEMORY_BUDGET_BYTES, OVERLAP_ALLOWANCE * heaviest)
+        self._waiting = list(range(len(tasks)))  # indices into tasks, in the planned order
+        if len(tasks) > 1 and heaviest + self._memory[by_memory[1]] > MEMORY_BUDGET_BYTES:
+            # The heaviest starts first, on a heap that nothing else holds yet: the others then
+            # reuse the pages it frees. Started later, beside blocks other experts keep, its
+            # temporaries would extend the heap (glibc's, never trimmed: see allocator) further.
+            self._waiting.remove(by_memory[0])
+            self._waiting.insert(0, by_memory[0])
+        self._running: dict[int, float] = {}  # id(task) -> its estimate
+        self._changed = threading.Condition()
+
+    def _fitting(self) -> int | None:
+        in_use = sum(self._running.values())
+        for k in self._waiting:
+            if not self._running or in_use + self._memory[k] <= self.budget:
+                return k
+        return None
+
+    def take(self) -> list[int] | None:
+        with self._changed:
+            while self._waiting:
+                k = self._fitting()
+                if k is not None:
+                    self._waiting.remove(k)
+                    self._running[id(self._tasks[k])] = self._memory[k]
+                    return self._tasks[k]
+                self._changed.wait()
+            return None
+
+    def done(self, task: list[int]) -> None:
+        with self._changed:
+            del self._running[id(task)]
+            self._changed.notify_all()
 
 
 # --- models loaded ahead ------------------------------------------------------------------
