@@ -18,17 +18,11 @@ from forenscope.experts import schedule as scheduling
 from forenscope.experts.base import Expert
 from forenscope.io import load_image
 from forenscope.types import ExpertResult, ExpertSpec
+from stub_experts import stub_spec as _spec
 
 NAMES = ("copy_move", "ela", "jpeg_artifacts", "learned_localizer", "noise", "spectrum")
 HEAVY = {"copy_move", "ela", "jpeg_artifacts", "spectrum"}
 MP48 = 8486 * 5656
-
-
-def _spec(name: str, kind: str = "signal") -> ExpertSpec:
-    return ExpertSpec(
-        name=name, version="0", kind=kind, targets="tampered", description="test",
-        licence="test",
-    )  # fmt: skip
 
 
 class _Timed(Expert):

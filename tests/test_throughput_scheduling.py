@@ -16,13 +16,7 @@ from forenscope.experts import schedule as scheduling
 from forenscope.experts.base import Expert
 from forenscope.io import load_image
 from forenscope.types import ExpertResult, ExpertSpec
-
-
-def _spec(name: str, kind: str = "signal") -> ExpertSpec:
-    return ExpertSpec(
-        name=name, version="0", kind=kind, targets="tampered", description="test",
-        licence="test",
-    )  # fmt: skip
+from stub_experts import stub_spec as _spec
 
 
 class _Stub(Expert):
