@@ -27,43 +27,39 @@ import atexit
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from .base import Expert
 
-# Single-thread seconds of each default expert on a warm process: (fixed, per megapixel), from
-# the 12 MP profile of issue 15. Only the order matters; the measured CPU time replaces them.
-STATIC_COST: dict[str, tuple[float, float]] = {
-    "jpeg_artifacts": (0.02, 0.19),
-    "learned_localizer": (0.05, 0.18),
-    "copy_move": (0.02, 0.14),
-    "spectrum": (0.01, 0.06),
-    "ela": (0.01, 0.057),
-    "noise": (0.01, 0.04),
-    "face_clip": (0.05, 0.04),  # the face detection, paid by the first face expert
-    "clip_detector": (0.15, 0.004),
-    "watermark": (0.01, 0.01),
-}
-UNKNOWN_COST = (0.05, 0.05)  # a plugin or a comparison baseline: somewhere in the middle
-_SMALL_COST = (0.0, 0.001)  # provenance (metadata) experts and the face experts after the first
 
-# Peak bytes per decoded pixel each default expert allocates when it runs alone: the 48 MP
-# figures of issue 15 (MB above the decoded image) / 48e6. Models are loaded by `warm_up` and
-# not counted (clip_detector's 423 MB with its model, about 200 MB without).
-STATIC_MEMORY: dict[str, float] = {
-    "copy_move": 22.8,
-    "jpeg_artifacts": 7.6,
-    "spectrum": 7.6,
-    "ela": 5.8,
-    "clip_detector": 4.1,
-    "noise": 3.9,
-    "learned_localizer": 1.6,
-    "face_clip": 1.9,  # the face detection, paid by the first face expert
-    "watermark": 0.6,
+class Profile(NamedTuple):
+    """What the schedule assumes of an expert, before it has measured one image of its own."""
+
+    fixed_s: float  # single-thread seconds on a warm process, whatever the size ...
+    per_mp_s: float  # ... plus this per megapixel (only the order matters)
+    bytes_per_pixel: float  # peak bytes it allocates per decoded pixel when it runs alone
+
+
+# Seconds: the 12 MP profile of issue 15 (the measured thread CPU time replaces them). Bytes:
+# its 48 MP figures (MB above the decoded image) / 48e6; models are loaded by `warm_up` and not
+# counted (clip_detector's 423 MB with its model, about 200 MB without). face_clip stands for
+# the face detection, paid by the first face expert.
+PROFILES: dict[str, Profile] = {
+    "jpeg_artifacts": Profile(0.02, 0.19, 7.6),
+    "learned_localizer": Profile(0.05, 0.18, 1.6),
+    "copy_move": Profile(0.02, 0.14, 22.8),
+    "spectrum": Profile(0.01, 0.06, 7.6),
+    "ela": Profile(0.01, 0.057, 5.8),
+    "noise": Profile(0.01, 0.04, 3.9),
+    "face_clip": Profile(0.05, 0.04, 1.9),
+    "clip_detector": Profile(0.15, 0.004, 4.1),
+    "watermark": Profile(0.01, 0.01, 0.6),
 }
-UNKNOWN_MEMORY = 8.0  # a plugin or a comparison baseline: as much as a mid-weight expert
-_SMALL_MEMORY = 0.5  # provenance (metadata) experts and the face experts after the first
+# A plugin or a comparison baseline: somewhere in the middle, as much memory as a mid-weight one.
+UNKNOWN_PROFILE = Profile(0.05, 0.05, 8.0)
+# Provenance (metadata) experts and the face experts after the first.
+_SMALL_PROFILE = Profile(0.0, 0.001, 0.5)
 # Tasks run side by side only while their estimates add up to this, or to a fifth more than the
 # heaviest task alone (so a light expert can still run beside copy_move on a huge image).
 MEMORY_BUDGET_BYTES = 1.0e9
@@ -73,10 +69,15 @@ _observed: dict[str, tuple[float, float]] = {}  # expert -> (megapixels, thread 
 _observed_lock = threading.Lock()
 
 
+def profile(name: str, kind: str) -> Profile:
+    """The expert's static profile: its own entry, else the one of its kind."""
+    default = _SMALL_PROFILE if kind in ("provenance", "faces") else UNKNOWN_PROFILE
+    return PROFILES.get(name, default)
+
+
 def _static(name: str, kind: str, megapixels: float) -> float:
-    default = _SMALL_COST if kind in ("provenance", "faces") else UNKNOWN_COST
-    fixed, per_mp = STATIC_COST.get(name, default)
-    return fixed + per_mp * megapixels
+    p = profile(name, kind)
+    return p.fixed_s + p.per_mp_s * megapixels
 
 
 def estimated_cost(name: str, kind: str, megapixels: float) -> float:
@@ -122,8 +123,7 @@ def plan(experts: Sequence[Expert], megapixels: float) -> list[list[int]]:
 
 def memory_estimate(name: str, kind: str, pixels: int) -> float:
     """Bytes the expert is expected to allocate on an image of `pixels` (static, per pixel)."""
-    default = _SMALL_MEMORY if kind in ("provenance", "faces") else UNKNOWN_MEMORY
-    return STATIC_MEMORY.get(name, default) * pixels
+    return profile(name, kind).bytes_per_pixel * pixels
 
 
 def _task_memory(experts: Sequence[Expert], task: list[int], pixels: int) -> float:
