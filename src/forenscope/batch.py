@@ -410,17 +410,29 @@ def die_with_parent(parent_pid: int | None = None) -> None:
         os._exit(1)  # the parent died before prctl: we were already re-parented
 
 
-# Thread pools a worker caps at one: BLAS/OpenMP (numpy, scipy, torch) and onnxruntime's
-# intra-op pool (FORENSCOPE_ORT_THREADS, read by learned.encoder). The processes are the
-# parallelism: N workers each spinning up a pool per core fight over the same cores.
-ONE_THREAD_VARS = (
+# BLAS/OpenMP pools (numpy, scipy, torch). The experts' own threads are the parallelism of one
+# analysis: a BLAS pool per core beside them only spins (OpenBLAS busy-waits after each call),
+# which cost a 16 MP `forenscope analyze` about 0.8 s of CPU that the other expert thread needed.
+MATH_THREAD_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
     "NUMEXPR_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS",
-    "FORENSCOPE_ORT_THREADS",
 )
+# A worker also caps onnxruntime's intra-op pool (FORENSCOPE_ORT_THREADS, read by
+# learned.encoder): the processes are the parallelism, and N workers each spinning up a pool per
+# core fight over the same cores.
+ONE_THREAD_VARS = (*MATH_THREAD_VARS, "FORENSCOPE_ORT_THREADS")
+
+
+def one_math_thread() -> None:
+    """Cap the BLAS/OpenMP pools at one thread (a value the user set is kept), for a process
+    that analyses in expert threads. The variables are read when numpy loads, so this must run
+    before it is imported; afterwards it is a no-op."""
+    if "numpy" not in sys.modules:
+        for name in MATH_THREAD_VARS:
+            os.environ.setdefault(name, "1")
 
 
 def one_thread_per_process() -> None:

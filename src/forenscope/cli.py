@@ -104,6 +104,9 @@ def main() -> None:
 @cache
 def analyze_command() -> click.Command:
     """`forenscope analyze`, built on first use because its options come from `config`."""
+    from .batch import one_math_thread
+
+    one_math_thread()  # before numpy loads (the experts run in threads of their own)
     from .config import click_options
     from .video.options import clip_options
 
@@ -325,6 +328,9 @@ def experts_cmd(as_json: bool) -> None:
 
 @cache
 def demo_command() -> click.Command:
+    from .batch import one_math_thread
+
+    one_math_thread()  # as for analyze
     return click.command("demo")(demo)
 
 
