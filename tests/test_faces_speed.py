@@ -28,7 +28,10 @@ def test_letterbox_of_a_pillow_crop_is_the_array_slices(size: int) -> None:
 def test_face_experts_share_one_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, ...]] = []
 
-    def fake_detect(rgb: np.ndarray, backend: str = "auto") -> list[detect_mod.Face]:
+    def fake_detect(
+        rgb: np.ndarray, backend: str = "auto", *, memo: bool = True
+    ) -> list[detect_mod.Face]:
+        assert not memo  # the per-image memo replaces the pixel hash
         calls.append(rgb.shape)
         return []
 
@@ -46,6 +49,27 @@ def test_face_experts_share_one_detection(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(detect_mod, "backend_in_effect", lambda backend="auto": "skimage-lbp")
     face_common.faces_of(image)  # another backend: detected again
     assert len(calls) == 3
+
+
+def test_detection_without_memo_is_the_memoised_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`memo=False` neither reads nor fills the pixel-hash memo, and detects the same faces."""
+    runs: list[str] = []
+
+    def fake_mediapipe(rgb: np.ndarray, ranges: tuple[str, ...]) -> list[detect_mod.Face]:
+        runs.append(",".join(ranges))
+        return [detect_mod.Face(np.array([5.0, 6.0, 20.0, 30.0]), 0.9, "fake", {})]
+
+    monkeypatch.setattr(detect_mod, "backend_in_effect", lambda backend="auto": "mediapipe")
+    monkeypatch.setattr(detect_mod, "_mediapipe", fake_mediapipe)
+    monkeypatch.setattr(detect_mod, "_memo", type(detect_mod._memo)())
+    rgb = np.full((40, 50, 3), 7, np.uint8)
+    plain = detect_mod.detect_faces(rgb, memo=False)
+    assert not detect_mod._memo and len(runs) == 1
+    memoised = detect_mod.detect_faces(rgb)
+    again = detect_mod.detect_faces(rgb)
+    assert len(runs) == 2 and len(detect_mod._memo) == 1  # the second call was a hit
+    assert [f.box.tolist() for f in plain] == [f.box.tolist() for f in memoised]
+    assert again is memoised
 
 
 @pytest.mark.parametrize("shape", [(900, 1300), (1700, 1000), (500, 2000), (2000, 600)])

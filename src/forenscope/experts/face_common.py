@@ -36,7 +36,7 @@ class FaceCheckResult:
 
 # The faces of each image being analysed, per backend: the face experts and the report each
 # ask for them, and `detect_faces`'s own memo must hash the whole image every time (0.04 s at
-# 12 MP). Weak keys: an entry goes with its image.
+# 12 MP), so it is not used. Weak keys: an entry goes with its image.
 _by_image: weakref.WeakKeyDictionary[ImageInput, tuple[str, np.ndarray, list[Face]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -50,7 +50,7 @@ def image_faces(image: ImageInput) -> list[Face]:
         hit = _by_image.get(image)
     if hit is not None and hit[0] == chosen and hit[1] is image.rgb:
         return hit[2]
-    faces = _detect.detect_faces(image.rgb, chosen)  # type: ignore[arg-type]
+    faces = _detect.detect_faces(image.rgb, chosen, memo=False)  # type: ignore[arg-type]
     with _by_image_lock:
         _by_image[image] = (chosen, image.rgb, faces)
     return faces

@@ -260,23 +260,31 @@ _memo: OrderedDict[tuple[str, str], list[Face]] = OrderedDict()
 _memo_lock = threading.Lock()
 
 
-def detect_faces(rgb: np.ndarray, backend: Backend = "auto") -> list[Face]:
-    """Faces in a uint8 RGB image, numbered left to right; memoised on the pixel content."""
+def detect_faces(rgb: np.ndarray, backend: Backend = "auto", *, memo: bool = True) -> list[Face]:
+    """Faces in a uint8 RGB image, numbered left to right; memoised on the pixel content unless
+    `memo` is False (a caller with a memo of its own skips hashing the image: 0.05 s at 12 MP)."""
     chosen = backend_in_effect(backend)
+    if not memo:
+        return _detect(rgb, chosen)
     # The buffer itself is hashed (same bytes as `tobytes()`, without a copy of the image).
     digest = hashlib.blake2b(np.ascontiguousarray(rgb).data, digest_size=16).hexdigest()
     key = (digest + str(rgb.shape), chosen)
     with _memo_lock:
         if key in _memo:
             return _memo[key]
+    faces = _detect(rgb, chosen)
+    with _memo_lock:
+        _memo[key] = faces
+        while len(_memo) > 8:
+            _memo.popitem(last=False)
+    return faces
+
+
+def _detect(rgb: np.ndarray, chosen: str) -> list[Face]:
     if chosen == "skimage-lbp":
         faces = _skimage(rgb)
     else:
         ranges = {"mediapipe-short": ("short",), "mediapipe-full": ("full",)}
         faces = _mediapipe(rgb, ranges.get(chosen, ("short", "full")))
     faces.sort(key=lambda f: (float(f.box[0]), float(f.box[1])))
-    with _memo_lock:
-        _memo[key] = faces
-        while len(_memo) > 8:
-            _memo.popitem(last=False)
     return faces
