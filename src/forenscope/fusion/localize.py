@@ -15,6 +15,8 @@ image, and boxes and areas are given in image pixels.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 from scipy import ndimage
 
@@ -82,26 +84,86 @@ def normalise_map(heatmap: np.ndarray) -> np.ndarray:
 
 def clean_mask(mask: np.ndarray, *, min_area_share: float = 0.001) -> np.ndarray:
     """Opening, closing and hole filling scaled to the image, then drop tiny components."""
+    labels, keep = _cleaned_components(mask, min_area_share)
+    if labels is None:
+        return np.zeros_like(mask, dtype=bool)
+    return np.asarray(keep[labels], dtype=bool)
+
+
+def clean_labels(mask: np.ndarray, *, min_area_share: float = 0.001) -> tuple[np.ndarray, int]:
+    """`ndimage.label(clean_mask(mask), structure=EIGHT)`, the same labels and count, without
+    labelling twice: dropping whole components neither splits nor merges the others, and labels
+    number components in raster order of their first pixel, so the kept ones are renumbered."""
+    labels, keep = _cleaned_components(mask, min_area_share)
+    if labels is None or not keep.any():
+        return np.zeros(mask.shape, dtype=np.int32), 0
+    renumber = (np.cumsum(keep) * keep).astype(labels.dtype)
+    return renumber[labels], int(keep.sum())
+
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def _cleaned_components(
+    mask: np.ndarray, min_area_share: float
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The 8-connected components of the opened, closed and filled mask and which are kept
+    (`keep[label]`, label 0 never); (None, empty) when nothing survives the opening."""
     height, width = mask.shape
     radius = max(1, round(min(height, width) / 256))
     size = 2 * radius + 1
     # Opening then closing with a square, as separable min/max filters (fast on 12 MP masks);
     # mode="nearest" keeps regions that touch the image border from being eroded by it.
+    # Each step runs on the box around what is set, widened by more than its filters reach:
+    # outside it the mask stays False, and inside it the box's edge is False, so the clamped
+    # windows and the hole filling see what they would see on the whole mask.
     grey = np.asarray(mask, dtype=np.uint8)
-    opened = ndimage.maximum_filter(
-        ndimage.minimum_filter(grey, size, mode="nearest"), size, mode="nearest"
-    )
-    closed = ndimage.minimum_filter(
-        ndimage.maximum_filter(opened, size, mode="nearest"), size, mode="nearest"
-    )
-    cleaned = ndimage.binary_fill_holes(closed.astype(bool))
-    labels, count = ndimage.label(cleaned, structure=np.ones((3, 3), dtype=bool))
-    if count == 0:
-        return np.zeros_like(mask, dtype=bool)
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    box = _set_box(grey, size)
+    if box is None:
+        return None, np.zeros(1, dtype=bool)
+    eroded = np.zeros_like(grey)
+    eroded[box] = ndimage.minimum_filter(grey[box], size, mode="nearest")
+    box = _set_box(eroded, size + 1)  # the closing's dilation reaches size - 1 beyond
+    if box is None:  # the opening leaves nothing (the usual untouched photo): all False
+        return None, np.zeros(1, dtype=bool)
+    # The opening's dilation and the closing's are one max filter twice as wide (a max over a
+    # max over clamped windows is the max over the clamped union), exact on integers.
+    dilated = ndimage.maximum_filter(eroded[box], 2 * size - 1, mode="nearest")
+    closed = ndimage.minimum_filter(dilated, size, mode="nearest")
+    box_labels, count = ndimage.label(fill_holes(closed.astype(bool)), structure=_EIGHT)
+    # Raster order inside the box is raster order in the mask: the labels are the same.
+    labels = np.zeros((height, width), dtype=box_labels.dtype)
+    labels[box] = box_labels
+    sizes = np.bincount(box_labels.ravel(), minlength=count + 1)
     keep = sizes >= max(1.0, min_area_share * height * width)
     keep[0] = False
-    return np.asarray(keep[labels], dtype=bool)
+    return labels, keep
+
+
+def _set_box(grey: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """The bounding box of the non-zero pixels widened by `margin` (within the map), or None."""
+    rows = np.flatnonzero(grey.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(grey.any(axis=0))
+    height, width = grey.shape
+    return (
+        slice(max(0, int(rows[0]) - margin), min(height, int(rows[-1]) + 1 + margin)),
+        slice(max(0, int(cols[0]) - margin), min(width, int(cols[-1]) + 1 + margin)),
+    )
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """`ndimage.binary_fill_holes(mask)` of a 2-D boolean mask, the same result, by one
+    labelling instead of a dilation iterated to convergence (5x faster at the working size):
+    a hole is a 4-connected background component (binary_fill_holes' default structure) that
+    touches no edge of the image."""
+    background, count = ndimage.label(~mask)  # the default structure is 4-connectivity
+    outer = np.zeros(count + 1, dtype=bool)
+    for edge in (background[0], background[-1], background[:, 0], background[:, -1]):
+        outer[edge] = True
+    outer[0] = False  # label 0 is the mask itself
+    return np.asarray(~outer[background], dtype=bool)
 
 
 def localize(
@@ -112,6 +174,7 @@ def localize(
     min_area_share: float = 0.001,
     max_regions: int = 8,
     shape: tuple[int, int] | None = None,
+    normalised: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[Region]]:
     """Return the cleaned boolean mask (kept regions only) at the image size and the regions,
     best first, with boxes in image pixels.
@@ -121,23 +184,26 @@ def localize(
     draw their maps; the map is resized to it when it comes at another size), and only the final
     mask is upsampled (nearest) to the image: cleaning a 12 MP mask cost a second. An image whose
     longer side is at most the working side is localized at full size, as before.
+    `normalised` may hold experts' maps already normalised at the working size (as
+    `normalised_at` gives them), so that the fusion's work is not done twice.
     """
     height, width = shape if shape is not None else heatmap.shape[:2]
     work_h, work_w = working_size(height, width)
-    fused = unit_map(resize_map(heatmap, work_h, work_w))
-    cleaned = clean_mask(fused >= threshold, min_area_share=min_area_share)
-    labels, count = ndimage.label(cleaned, structure=np.ones((3, 3), dtype=bool))
+    fused = unit_map(at_size(heatmap, work_h, work_w))
+    labels, count = clean_labels(fused >= threshold, min_area_share=min_area_share)
     if count == 0:
         return np.zeros((height, width), dtype=bool), []
     index = np.arange(1, count + 1)
     means = np.asarray(ndimage.mean(fused, labels=labels, index=index), dtype=np.float64)
     order = [int(i) for i in index[np.argsort(-means, kind="stable")][:max_regions]]
-    expert_maps = _expert_maps(results, work_h, work_w)
+    expert_maps = _expert_maps(results, work_h, work_w, normalised or {})
     kept = np.zeros(count + 1, dtype=bool)
     kept[order] = True
     # Image rows (columns) each working row (column) paints, and how many of them.
     rows, cols = _nearest_lines(height, work_h), _nearest_lines(width, work_w)
-    mask = kept[labels] if (height, width) == (work_h, work_w) else kept[labels][rows][:, cols]
+    mask = kept[labels]
+    if (height, width) != (work_h, work_w):  # np.take: 10x faster than fancy indexing here
+        mask = np.take(np.take(mask, cols, axis=1), rows, axis=0)
     pixels = np.bincount(
         labels.ravel(),
         weights=np.outer(np.bincount(rows, minlength=work_h), np.bincount(cols, minlength=work_w))
@@ -152,7 +218,7 @@ def localize(
         y0, y1 = _painted(rows, ys)
         x0, x1 = _painted(cols, xs)
         bbox = BBox(x=x0, y=y0, width=x1 - x0, height=y1 - y0)
-        agreeing = _agreeing_experts(expert_maps, labels == label)
+        agreeing = _agreeing_experts(expert_maps, labels, label, (ys, xs))
         regions.append(
             describe_region(
                 rank,
@@ -180,22 +246,64 @@ def _painted(lines: np.ndarray, span: slice) -> tuple[int, int]:
     return start, int(np.searchsorted(lines, span.stop - 1, side="right"))
 
 
-def _expert_maps(results: list[ExpertResult], height: int, width: int) -> dict[str, np.ndarray]:
+def at_size(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
+    """`resize_map(heatmap, height, width)` for a reader that cleans NaN itself (unit_map,
+    normalise_map): a 2-D map already at the size is returned as float32 without resize_map's
+    copy, since nan_to_num changes nothing those readers keep."""
+    arr = np.asarray(heatmap, dtype=np.float32)
+    return arr if arr.shape == (height, width) else resize_map(arr, height, width)
+
+
+def normalised_at(
+    results: Sequence[ExpertResult], height: int, width: int
+) -> dict[str, np.ndarray]:
+    """`normalise_map` of each result's map that is already 2-D at (height, width), by expert.
+
+    For such a map `normalise_map(resize_map(m))` (the fusion's order) and
+    `resize_map(normalise_map(m))` (the region experts' order) are the same array, so the
+    fusion and `localize` can share it; maps at other sizes are left out."""
     return {
-        r.expert: resize_map(normalise_map(r.heatmap), height, width)
+        r.expert: normalise_map(r.heatmap)
         for r in results
-        if r.judged and r.heatmap is not None
+        if r.heatmap is not None and np.shape(r.heatmap) == (height, width)
     }
 
 
-def _agreeing_experts(maps: dict[str, np.ndarray], component: np.ndarray) -> list[str]:
-    """Experts whose map is high inside the component and clearly higher than outside it."""
+def _expert_maps(
+    results: list[ExpertResult], height: int, width: int, normalised: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    maps = {}
+    for r in results:
+        if r.judged and r.heatmap is not None:
+            done = normalised.get(r.expert)
+            maps[r.expert] = (
+                done if done is not None else resize_map(normalise_map(r.heatmap), height, width)
+            )
+    return maps
+
+
+def _agreeing_experts(
+    maps: dict[str, np.ndarray],
+    labels: np.ndarray,
+    label: int,
+    box: tuple[slice, slice],
+) -> list[str]:
+    """Experts whose map is high inside component `label` and clearly higher than outside it.
+
+    The inside mean is taken over the component's box (the same values in the same order as
+    over the whole map, so the same float32 mean), and the outside mean, a whole-map pass, only
+    for an expert already high inside."""
     agreeing: list[tuple[float, str]] = []
-    outside = ~component
+    inside = labels[box] == label
+    outside: np.ndarray | None = None
     for name, emap in maps.items():
-        inside_mean = float(emap[component].mean())
+        inside_mean = float(emap[box][inside].mean())
+        if inside_mean < EXPERT_AGREE_LEVEL:
+            continue
+        if outside is None:
+            outside = labels != label
         outside_mean = float(emap[outside].mean()) if outside.any() else 0.0
-        if inside_mean >= EXPERT_AGREE_LEVEL and inside_mean >= 1.5 * outside_mean:
+        if inside_mean >= 1.5 * outside_mean:
             agreeing.append((inside_mean, name))
     return [name for _, name in sorted(agreeing, key=lambda t: (-t[0], t[1]))]
 

@@ -10,7 +10,7 @@ from scipy import ndimage
 from ..map_geometry import working_size
 from ..types import ExpertResult
 from .expert_weights import TAMPER_TARGETS, expert_weight
-from .localize import clean_mask, normalise_map, resize_map, unit_map
+from .localize import at_size, clean_mask, normalise_map, normalised_at, resize_map, unit_map
 
 
 def compact_region_dominates(
@@ -61,8 +61,28 @@ def to_image_size(work: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(resized, 0.0, 1.0, out=resized)  # in place: resize_map's array is new
 
 
+def tamper_maps(judged: list[ExpertResult]) -> list[ExpertResult]:
+    """The results whose maps the hand-set fused map combines."""
+    return [
+        r
+        for r in judged
+        if r.heatmap is not None and r.score is not None and r.targets in TAMPER_TARGETS
+    ]
+
+
+def shared_normalised(judged: list[ExpertResult], height: int, width: int) -> dict[str, np.ndarray]:
+    """The tamper maps already at the working size of (height, width), normalised once for both
+    `fused_work_map` (hand-set mode) and `localize` (see `localize.normalised_at`)."""
+    return normalised_at(tamper_maps(judged), *working_size(height, width))
+
+
 def fused_work_map(
-    judged: list[ExpertResult], *, height: int, width: int, mode: str | None = None
+    judged: list[ExpertResult],
+    *,
+    height: int,
+    width: int,
+    mode: str | None = None,
+    normalised: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray | None:
     """The fused tamper map of an image of (height, width) at its working size, or None when
     no tamper expert drew a map.
@@ -72,7 +92,8 @@ def fused_work_map(
     shipped per-pixel logistic model, whose 0.5 is set under a false-alarm budget on untouched
     photos; it falls back to "handset" when the weights are absent or none of the model's
     experts drew a map. The working size is `working_size(height, width)` for "handset" and
-    the model's `map_side` for "fitted".
+    the model's `map_side` for "fitted". `normalised` (`shared_normalised`) may hold maps
+    already normalised at the hand-set working size.
     """
     from . import map_fitted as map_fusion
 
@@ -86,7 +107,7 @@ def fused_work_map(
             handset = handset_map(judged, shape, normalised)
             assert handset is not None  # `inputs` is not empty
             return map_fusion.fitted_work_map(inputs, handset, normalised, model=model)
-    return handset_map(judged, working_size(height, width))
+    return handset_map(judged, working_size(height, width), normalised)
 
 
 def handset_map(
@@ -103,12 +124,12 @@ def handset_map(
     """
     work_h, work_w = shape
     maps: list[tuple[float, float, np.ndarray]] = []
-    for r in judged:
-        if r.heatmap is None or r.score is None or r.targets not in TAMPER_TARGETS:
-            continue
+    for r in tamper_maps(judged):
+        assert r.score is not None and r.heatmap is not None  # tamper_maps
         weight = expert_weight(r.expert) * r.confidence * r.score**2
         done = (normalised or {}).get(r.expert)
-        norm = done if done is not None else normalise_map(resize_map(r.heatmap, work_h, work_w))
+        # normalise_map cleans NaN itself: resize_map's copy of a map at the size is not needed
+        norm = done if done is not None else normalise_map(at_size(r.heatmap, work_h, work_w))
         maps.append((weight, r.score, norm))
     if not maps:
         return None

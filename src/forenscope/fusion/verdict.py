@@ -55,7 +55,7 @@ from ..types import Attribution, Evidence, ExpertResult, Label, Method, Outcome,
 from .decision import make_decision
 from .expert_weights import TAMPER_TARGETS, expert_weight
 from .localize import localize
-from .maps import compact_region_dominates, fused_work_map, to_image_size
+from .maps import compact_region_dominates, fused_work_map, shared_normalised, to_image_size
 from .summary import summarise_all
 from .verdict_model import LABELS, VerdictModel, shipped_model
 
@@ -105,12 +105,20 @@ def fuse(results: list[ExpertResult], *, height: int, width: int, threshold: flo
     localize the map at `threshold` so the attribution's words agree with the regions drawn."""
     judged = [r for r in results if r.judged]
     # Localized at the working size the map was fused at; only the map and mask are upsampled.
-    work = fused_work_map(judged, height=height, width=width)
+    # The tamper maps are normalised once for the fused map and the regions' experts.
+    normalised = shared_normalised(judged, height, width)
+    work = fused_work_map(judged, height=height, width=width, normalised=normalised)
     heatmap = None if work is None else to_image_size(work, height, width)
     mask, regions = (
         (None, [])
         if work is None
-        else localize(work, results=results, threshold=threshold, shape=(height, width))
+        else localize(
+            work,
+            results=results,
+            threshold=threshold,
+            shape=(height, width),
+            normalised=normalised,
+        )
     )
     if not judged:
         verdict = Verdict(
