@@ -198,3 +198,23 @@ def test_mask_upsampling_matches_fancy_indexing(shape: tuple[int, int]) -> None:
     rows, cols = loc._nearest_lines(h, work_h), loc._nearest_lines(w, work_w)
     expected = kept[labels] if (h, w) == (work_h, work_w) else kept[labels][rows][:, cols]
     assert len(regions) == min(3, count) and np.array_equal(mask, expected)
+
+
+def test_percentile_fast_path_matches_numpy() -> None:
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 4, 5, 10, 11, 1000, 1001):
+        for zeros in sorted({0, n // 2 - 1, n // 2, n // 2 + 1, n - 1, n}):
+            if not 0 <= zeros <= n:
+                continue
+            values = rng.random(n, dtype=np.float32)
+            values[rng.permutation(n)[:zeros]] = 0.0
+            for sample in (values, values.reshape(1, n)):
+                got = loc.percentile(sample, 50.0)
+                want = float(np.percentile(sample, 50.0))
+                assert got == want and np.signbit(got) == np.signbit(want)
+            negative_zero = values.copy()
+            negative_zero[negative_zero == 0.0] = -0.0  # the fast path steps aside
+            want = float(np.percentile(negative_zero, 50.0))
+            got = loc.percentile(negative_zero, 50.0)
+            assert got == want and np.signbit(got) == np.signbit(want)
+            assert loc.percentile(values, 99.0) == float(np.percentile(values, 99.0))

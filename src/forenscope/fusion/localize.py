@@ -75,11 +75,23 @@ def normalise_map(heatmap: np.ndarray) -> np.ndarray:
     """
     arr = unit_map(heatmap)
     step = max(1, int(np.sqrt(arr.size / 250_000)))  # a strided sample is enough for a median
-    background = float(np.percentile(arr[::step, ::step], BACKGROUND_PERCENTILE))
+    background = percentile(arr[::step, ::step], BACKGROUND_PERCENTILE)
     if background >= 1.0:
         return np.zeros_like(arr)
     scaled = np.clip((arr - background) / (1.0 - background), 0.0, 1.0)
     return np.asarray(scaled, dtype=np.float32)
+
+
+def percentile(sample: np.ndarray, q: float) -> float:
+    """`float(np.percentile(sample, q))`, the same value, for a sample of a map in [0, 1]
+    without NaN (unit_map's): the median of a map that is zero on more than half its pixels
+    (most tamper maps of an untouched photo) is 0.0 without the partition, 4x faster."""
+    n = sample.size
+    # Without a sign bit set (no -0.0) every zero is +0.0 and sorts first: when zeros fill more
+    # than half, both order statistics np.percentile interpolates between are +0.0.
+    if q == 50.0 and n and n - np.count_nonzero(sample) > n // 2 and not np.signbit(sample).any():
+        return 0.0
+    return float(np.percentile(sample, q))
 
 
 def clean_mask(mask: np.ndarray, *, min_area_share: float = 0.001) -> np.ndarray:
