@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 from scipy import fft
 
 from forenscope.experts import copy_move as cm
 from forenscope.experts._signal_math import wrap_max_filter
+from forenscope.forgeries import Box, make_copy_move, synthetic_photo
+from forenscope.io import load_image
 
 
 def _gray(shape: tuple[int, int], seed: int) -> np.ndarray:
@@ -107,3 +112,67 @@ def test_whitened_autocorr_strips_are_the_whole_spectrum(
     monkeypatch.setattr(cm, "STRIP_BYTES", strip_bytes)
     hp = cm.Signals.of(_gray(shape, 5)).norm
     assert np.array_equal(cm.whitened_autocorr(hp), _plain_autocorr(hp))
+
+
+@pytest.mark.parametrize("strip_bytes", [1 << 20, 5000, 1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape", [(1, 8), (8, 1), (3, 5), (64, 64), (97, 101), (301, 259), (13, 1031), (1000, 1500)]
+)
+def test_irfft2_over_is_irfft2(
+    monkeypatch: pytest.MonkeyPatch, strip_bytes: int, dtype: type, shape: tuple[int, int]
+) -> None:
+    monkeypatch.setattr(cm, "STRIP_BYTES", strip_bytes)
+    x: np.ndarray = np.random.default_rng(6).standard_normal(shape).astype(dtype)
+    spec = fft.rfft2(x, workers=1)
+    want = fft.irfft2(spec, s=shape, workers=1)
+    got = cm.irfft2_over(spec, shape)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("strip_bytes", [1 << 20, 4096, 1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1,), (7,), (129,), (3, 1000), (301, 259), (1000, 1000)])
+def test_plane_std_is_numpy_std(
+    monkeypatch: pytest.MonkeyPatch, strip_bytes: int, dtype: type, shape: tuple[int, ...]
+) -> None:
+    monkeypatch.setattr(cm, "STRIP_BYTES", strip_bytes)
+    rng = np.random.default_rng(7)
+    for offset in (0.0, 3.7, -1e3):
+        a: np.ndarray = (rng.standard_normal(shape) * 5 + offset).astype(dtype)
+        assert cm.plane_std(a) == float(a.std())
+    strided = a[..., ::2]  # not contiguous: numpy's own std
+    assert cm.plane_std(strided) == float(strided.std())
+
+
+def test_plane_std_keeps_no_reference_to_its_array() -> None:
+    """No reference cycle: `corr` goes as soon as find_pairs drops it, not at the next GC."""
+    gc.disable()
+    try:
+        a = np.random.default_rng(8).standard_normal((300, 400)).astype(np.float32)
+        ref = weakref.ref(a)
+        cm.plane_std(a)
+        del a
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
+def test_dropped_hp2_is_made_again_bit_for_bit() -> None:
+    gray = _gray((203, 317), 9)
+    sig = cm.Signals.of(gray)
+    hp2 = sig.hp2
+    assert np.array_equal(cm.highpass_energy(gray), hp2)
+    sig.drop_hp2()
+    assert "hp2" not in sig.planes
+    assert np.array_equal(sig.hp2, hp2)
+
+
+def test_find_pairs_is_the_same_with_hp2_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    forgery = make_copy_move(synthetic_photo(), Box(60, 60, 150, 120), (381, 300))
+    gray = load_image(forgery.data).gray
+    kept = cm.find_pairs(cm.Signals.of(gray))
+    monkeypatch.setattr(cm, "DROP_HP2_ABOVE", 0)
+    dropped = cm.find_pairs(cm.Signals.of(gray))
+    assert kept[0] and kept[0] == dropped[0] and kept[2] == dropped[2]
+    assert np.array_equal(kept[1], dropped[1])
