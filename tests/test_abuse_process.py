@@ -34,14 +34,14 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ne
 class ServeProcess:
     """`python -m forenscope serve` on a free loopback port, with two fast experts."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, budget_mb: int = 1024) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
         self.data_dir = data_dir
         cmd = [sys.executable, "-m", "forenscope", "serve", "--port", str(self.port),
                "--data-dir", str(data_dir), "--expert", "exif", "--expert", "ela",
-               "--memory-budget-mb", "1024"]  # fmt: skip  # a small machine's budget
+               "--memory-budget-mb", str(budget_mb)]  # fmt: skip  # a small machine's budget
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         env.pop("FORENSCOPE_TOKEN", None)
         self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
@@ -126,8 +126,8 @@ def test_large_uploads_over_the_budget_are_refused_without_holding_them(tmp_path
     """High 4 / the issue's clients with 19 MB images: each was read whole into the server's
     memory before its header was probed. Now the first 256 KB decide, so the server's own RSS
     barely moves while ten of them (the default burst) arrive at once."""
-    big = fx.noise_png(6.3, seed=1)  # ~19 MB, over the default 1 GB budget by its header
-    fresh = ServeProcess(tmp_path / "data")
+    big = fx.noise_png(6.3, seed=1)  # ~19 MB, over a 200 MB budget by its header
+    fresh = ServeProcess(tmp_path / "data", budget_mb=200)
     peak, stop = [fresh.rss_mb()], threading.Event()
 
     def sample() -> None:

@@ -24,11 +24,15 @@ DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MAX_FRAMES = 10_000
 DEFAULT_MAX_METADATA_BYTES = 4 * 1024 * 1024
 MB = 1024 * 1024
-# Peak RSS of the default analysis above the warm process, measured on synthetic PNGs of 1.3 and
-# 5.3 MP: 69-110 bytes per pixel with one expert thread, 135 with two (experts side by side each
-# hold their own planes). The issue's 59 MP and 96 MP cases measured 71-75. Rounded up, plus
-# fixed working buffers. Update these when the working-resolution work changes the experts.
-BYTES_PER_PIXEL_PER_THREAD = 80
+# Peak RSS of the default analysis above the warm process (models loaded). Since the experts
+# work in strips (issue 15) it grows far less than it did (69-135 bytes per pixel) and hardly
+# with the expert threads: `benchmarks/bench_scaling.py --sizes 0.1,12,24,48 --real none
+# --warm 0` measured 25, 20 and 17 bytes per pixel at 12, 24 and 48 MP with two threads, 26, 19
+# and 18 with one, and 15 on a 16 MP camera JPEG. The estimate keeps about twice that, for
+# content that makes an expert work harder (copy-move matches, faces) and for the decode's own
+# buffers: a 48 MP photo fits the budget of an 8 GB machine (half of it), as it should.
+BYTES_PER_PIXEL = 32
+BYTES_PER_PIXEL_PER_EXTRA_THREAD = 8
 ANALYSIS_OVERHEAD_BYTES = 64 * MB
 
 
@@ -62,7 +66,9 @@ def default_memory_budget_mb() -> int:
 
 def estimate_analysis_bytes(pixels: int, expert_threads: int = 1) -> int:
     """Estimated peak memory of analysing an image of `pixels` pixels, before decoding it."""
-    return ANALYSIS_OVERHEAD_BYTES + pixels * BYTES_PER_PIXEL_PER_THREAD * max(1, expert_threads)
+    extra_threads = max(1, expert_threads) - 1
+    per_pixel = BYTES_PER_PIXEL + BYTES_PER_PIXEL_PER_EXTRA_THREAD * extra_threads
+    return ANALYSIS_OVERHEAD_BYTES + pixels * per_pixel
 
 
 @dataclass(frozen=True)
