@@ -10,13 +10,15 @@ The sample: every tampered image, two images per generator (CIFAKE left out), an
 photos of which 8 are over 3 MP, in manifest order. `save` runs each expert alone on one thread
 (`run_experts`) and the whole analysis (`analyze`), and pickles what they return. `compare`
 prints every difference: scores, confidences, abstentions, evidence, details and heatmaps of
-the experts; label, probability and attribution of the verdict; the fused mask and its regions.
+the experts; the verdict, its attribution and key evidence; the fused heatmap (by its sha256), the
+fused mask and its regions.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import os
 import pickle
 import sys
@@ -66,9 +68,21 @@ def _analysis_record(report: Any) -> dict[str, Any]:
     mask = None if report.fused_mask is None else np.asarray(report.fused_mask, dtype=bool)
     return {
         "verdict": report.verdict.model_dump(mode="json"),
+        "attribution": report.attribution.model_dump(mode="json"),
+        "key_evidence": [e.model_dump(mode="json") for e in report.key_evidence or []],
         "mask": mask,
+        "fused_heatmap": _digest(report.fused_heatmap),
         "regions": [r.model_dump(mode="json") for r in report.regions or []],
     }
+
+
+def _digest(heatmap: Any) -> str | None:
+    """Shape, type and sha256 of an image-sized map: equal bits or not, without keeping 64 MB
+    of floats per large image in the saved file."""
+    if heatmap is None:
+        return None
+    a = np.ascontiguousarray(heatmap)
+    return f"{a.shape} {a.dtype} {hashlib.sha256(a.tobytes()).hexdigest()}"
 
 
 def save(folder: Path, extra: list[Path]) -> None:
