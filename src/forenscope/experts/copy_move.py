@@ -74,51 +74,29 @@ class Pair:
 
 
 def highpass(gray: np.ndarray) -> np.ndarray:
-    return np.asarray(gray - uniform_filter(gray, 5))
+    """The plain form of `Signals.of`'s high-pass (which makes it strip by strip)."""
+    return np.asarray(gray - ndimage.uniform_filter(gray, 5))
 
 
 def contrast_normalised(hp: np.ndarray) -> np.ndarray:
-    """High-pass divided by its local RMS, so weakly textured copies weigh as much as busy ones."""
-    return np.asarray(hp / np.sqrt(uniform_filter(hp * hp, 15) + 1.0))
+    """High-pass divided by its local RMS, so weakly textured copies weigh as much as busy ones
+    (the plain form of `Signals.of`'s `norm`)."""
+    return np.asarray(hp / np.sqrt(ndimage.uniform_filter(hp * hp, 15) + 1.0))
 
 
-def uniform_filter(a: np.ndarray, size: int) -> np.ndarray:
-    """`ndimage.uniform_filter(a, size)` of a 2-D array, bit for bit, in about half its time.
+def uniform_filter_strips(a: np.ndarray, size: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """`ndimage.uniform_filter(a, size)` of a 2-D array, bit for bit, as successive (start,
+    stop, rows) strips, without an image-sized temporary and in about half scipy's time.
 
     scipy filters down the columns first, one strided line at a time (3x its row pass at
     12 MP). Its running sum is kept here a whole row at a time, with scipy's own arithmetic
     (a float64 sum of the first `size` values, then `sum += entering - leaving`, each output
-    `sum / size` in a's dtype, mirrored 'reflect' edges); the row pass is scipy's own.
+    `sum / size` in a's dtype, mirrored 'reflect' edges); then scipy's own row pass on each
+    strip, which filters every row on its own.
     """
     n = a.shape[0]
     if a.ndim != 2 or n <= size:  # the edges would need more than one reflection
-        return np.asarray(ndimage.uniform_filter(a, size))
-    before = size // 2
-
-    def line(i: int) -> np.ndarray:
-        i = -i - 1 if i < 0 else i
-        return np.asarray(a[2 * n - 1 - i if i >= n else i])
-
-    cols = np.empty_like(a)
-    acc = np.zeros(a.shape[1], np.float64)
-    for j in range(size):
-        np.add(acc, line(j - before), out=acc)
-    np.divide(acc, size, out=cols[0], casting="same_kind")
-    step = np.empty_like(acc)
-    for i in range(1, n):
-        np.subtract(line(i + size - 1 - before), line(i - 1 - before), out=step, dtype=np.float64)
-        np.add(acc, step, out=acc)
-        np.divide(acc, size, out=cols[i], casting="same_kind")
-    return np.asarray(ndimage.uniform_filter1d(cols, size, axis=1))
-
-
-def uniform_filter_strips(a: np.ndarray, size: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """`uniform_filter(a, size)` of a 2-D array as successive (start, stop, rows) strips, the
-    same values (the same running sum down the columns, then scipy's row pass on each strip,
-    which filters every row on its own), without an image-sized temporary."""
-    n = a.shape[0]
-    if a.ndim != 2 or n <= size:
-        yield 0, n, uniform_filter(a, size)
+        yield 0, n, np.asarray(ndimage.uniform_filter(a, size))
         return
     before = size // 2
 
@@ -209,21 +187,13 @@ def top_peaks(
     min_shift: int,
     n: int,
     skip: Callable[[tuple[int, int]], bool] | None = None,
-    maxed: np.ndarray | None = None,
 ) -> list[tuple[int, int, float]]:
     """Strongest peaks (dy, dx, z) of a circular autocorrelation with |d| >= min_shift, one per
     +-d pair (both signs are the same pair seen from either side), leaving out peaks for which
     `skip((y, x))` holds. Zeroes the shifts below min_shift in `corr` (in place: the
-    image-sized array is not copied).
-
-    `maxed`, when given, is `wrap_max_filter(corr, PEAK_WINDOW)` of `corr` as passed in; it is
-    brought up to date in place around the zeroed shifts only (the rest cannot change), which
-    spares a second image-sized filter when the same `corr` is searched again."""
-    r = _zero_short(corr, min_shift)
-    if maxed is None:
-        maxed = wrap_max_filter(corr, PEAK_WINDOW)
-    else:
-        _refresh_max(corr, maxed, r - 1)
+    image-sized array is not copied). The plain form of `find_pairs`' two searches."""
+    _zero_short(corr, min_shift)
+    maxed = wrap_max_filter(corr, PEAK_WINDOW)
     std = float(corr.std()) or 1.0
     return _pick(corr, (corr >= maxed) & (corr > 0), std, n, skip)
 
@@ -325,8 +295,9 @@ def local_maxima(a: np.ndarray, size: int) -> np.ndarray:
 
 
 def _refresh_local(corr: np.ndarray, local: np.ndarray, extent: int) -> None:
-    """`_refresh_max` for the local-maximum map: recompute it where the max filter's window
-    reaches a shift within `extent` of zero on both axes."""
+    """Bring the local-maximum map up to date after `_zero_short`: recompute it wherever the
+    max filter's window reaches a shift within `extent` of zero on both axes, on a wrapped
+    block around the origin whose margin holds every window (the rest cannot change)."""
     half = PEAK_WINDOW // 2
     h, w = corr.shape
     out = np.arange(-extent - half, extent + half + 1)
@@ -335,22 +306,6 @@ def _refresh_local(corr: np.ndarray, local: np.ndarray, extent: int) -> None:
     block = ndimage.maximum_filter(corr[np.ix_(src_y, src_x)], PEAK_WINDOW, mode="nearest")
     at = np.ix_(out % h, out % w)
     local[at] = (corr[at] >= block[half:-half, half:-half]) & (corr[at] > 0)
-
-
-def _refresh_max(corr: np.ndarray, maxed: np.ndarray, extent: int) -> None:
-    """Recompute `maxed` (the wrap max filter of `corr`) wherever its window reaches a shift
-    within `extent` of zero on both axes: on a wrapped block around the origin whose margin
-    holds every window, so the values are those of the image-sized filter."""
-    half = PEAK_WINDOW // 2
-    h, w = corr.shape
-    out_y, out_x = (
-        np.arange(-extent - half, extent + half + 1),
-        np.arange(-extent - half, extent + half + 1),
-    )
-    src_y = np.arange(-extent - 2 * half, extent + 2 * half + 1) % h
-    src_x = np.arange(-extent - 2 * half, extent + 2 * half + 1) % w
-    block = ndimage.maximum_filter(corr[np.ix_(src_y, src_x)], PEAK_WINDOW, mode="nearest")
-    maxed[np.ix_(out_y % h, out_x % w)] = block[half:-half, half:-half]
 
 
 def signed(y: int, x: int, h: int, w: int) -> tuple[int, int]:
@@ -383,11 +338,6 @@ def on_lattice(d: np.ndarray | tuple[int, int], basis: np.ndarray) -> bool:
     v = np.asarray(d, float)
     k = np.round(np.linalg.lstsq(basis, v, rcond=None)[0])
     return bool(k.any()) and float(np.hypot(*(v - basis @ k))) <= 1.5 + 0.01 * float(np.hypot(*v))
-
-
-def candidate_shifts(hp: np.ndarray) -> list[tuple[int, int, float]]:
-    """Strongest peaks (dy, dx, z) of the whitened circular autocorrelation, |d| >= MIN_SHIFT."""
-    return top_peaks(whitened_autocorr(hp), MIN_SHIFT, N_PEAKS)
 
 
 def _wrap_near(v: int, n: int, r: int = 4) -> bool:
