@@ -10,10 +10,7 @@ more error (another grid) or less (an earlier lower quality).
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 from ..io.input import ImageInput
@@ -59,19 +56,6 @@ def texture_normalised_z(error: np.ndarray, texture: np.ndarray) -> tuple[np.nda
         mad = float(np.median(np.abs(values - med))) * 1.4826
         center[b], scale[b], level[b] = med, max(mad, MAD_FLOOR), np.exp(med) - ERR_EPS
     return (le - center[idx]) / scale[idx], level[idx]
-
-
-def resave(rgb: np.ndarray, quality: int = RESAVE_QUALITY) -> np.ndarray:
-    """The image encoded and decoded by libjpeg at `quality` (4:4:4), as uint8.
-
-    The pixels of `_jpeg_math.recompress`, kept as uint8: the error is taken in integers."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(
-        buf, "JPEG", quality=int(quality), subsampling=0
-    )
-    buf.seek(0)
-    with Image.open(buf) as decoded:
-        return np.asarray(decoded)
 
 
 def _strip_features(
@@ -134,7 +118,7 @@ def ela_blocks(
 
     The pixel planes are made STRIP_ROWS rows at a time: no image-sized float planes (six of
     them at 48 MP were 1.2 GB), and each strip's temporaries stay in the CPU cache."""
-    resaved = resave(rgb, quality)
+    resaved = jm.recompress(rgb, quality, uint8=True)  # the error is taken in integers
     parts = [
         _strip_features(rgb, resaved, r0, min(r0 + STRIP_ROWS, rgb.shape[0]))
         for r0 in range(0, rgb.shape[0] // 8 * 8, STRIP_ROWS)
