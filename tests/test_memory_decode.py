@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from forenscope.io import load_image
-from forenscope.io.pixels import rgb_array
+from forenscope.io.pixels import image_array
 from io_fixtures import encode, exif
 
 
@@ -21,11 +21,15 @@ def _photo(height: int, width: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("rows", [1, 7, 64, 1000])
-def test_rgb_array_is_numpys_copy(rows: int) -> None:
+def test_image_array_is_numpys_copy(rows: int) -> None:
     im = Image.fromarray(_photo(97, 53))
-    out = rgb_array(im, rows)
+    out = image_array(im, rows=rows)
     assert out.dtype == np.uint8 and out.flags.c_contiguous and out.flags.writeable
     assert np.array_equal(out, np.array(im))
+    values = np.random.default_rng(rows).random((31, 45)).astype(np.float32)
+    plane = image_array(Image.fromarray(values, mode="F"), np.float32, rows)
+    assert plane.dtype == np.float32 and plane.shape == (31, 45)
+    assert np.array_equal(plane, values)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

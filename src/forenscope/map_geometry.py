@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from .io.pixels import image_array
+
 # Maps are drawn and combined with their longer side at most this (experts/_working.py).
 WORK_SIDE = 1024
 
@@ -28,16 +30,5 @@ def resize_map(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
     if not (arr.size and np.isfinite(arr.min()) and np.isfinite(arr.max())):
         arr = np.nan_to_num(arr)
     img = Image.fromarray(np.ascontiguousarray(arr), mode="F")
-    return float_plane(img.resize((width, height), Image.Resampling.BILINEAR))
-
-
-def float_plane(img: Image.Image, rows: int = 64) -> np.ndarray:
-    """A mode "F" image as a new float32 (H, W) array, copied `rows` rows at a time:
-    `np.asarray(img)` goes through `tobytes()`, whose chunks and their join hold the image
-    twice more (2 x 183 MB for a map upsampled to 48 MP) and take longer."""
-    width, height = img.size
-    out = np.empty((height, width), dtype=np.float32)
-    for top in range(0, height, rows):
-        bottom = min(top + rows, height)
-        out[top:bottom] = np.asarray(img.crop((0, top, width, bottom)), dtype=np.float32)
-    return out
+    # as float32, a strip at a time (`np.asarray` would hold the map twice more as bytes)
+    return image_array(img.resize((width, height), Image.Resampling.BILINEAR), np.float32)

@@ -26,7 +26,7 @@ from ..errors import ForenscopeError, ImageDecodeError, ImageTooLargeError, Inpu
 from .input import ImageInput
 from .limits import Limits
 from .metadata import read_metadata
-from .pixels import rgb_array, source_bit_depth, to_rgb
+from .pixels import image_array, source_bit_depth, to_rgb
 from .sniff import describe_bytes, heif_brand, known_image_format
 
 # Formats we accept. Pillow would otherwise try every plugin it has, and weak-signature ones (TGA,
@@ -103,7 +103,7 @@ def _decode(
         rgb_im = upright
     elif orientation is not None:
         meta.exif["Orientation"] = orientation  # the decoder applied it and reset the tag
-    rgb = rgb_array(rgb_im)
+    rgb = image_array(rgb_im)
     rgb_im.close()
     return ImageInput(
         rgb=rgb, data=data, format=fmt, mode=mode, path=path,
