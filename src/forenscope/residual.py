@@ -1,6 +1,7 @@
 """Immerkaer's noise residual (Immerkaer 1996): the 3x3 Laplacian-difference kernel that
 ignores linear ramps, and its absolute response computed faster than scipy with the same bits.
-Used by the noise and face experts and by the learned localizer's features."""
+Used by the noise and face experts and by the learned localizer's features; its strips' reflected
+one-pixel border (`reflect_border`) also serves ela's Laplacian and spectrum's predictor."""
 
 from __future__ import annotations
 
@@ -29,11 +30,7 @@ def immerkaer_abs(ch: np.ndarray, top: int = 0, n: int | None = None, chunk: int
         a, b = max(lo, 0), min(hi, rows)
         p = np.empty((m + 2, w + 2), dtype=np.float64)  # w1 * pixel, edges reflected
         np.multiply(ch[a:b], w1, out=p[a - lo : b - lo, 1:-1], dtype=np.float64)
-        if lo < 0:
-            p[0, 1:-1] = p[1, 1:-1]
-        if hi > rows:
-            p[-1, 1:-1] = p[-2, 1:-1]
-        p[:, 0], p[:, -1] = p[:, 1], p[:, -2]
+        reflect_border(p, lo < 0, hi > rows)
         p2 = p + p
         acc = p[:m, :w] - p2[:m, 1 : w + 1]
         acc += p[:m, 2:]
@@ -45,3 +42,14 @@ def immerkaer_abs(ch: np.ndarray, top: int = 0, n: int | None = None, chunk: int
         acc += p[2:, 2:]
         np.abs(acc, out=out[c0 : c0 + m], casting="same_kind")
     return out
+
+
+def reflect_border(p: np.ndarray, top: bool, bottom: bool) -> None:
+    """Fill the one-pixel border of a padded strip `p` (interior p[1:-1, 1:-1], plus the rows
+    above and below it that lie inside the image) as scipy's mode "reflect" extends an image:
+    its first (`top`) and last (`bottom`) row, and every row's end columns, repeated."""
+    if top:
+        p[0, 1:-1] = p[1, 1:-1]
+    if bottom:
+        p[-1, 1:-1] = p[-2, 1:-1]
+    p[:, 0], p[:, -1] = p[:, 1], p[:, -2]

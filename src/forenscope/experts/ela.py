@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..io.input import ImageInput
+from ..residual import reflect_border
 from ..types import BBox, Evidence, ExpertResult, ExpertSpec
 from . import _jpeg_math as jm
 from ._signal_math import LUMA
@@ -92,11 +93,7 @@ def _abs_laplace(rgb: np.ndarray, r0: int, r1: int) -> np.ndarray:
     g = np.empty((r1 - r0 + 2, w + 2))  # float64, one pixel of reflected border all round
     # The luma as the whole image's `astype(float32) @ LUMA` gives it (row by row the same).
     g[top - r0 + 1 : bottom - r0 + 1, 1:-1] = rgb[top:bottom].astype(np.float32) @ LUMA
-    if r0 == 0:
-        g[0, 1:-1] = g[1, 1:-1]
-    if r1 == h:
-        g[-1, 1:-1] = g[-2, 1:-1]
-    g[:, 0], g[:, -1] = g[:, 1], g[:, -2]
+    reflect_border(g, r0 == 0, r1 == h)
     c = g[1:-1, 1:-1]
     t = np.add(g[:-2, 1:-1], g[2:, 1:-1])
     t -= c

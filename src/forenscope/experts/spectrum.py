@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..io.input import ImageInput
+from ..residual import reflect_border
 from ..types import Evidence, ExpertResult, ExpertSpec
 from . import _jpeg_math as jm
 from ._signal_math import bbox_words, components, ramp, upsample_blocks
@@ -80,11 +81,7 @@ def _predicted(g: np.ndarray, r0: int, r1: int) -> np.ndarray:
     top, bottom = max(r0 - 1, 0), min(r1 + 1, h)
     p = np.empty((r1 - r0 + 2, w + 2))  # float64 with a reflected one-pixel border
     p[top - r0 + 1 : bottom - r0 + 1, 1:-1] = g[top:bottom]
-    if r0 == 0:
-        p[0, 1:-1] = p[1, 1:-1]
-    if r1 == h:
-        p[-1, 1:-1] = p[-2, 1:-1]
-    p[:, 0], p[:, -1] = p[:, 1], p[:, -2]
+    reflect_border(p, r0 == 0, r1 == h)
     vertical = np.add(p[:-2], p[2:])  # above + below, at every column of the border too
     cross = np.add(p[1:-1, :-2], p[1:-1, 2:])
     cross += vertical[:, 1:-1]
