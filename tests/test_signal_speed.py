@@ -112,7 +112,7 @@ def test_ela_blocks_are_the_whole_image_planes(shape: tuple[int, int]) -> None:
 def test_noise_features_are_the_whole_image_planes(shape: tuple[int, int]) -> None:
     rgb = photo(shape, seed=shape[1])
     g = rgb.astype(np.float32) @ noise_luma()
-    r = np.abs(ndimage.correlate(g, noise._KERNEL, mode="reflect"))
+    r = np.abs(ndimage.correlate(g, IMMERKAER, mode="reflect"))
     fine = np.asarray(np.median(blocks(r, 16), axis=2) * MAD_TO_SIGMA, dtype=np.float64)
     lo, hi = rgb.min(axis=-1), rgb.max(axis=-1)
     clipped = blocks(((hi >= 250) | (lo <= 3)).astype(np.float32), 16).mean(axis=2)

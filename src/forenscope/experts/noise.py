@@ -37,9 +37,6 @@ from .registry import register_expert
 
 BLOCK = 16
 STRIP_BLOCKS = 4  # block rows per strip of residual work
-# Immerkaer's kernel: zero response to linear ramps; divided by 6 so that white noise of sigma s
-# gives a residual of sigma s.
-_KERNEL = IMMERKAER
 Z_LO, Z_HI = 3.0, 6.0  # heatmap 0..1 over this smoothed-z range; 0.5 at z = 4.5
 MIN_BLOCKS = 48  # fewer valid blocks cannot give a stable image-wide noise model
 # A region is reported (and scores) only with a contrast a person can check in the numbers:
@@ -119,7 +116,7 @@ def coarse_sigma(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     h4, w4 = g.shape[0] // 4 * 4, g.shape[1] // 4 * 4
     low = _mean4x4(g[:h4, :w4].reshape(h4 // 4, 4, w4 // 4, 4))
     r = ndimage.uniform_filter(
-        np.abs(ndimage.correlate(low, _KERNEL, mode="reflect")), 2 * BLOCK // 4
+        np.abs(ndimage.correlate(low, IMMERKAER, mode="reflect")), 2 * BLOCK // 4
     )
     cy = np.minimum((np.arange(shape[0]) * BLOCK + BLOCK // 2) // 4, r.shape[0] - 1)
     cx = np.minimum((np.arange(shape[1]) * BLOCK + BLOCK // 2) // 4, r.shape[1] - 1)
