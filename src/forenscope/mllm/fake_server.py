@@ -5,13 +5,17 @@ For tests and benchmarks: `python -m forenscope.mllm.fake_server --port 0` print
 Answers are a deterministic function of the image: P(yes) = mean brightness, so bright images
 are "fake". Faults (429 with Retry-After, 500, garbage bodies, refusals, empty or truncated
 answers, delays, hangs) are injected at seeded random rates (`--faults 429:0.1,...`) or in a
-fixed order for the first requests (`--script 429,500`). GET /stats counts hits.
+fixed order for the first requests (`--script 429,500`). The rates are drawn in the order the
+requests arrive, unless `--faults-per-request` draws each from the request itself (its bytes and
+how often they came before), so concurrent clients meet the same faults on every run.
+GET /stats counts hits.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import io
 import json
 import math
@@ -169,14 +173,15 @@ class FakeState:
             raise SystemExit(f"unknown faults: {sorted(unknown - set(FAULTS))}")
         self.hits = 0
         self.outcomes: dict[str, int] = {}
+        self.seen: dict[str, int] = {}  # request digest -> times seen (--faults-per-request)
 
-    def next_fault(self) -> str:
+    def next_fault(self, request: bytes = b"") -> str:
         with self.lock:
             self.hits += 1
             if self.script:
                 fault = self.script.pop(0)
             else:
-                fault, x = "ok", self.rng.random()
+                fault, x = "ok", self._draw(request)
                 for name, rate in self.rates.items():
                     if x < rate:
                         fault = name
@@ -184,6 +189,16 @@ class FakeState:
                     x -= rate
             self.outcomes[fault] = self.outcomes.get(fault, 0) + 1
             return fault
+
+    def _draw(self, request: bytes) -> float:
+        """The next seeded draw, or with --faults-per-request one fixed by the request's bytes
+        and its repeat count (a retry draws anew), whatever order requests arrive in."""
+        if not self.args.faults_per_request:
+            return self.rng.random()
+        digest = hashlib.sha256(request).hexdigest()
+        repeat = self.seen.get(digest, 0)
+        self.seen[digest] = repeat + 1
+        return random.Random(f"{self.args.seed}:{digest}:{repeat}").random()
 
 
 class _Server(ThreadingHTTPServer):
@@ -223,8 +238,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        fault = self.state.next_fault()
+        raw = self.rfile.read(length)
+        body = json.loads(raw or b"{}")
+        fault = self.state.next_fault(raw)
         args = self.state.args
         if args.max_images and _image_count(body) > args.max_images:
             # as Ollama answers a single-image vision model (e.g. llama3.2-vision)
@@ -343,6 +359,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--faults", default="", help="e.g. 429:0.1,500:0.05,refusal:0.05")
     ap.add_argument("--script", default="", help="faults for the first requests, e.g. 429,500")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--faults-per-request",
+        action="store_true",
+        help="draw each request's fault from its own bytes, not from the arrival order",
+    )
     ap.add_argument("--delay", type=float, default=0.05)
     ap.add_argument("--hang", type=float, default=5.0)
     ap.add_argument("--retry-after", default="0")
