@@ -36,7 +36,10 @@ from .base import Expert
 from .registry import register_expert
 
 BLOCK = 16
-STRIP_BLOCKS = 4  # block rows per strip of residual work
+# Block rows per strip of pixel work. One: a strip's luma, residual and block copies (about
+# 25 bytes a pixel) then stay in a core's L2 cache up to 48 MP (four held 4 MB there).
+STRIP_BLOCKS = 1
+LUMA_ROWS = 8  # rows per luma product: its float32 RGB copy (12 bytes a pixel) stays small
 Z_LO, Z_HI = 3.0, 6.0  # heatmap 0..1 over this smoothed-z range; 0.5 at z = 4.5
 MIN_BLOCKS = 48  # fewer valid blocks cannot give a stable image-wide noise model
 # A region is reported (and scores) only with a contrast a person can check in the numbers:
@@ -46,20 +49,6 @@ MIN_RATIO = 1.5
 MIN_DIFF = 0.5
 MIN_REGION_BLOCKS = 4  # a described region covers at least 4 blocks (1024 px)
 QUANT_STEP = MAD_TO_SIGMA / 6.0  # sigma step of integer pixels through the kernel (0.247)
-
-
-def residual_sigma(gray: np.ndarray, size: int) -> np.ndarray:
-    """Per-block noise sigma: MAD of the Immerkaer residual (robust to a few edge pixels).
-
-    STRIP_BLOCKS block rows at a time, each with one row of margin for the 3x3 kernel: the
-    residual is the whole image's value for value, without an image-sized residual plane."""
-    h = gray.shape[0] // size * size
-    step = STRIP_BLOCKS * size
-    out = []
-    for r0 in range(0, h, step):
-        r1 = min(r0 + step, h)
-        out.append(block_median(immerkaer_abs(gray, r0, r1 - r0), size))
-    return np.asarray(np.concatenate(out) * MAD_TO_SIGMA, dtype=np.float64)
 
 
 def clipped_share(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -82,39 +71,55 @@ def clipped_share(rgb: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(counts.astype(np.float32) / np.float32(size * size))
 
 
-def block_means(g: np.ndarray, size: int) -> np.ndarray:
-    """`blocks(g, size).mean(axis=2)`, STRIP_BLOCKS block rows at a time: each block's values
-    are summed as before (the same contiguous run), without an image-sized copy."""
-    step = STRIP_BLOCKS * size
-    h = g.shape[0] // size * size
-    return np.concatenate(
-        [blocks(g[r0 : min(r0 + step, h)], size).mean(axis=2) for r0 in range(0, h, step)]
-    )
+def luma_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of the luma `g = luma_matmul(rgb)`: per-block noise sigma (MAD of the Immerkaer
+    residual, robust to a few edge pixels), `blocks(g, BLOCK).mean(axis=2)` and the 4x4 means
+    (rows and columns up to a multiple of 4), in one pass of STRIP_BLOCKS block rows.
+
+    Each strip of the luma (one row of margin for the 3x3 kernel) is made and used while it is
+    in the CPU cache, and no image-sized luma plane is made (183 MB at 48 MP, a fresh mmap
+    there: see allocator). The luma is computed row by row, so a strip of it is the whole
+    plane's rows; all three are per block (the kernel sees its reflected border only at the
+    image's first and last row), so the values are the whole plane's bit for bit."""
+    h, w = rgb.shape[:2]
+    hb, h4, w4 = h // BLOCK * BLOCK, h // 4 * 4, w // 4 * 4
+    step = STRIP_BLOCKS * BLOCK
+    low = np.empty((h4 // 4, w4 // 4), np.float32)
+    fine, means = [], []
+    for r0 in range(0, h4, step):
+        r1 = min(r0 + step, h4)
+        top, bottom = max(r0 - 1, 0), min(r1 + 1, h)  # the kernel's margin rows
+        g = luma_matmul(rgb[top:bottom], rows=LUMA_ROWS)
+        s = g[r0 - top : r1 - top]
+        low[r0 // 4 : r1 // 4] = _mean4x4(s[:, :w4].reshape(-1, 4, w4 // 4, 4))
+        n = min(r1, hb) - r0  # rows of whole blocks in the strip
+        if n > 0:
+            fine.append(block_median(immerkaer_abs(g, r0 - top, n), BLOCK))
+            means.append(blocks(s[:n], BLOCK).mean(axis=2))
+    sigma = np.asarray(np.concatenate(fine) * MAD_TO_SIGMA, dtype=np.float64)
+    return sigma, np.concatenate(means), low
 
 
 def block_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
     """Noise sigma at full and quarter resolution, brightness and clipping share per block."""
-    g = luma_matmul(rgb)
-    fine = residual_sigma(g, BLOCK)
+    fine, mean, low = luma_planes(rgb)
     # White noise of sigma s leaves about s/4 at the coarse level; what is left is texture. So
     # a noisy pasted patch on a smooth scene is not mistaken for a textured one.
-    coarse = coarse_sigma(g, fine.shape)
+    coarse = coarse_sigma(low, fine.shape)
     return {
         "fine": fine,
         "coarse": np.sqrt(np.maximum(coarse**2 - (fine / 4) ** 2, 0.0)),
-        "mean": block_means(g, BLOCK) / 255.0,
+        "mean": mean / 255.0,
         "clipped": clipped_share(rgb, BLOCK),
     }
 
 
-def coarse_sigma(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Residual level of the 4x-averaged image in a 2-block window around each block.
+def coarse_sigma(low: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Residual level of the 4x-averaged image `low` in a 2-block window around each block.
 
     Averaging 4x4 pixels cuts white noise by 4 but keeps most image texture, so this measures
     texture, not noise.
     """
-    h4, w4 = g.shape[0] // 4 * 4, g.shape[1] // 4 * 4
-    low = _mean4x4(g[:h4, :w4].reshape(h4 // 4, 4, w4 // 4, 4))
     r = ndimage.uniform_filter(
         np.abs(ndimage.correlate(low, IMMERKAER, mode="reflect")), 2 * BLOCK // 4
     )
