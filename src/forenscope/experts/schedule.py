@@ -13,8 +13,9 @@ On a large image two memory-heavy experts side by side hold their temporaries at
 on one thread). `Dispatcher` hands the tasks out in the planned order but holds back one whose
 estimated memory, with the running tasks', would exceed the budget: a free thread takes the next
 task that fits (a light one beside copy_move), or waits for a running task to end; and the
-heaviest task starts first. Below about 33 MP (copy_move and jpeg_artifacts within
-`MEMORY_BUDGET_BYTES`) every pair fits and the order is the plain LPT one.
+heaviest task starts first. Below about 66 MP (since copy_move searches a 2x2-averaged plane
+above 24 MP, jpeg_artifacts and spectrum are the heaviest pair) every pair fits within
+`MEMORY_BUDGET_BYTES` and the order is the plain LPT one.
 
 `warm_up` runs each expert's own `warm_up` (the CLIP sessions, the localizer's tree session) on
 a background thread while this process hashes and decodes the image; an expert whose models are
@@ -29,6 +30,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, NamedTuple
 
+from ._working import COPY_MOVE_MAX_PIXELS, averaging
+
 if TYPE_CHECKING:
     from .base import Expert
 
@@ -39,6 +42,9 @@ class Profile(NamedTuple):
     fixed_s: float  # single-thread seconds on a warm process, whatever the size ...
     per_mp_s: float  # ... plus this per megapixel (only the order matters)
     bytes_per_pixel: float  # peak bytes it allocates per decoded pixel when it runs alone
+    # It works on at most this many pixels, averaged over f x f above (`_working.averaging`):
+    # its time and memory are those of the averaged image's pixels.
+    max_pixels: float = float("inf")
 
 
 # Seconds: the 12 MP profile of issue 15 (the measured thread CPU time replaces them). Bytes:
@@ -46,11 +52,12 @@ class Profile(NamedTuple):
 # counted (clip_detector's 423 MB with its model, about 200 MB without). face_clip stands for
 # the face detection, paid by the first face expert. copy_move now allocates about 11 bytes a
 # pixel (its inverse FFT works in place), but keeps its old 22.8 on purpose: with 10.8 the
-# dispatcher pairs it with jpeg_artifacts at 48 MP and the peak grows from 1.28 to 1.51 GB.
+# dispatcher paired its full-size search with jpeg_artifacts at 48 MP and the peak grew from
+# 1.28 to 1.51 GB. Above 24 MP it now searches a 2x2-averaged plane.
 PROFILES: dict[str, Profile] = {
     "jpeg_artifacts": Profile(0.02, 0.19, 7.6),
     "learned_localizer": Profile(0.05, 0.18, 1.6),
-    "copy_move": Profile(0.02, 0.14, 22.8),
+    "copy_move": Profile(0.02, 0.14, 22.8, COPY_MOVE_MAX_PIXELS),
     "spectrum": Profile(0.01, 0.06, 7.6),
     "ela": Profile(0.01, 0.057, 5.8),
     "noise": Profile(0.01, 0.04, 3.9),
@@ -77,9 +84,13 @@ def profile(name: str, kind: str) -> Profile:
     return PROFILES.get(name, default)
 
 
+def _working_pixels(p: Profile, pixels: float) -> float:
+    return pixels / averaging(pixels, p.max_pixels) ** 2
+
+
 def _static(name: str, kind: str, megapixels: float) -> float:
     p = profile(name, kind)
-    return p.fixed_s + p.per_mp_s * megapixels
+    return p.fixed_s + p.per_mp_s * _working_pixels(p, megapixels * 1e6) / 1e6
 
 
 def estimated_cost(name: str, kind: str, megapixels: float) -> float:
@@ -125,7 +136,8 @@ def plan(experts: Sequence[Expert], megapixels: float) -> list[list[int]]:
 
 def memory_estimate(name: str, kind: str, pixels: int) -> float:
     """Bytes the expert is expected to allocate on an image of `pixels` (static, per pixel)."""
-    return profile(name, kind).bytes_per_pixel * pixels
+    p = profile(name, kind)
+    return p.bytes_per_pixel * _working_pixels(p, pixels)
 
 
 def _task_memory(experts: Sequence[Expert], task: list[int], pixels: int) -> float:
