@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from forenscope.io import input as image_input
 from forenscope.io.input import ImageInput
 
 
-def test_gray_is_bit_identical_to_the_plain_expression() -> None:
+# One band for the whole image (the default at this size), bands of 5 rows (the last one of
+# 2), and a band narrower than one row (then one row a band).
+@pytest.mark.parametrize("band_bytes", [image_input._BAND_BYTES, 4 * 131 * 5, 64])
+def test_gray_is_bit_identical_to_the_plain_expression(
+    band_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(image_input, "_BAND_BYTES", band_bytes)
     rgb = np.random.default_rng(7).integers(0, 256, (97, 131, 3), dtype=np.uint8)
     rgb[0, :3] = [[0, 0, 0], [255, 255, 255], [255, 0, 128]]
     image = ImageInput(rgb=rgb, data=b"", format="PNG", mode="RGB")
     r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
     plain = 0.299 * r + 0.587 * g + 0.114 * b
     assert image.gray.dtype == np.float32
+    assert image.gray.shape == plain.shape
     assert np.array_equal(image.gray, plain)
