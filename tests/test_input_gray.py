@@ -24,3 +24,23 @@ def test_gray_is_bit_identical_to_the_plain_expression(
     assert image.gray.dtype == np.float32
     assert image.gray.shape == plain.shape
     assert np.array_equal(image.gray, plain)
+
+
+def test_drop_planes_lets_gray_go_and_it_is_made_again() -> None:
+    rgb = np.random.default_rng(8).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    image = ImageInput(rgb=rgb, data=b"", format="PNG", mode="RGB")
+    first = image.gray
+    image.drop_planes()
+    assert "gray" not in image.__dict__
+    assert image.gray is not first and np.array_equal(image.gray, first)
+
+
+def test_the_analysis_does_not_keep_the_grey_plane() -> None:
+    from forenscope.forgeries import encode, synthetic_photo
+    from forenscope.io import load_image
+    from forenscope.pipeline import analyze_image
+
+    image = load_image(encode(synthetic_photo(), quality=90))
+    report = analyze_image(image, experts=["copy_move", "noise"])  # copy_move reads gray
+    assert "gray" not in image.__dict__
+    assert {r.expert for r in report.experts} == {"copy_move", "noise"}

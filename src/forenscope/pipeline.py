@@ -135,6 +135,7 @@ def _analysis(
     start = time.perf_counter()
     results = run_experts(image, experts, threads=threads, on_expert=on_expert)
     timings["experts_s"] = time.perf_counter() - start
+    image.drop_planes()
     for r in results:
         timings[f"expert.{r.expert}_s"] = r.elapsed_s
 
