@@ -1,11 +1,6 @@
 """Memory-aware dispatch of the expert threads (issue 15): on a large image no two memory-heavy
 experts run side by side, a light one runs beside copy_move, and below the budget the order is
-the plain longest-first one.
-
-The cases at 48 MP give copy_move its full-size search's profile (22.8 bytes a pixel, before it
-averaged images above 24 MP): the heaviest task of the dispatcher's own cases. With the shipped
-profiles every pair fits at 48 MP (`test_at_48_mp_the_shipped_profiles_keep_the_planned_order`).
-"""
+the plain longest-first one."""
 
 from __future__ import annotations
 
@@ -52,8 +47,6 @@ def classes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, type[_Timed]]
     made["face_one"] = type("T_face_one", (_Timed,), {"spec": _spec("face_one", "faces")})
     monkeypatch.setattr(pipeline, "get_expert", lambda name: made[name]())
     monkeypatch.setattr(scheduling, "_observed", {})
-    full_size = scheduling.PROFILES["copy_move"]._replace(max_pixels=float("inf"))
-    monkeypatch.setitem(scheduling.PROFILES, "copy_move", full_size)
     _Timed.events.clear()
     yield made
 
@@ -103,17 +96,6 @@ def test_at_48_mp_copy_move_starts_first_and_only_beside_light_experts(
     assert first is not None
     dispatcher.done(first)
     assert _name(experts, dispatcher.take()) == "jpeg_artifacts"
-
-
-def test_at_48_mp_the_shipped_profiles_keep_the_planned_order(
-    classes: dict[str, type[_Timed]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.undo()  # the shipped profiles: copy_move searches a 2x2-averaged plane
-    monkeypatch.setattr(scheduling, "_observed", {})
-    experts: list[Expert] = [cls() for cls in classes.values()]
-    planned = scheduling.plan(experts, MP48 / 1e6)
-    dispatcher = scheduling.Dispatcher(experts, planned, MP48)
-    assert [dispatcher.take(), dispatcher.take()] == planned[:2]
 
 
 def test_a_task_list_without_a_heavy_pair_keeps_its_order(

@@ -13,9 +13,8 @@ On a large image two memory-heavy experts side by side hold their temporaries at
 on one thread). `Dispatcher` hands the tasks out in the planned order but holds back one whose
 estimated memory, with the running tasks', would exceed the budget: a free thread takes the next
 task that fits (a light one beside copy_move), or waits for a running task to end; and the
-heaviest task starts first. Below about 66 MP (since copy_move searches a 2x2-averaged plane
-above 24 MP, jpeg_artifacts and spectrum are the heaviest pair) every pair fits within
-`MEMORY_BUDGET_BYTES` and the order is the plain LPT one.
+heaviest task starts first. Below about 33 MP (copy_move and jpeg_artifacts within
+`MEMORY_BUDGET_BYTES`) every pair fits and the order is the plain LPT one.
 
 `warm_up` runs each expert's own `warm_up` (the CLIP sessions, the localizer's tree session) on
 a background thread while this process hashes and decodes the image; an expert whose models are
@@ -43,7 +42,8 @@ class Profile(NamedTuple):
     per_mp_s: float  # ... plus this per megapixel (only the order matters)
     bytes_per_pixel: float  # peak bytes it allocates per decoded pixel when it runs alone
     # It works on at most this many pixels, averaged over f x f above (`_working.averaging`):
-    # its time and memory are those of the averaged image's pixels.
+    # its time is that of the averaged image's pixels (its memory estimate stays per decoded
+    # pixel, see PROFILES).
     max_pixels: float = float("inf")
 
 
@@ -53,7 +53,9 @@ class Profile(NamedTuple):
 # the face detection, paid by the first face expert. copy_move now allocates about 11 bytes a
 # pixel (its inverse FFT works in place), but keeps its old 22.8 on purpose: with 10.8 the
 # dispatcher paired its full-size search with jpeg_artifacts at 48 MP and the peak grew from
-# 1.28 to 1.51 GB. Above 24 MP it now searches a 2x2-averaged plane.
+# 1.28 to 1.51 GB. Above 24 MP it now searches a 2x2-averaged plane (0.8 s instead of 4 s at
+# 48 MP), and still keeps 22.8 bytes per decoded pixel: estimated at its averaged size, it ran
+# beside ela and jpeg_artifacts at 48 MP and the peak grew from 1.21-1.24 to 1.31-1.32 GB.
 PROFILES: dict[str, Profile] = {
     "jpeg_artifacts": Profile(0.02, 0.19, 7.6),
     "learned_localizer": Profile(0.05, 0.18, 1.6),
@@ -137,7 +139,7 @@ def plan(experts: Sequence[Expert], megapixels: float) -> list[list[int]]:
 def memory_estimate(name: str, kind: str, pixels: int) -> float:
     """Bytes the expert is expected to allocate on an image of `pixels` (static, per pixel)."""
     p = profile(name, kind)
-    return p.bytes_per_pixel * _working_pixels(p, pixels)
+    return p.bytes_per_pixel * pixels
 
 
 def _task_memory(experts: Sequence[Expert], task: list[int], pixels: int) -> float:
