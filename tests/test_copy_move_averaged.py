@@ -9,9 +9,10 @@ import pytest
 
 from forenscope.experts import copy_move, get_expert
 from forenscope.experts import schedule as scheduling
-from forenscope.experts._working import COPY_MOVE_MAX_PIXELS, averaging, map_shape
+from forenscope.experts._working import COPY_MOVE_MAX_PIXELS, map_shape
 from forenscope.forgeries import Box, encode, example_photo, make_copy_move, mask_iou
 from forenscope.io import load_image
+from forenscope.map_geometry import averaging
 
 
 @pytest.mark.parametrize(

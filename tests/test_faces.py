@@ -327,3 +327,21 @@ def test_no_face_means_no_face_section() -> None:
 
     report = analyze_image(as_input(draw_face()), experts=["ela"], threads=1)
     assert report.faces == [] and "## Faces" not in render_markdown(report)
+
+
+def test_large_image_faces_are_detected_on_the_averaged_image(
+    face_models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forenscope.faces import detect
+
+    rgb = draw_face((512, 512), 256, 272, s=2.0, seed=2)
+    full = detect_faces(rgb, memo=False)
+    # as a 48 MP photo is: above the limit, so detected on the 2x2-averaged image
+    monkeypatch.setattr(detect, "DETECT_MAX_PIXELS", 512 * 512 // 4)
+    averaged = detect_faces(rgb, memo=False)
+    assert len(full) == len(averaged) == 1
+    a, b = full[0], averaged[0]
+    assert np.abs(a.box - b.box).max() < 12  # in image pixels, scaled back
+    for name in ("left_eye", "right_eye"):
+        assert np.hypot(*np.subtract(a.keypoints[name], b.keypoints[name])) < 8
+    assert b.mesh is not None and b.mesh.shape == (468, 2)  # the mesh runs on the full image

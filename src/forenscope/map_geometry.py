@@ -18,6 +18,15 @@ def working_size(height: int, width: int, max_side: int = WORK_SIDE) -> tuple[in
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def averaging(pixels: float, max_pixels: float) -> int:
+    """The smallest integer f for which an image of `pixels`, averaged over f x f pixels, holds
+    at most `max_pixels` (1: full size). copy_move's search and the face detection use it."""
+    f = 1
+    while pixels > max_pixels * f * f:
+        f += 1
+    return f
+
+
 def resize_map(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear (antialiased when shrinking) resize of a 2-D map to (height, width), float32."""
     arr = np.asarray(heatmap, dtype=np.float32)

@@ -15,18 +15,10 @@ from ..map_geometry import WORK_SIDE, resize_map, working_size
 from ..types import BBox
 
 MAP_SIDE = WORK_SIDE
-# copy_move searches images above this many pixels averaged over f x f pixels (`averaging`):
-# every image of the benchmarks' data (20.4 MP at most) is searched at full size.
+# copy_move searches images above this many pixels averaged over f x f pixels
+# (`map_geometry.averaging`): every image of the benchmarks' data (20.4 MP at most) is searched
+# at full size.
 COPY_MOVE_MAX_PIXELS = 24_000_000
-
-
-def averaging(pixels: float, max_pixels: float) -> int:
-    """The smallest integer f for which an image of `pixels`, averaged over f x f pixels, holds
-    at most `max_pixels` (1: full size)."""
-    f = 1
-    while pixels > max_pixels * f * f:
-        f += 1
-    return f
 
 
 def map_shape(shape: tuple[int, int]) -> tuple[int, int]:

@@ -26,11 +26,11 @@ import numpy as np
 from scipy import fft, ndimage
 
 from ..io.input import ImageInput
-from ..map_geometry import resize_map
+from ..map_geometry import averaging, resize_map
 from ..types import BBox, Evidence, ExpertResult, ExpertSpec
 from ._signal_math import bbox_words, blocks, components, ramp, wrap_max_filter
 from ._working import COPY_MOVE_MAX_PIXELS as COPY_MOVE_MAX_PIXELS  # tests and benchmarks lower it
-from ._working import MAP_SIDE, averaging, map_shape, shrink_map
+from ._working import MAP_SIDE, map_shape, shrink_map
 from .base import Expert
 from .registry import register_expert
 
@@ -386,7 +386,7 @@ def aliases(y: int, x: int, h: int, w: int) -> list[tuple[int, int]]:
 # CPU there; below it the 0.08 s at 12 MP is not worth the 46 MB.
 DROP_HP2_ABOVE = 16_000_000
 # Above COPY_MOVE_MAX_PIXELS (24 MP) the whole search runs on the grey plane averaged over f x f
-# pixels (`_working.averaging`): at 48 MP f = 2, and copy_move's CPU falls from 3-4 s to under
+# pixels (`map_geometry.averaging`): at 48 MP f = 2, and copy_move's CPU falls from 3-4 s to under
 # 1 s and its memory (alone, above the decoded image, the grey plane included) from 518 to 281
 # MB. A copy then needs MIN_CELLS blocks of
 # (f * CELL)^2 image pixels. On 2x2 mosaics of 12-20 MP photos (48 MP, copies of 96-768 px

@@ -68,7 +68,7 @@ def check_face(image: ImageInput, face: Face, report: FaceReport) -> FaceCheckRe
 class FaceClipExpert(Expert):
     spec = ExpertSpec(
         name="face_clip",
-        version="0.1.0",
+        version="0.1.1",
         kind="faces",
         targets="ai_generated",
         description="the CLIP real-vs-generated head on each aligned face crop",

@@ -147,7 +147,7 @@ def _compare(
 class FaceConsistencyExpert(Expert):
     spec = ExpertSpec(
         name="face_consistency",
-        version="0.1.0",
+        version="0.1.1",
         kind="faces",
         targets="tampered",
         description="noise floor, colour noise and 8x8 blocking of the face vs its surroundings",

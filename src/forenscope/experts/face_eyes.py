@@ -175,7 +175,7 @@ def compare(
 class FaceEyeHighlightsExpert(Expert):
     spec = ExpertSpec(
         name="face_eye_highlights",
-        version="0.1.0",
+        version="0.1.1",
         kind="faces",
         targets="ai_generated",
         description="corneal specular highlights of the two eyes: same place in each eye?",

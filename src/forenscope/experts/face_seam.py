@@ -140,7 +140,7 @@ def check_face(image: ImageInput, face: Face, report: FaceReport) -> FaceCheckRe
 class FaceSeamExpert(Expert):
     spec = ExpertSpec(
         name="face_seam",
-        version="0.1.0",
+        version="0.1.1",
         kind="faces",
         targets="tampered",
         description="noise-level step along a ring inside the face outline (face-swap blending)",

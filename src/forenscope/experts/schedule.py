@@ -29,7 +29,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, NamedTuple
 
-from ._working import COPY_MOVE_MAX_PIXELS, averaging
+from ..map_geometry import averaging
+from ._working import COPY_MOVE_MAX_PIXELS
 
 if TYPE_CHECKING:
     from .base import Expert
@@ -41,7 +42,7 @@ class Profile(NamedTuple):
     fixed_s: float  # single-thread seconds on a warm process, whatever the size ...
     per_mp_s: float  # ... plus this per megapixel (only the order matters)
     bytes_per_pixel: float  # peak bytes it allocates per decoded pixel when it runs alone
-    # It works on at most this many pixels, averaged over f x f above (`_working.averaging`):
+    # It works on at most this many pixels, averaged over f x f above (`map_geometry.averaging`):
     # its time is that of the averaged image's pixels (its memory estimate stays per decoded
     # pixel, see PROFILES).
     max_pixels: float = float("inf")
