@@ -56,7 +56,7 @@ class Profile(NamedTuple):
 # dispatcher paired its full-size search with jpeg_artifacts at 48 MP and the peak grew from
 # 1.28 to 1.51 GB. Above 24 MP it now searches a 2x2-averaged plane (0.8 s instead of 4 s at
 # 48 MP), and still keeps 22.8 bytes per decoded pixel: estimated at its averaged size, it ran
-# beside ela and jpeg_artifacts at 48 MP and the peak grew from 1.21-1.24 to 1.31-1.32 GB.
+# beside ela and jpeg_artifacts at 48 MP and the peak grew from 1166-1206 to 1308-1324 MiB.
 PROFILES: dict[str, Profile] = {
     "jpeg_artifacts": Profile(0.02, 0.19, 7.6),
     "learned_localizer": Profile(0.05, 0.18, 1.6),
