@@ -386,11 +386,11 @@ def aliases(y: int, x: int, h: int, w: int) -> list[tuple[int, int]]:
 # CPU there; below it the 0.08 s at 12 MP is not worth the 46 MB.
 DROP_HP2_ABOVE = 16_000_000
 # Above COPY_MOVE_MAX_PIXELS (24 MP) the whole search runs on the grey plane averaged over f x f
-# pixels (`map_geometry.averaging`): at 48 MP f = 2, and copy_move's CPU falls from 3-4 s to under
-# 1 s and its memory (alone, above the decoded image, the grey plane included) from 518 to 281
-# MB. A copy then needs MIN_CELLS blocks of
-# (f * CELL)^2 image pixels. On 2x2 mosaics of 12-20 MP photos (48 MP, copies of 96-768 px
-# pasted in) both searches found and missed the same copies (mask IoU 0.95 against 0.98).
+# pixels (`map_geometry.averaging`): at 48 MP f = 2, and copy_move's CPU falls from 3-4 s to
+# under 1 s and its memory (alone, above the decoded image, the grey plane included) from 518 to
+# 281 MB. A copy then needs MIN_CELLS blocks of (f * CELL)^2 image pixels. On 2x2 mosaics of
+# 12-20 MP photos (48 MP, copies of 96-768 px pasted in) both searches found and missed the same
+# copies (mask IoU 0.95 against 0.98; benchmarks/bench_copy_move_large.py).
 
 
 def binned(gray: np.ndarray, f: int) -> np.ndarray:

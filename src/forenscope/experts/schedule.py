@@ -139,8 +139,7 @@ def plan(experts: Sequence[Expert], megapixels: float) -> list[list[int]]:
 
 def memory_estimate(name: str, kind: str, pixels: int) -> float:
     """Bytes the expert is expected to allocate on an image of `pixels` (static, per pixel)."""
-    p = profile(name, kind)
-    return p.bytes_per_pixel * pixels
+    return profile(name, kind).bytes_per_pixel * pixels
 
 
 def _task_memory(experts: Sequence[Expert], task: list[int], pixels: int) -> float:
