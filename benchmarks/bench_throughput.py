@@ -1,6 +1,6 @@
 """Folder throughput of `forenscope analyze DIR --out OUT -j N` (issue 15: -j 2 >= 1.8x -j 1).
 
-    python benchmarks/bench_throughput.py [--sets camera,small] [--repeat 2] [--one-core]
+    python benchmarks/bench_throughput.py [--sets camera,small,few] [--repeat 2] [--one-core]
 
 Each run is a fresh `forenscope analyze` process on a folder of symlinks, writing to a fresh
 --out folder: interpreter start, imports, model loading and the reports are all counted. The
@@ -8,9 +8,11 @@ runs alternate -j 1 and -j 2 (the machine's load drifts), `--repeat` times; the 
 medians: wall seconds, CPU seconds of the process and its workers, images per minute, cores
 busy (CPU / wall) and the -j 2 / -j 1 throughput ratio. `--one-core` adds -j 1 pinned to one
 core (`taskset -c 0`): the honest single-core baseline, since -j 1 runs two expert threads.
+The `default` row gives no -j (`-j auto`: worker processes for 8 files or more on 2 cores).
 
 Sets (from ../shared/data, skipped when absent): `camera`, the first 12 straight-from-camera
-JPEGs of 1.9-4.3 MP in real/metadata-extractor-images; `small`, real/kodak24/kodim01..12.png.
+JPEGs of 1.9-4.3 MP in real/metadata-extractor-images; `small`, real/kodak24/kodim01..12.png;
+`few`, kodim01..04.png (too few for worker processes: the default stays in one process).
 """
 
 from __future__ import annotations
@@ -61,7 +63,11 @@ def small_set(count: int = 12) -> list[Path]:
     return [KODAK / f"kodim{i:02d}.png" for i in range(1, count + 1)]
 
 
-def run_once(files: list[Path], jobs: int, one_core: bool = False) -> Run:
+def few_set() -> list[Path]:
+    return small_set(4)
+
+
+def run_once(files: list[Path], jobs: int | None, one_core: bool = False) -> Run:
     """One fresh `forenscope analyze` of a folder holding `files` (symlinks)."""
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         folder, out = Path(tmp) / "in", Path(tmp) / "out"
@@ -69,7 +75,7 @@ def run_once(files: list[Path], jobs: int, one_core: bool = False) -> Run:
         for f in files:
             (folder / f.name).symlink_to(f)
         cmd = [sys.executable, "-m", "forenscope", "analyze", str(folder), "--out", str(out)]
-        cmd += ["-j", str(jobs), "--no-progress"]
+        cmd += ["--no-progress"] + (["-j", str(jobs)] if jobs is not None else [])
         if one_core:
             cmd = ["taskset", "-c", "0", *cmd]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -88,15 +94,17 @@ def run_once(files: list[Path], jobs: int, one_core: bool = False) -> Run:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", default="camera,small")
+    parser.add_argument("--sets", default="camera,small,few")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--one-core", action="store_true", help="add -j 1 on one core")
     args = parser.parse_args()
     if not SHARED.is_dir():
         print(f"skipped: no shared data at {SHARED}")
         return
-    sets = {"camera": camera_set, "small": small_set}
-    variants = [("-j 1", 1, False), ("-j 2", 2, False)]
+    sets = {"camera": camera_set, "small": small_set, "few": few_set}
+    variants: list[tuple[str, int | None, bool]] = [
+        ("-j 1", 1, False), ("-j 2", 2, False), ("default", None, False)
+    ]  # fmt: skip
     if args.one_core and shutil.which("taskset"):
         variants.insert(0, ("-j 1, one core", 1, True))
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")

@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"report"},
     {"mllm"},
     {"pipeline"},
-    {"batch", "eval", "train", "demo", "video"},
+    {"batch", "parallelism", "eval", "train", "demo", "video"},
     {"service"},
     {"cli", "cli_text", "cli_progress", "llm_cli", "__main__", "__init__"},
 ]

@@ -26,6 +26,17 @@ def _split(value: str | None) -> tuple[str, ...] | None:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def _jobs(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    """`-j`: a number of processes, or `auto` (None: settled from the files, see
+    `parallelism.auto_jobs`)."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise click.BadParameter(f"{value!r} is neither a positive number of processes nor 'auto'")
+
+
 # Every command is loaded when it runs, so `--version` and `--help` import neither numpy, Pillow,
 # pydantic nor a model runtime (issue 15: cold start). name -> (module, attribute, the short
 # help `--help` lists; tests/test_import_light.py checks it is the command's own).
@@ -144,10 +155,13 @@ def analyze_command() -> click.Command:
 @click.option(
     "-j",
     "--jobs",
-    default=1,
+    default="auto",
     show_default=True,
-    type=click.IntRange(1),
-    help="Images analysed in parallel (processes).",
+    metavar="N|auto",
+    callback=_jobs,
+    help="Images analysed in parallel (processes of one expert thread each). auto: one per "
+    "core, as many as there are files and the memory budget holds; one file, or -j 1, is "
+    "analysed in this process with its experts in threads.",
 )
 @click.option(
     "--llm",
@@ -169,7 +183,8 @@ def analyze_command() -> click.Command:
     "--progress/--no-progress",
     default=None,
     help="Say on stderr what the analysis does: the models loading, then each expert as it "
-    "finishes (with -j 1 and no --timeout). Default: on a terminal, unless --json.",
+    "finishes (for files analysed in this process: one file or -j 1, and no --timeout). "
+    "Default: on a terminal, unless --json.",
 )
 def analyze(
     paths: tuple[str, ...],
@@ -178,7 +193,7 @@ def analyze(
     as_json: bool,
     experts: str | None,
     threshold: float,
-    jobs: int,
+    jobs: int | None,
     llm_config: str | None,
     timeout_s: float | None,
     progress: bool | None,
@@ -202,6 +217,7 @@ def analyze(
     from .batch import analyze_batch, finished_outcomes
     from .cli_progress import expert_progress, say_loading
     from .experts.registry import check_expert_names
+    from .parallelism import auto_jobs
     from .video.cli import llm_option
     from .video.dispatch import (
         ClipSettings,
@@ -232,6 +248,10 @@ def analyze(
 
     counts = {"clean": 0, "suspicious": 0, "inconclusive": 0, "error": 0}
     llm = llm_option(llm_config)
+    # -j auto (None) is settled per kind, before the index is read: it sets the memory budget
+    # every file is checked against.
+    clip_jobs = jobs if jobs is not None else auto_jobs(clips)
+    jobs = jobs if jobs is not None else auto_jobs(files)
     clip = ClipSettings(budget=clip_budget, max_side=clip_max_side)
     # A resumed run counts (and exits on) the files it finished before, read from its index.
     earlier = []
@@ -256,8 +276,8 @@ def analyze(
             llm=llm, timeout_s=timeout_s,
             on_expert=expert_progress(bar, bool(progress)) if show and in_process else None,
         ), analyze_clip_files(
-            clips, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
-            llm=llm, timeout_s=timeout_s, settings=clip,
+            clips, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold,
+            jobs=clip_jobs, llm=llm, timeout_s=timeout_s, settings=clip,
         ))  # fmt: skip
         for outcome in outcomes:
             counts[outcome.status] += 1

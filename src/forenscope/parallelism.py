@@ -1,0 +1,63 @@
+"""How many worker processes `forenscope analyze -j auto` (the default) runs a folder with.
+
+One process analysing one image runs its experts in two threads, but they keep only about 1.4
+of 2 cores busy (the experts' lengths differ and they share the GIL). Worker processes of one
+expert thread each, one per core, keep the cores busy: on 2 cores a folder of camera JPEGs goes
+about 1.4x faster (`benchmarks/bench_throughput.py`). A single file, or a handful, still run in
+this process with their experts in threads, which is faster than starting workers for them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from .io.limits import Limits, estimate_analysis_bytes
+
+# A worker process spends about 1.3 s of CPU starting (imports, models) before its first image,
+# so a small folder is faster in this process: on 2 cores, 2 workers against one process took
+# 2.0-2.6 vs 1.5-1.7 s for 2 Kodak PNGs, 2.8-3.0 vs 2.6-2.8 s for 4, were even for 6 Kodak
+# PNGs or 2 camera JPEGs of 3 MP, and x1.4 faster for 12 of either.
+MIN_FILES_PER_PROCESS = 4
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as `taskset` or a container's
+    cpuset restrict it), else the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def auto_jobs(paths: Sequence[Path], limits: Limits | None = None) -> int:
+    """Worker processes for analysing `paths`: one per usable core, each with at least
+    MIN_FILES_PER_PROCESS files, and no more than the memory budget holds when each of them
+    analyses the largest image (its size read from the file's header; the budget is shared by
+    the processes, see `batch.batch_limits`). 1 means: analyse in this process, the experts in
+    threads."""
+    jobs = min(usable_cores(), len(paths) // MIN_FILES_PER_PROCESS)
+    if jobs <= 1:
+        return 1
+    budget = (limits or Limits.from_env()).max_memory_bytes
+    largest = max((header_pixels(p) for p in paths), default=0)
+    while jobs > 1 and estimate_analysis_bytes(largest) > budget // jobs:
+        jobs -= 1
+    return jobs
+
+
+def header_pixels(path: Path) -> int:
+    """width * height from the image's header (no pixel is decoded); 0 when Pillow cannot read
+    it, as the analysis will then report."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a decompression-bomb warning: the analysis refuses
+            with Image.open(path) as im:
+                width, height = im.size
+    except Exception:  # any unreadable file: its own analysis gives the error
+        return 0
+    return width * height

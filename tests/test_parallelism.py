@@ -1,0 +1,119 @@
+"""`forenscope analyze -j auto` (the default): one worker process per core for a folder, as many
+as the files (four each at least) and the memory budget allow; a few files stay in this process
+(issue 15)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from forenscope import parallelism
+from forenscope.cli import main
+from forenscope.io.limits import MB, Limits, estimate_analysis_bytes
+from forenscope.parallelism import auto_jobs, header_pixels, usable_cores
+
+EXPERTS = "exif,ela,noise"
+
+
+def _photos(folder: Path, count: int, size: tuple[int, int] = (96, 64)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        path = folder / f"p{i}.png"
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_header_pixels_reads_the_size_and_gives_zero_for_what_pillow_cannot_open(
+    tmp_path: Path,
+) -> None:
+    (photo,) = _photos(tmp_path, 1, size=(120, 50))
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"\xff\xd8 not a jpeg")
+    assert header_pixels(photo) == 6000
+    assert header_pixels(junk) == 0
+    assert header_pixels(tmp_path / "missing.png") == 0
+
+
+def test_one_process_per_core_with_four_files_each_at_least(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos = _photos(tmp_path, 12)
+    monkeypatch.setattr(parallelism, "usable_cores", lambda: 2)
+    assert auto_jobs(photos) == 2
+    assert auto_jobs(photos[:8]) == 2
+    assert auto_jobs(photos[:7]) == 1  # a handful: this process, the experts in threads
+    assert auto_jobs(photos[:1]) == 1
+    assert auto_jobs([]) == 1
+    monkeypatch.setattr(parallelism, "usable_cores", lambda: 8)
+    assert auto_jobs(photos) == 3
+    monkeypatch.setattr(parallelism, "usable_cores", lambda: 1)
+    assert auto_jobs(photos) == 1
+
+
+def test_fewer_processes_when_the_shared_budget_cannot_hold_the_largest_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos = _photos(tmp_path, 16, size=(400, 300))
+    monkeypatch.setattr(parallelism, "usable_cores", lambda: 4)
+    need = estimate_analysis_bytes(400 * 300)
+    assert auto_jobs(photos, Limits(max_memory_bytes=4 * need)) == 4
+    assert auto_jobs(photos, Limits(max_memory_bytes=3 * need)) == 3
+    assert auto_jobs(photos, Limits(max_memory_bytes=2 * need - 1)) == 1
+    # read from FORENSCOPE_MAX_MEMORY_MB when no limits are given, as the batch reads it
+    monkeypatch.setenv("FORENSCOPE_MAX_MEMORY_MB", str(need // MB + 1))
+    assert auto_jobs(photos) == 1
+
+
+def test_usable_cores_is_a_positive_count() -> None:
+    assert 1 <= usable_cores() <= 4096
+
+
+def _expert_lines(stderr: str) -> list[str]:
+    return [line.strip() for line in stderr.splitlines() if line.strip().startswith("[")]
+
+
+def test_a_folder_goes_to_worker_processes_by_default_and_stays_here_with_j1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-expert progress comes only from files analysed in this process, so it tells where
+    the files ran; both runs give the same verdicts."""
+    _photos(tmp_path / "in", 8)
+    monkeypatch.setattr(parallelism, "usable_cores", lambda: 2)
+    runs = {}
+    for jobs in ([], ["-j", "auto"], ["-j", "1"]):
+        args = ["analyze", str(tmp_path / "in"), "--experts", EXPERTS, "--progress", *jobs]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code in (0, 1, 4), result.output
+        lines = sorted(line for line in result.stdout.splitlines() if ": " in line)
+        runs[" ".join(jobs) or "default"] = (lines, _expert_lines(result.stderr))
+    assert runs["default"][1] == [] and runs["-j auto"][1] == []
+    assert len(runs["-j 1"][1]) == 3 * 8  # three experts, eight files
+    assert runs["default"][0] == runs["-j 1"][0] == runs["-j auto"][0]
+    names = [line.split(":")[0].rsplit("/", 1)[-1] for line in runs["default"][0]]
+    assert names == [f"p{i}.png" for i in range(8)]
+
+
+def test_a_few_files_are_analysed_here_with_their_experts_in_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _photos(tmp_path / "in", 3)
+    monkeypatch.setattr(parallelism, "usable_cores", lambda: 2)
+    args = ["analyze", str(tmp_path / "in"), "--experts", EXPERTS, "--progress"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code in (0, 1, 4), result.output
+    assert len(_expert_lines(result.stderr)) == 3 * 3
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", ""])
+def test_bad_jobs_values_are_usage_errors(tmp_path: Path, value: str) -> None:
+    (photo,) = _photos(tmp_path, 1)
+    result = CliRunner().invoke(main, ["analyze", str(photo), "-j", value])
+    assert result.exit_code == 2
+    assert "neither a positive number of processes nor 'auto'" in result.output
