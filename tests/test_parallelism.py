@@ -13,8 +13,8 @@ from PIL import Image
 
 from forenscope import parallelism
 from forenscope.cli import main
-from forenscope.io.limits import MB, Limits, estimate_analysis_bytes
-from forenscope.parallelism import auto_jobs, header_pixels, usable_cores
+from forenscope.io.limits import MB, Limits, estimate_analysis_bytes, usable_cores
+from forenscope.parallelism import auto_jobs, header_pixels
 
 EXPERTS = "exif,ela,noise"
 

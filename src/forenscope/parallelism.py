@@ -9,27 +9,17 @@ this process with their experts in threads, which is faster than starting worker
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from .io.limits import Limits, estimate_analysis_bytes
+from .io.limits import Limits, estimate_analysis_bytes, usable_cores
 
 # A worker process spends about 1.3 s of CPU starting (imports, models) before its first image,
 # so a small folder is faster in this process: on 2 cores, 2 workers against one process took
 # 2.0-2.6 vs 1.5-1.7 s for 2 Kodak PNGs, 2.8-3.0 vs 2.6-2.8 s for 4, were even for 6 Kodak
 # PNGs or 2 camera JPEGs of 3 MP, and x1.4 faster for 12 of either.
 MIN_FILES_PER_PROCESS = 4
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, as `taskset` or a container's
-    cpuset restrict it), else the machine's."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def auto_jobs(paths: Sequence[Path], limits: Limits | None = None) -> int:

@@ -54,6 +54,15 @@ def machine_memory_bytes() -> int:
     return total
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, as `taskset` or a container's cpuset
+    restricts it, else the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def default_memory_budget() -> int:
     """Half the machine: room for the rest of the process, the OS and other programs."""
     return max(256 * MB, machine_memory_bytes() // 2)

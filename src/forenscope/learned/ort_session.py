@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingDependencyError, ModelError
+from ..io.limits import usable_cores
 
 # Graphs this large are worth a rewritten copy (the 90 MB CLIP encoder: 0.08 s CPU of every
 # new process); small ones open about as fast as their copy would.
@@ -19,8 +20,9 @@ def cpu_session(
 ) -> Any:
     """An InferenceSession on the CPU provider with full graph optimisation.
 
-    `what` names the feature for the error messages ("the CLIP detector"); `threads` caps the
-    intra-op pool (None: onnxruntime's default); inter-op is 1 because our graphs are chains.
+    `what` names the feature for the error messages ("the CLIP detector"); `threads` sizes the
+    intra-op pool (None: one thread per core the process may use); inter-op is 1 because our
+    graphs are chains.
     With `cache_optimized`, a file model of OPTIMIZE_MIN_BYTES or more is opened from its graph
     with the portable (extended) optimisations already applied, saved once per model and
     onnxruntime version under the cache directory (see `optimized_graph`).
@@ -49,8 +51,10 @@ def _size(path: Path) -> int:
 
 def _options(ort: Any, threads: int | None) -> Any:
     opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
+    # Always a count: left to itself onnxruntime starts one thread per physical core and pins
+    # each to a core, outside the affinity `taskset` or a cpuset gives the process, and onto
+    # the same cores as the pool of every other process doing the same.
+    opts.intra_op_num_threads = threads or usable_cores()
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return opts
