@@ -8,9 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from forenscope.io import limits
 from forenscope.io.limits import usable_cores
 
 pytest.importorskip("onnxruntime")
@@ -39,6 +41,25 @@ print(json.dumps([sorted(os.sched_getaffinity(int(t))) for t in tasks]))
 def test_usable_cores_follows_the_affinity() -> None:
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     assert usable_cores() == (expected or os.cpu_count() or 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux only")
+def test_physical_cores_count_hyperthreads_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four logical CPUs on two cores of one package; without a topology, the logical count."""
+    for cpu, core in enumerate((0, 0, 1, 1)):
+        topology = tmp_path / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "core_id").write_text(f"{core}\n")
+        (topology / "physical_package_id").write_text("0\n")
+    monkeypatch.setattr(limits, "SYSFS_CPUS", tmp_path)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert usable_cores() == 4 and usable_cores(physical=True) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert usable_cores(physical=True) == 1
+    monkeypatch.setattr(limits, "SYSFS_CPUS", tmp_path / "missing")
+    assert usable_cores(physical=True) == 2
 
 
 @pytest.mark.skipif(

@@ -54,13 +54,28 @@ def machine_memory_bytes() -> int:
     return total
 
 
-def usable_cores() -> int:
+SYSFS_CPUS = Path("/sys/devices/system/cpu")
+
+
+def usable_cores(physical: bool = False) -> int:
     """The cores this process may run on: its CPU affinity, as `taskset` or a container's cpuset
-    restricts it, else the machine's count."""
+    restricts it, else the machine's count. With `physical`, hyperthreads of one core count
+    once (read from sysfs; the logical count where that cannot be read)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = os.sched_getaffinity(0)
     except (AttributeError, OSError):  # not on Linux
         return max(1, os.cpu_count() or 1)
+    if physical:
+        cores = set()
+        for cpu in cpus:
+            topology = SYSFS_CPUS / f"cpu{cpu}" / "topology"
+            try:
+                package = (topology / "physical_package_id").read_text().strip()
+                cores.add((package, (topology / "core_id").read_text().strip()))
+            except OSError:
+                return max(1, len(cpus))
+        return max(1, len(cores))
+    return max(1, len(cpus))
 
 
 def default_memory_budget() -> int:

@@ -21,8 +21,8 @@ def cpu_session(
     """An InferenceSession on the CPU provider with full graph optimisation.
 
     `what` names the feature for the error messages ("the CLIP detector"); `threads` sizes the
-    intra-op pool (None: one thread per core the process may use); inter-op is 1 because our
-    graphs are chains.
+    intra-op pool (None: one thread per physical core the process may use); inter-op is 1
+    because our graphs are chains.
     With `cache_optimized`, a file model of OPTIMIZE_MIN_BYTES or more is opened from its graph
     with the portable (extended) optimisations already applied, saved once per model and
     onnxruntime version under the cache directory (see `optimized_graph`).
@@ -53,8 +53,9 @@ def _options(ort: Any, threads: int | None) -> Any:
     opts = ort.SessionOptions()
     # Always a count: left to itself onnxruntime starts one thread per physical core and pins
     # each to a core, outside the affinity `taskset` or a cpuset gives the process, and onto
-    # the same cores as the pool of every other process doing the same.
-    opts.intra_op_num_threads = threads or usable_cores()
+    # the same cores as the pool of every other process doing the same. Given a count, it pins
+    # nothing; physical cores, as its default counts them (hyperthreads add little to a GEMM).
+    opts.intra_op_num_threads = threads or usable_cores(physical=True)
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return opts
