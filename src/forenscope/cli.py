@@ -160,8 +160,8 @@ def analyze_command() -> click.Command:
     metavar="N|auto",
     callback=_jobs,
     help="Images analysed in parallel (processes of one expert thread each). auto: one per "
-    "core, as many as there are files and the memory budget holds; one file, or -j 1, is "
-    "analysed in this process with its experts in threads.",
+    "core with at least 4 files each, as many as the memory budget holds; fewer files, or "
+    "-j 1, are analysed in this process with their experts in threads.",
 )
 @click.option(
     "--llm",

@@ -1,10 +1,11 @@
 """How many worker processes `forenscope analyze -j auto` (the default) runs a folder with.
 
 One process analysing one image runs its experts in two threads, but they keep only about 1.4
-of 2 cores busy (the experts' lengths differ and they share the GIL). Worker processes of one
-expert thread each, one per core, keep the cores busy: on 2 cores a folder of camera JPEGs goes
-about 1.4x faster (`benchmarks/bench_throughput.py`). A single file, or a handful, still run in
-this process with their experts in threads, which is faster than starting workers for them.
+of 2 cores busy (the experts' lengths differ and they hand the GIL to each other). Worker
+processes of one expert thread each, one per core, keep the cores busy: on 2 cores a folder of
+12 camera JPEGs goes x1.5-1.6 faster (`benchmarks/bench_throughput.py`). A single file, or a
+handful, still run in this process with their experts in threads, which is faster than
+starting workers for them.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from pathlib import Path
 
 from .io.limits import Limits, estimate_analysis_bytes, usable_cores
 
-# A worker process spends about 1.3 s of CPU starting (imports, models) before its first image,
-# so a small folder is faster in this process: on 2 cores, 2 workers against one process took
-# 2.0-2.6 vs 1.5-1.7 s for 2 Kodak PNGs, 2.8-3.0 vs 2.6-2.8 s for 4, were even for 6 Kodak
-# PNGs or 2 camera JPEGs of 3 MP, and x1.4 faster for 12 of either.
+# A worker process spends about 0.9 s of CPU starting (imports, the CLIP session) before its
+# first image, so a small folder is faster in this process: on 2 cores, 2 workers against one
+# process took 2.0-2.6 vs 1.5-1.7 s for 2 Kodak PNGs, 2.5-3.0 vs 2.5-3.0 s for 4, were even
+# for 6 Kodak PNGs or 2 camera JPEGs of 3 MP, and x1.2-1.6 faster for 12 of either.
 MIN_FILES_PER_PROCESS = 4
 
 
