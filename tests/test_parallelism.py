@@ -76,14 +76,25 @@ def test_usable_cores_is_a_positive_count() -> None:
 
 
 def _expert_lines(stderr: str) -> list[str]:
+    """Lines of experts finished in this process ("[1/3] ela: ...")."""
     return [line.strip() for line in stderr.splitlines() if line.strip().startswith("[")]
+
+
+def _worker_lines(stderr: str) -> dict[str, list[str]]:
+    """Lines of experts finished in worker processes ("p0.png [1/3] ela: ..."), by file."""
+    found: dict[str, list[str]] = {}
+    for line in stderr.splitlines():
+        name, _, rest = line.strip().partition(" ")
+        if name.endswith(".png") and rest.startswith("["):
+            found.setdefault(name, []).append(rest.split("]")[0] + "]")
+    return found
 
 
 def test_a_folder_goes_to_worker_processes_by_default_and_stays_here_with_j1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Per-expert progress comes only from files analysed in this process, so it tells where
-    the files ran; both runs give the same verdicts."""
+    """Progress tells where the files ran: experts finished in a worker are named with their
+    file (the workers' files interleave). Every run gives the same verdicts."""
     _photos(tmp_path / "in", 8)
     monkeypatch.setattr(parallelism, "usable_cores", lambda: 2)
     runs = {}
@@ -92,9 +103,13 @@ def test_a_folder_goes_to_worker_processes_by_default_and_stays_here_with_j1(
         result = CliRunner().invoke(main, args)
         assert result.exit_code in (0, 1, 4), result.output
         lines = sorted(line for line in result.stdout.splitlines() if ": " in line)
-        runs[" ".join(jobs) or "default"] = (lines, _expert_lines(result.stderr))
-    assert runs["default"][1] == [] and runs["-j auto"][1] == []
-    assert len(runs["-j 1"][1]) == 3 * 8  # three experts, eight files
+        runs[" ".join(jobs) or "default"] = (lines, result.stderr)
+    every_file = {f"p{i}.png": ["[1/3]", "[2/3]", "[3/3]"] for i in range(8)}
+    for name in ("default", "-j auto"):
+        assert _expert_lines(runs[name][1]) == []
+        assert _worker_lines(runs[name][1]) == every_file
+    assert len(_expert_lines(runs["-j 1"][1])) == 3 * 8  # three experts, eight files
+    assert _worker_lines(runs["-j 1"][1]) == {}
     assert runs["default"][0] == runs["-j 1"][0] == runs["-j auto"][0]
     names = [line.split(":")[0].rsplit("/", 1)[-1] for line in runs["default"][0]]
     assert names == [f"p{i}.png" for i in range(8)]
@@ -117,3 +132,26 @@ def test_bad_jobs_values_are_usage_errors(tmp_path: Path, value: str) -> None:
     result = CliRunner().invoke(main, ["analyze", str(photo), "-j", value])
     assert result.exit_code == 2
     assert "neither a positive number of processes nor 'auto'" in result.output
+
+
+def test_worker_steps_on_a_terminal_bar_name_the_file_and_count_its_experts() -> None:
+    import io
+
+    from tqdm import tqdm
+
+    from forenscope.batch import ExpertStep
+    from forenscope.cli_progress import step_progress
+
+    buf = io.StringIO()
+    with tqdm(total=2, file=buf, disable=False) as bar:
+        report = step_progress(bar, lines=False)
+        report(ExpertStep("/in/a.png", "ela", "done", 0.1, 2))
+        report(ExpertStep("/in/b\x1b[2J.png", "ela", "abstained", 0.1, 2))
+        first = buf.getvalue()
+        report(ExpertStep("/in/a.png", "noise", "done", 0.2, 2))
+        second = buf.getvalue()
+        report(ExpertStep("/in/a.png", "ela", "done", 0.1, 2))  # a.png again: a new count
+    assert "a.png: 1/2 experts, last ela" in first
+    assert "\x1b[2J" not in buf.getvalue()  # file names are made safe for the terminal
+    assert "a.png: 2/2 experts, last noise" in second
+    assert "a.png: 1/2 experts, last ela" in buf.getvalue()[len(second) :]

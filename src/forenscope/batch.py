@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from .io.limits import Limits
     from .mllm.config import LLMConfig
     from .pipeline import ExpertDone
+    from .types import ExpertResult
 
 Status = Literal["clean", "suspicious", "inconclusive", "error"]
 INDEX_NAME = "index.jsonl"
@@ -163,6 +165,40 @@ def append_line(index: Path, record: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+@dataclass(frozen=True)
+class ExpertStep:
+    """One expert of a file finished in a worker process: what the CLI's progress shows, small
+    enough to cross the pipe (an ExpertResult carries image-sized maps)."""
+
+    path: str
+    expert: str
+    status: Literal["done", "abstained", "failed"]
+    elapsed_s: float
+    total: int  # experts run on the file
+
+
+ExpertStepDone = Callable[[ExpertStep], None]
+
+
+def analyze_file_reporting(
+    path: str, out_dir: str | None, formats: tuple[str, ...], experts: tuple[str, ...] | None,
+    threshold: float, threads: int | None = None, llm: LLMConfig | None = None,
+    limits: Limits | None = None, *, report: ExpertStepDone,
+) -> FileOutcome:  # fmt: skip
+    """`analyze_file` in a worker, with an ExpertStep sent to `report` as each expert of the
+    file finishes."""
+
+    def finished(result: ExpertResult, total: int) -> None:
+        status: Literal["done", "abstained", "failed"] = (
+            "failed" if result.error else "abstained" if result.score is None else "done"
+        )
+        report(ExpertStep(path, result.expert, status, result.elapsed_s, total))
+
+    return analyze_file(
+        path, out_dir, formats, experts, threshold, threads, llm, limits, on_expert=finished
+    )
+
+
 def analyze_file(
     path: str,
     out_dir: str | None,
@@ -241,21 +277,24 @@ def analyze_batch(
     llm: LLMConfig | None = None,
     timeout_s: float | None = None,
     on_expert: ExpertDone | None = None,
+    on_step: ExpertStepDone | None = None,
 ) -> Iterator[FileOutcome]:
     """Yield one FileOutcome per file, in completion order; skips files in `out_dir`'s index.
 
     `timeout_s` bounds each file's wall-clock time: past it, the worker is killed and replaced
     and the file is an error (files then always run in worker processes, even with jobs=1).
-    `on_expert(result, total)` is called as each expert of a file finishes, for the files
-    analysed in this process (jobs=1 without `timeout_s`); worker processes report none.
+    As each expert of a file finishes, `on_expert(result, total)` is called for the files
+    analysed in this process (jobs=1 without `timeout_s`), and `on_step(step)` for those
+    analysed in worker processes (in this process, as the workers report them).
     """
     pending = [str(p) for p in paths]
     out = str(out_dir) if out_dir is not None else None
     limits = batch_limits(jobs)
     in_process = jobs <= 1 and timeout_s is None
     pool: WorkerPool[str, FileOutcome] = WorkerPool(
-        analyze_file, jobs, timeout_s=timeout_s, warm=partial(import_analysis, experts)
-    )
+        analyze_file if on_step is None else analyze_file_reporting, jobs, timeout_s=timeout_s,
+        warm=partial(import_analysis, experts), on_report=on_step,
+    )  # fmt: skip
     with pool:
         if not in_process and pending and not _has_index(out_dir):
             # Nothing can be skipped: the workers start Python and import the analysis while
@@ -451,9 +490,17 @@ def one_thread_per_process() -> None:
         threadpool_limits(int(value) if value.isdigit() and int(value) > 0 else 1)
 
 
+@dataclass(frozen=True)
+class _Report:
+    """A message a worker sends while it works on a task (see WorkerPool's `on_report`)."""
+
+    payload: Any
+
+
 def _worker_main(
-    conn: Connection, parent_pid: int, fn: Callable[..., Any], warm: Callable[[], None] | None
-) -> None:
+    conn: Connection, parent_pid: int, fn: Callable[..., Any], warm: Callable[[], None] | None,
+    reports: bool = False,
+) -> None:  # fmt: skip
     one_thread_per_process()
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle
@@ -470,7 +517,15 @@ def _worker_main(
         if task is None:
             return
         key, args = task
-        conn.send((key, fn(*args)))
+        if reports:
+            conn.send((key, fn(*args, report=partial(_send_report, conn, threading.Lock()))))
+        else:
+            conn.send((key, fn(*args)))
+
+
+def _send_report(conn: Connection, lock: threading.Lock, payload: Any) -> None:
+    with lock:  # the task may report from several threads
+        conn.send(_Report(payload))
 
 
 @dataclass
@@ -493,10 +548,14 @@ class WorkerPool(Generic[K, R]):
     def __init__(
         self, fn: Callable[..., R], jobs: int, *, timeout_s: float | None = None,
         warm: Callable[[], None] | None = None,
+        on_report: Callable[[Any], None] | None = None,
     ) -> None:  # fmt: skip
-        """`warm` (a module-level function) runs in each new worker before its first task."""
+        """`warm` (a module-level function) runs in each new worker before its first task.
+        With `on_report`, tasks run as `fn(*args, report=send)`, and whatever a task passes to
+        `send` reaches `on_report` in this process (while `run` waits for results)."""
         self.fn = fn
         self.warm = warm
+        self.on_report = on_report
         self.jobs = max(1, jobs)
         self.timeout_s = timeout_s
         # spawn: the parent of each worker is this process (so PDEATHSIG follows it), and no
@@ -513,8 +572,8 @@ class WorkerPool(Generic[K, R]):
     def _start(self) -> _Worker[K]:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
-            target=_worker_main, args=(child, os.getpid(), self.fn, self.warm), daemon=True,
-            name="forenscope-worker",
+            target=_worker_main, daemon=True, name="forenscope-worker",
+            args=(child, os.getpid(), self.fn, self.warm, self.on_report is not None),
         )  # fmt: skip
         process.start()
         child.close()
@@ -583,8 +642,13 @@ class WorkerPool(Generic[K, R]):
         key = worker.key
         assert key is not None
         try:
-            if worker.conn.poll():
-                got_key, result = worker.conn.recv()
+            while worker.conn.poll():
+                message = worker.conn.recv()
+                if isinstance(message, _Report):
+                    if self.on_report is not None:
+                        self.on_report(message.payload)
+                    continue
+                got_key, result = message
                 worker.busy, worker.key = False, None
                 return got_key, result
         except (EOFError, OSError):

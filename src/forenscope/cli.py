@@ -183,8 +183,7 @@ def analyze_command() -> click.Command:
     "--progress/--no-progress",
     default=None,
     help="Say on stderr what the analysis does: the models loading, then each expert as it "
-    "finishes (for files analysed in this process: one file or -j 1, and no --timeout). "
-    "Default: on a terminal, unless --json.",
+    "finishes. Default: on a terminal, unless --json.",
 )
 def analyze(
     paths: tuple[str, ...],
@@ -215,7 +214,7 @@ def analyze(
     from tqdm import tqdm
 
     from .batch import analyze_batch, finished_outcomes
-    from .cli_progress import expert_progress, say_loading
+    from .cli_progress import expert_progress, say_loading, step_progress
     from .experts.registry import check_expert_names
     from .parallelism import auto_jobs
     from .video.cli import llm_option
@@ -264,7 +263,7 @@ def analyze(
     for done in earlier:
         counts[done.status] += 1
     show = (sys.stderr.isatty() and not as_json) if progress is None else progress
-    in_process = jobs <= 1 and timeout_s is None  # worker processes report no expert
+    in_process = jobs <= 1 and timeout_s is None  # else the experts are reported as steps
     if show and files:
         say_loading(files)
     with tqdm(
@@ -275,6 +274,7 @@ def analyze(
             files, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold, jobs=jobs,
             llm=llm, timeout_s=timeout_s,
             on_expert=expert_progress(bar, bool(progress)) if show and in_process else None,
+            on_step=step_progress(bar, bool(progress)) if show and not in_process else None,
         ), analyze_clip_files(
             clips, out_dir=out_dir, formats=fmts, experts=names, threshold=threshold,
             jobs=clip_jobs, llm=llm, timeout_s=timeout_s, settings=clip,

@@ -1,6 +1,7 @@
-"""What `forenscope analyze` tells stderr while it works in this process: that the experts'
-models are loading (the first seconds of a cold start say nothing otherwise), then each expert
-as it finishes, on the progress bar of a terminal or as lines with --progress. Stdout (the
+"""What `forenscope analyze` tells stderr while it works: that the experts' models are loading
+(the first seconds of a cold start say nothing otherwise), then each expert as it finishes, in
+this process or in a worker process, on the progress bar of a terminal or as lines with
+--progress. Stdout (the
 --json lines, the per-file verdicts) is never written to."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from .batch import ExpertStep, ExpertStepDone
     from .pipeline import ExpertDone
     from .types import ExpertResult
 
@@ -47,6 +49,27 @@ def expert_progress(bar: Any, lines: bool) -> ExpertDone:
                       file=sys.stderr)  # fmt: skip
         else:
             bar.set_postfix_str(f"{n}/{total} experts, last {result.expert}{last}")
+
+    return finished
+
+
+def step_progress(bar: Any, lines: bool) -> ExpertStepDone:
+    """The `on_step` callback that reports each finished expert of the images analysed in
+    worker processes, named by file since the workers' images interleave: on `bar` (its
+    postfix) or one line per expert when `lines`."""
+    from .cli_text import terminal_safe
+
+    done: dict[str, int] = {}
+
+    def finished(step: ExpertStep) -> None:
+        n = done.get(step.path, 0) + 1
+        done[step.path] = n if n < step.total else 0  # the file's last expert: start again
+        name = terminal_safe(Path(step.path).name)
+        if lines:
+            bar.write(f"  {name} [{n}/{step.total}] {step.expert}: {step.status} in "
+                      f"{step.elapsed_s:.1f} s", file=sys.stderr)  # fmt: skip
+        else:
+            bar.set_postfix_str(f"{name}: {n}/{step.total} experts, last {step.expert}")
 
     return finished
 
