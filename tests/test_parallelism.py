@@ -60,12 +60,17 @@ def test_one_process_per_core_with_four_files_each_at_least(
 def test_fewer_processes_when_the_shared_budget_cannot_hold_the_largest_image(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Each process needs its models (WORKER_RESIDENT_BYTES) plus the analysis of the largest
+    image."""
     photos = _photos(tmp_path, 16, size=(400, 300))
+    photos[5] = _photos(tmp_path / "big", 1, size=(800, 600))[0]
     monkeypatch.setattr(parallelism, "usable_cores", lambda: 4)
-    need = estimate_analysis_bytes(400 * 300)
+    need = parallelism.WORKER_RESIDENT_BYTES + estimate_analysis_bytes(800 * 600)
     assert auto_jobs(photos, Limits(max_memory_bytes=4 * need)) == 4
     assert auto_jobs(photos, Limits(max_memory_bytes=3 * need)) == 3
     assert auto_jobs(photos, Limits(max_memory_bytes=2 * need - 1)) == 1
+    # the analysis alone would fit twice; with the models it does not
+    assert auto_jobs(photos, Limits(max_memory_bytes=2 * estimate_analysis_bytes(800 * 600))) == 1
     # read from FORENSCOPE_MAX_MEMORY_MB when no limits are given, as the batch reads it
     monkeypatch.setenv("FORENSCOPE_MAX_MEMORY_MB", str(need // MB + 1))
     assert auto_jobs(photos) == 1
