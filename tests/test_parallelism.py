@@ -71,6 +71,9 @@ def test_fewer_processes_when_the_shared_budget_cannot_hold_the_largest_image(
     assert auto_jobs(photos, Limits(max_memory_bytes=2 * need - 1)) == 1
     # the analysis alone would fit twice; with the models it does not
     assert auto_jobs(photos, Limits(max_memory_bytes=2 * estimate_analysis_bytes(800 * 600))) == 1
+    # an image over the pixel limit is refused before decoding, so it takes no memory
+    over = Limits(max_memory_bytes=2 * need - 1, max_pixels=800 * 600 - 1)
+    assert auto_jobs(photos, over) == 2
     # read from FORENSCOPE_MAX_MEMORY_MB when no limits are given, as the batch reads it
     monkeypatch.setenv("FORENSCOPE_MAX_MEMORY_MB", str(need // MB + 1))
     assert auto_jobs(photos) == 1

@@ -35,8 +35,11 @@ def auto_jobs(paths: Sequence[Path], limits: Limits | None = None) -> int:
     jobs = min(usable_cores(), len(paths) // MIN_FILES_PER_PROCESS)
     if jobs <= 1:
         return 1
-    budget = (limits or Limits.from_env()).max_memory_bytes
-    need = WORKER_RESIDENT_BYTES + estimate_analysis_bytes(max(map(header_pixels, paths)))
+    limits = limits or Limits.from_env()
+    # An image over the pixel limit is refused before decoding: it needs no memory.
+    sizes = [px for px in map(header_pixels, paths) if px <= limits.max_pixels]
+    need = WORKER_RESIDENT_BYTES + estimate_analysis_bytes(max(sizes, default=0))
+    budget = limits.max_memory_bytes
     while jobs > 1 and need > budget // jobs:
         jobs -= 1
     return jobs
