@@ -79,6 +79,20 @@ def test_fewer_processes_when_the_shared_budget_cannot_hold_the_largest_image(
     assert auto_jobs(photos) == 1
 
 
+def test_an_image_too_large_for_the_whole_budget_does_not_cut_the_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It is refused before decoding with one process or many, so it needs no memory."""
+    photos = [tmp_path / f"p{i}.jpg" for i in range(8)]
+    sizes = {p: 1_000_000 for p in photos} | {photos[3]: 60_000_000}  # read from the headers
+    monkeypatch.setattr(parallelism, "header_pixels", sizes.__getitem__)
+    monkeypatch.setattr(parallelism, "usable_cores", lambda: 2)
+    budget = 2 * (parallelism.WORKER_RESIDENT_BYTES + estimate_analysis_bytes(1_000_000))
+    assert estimate_analysis_bytes(60_000_000) > budget
+    assert auto_jobs(photos, Limits(max_memory_bytes=budget)) == 2
+    assert auto_jobs(photos, Limits(max_memory_bytes=budget - 1)) == 1
+
+
 def test_usable_cores_is_a_positive_count() -> None:
     assert 1 <= usable_cores() <= 4096
 

@@ -36,10 +36,14 @@ def auto_jobs(paths: Sequence[Path], limits: Limits | None = None) -> int:
     if jobs <= 1:
         return 1
     limits = limits or Limits.from_env()
-    # An image over the pixel limit is refused before decoding: it needs no memory.
-    sizes = [px for px in map(header_pixels, paths) if px <= limits.max_pixels]
-    need = WORKER_RESIDENT_BYTES + estimate_analysis_bytes(max(sizes, default=0))
     budget = limits.max_memory_bytes
+    # An image over the pixel limit, or too large for the whole budget, is refused before
+    # decoding however many processes run: it needs no memory.
+    sizes = [
+        px for px in map(header_pixels, paths)
+        if px <= limits.max_pixels and estimate_analysis_bytes(px) <= budget
+    ]  # fmt: skip
+    need = WORKER_RESIDENT_BYTES + estimate_analysis_bytes(max(sizes, default=0))
     while jobs > 1 and need > budget // jobs:
         jobs -= 1
     return jobs
