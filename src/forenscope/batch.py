@@ -165,6 +165,14 @@ def append_line(index: Path, record: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+ExpertStatus = Literal["done", "abstained", "failed"]
+
+
+def expert_status(result: ExpertResult) -> ExpertStatus:
+    """How an expert's run ended, as the progress reports it."""
+    return "failed" if result.error else "abstained" if result.score is None else "done"
+
+
 @dataclass(frozen=True)
 class ExpertStep:
     """One expert of a file finished in a worker process: what the CLI's progress shows, small
@@ -172,7 +180,7 @@ class ExpertStep:
 
     path: str
     expert: str
-    status: Literal["done", "abstained", "failed"]
+    status: ExpertStatus
     elapsed_s: float
     total: int  # experts run on the file
 
@@ -189,10 +197,7 @@ def analyze_file_reporting(
     file finishes."""
 
     def finished(result: ExpertResult, total: int) -> None:
-        status: Literal["done", "abstained", "failed"] = (
-            "failed" if result.error else "abstained" if result.score is None else "done"
-        )
-        report(ExpertStep(path, result.expert, status, result.elapsed_s, total))
+        report(ExpertStep(path, result.expert, expert_status(result), result.elapsed_s, total))
 
     return analyze_file(
         path, out_dir, formats, experts, threshold, threads, llm, limits, on_expert=finished

@@ -1,8 +1,7 @@
 """What `forenscope analyze` tells stderr while it works: that the experts' models are loading
 (the first seconds of a cold start say nothing otherwise), then each expert as it finishes, in
 this process or in a worker process, on the progress bar of a terminal or as lines with
---progress. Stdout (the
---json lines, the per-file verdicts) is never written to."""
+--progress. Stdout (the --json lines, the per-file verdicts) is never written to."""
 
 from __future__ import annotations
 
@@ -35,6 +34,8 @@ def expert_progress(bar: Any, lines: bool) -> ExpertDone:
     """The `on_expert` callback that reports each finished expert of the images analysed in
     this process on `bar` (a tqdm bar: its postfix on a terminal, or one line per expert when
     `lines`)."""
+    from .batch import expert_status
+
     lock = threading.Lock()
     done = [0]
 
@@ -42,7 +43,7 @@ def expert_progress(bar: Any, lines: bool) -> ExpertDone:
         with lock:
             done[0] = done[0] % total + 1  # the next image starts again at 1
             n = done[0]
-        word = "failed" if result.error else "abstained" if result.score is None else "done"
+        word = expert_status(result)
         last = " - fusing them into the verdict and maps ..." if n == total else ""
         if lines:
             bar.write(f"  [{n}/{total}] {result.expert}: {word} in {result.elapsed_s:.1f} s{last}",
