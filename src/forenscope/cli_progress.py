@@ -21,13 +21,10 @@ if TYPE_CHECKING:
 
 def megapixels(path: Path) -> float | None:
     """From the header alone; None when Pillow cannot read it (the analysis says why)."""
-    try:
-        from PIL import Image
+    from .parallelism import header_pixels
 
-        with Image.open(path) as im:
-            return float(im.size[0] * im.size[1]) / 1e6
-    except Exception:  # reported properly by the analysis itself
-        return None
+    pixels = header_pixels(path)
+    return pixels / 1e6 if pixels else None
 
 
 def expert_progress(bar: Any, lines: bool) -> ExpertDone:
