@@ -21,6 +21,12 @@ MAP_SIDE = WORK_SIDE
 COPY_MOVE_MAX_PIXELS = 24_000_000
 
 
+def rows_per_strip(width: int, pixels: int, multiple: int = 1) -> int:
+    """Rows of a strip of about `pixels` pixels: the multiple of `multiple` nearest
+    pixels / width, at least `multiple`."""
+    return max(multiple, round(pixels / width / multiple) * multiple)
+
+
 def map_shape(shape: tuple[int, int]) -> tuple[int, int]:
     """The shape of the map an expert returns for an image of `shape`."""
     return working_size(int(shape[0]), int(shape[1]), MAP_SIDE)

@@ -18,7 +18,7 @@ from ..residual import reflect_border
 from ..types import BBox, Evidence, ExpertResult, ExpertSpec
 from . import _jpeg_math as jm
 from ._signal_math import LUMA
-from ._working import paint_blocks
+from ._working import paint_blocks, rows_per_strip
 from .base import Expert
 from .registry import register_expert
 
@@ -38,7 +38,7 @@ STRIP_PIXELS = 1 << 16
 
 def strip_rows(width: int) -> int:
     """Rows per strip: a multiple of the 8 px block nearest STRIP_PIXELS / width, at least 8."""
-    return max(8, round(STRIP_PIXELS / width / 8) * 8)
+    return rows_per_strip(width, STRIP_PIXELS, 8)
 
 
 def texture_normalised_z(error: np.ndarray, texture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ from ..residual import reflect_border
 from ..types import Evidence, ExpertResult, ExpertSpec
 from . import _jpeg_math as jm
 from ._signal_math import bbox_words, components, ramp, upsample_blocks
-from ._working import paint_blocks
+from ._working import paint_blocks, rows_per_strip
 from .base import Expert
 from .registry import register_expert
 
@@ -55,7 +55,7 @@ _PREDICTOR = np.array([[-0.25, 0.5, -0.25], [0.5, 0.0, 0.5], [-0.25, 0.5, -0.25]
 
 def strip_rows(width: int) -> int:
     """Rows per strip of pixel work: about STRIP_PIXELS pixels, at least one row."""
-    return max(1, round(STRIP_PIXELS / width))
+    return rows_per_strip(width, STRIP_PIXELS)
 
 
 def predictor_residual(gray: np.ndarray) -> np.ndarray:
