@@ -82,7 +82,8 @@ def test_strips_give_the_whole_image_bits(
     rgb[-5:, -7:] = 0
     expected = _whole_image_features(rgb)
     monkeypatch.setattr(features, "JPEG_STRIP_BLOCKS", jpeg_strip)
-    monkeypatch.setattr(features, "STRIP_BLOCKS", strip)
+    monkeypatch.setattr(features, "strip_blocks", lambda width: strip)
+    monkeypatch.setattr(features, "GHOST_BLOCKS", strip)  # the re-save error's sub-strips
     got = features.raw_block_features(rgb)
     assert sorted(got) == sorted(expected)
     for key, want in expected.items():
@@ -90,12 +91,17 @@ def test_strips_give_the_whole_image_bits(
         assert np.array_equal(got[key], want), key
 
 
+def test_strips_hold_about_the_same_pixels_at_any_width() -> None:
+    # 8 block rows at 12 MP, 4 at 48 MP (the strip's temporaries do not grow with the width)
+    assert [features.strip_blocks(w) for w in (3888, 4000, 8000, 8485, 100)] == [8, 8, 4, 4, 328]
+
+
 def test_noise_image_gives_the_whole_image_bits(monkeypatch: pytest.MonkeyPatch) -> None:
     # Pure noise: large re-save errors and residuals, every block far from the others.
     rgb = np.random.default_rng(5).integers(0, 256, (147, 118, 3), dtype=np.uint8)
     expected = _whole_image_features(rgb)
     monkeypatch.setattr(features, "JPEG_STRIP_BLOCKS", 2)
-    monkeypatch.setattr(features, "STRIP_BLOCKS", 1)
+    monkeypatch.setattr(features, "strip_blocks", lambda width: 1)
     got = features.raw_block_features(rgb)
     for key, want in expected.items():
         assert np.array_equal(got[key], want), key

@@ -11,9 +11,13 @@ import numpy as np
 IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32) / 6.0
 
 
-# Pixels per chunk of rows: the chunk's float64 temporaries (about 40 bytes a pixel) then stay
-# in a core's L2 cache. 8 rows at 12 MP; 8 rows at 48 MP were 8% slower than 4.
-CHUNK_PIXELS = 1 << 15
+# Pixels per chunk of rows (2 to 32 rows): 32 rows at 12 MP, 16 at 48 MP. Each chunk is a
+# dozen numpy calls, and each call lets the other expert thread take the GIL: with chunks of
+# 1 << 15 pixels, the two expert threads traded it 15-18 thousand times per 12 MP analysis.
+# A quarter of this keeps the float64 temporaries (40 bytes a pixel) in a small L2 cache, but
+# one thread was no faster with it (BENCHMARKS.md, eighth round).
+CHUNK_PIXELS = 1 << 17
+MAX_CHUNK_ROWS = 32
 
 
 def immerkaer_abs(
@@ -25,12 +29,12 @@ def immerkaer_abs(
     the kernel's row-major order, from 0.0, and rounds the sum to float32. A product of two
     float32s is exact in float64 and the weights are 1, -2 and 4 times the float32 1/6, so w * x
     and its doubles are those products; the additions below are scipy's, in its order. Chunks
-    of `chunk` rows (by default about CHUNK_PIXELS pixels, 2 to 8 rows) keep the float64
+    of `chunk` rows (by default about CHUNK_PIXELS pixels, 2 to 32 rows) keep the float64
     temporaries in cache; each output value is the same whatever the chunk.
     """
     rows, w = ch.shape
     n = rows - top if n is None else n
-    chunk = chunk or min(8, max(2, round(CHUNK_PIXELS / max(w, 1))))
+    chunk = chunk or min(MAX_CHUNK_ROWS, max(2, round(CHUNK_PIXELS / max(w, 1))))
     w1 = np.float64(IMMERKAER[0, 0])
     out = np.empty((n, w), dtype=np.float32)
     for c0 in range(0, n, chunk):

@@ -13,6 +13,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ..io import jpeg_codec
+
 # ITU-T T.81 Annex K tables (quality 50 in the IJG scaling), natural order.
 STD_LUMA = np.array([
     16, 11, 10, 16, 24, 40, 51, 61,
@@ -84,10 +86,11 @@ def block_dct(gray: np.ndarray, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
 
 
 # Image-sized work is done in horizontal strips of whole block rows of about this many bytes of
-# float32: the strip and its temporaries stay in the CPU cache between the passes over it, and
-# no image-sized temporary is allocated. Every output depends on its own block row only, so the
-# results are the same as over the whole image.
-STRIP_BYTES = 1 << 19
+# float32: no image-sized temporary is allocated. Every output depends on its own block row
+# only, so the results are the same as over the whole image. A quarter of this stays in a small
+# L2 cache, but makes 4x the numpy calls, each of which can hand the GIL to the other expert
+# thread; that cost more (BENCHMARKS.md, eighth round).
+STRIP_BYTES = 1 << 21
 
 
 def strip_rows(width: int, itemsize: int = 4, scale: int = 1) -> int:
@@ -255,12 +258,12 @@ def recompress(
     dy, dx = phase
     sub = img[dy:, dx:]
     mode = "L" if sub.ndim == 2 else "RGB"
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(sub), mode).save(
-        buf, "JPEG", quality=int(quality), subsampling=0
+    # jpeg_codec: the same bytes as a save to BytesIO, without holding the GIL meanwhile
+    data = jpeg_codec.encode(
+        Image.fromarray(np.ascontiguousarray(sub), mode), quality=int(quality), subsampling=0
     )
     # Only the JPEG plugin is asked to open it: no probing of the other formats first.
-    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue()), formats=["JPEG"]))
+    decoded = np.asarray(Image.open(io.BytesIO(data), formats=["JPEG"]))
     if not uint8:
         # uint8 first, then float32: the same values, faster than converting inside asarray.
         decoded = decoded.astype(np.float32)

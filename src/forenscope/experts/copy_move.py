@@ -122,25 +122,28 @@ def uniform_filter_strips(a: np.ndarray, size: int) -> Iterator[tuple[int, int, 
         return
     before = size // 2
 
-    def line(i: int) -> np.ndarray:
-        i = -i - 1 if i < 0 else i
-        return np.asarray(a[2 * n - 1 - i if i >= n else i])
+    def lines(i: np.ndarray) -> np.ndarray:
+        """Rows `i` of `a` extended by reflection (a gathered copy)."""
+        i = np.where(i < 0, -i - 1, i)
+        return np.asarray(a[np.where(i >= n, 2 * n - 1 - i, i)])
 
     rows = max(1, STRIP_BYTES // (a.itemsize * max(a.shape[1], 1)))
     cols = np.empty((min(rows, n), a.shape[1]), a.dtype)
-    acc = np.zeros(a.shape[1], np.float64)
+    # sums[0] carries the running sum into each strip; sums[1:] become the strip's sums.
+    sums = np.zeros((min(rows, n) + 1, a.shape[1]), np.float64)
     for j in range(size):
-        np.add(acc, line(j - before), out=acc)
-    step = np.empty_like(acc)
+        np.add(sums[0], lines(np.array([j - before]))[0], out=sums[0])
     for top in range(0, n, rows):
         stop = min(top + rows, n)
-        for i in range(top, stop):
-            if i > 0:
-                np.subtract(
-                    line(i + size - 1 - before), line(i - 1 - before), out=step, dtype=np.float64
-                )
-                np.add(acc, step, out=acc)
-            np.divide(acc, size, out=cols[i - top], casting="same_kind")
+        i = np.arange(max(top, 1), stop)  # row 0 is the initial sum itself
+        part = sums[: len(i) + 1]
+        entering, leaving = lines(i + size - 1 - before), lines(i - 1 - before)
+        np.subtract(entering, leaving, out=part[1:], dtype=np.float64)
+        # accumulate adds row after row, in order: scipy's `sum += entering - leaving`
+        np.add.accumulate(part, axis=0, out=part)
+        done = part[1:] if top > 0 else part  # the first strip starts with row 0's sum
+        np.divide(done, size, out=cols[: stop - top], casting="same_kind")
+        sums[0] = part[-1]
         yield top, stop, np.asarray(ndimage.uniform_filter1d(cols[: stop - top], size, axis=1))
 
 

@@ -30,10 +30,11 @@ MAD_FLOOR = 0.15  # in log units: a bin of identical blocks must not give infini
 Z_HOT = 2.0  # |z| at which the heat map reaches 0.5
 MIN_ERROR_DIFF = 0.5  # grey levels a block's error must differ from its texture bin's median
 MIN_ERROR_RATIO = 1.25  # and by this factor (either way): a visible contrast, not 5.0 vs 5.6
-# Pixels per strip of pixel work: a strip's dozen temporaries (about 40 bytes a pixel) then
-# stay in a core's L2 cache at any width. Rows sized for 12 MP (32) held 4x too many bytes at
-# 48 MP, where the strips took 0.70 s instead of 0.45 s.
-STRIP_PIXELS = 1 << 16
+# Pixels per strip of pixel work, sized by pixels so a strip holds as many bytes at any width
+# (its dozen temporaries: about 40 bytes a pixel). On one thread a quarter of this stayed in a
+# core's L2 cache and was fastest; beside another expert thread, fewer and longer numpy calls
+# hand the GIL over less often, which gains more (BENCHMARKS.md, eighth round).
+STRIP_PIXELS = 1 << 18
 
 
 def strip_rows(width: int) -> int:

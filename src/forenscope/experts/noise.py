@@ -36,10 +36,12 @@ from .base import Expert
 from .registry import register_expert
 
 BLOCK = 16
-# Block rows per strip of pixel work. One: a strip's luma, residual and block copies (about
-# 25 bytes a pixel) then stay in a core's L2 cache up to 48 MP (four held 4 MB there).
-STRIP_BLOCKS = 1
-LUMA_ROWS = 8  # rows per luma product: its float32 RGB copy (12 bytes a pixel) stays small
+# Block rows per strip of pixel work (a strip's luma, residual and block copies: about 25 bytes
+# a pixel, 3 MB a block row at 48 MP). One fits a core's L2 cache, but four make a quarter of the
+# numpy calls, each of which can hand the GIL to the other expert thread (BENCHMARKS.md,
+# eighth round).
+STRIP_BLOCKS = 4
+LUMA_ROWS = 32  # rows per luma product: its float32 RGB copy (12 bytes a pixel) stays small
 Z_LO, Z_HI = 3.0, 6.0  # heatmap 0..1 over this smoothed-z range; 0.5 at z = 4.5
 MIN_BLOCKS = 48  # fewer valid blocks cannot give a stable image-wide noise model
 # A region is reported (and scores) only with a contrast a person can check in the numbers:

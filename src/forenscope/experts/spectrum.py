@@ -33,10 +33,11 @@ from .base import Expert
 from .registry import register_expert
 
 BLOCK, STEP = 64, 32  # local analysis window and stride
-# Pixels per strip of the predictor's pixel work: its float64 temporaries (about 40 bytes a
-# pixel) then stay in a core's L2 cache at any width. 32 rows held 4x too many bytes at 48 MP
-# (0.27 s there instead of 0.18 s).
-STRIP_PIXELS = 1 << 15
+# Pixels per strip of the predictor's pixel work (float64 temporaries, about 40 bytes a pixel),
+# by pixels so a strip holds as many bytes at any width. A quarter of this fits a core's L2
+# cache, but fewer numpy calls hand the GIL to the other expert thread less often, which gains
+# more (BENCHMARKS.md, eighth round).
+STRIP_PIXELS = 1 << 17
 LOW_BINS = 4  # profile-spectrum bins below this carry image content, not resampling
 LOCAL_LO, LOCAL_HI = 3.0, 6.0  # summed x+y log-power excess (nats); heat 0.5 at 4.5
 TILE = 64  # Welch tile for the global spectrum

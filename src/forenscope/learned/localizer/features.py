@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ...io import jpeg_codec
 from ...residual import immerkaer_abs
 
 BLOCK = 16
@@ -100,13 +101,25 @@ def _grid_phase_energy(y: np.ndarray, axis: int) -> np.ndarray:
 # vertical difference; one 16 px MCU row on each side for the JPEG re-save, whose 4:2:0 MCUs are
 # 16x16 and whose decoder's chroma upsampling reads the neighbouring chroma rows).
 JPEG_STRIP_BLOCKS = 32  # block rows re-saved at a time: the 2 halo MCU rows cost 6% more coding
-STRIP_BLOCKS = 4  # block rows of the pixel statistics at a time
+# Pixels of the pixel statistics at a time (whole block rows: 8 at 12 MP, 4 at 48 MP), and
+# block rows of each re-save's error. Each strip is many numpy calls, and each call lets another
+# expert thread take the GIL: strips of half this and of one block row made the two expert
+# threads trade it about 45 thousand times in the localizer alone at 12 MP, which cost more than
+# larger strips lose in cache (BENCHMARKS.md, eighth round).
+STRIP_PIXELS = 1 << 19
+GHOST_BLOCKS = 4
+
+
+def strip_blocks(width: int) -> int:
+    """Block rows per strip of the pixel statistics: about STRIP_PIXELS pixels, at least one."""
+    return max(1, round(STRIP_PIXELS / (max(width, 1) * BLOCK)))
 
 
 def raw_block_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
     """Raw per-block statistics of an RGB uint8 image, each (rows, cols) float32."""
     h, w = rgb.shape[:2]
     nby = h // BLOCK
+    strip = strip_blocks(w)
     parts: dict[str, list[np.ndarray]] = {}
     # The 2x-averaged luma for the texture statistic, filled strip by strip (a quarter of Y).
     small = np.empty((h // 2, w // 2), dtype=np.float32)
@@ -116,13 +129,13 @@ def raw_block_features(rgb: np.ndarray) -> dict[str, np.ndarray]:
         r1 = h if b1 == nby else b1 * BLOCK
         for key, val in _ghost_strip(rgb, b0 * BLOCK, r1).items():
             parts.setdefault(key, []).append(val)
-        for c0 in range(b0, b1, STRIP_BLOCKS):
-            c1 = min(b1, c0 + STRIP_BLOCKS)
+        for c0 in range(b0, b1, strip):
+            c1 = min(b1, c0 + strip)
             s1 = r1 if c1 == b1 else c1 * BLOCK
             for key, val in _strip_features(rgb, c0 * BLOCK, s1, small).items():
                 parts.setdefault(key, []).append(val)
     out = {key: np.concatenate(vals) for key, vals in parts.items()}
-    out["texture"] = _texture(small, nby)[:, : out["noise_y"].shape[1]]
+    out["texture"] = _texture(small, nby, strip)[:, : out["noise_y"].shape[1]]
     out["noise_vs_texture"] = out["noise_y"] - out["texture"]
     ghosts = np.stack([out[f"ghost_{q}"] for q in GHOST_QUALITIES])
     mean_ghost = ghosts.mean(axis=0)
@@ -220,18 +233,19 @@ def _ghost_strip(rgb: np.ndarray, r0: int, r1: int) -> dict[str, np.ndarray]:
     for q in GHOST_QUALITIES:
         _resave_into(src, q, decoded)
         rows = []
-        for i in range(0, r1 - r0 - BLOCK + 1, BLOCK):  # a block row at a time: stays in cache
-            err = _squared_error(decoded[r0 - j0 + i : r0 - j0 + i + BLOCK], ref[i : i + BLOCK])
+        step = GHOST_BLOCKS * BLOCK  # a few block rows at a time: they stay in cache
+        for i in range(0, (r1 - r0) // BLOCK * BLOCK, step):
+            n = min(step, (r1 - r0) // BLOCK * BLOCK - i)
+            err = _squared_error(decoded[r0 - j0 + i : r0 - j0 + i + n], ref[i : i + n])
             rows.append(_block_mean16(err))
         out[f"ghost_{q}"] = _log(np.concatenate(rows))
     return out
 
 
 def _resave_into(src: Image.Image, quality: int, out: np.ndarray) -> None:
-    """JPEG-save `src` at `quality` (4:2:0) and decode it into `out` (h, w, 4): RGB, pad byte."""
-    buf = io.BytesIO()
-    src.save(buf, "JPEG", quality=quality, subsampling=2)
-    buf.seek(0)
+    """JPEG-save `src` at `quality` (4:2:0) and decode it into `out` (h, w, 4): RGB, pad byte.
+    Saved through `jpeg_codec`, which lets the other expert threads run meanwhile."""
+    buf = io.BytesIO(jpeg_codec.encode(src, quality=quality, subsampling=2))
     with Image.open(buf) as decoded:
         # Pillow stores RGB as 4 bytes a pixel, like RGBX: decoding straight into `out` saves
         # the copy np.asarray would make through tobytes().
@@ -260,16 +274,16 @@ def _squared_error(again: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return total
 
 
-def _texture(small: np.ndarray, nby: int) -> np.ndarray:
+def _texture(small: np.ndarray, nby: int, strip: int) -> np.ndarray:
     """Scene texture (not noise) per block: gradient of the 2x-averaged, slightly smoothed image.
 
-    Strip by strip too: the Gaussian (sigma 1, radius 4) reads 4 rows each side and the
-    vertical difference one more below, so each strip carries those halo rows."""
+    Strip by strip too (`strip` block rows): the Gaussian (sigma 1, radius 4) reads 4 rows each
+    side and the vertical difference one more below, so each strip carries those halo rows."""
     hs = small.shape[0]
     rows: list[np.ndarray] = []
     half = BLOCK // 2
-    for b0 in range(0, nby, STRIP_BLOCKS):
-        b1 = min(nby, b0 + STRIP_BLOCKS)
+    for b0 in range(0, nby, strip):
+        b1 = min(nby, b0 + strip)
         s0, s1 = b0 * half, b1 * half
         lo, hi = max(0, s0 - 4), min(hs, s1 + 5)
         sm = ndimage.gaussian_filter(small[lo:hi], 1.0)[s0 - lo : s1 + 1 - lo]
