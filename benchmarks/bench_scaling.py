@@ -125,13 +125,20 @@ def child(
     cold = analyze(path, experts=experts, threads=threads)
     cold_s, cold_rss = time.time() - spawned_at, peak_rss_mb()
     warm_runs = []
+    # CPU time and voluntary context switches of the warm runs: the switches count the expert
+    # threads waiting on each other (mostly for the GIL; one thread makes a few dozen).
+    cpu0, switches0 = os.times(), resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
     for _ in range(warm):
         detect._memo.clear()  # the face detection is memoised per image: pay it every run
         warm_runs.append(analyze(path, experts=experts, threads=threads).timings)
+    cpu1, switches1 = os.times(), resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
+    runs = max(1, warm)
+    warm_cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / runs
     floor = min(pillow_floor(path) for _ in range(max(1, warm)))
     print(json.dumps({
         "width": cold.image.width, "height": cold.image.height, "cold": cold.timings,
         "cold_s": cold_s, "cold_rss_mb": cold_rss, "warm": warm_runs, "floor_s": floor,
+        "warm_cpu_s": warm_cpu, "warm_switches": (switches1 - switches0) / runs,
     }))  # fmt: skip
 
 
@@ -232,14 +239,16 @@ def measure(item: Input, args: argparse.Namespace, experts: list[str] | None) ->
 
 def print_totals(rows: list[Row]) -> None:
     print("| input | MP | cold s (fresh process) | cold peak MB | warm s | warm s/MP | "
-          "Pillow decode+resize s | warm / floor | decode s | fusion s |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "Pillow decode+resize s | warm / floor | decode s | fusion s | warm CPU s | "
+          "switches |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         w, floor = r.warm, r.figures["floor_s"]
         print(
             f"| {r.input.label} | {r.mp:.1f} | {r.cold_wall:.1f} | {r.cold_rss:.0f} | "
             f"{w['total_s']:.2f} | {w['total_s'] / r.mp:.2f} | {floor:.3f} | "
-            f"x{w['total_s'] / floor:.0f} | {w['decode_s']:.2f} | {w['fusion_s']:.2f} |"
+            f"x{w['total_s'] / floor:.0f} | {w['decode_s']:.2f} | {w['fusion_s']:.2f} | "
+            f"{r.figures['warm_cpu_s']:.2f} | {r.figures['warm_switches']:.0f} |"
         )
 
 
