@@ -71,9 +71,10 @@ def texture_normalised_z(error: np.ndarray, texture: np.ndarray) -> tuple[np.nda
 def _strip_features(
     rgb: np.ndarray, resaved: np.ndarray, r0: int, r1: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Block means of rows [r0, r1) (r0 a multiple of 8): re-save error, texture (|Laplacian|
-    of the luma) and share of clipped pixels, as the whole-image planes would give them."""
-    a, b = rgb[r0:r1], resaved[r0:r1]
+    """Block means of rows [r0, r1) (r0 a multiple of 8): re-save error (`resaved` holds those
+    rows re-saved), texture (|Laplacian| of the luma) and share of clipped pixels, as the
+    whole-image planes would give them."""
+    a, b = rgb[r0:r1], resaved
     d = np.maximum(a, b) - np.minimum(a, b)  # |a - b| without leaving uint8
     total = np.add(d[..., 0], d[..., 1], dtype=np.uint16)
     total += d[..., 2]
@@ -123,13 +124,17 @@ def ela_blocks(
     and the robust z-map smoothed over blocks.
 
     The pixel planes are made `strip_rows` rows at a time: no image-sized float planes (six of
-    them at 48 MP were 1.2 GB), and each strip's temporaries stay in the CPU cache."""
-    resaved = jm.recompress(rgb, quality, uint8=True)  # the error is taken in integers
+    them at 48 MP were 1.2 GB), and each strip's temporaries stay in the CPU cache. The re-save
+    too: at 4:4:4 every 8x8 block is coded and decoded on its own, so a strip of whole block
+    rows (or one that ends at the image's bottom) re-saves to the whole re-save's pixels, and
+    no re-saved copy of the image is made (with Pillow's own copies, 280 MB at 48 MP)."""
+    h = rgb.shape[0]
     step = strip_rows(rgb.shape[1])
-    parts = [
-        _strip_features(rgb, resaved, r0, min(r0 + step, rgb.shape[0]))
-        for r0 in range(0, rgb.shape[0] // 8 * 8, step)
-    ]
+    parts = []
+    for r0 in range(0, h // 8 * 8, step):
+        r1 = min(r0 + step, h)
+        resaved = jm.recompress(rgb[r0:r1], quality, uint8=True)  # the error is in integers
+        parts.append(_strip_features(rgb, resaved, r0, r1))
     eb, tb, xb = (np.concatenate(p) for p in zip(*parts, strict=True))
     z, typical = texture_normalised_z(eb, tb)
     # Clipped (saturated or black) blocks re-save without error whatever their history.
