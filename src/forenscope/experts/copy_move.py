@@ -131,8 +131,8 @@ def uniform_filter_strips(a: np.ndarray, size: int) -> Iterator[tuple[int, int, 
     cols = np.empty((min(rows, n), a.shape[1]), a.dtype)
     # sums[0] carries the running sum into each strip; sums[1:] become the strip's sums.
     sums = np.zeros((min(rows, n) + 1, a.shape[1]), np.float64)
-    for j in range(size):
-        np.add(sums[0], lines(np.array([j - before]))[0], out=sums[0])
+    for row in lines(np.arange(size) - before):  # the first window's rows, added in order
+        np.add(sums[0], row, out=sums[0])
     for top in range(0, n, rows):
         stop = min(top + rows, n)
         i = np.arange(max(top, 1), stop)  # row 0 is the initial sum itself

@@ -230,12 +230,13 @@ def _ghost_strip(rgb: np.ndarray, r0: int, r1: int) -> dict[str, np.ndarray]:
     ref = np.empty((r1 - r0, w, 4), dtype=np.int16)
     ref[..., :3] = rgb[r0:r1]
     out: dict[str, np.ndarray] = {}
+    whole = (r1 - r0) // BLOCK * BLOCK  # the strip's rows of whole blocks
+    step = GHOST_BLOCKS * BLOCK  # a few block rows at a time: they stay in cache
     for q in GHOST_QUALITIES:
         _resave_into(src, q, decoded)
         rows = []
-        step = GHOST_BLOCKS * BLOCK  # a few block rows at a time: they stay in cache
-        for i in range(0, (r1 - r0) // BLOCK * BLOCK, step):
-            n = min(step, (r1 - r0) // BLOCK * BLOCK - i)
+        for i in range(0, whole, step):
+            n = min(step, whole - i)
             err = _squared_error(decoded[r0 - j0 + i : r0 - j0 + i + n], ref[i : i + n])
             rows.append(_block_mean16(err))
         out[f"ghost_{q}"] = _log(np.concatenate(rows))
